@@ -73,8 +73,13 @@ class Environment(ABC):
 
     # --- configuration (setup) -------------------------------------------------
     @abstractmethod
-    def use_webhook_profile(self, profile: str) -> None:
-        """Select the MutatingWebhookConfiguration profile: ``caa-chart`` or ``openshift``."""
+    def use_webhook_profile(self, profile: str, *, failure_policy: str | None = None) -> None:
+        """Select the MutatingWebhookConfiguration profile (``caa-chart``, ``openshift``),
+        optionally overriding its failurePolicy (``Fail``, ``Ignore``)."""
+
+    @abstractmethod
+    def make_webhook_unreachable(self) -> None:
+        """From now on, calls to the webhook fail as if its endpoint could not be reached."""
 
     @abstractmethod
     def use_webhook_configuration(self, path: Path) -> None:
@@ -131,7 +136,8 @@ class Environment(ABC):
 
     @abstractmethod
     def pod_vm(self, namespace: str, name: str) -> dict[str, Any]:
-        """Facts about the pod's VM (provider-specific: name, vcpus, memory, disks, ...)."""
+        """Facts about the pod's VM: at least ``name``, ``vcpus``, ``memory_mib`` and ``user_data``
+        (the cloud-config the VM was given); providers add their own (disks, console, ...)."""
 
     @abstractmethod
     def guest_report(self, namespace: str, name: str) -> dict[str, Any]:

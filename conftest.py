@@ -1,0 +1,98 @@
+"""pytest wiring for the conformance features: target selection, environments, applicability.
+
+The features in ``features/`` run through ``steps/test_conformance.py``; the step modules
+(``steps/common.py`` and every ``steps/*_steps.py``) are loaded here once, as plugins, so
+each step text is defined in exactly one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sim.catalogue import load_catalogue
+from sim.targets import TARGETS, create_target
+from sim.targets.base import CAPABILITIES, Environment, NotApplicable, Target, TargetOptions
+
+ROOT = Path(__file__).parent
+pytest_plugins = ["steps.common"] + sorted(
+    f"steps.{path.stem}" for path in (ROOT / "steps").glob("*_steps.py")
+)
+
+NEEDS_PREFIX = "needs-"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("peerpods", "peerpods-conformance target selection")
+    group.addoption("--target", default="reference", choices=sorted(TARGETS), help="system under test")
+    group.addoption("--libvirt-uri", default=None, help="libvirt URI for the lpar target")
+    group.addoption("--webhook-url", default=None, help="AdmissionReview endpoint for the webhook target")
+    group.addoption("--webhook-ca", default=None, help="CA bundle (PEM) that signed the webhook's certificate")
+    group.addoption(
+        "--webhook-config", default=None, help="MutatingWebhookConfiguration YAML the webhook target applies"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register every requirement id and capability tag as a marker, so typos fail loudly."""
+    for requirement in load_catalogue().requirements:
+        config.addinivalue_line("markers", f"{requirement.id}: {requirement.text}")
+    for capability, meaning in CAPABILITIES.items():
+        config.addinivalue_line("markers", f"{NEEDS_PREFIX}{capability}: scenario needs {meaning}")
+
+
+def _path_option(config: pytest.Config, name: str) -> Path | None:
+    value = config.getoption(name)
+    return Path(value) if value else None
+
+
+@pytest.fixture(scope="session")
+def target(pytestconfig: pytest.Config) -> Iterator[Target]:
+    """The system under test, built once per run from the command-line options."""
+    options = TargetOptions(
+        libvirt_uri=pytestconfig.getoption("libvirt_uri"),
+        webhook_url=pytestconfig.getoption("webhook_url"),
+        webhook_ca=_path_option(pytestconfig, "webhook_ca"),
+        webhook_config=_path_option(pytestconfig, "webhook_config"),
+    )
+    built = create_target(pytestconfig.getoption("target"), options)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def env(target: Target) -> Iterator[Environment]:
+    """One scenario's environment: set up before the steps, torn down after them."""
+    environment = target.open_environment()
+    yield environment
+    environment.close()
+
+
+def required_capabilities(item: pytest.Item) -> list[str]:
+    """The capabilities a scenario declares with ``@needs-<capability>`` tags."""
+    return sorted(
+        mark.name[len(NEEDS_PREFIX) :] for mark in item.iter_markers() if mark.name.startswith(NEEDS_PREFIX)
+    )
+
+
+@pytest.fixture(autouse=True)
+def _applicability(request: pytest.FixtureRequest) -> None:
+    """Report a scenario as not applicable, before any step runs, when the target lacks a capability."""
+    needed = required_capabilities(request.node)
+    if not needed:
+        return
+    built: Target = request.getfixturevalue("target")
+    for capability in needed:
+        if capability not in built.capabilities:
+            pytest.skip(built.why_not(capability))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A step that asks the target something it cannot answer makes the scenario not applicable."""
+    try:
+        return (yield)
+    except NotApplicable as exc:
+        pytest.skip(f"not applicable: {exc}")
