@@ -1,0 +1,1 @@
+"""The run's results and the certification report built from them."""
