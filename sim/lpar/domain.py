@@ -1,0 +1,159 @@
+"""The libvirt domain XML of an s390x pod VM, shaped as CAA's libvirt provider shapes it.
+
+Spec section 6 fixes the device set (virtio disks with iommu, an sclp console, a virtio NIC
+on LIBVIRT_NET, a virtio RNG, a memballoon with iommu, s390-pv launch security on SE).
+Two things differ on the emulated LPAR, on purpose and visibly in the XML: the console is a
+file (so the host can read the guest's report without a pty), and the kernel and initramfs
+are booted directly, because an emulated s390x has no zipl boot record on the boot volume.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Any
+
+S390_ARCH = "s390x"
+S390_MACHINE = "s390-ccw-virtio"
+LAUNCH_SECURITY_SE = "s390-pv"
+
+
+@dataclass(frozen=True)
+class BootAssets:
+    """Where the domain boots from: kernel, initramfs and their command line."""
+
+    kernel: str
+    initrd: str
+    cmdline: str
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """Everything that distinguishes one pod VM's domain from another's."""
+
+    name: str
+    vcpus: int
+    memory_mib: int
+    domain_type: str
+    machine: str
+    emulator: str | None
+    boot_volume: str
+    cidata_volume: str
+    network: str
+    console_path: str
+    boot: BootAssets | None
+    launch_security: str | None
+    description: str = "peer pod VM (peerpods-conformance)"
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    element = ET.SubElement(parent, tag, attrs)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _virtio_disk(devices: ET.Element, *, path: str, fmt: str, dev: str, readonly: bool) -> None:
+    disk = _sub(devices, "disk", type="file", device="disk")
+    _sub(disk, "driver", name="qemu", type=fmt, iommu="on")
+    _sub(disk, "source", file=path)
+    _sub(disk, "target", dev=dev, bus="virtio")
+    if readonly:
+        _sub(disk, "readonly")
+
+
+def build_domain_xml(spec: DomainSpec) -> str:
+    """The domain definition for ``spec`` (a string libvirt's defineXML accepts)."""
+    domain = ET.Element("domain", type=spec.domain_type)
+    _sub(domain, "name", spec.name)
+    _sub(domain, "description", spec.description)
+    _sub(domain, "memory", str(spec.memory_mib), unit="MiB")
+    _sub(domain, "currentMemory", str(spec.memory_mib), unit="MiB")
+    _sub(domain, "vcpu", str(spec.vcpus))
+    os_element = _sub(domain, "os")
+    _sub(os_element, "type", "hvm", arch=S390_ARCH, machine=spec.machine)
+    if spec.boot is not None:
+        _sub(os_element, "kernel", spec.boot.kernel)
+        _sub(os_element, "initrd", spec.boot.initrd)
+        _sub(os_element, "cmdline", spec.boot.cmdline)
+    _sub(domain, "clock", offset="utc")
+    # A pod VM that stops for any reason is gone: the adaptor creates a new one, never reboots it.
+    for event in ("on_poweroff", "on_reboot", "on_crash"):
+        _sub(domain, event, "destroy")
+    devices = _sub(domain, "devices")
+    if spec.emulator:
+        _sub(devices, "emulator", spec.emulator)
+    _virtio_disk(devices, path=spec.boot_volume, fmt="qcow2", dev="vda", readonly=False)
+    _virtio_disk(devices, path=spec.cidata_volume, fmt="raw", dev="vdb", readonly=True)
+    interface = _sub(devices, "interface", type="network")
+    _sub(interface, "source", network=spec.network)
+    _sub(interface, "model", type="virtio")
+    _sub(interface, "driver", iommu="on")
+    console = _sub(devices, "console", type="file")
+    _sub(console, "source", path=spec.console_path)
+    _sub(console, "target", type="sclp")
+    rng = _sub(devices, "rng", model="virtio")
+    _sub(rng, "backend", "/dev/urandom", model="random")
+    balloon = _sub(devices, "memballoon", model="virtio")
+    _sub(balloon, "driver", iommu="on")
+    if spec.launch_security is not None:
+        _sub(domain, "launchSecurity", type=spec.launch_security)
+    ET.indent(domain)
+    return ET.tostring(domain, encoding="unicode")
+
+
+def domain_facts(xml_text: str) -> dict[str, Any]:
+    """What a scenario checks about a defined domain, read back from libvirt's own XML."""
+    root = ET.fromstring(xml_text)
+    os_type = root.find("os/type")
+    memory = root.find("memory")
+    disks = []
+    for disk in root.findall("devices/disk"):
+        driver, source, target = disk.find("driver"), disk.find("source"), disk.find("target")
+        disks.append(
+            {
+                "dev": target.get("dev") if target is not None else None,
+                "bus": target.get("bus") if target is not None else None,
+                "format": driver.get("type") if driver is not None else None,
+                "iommu": driver.get("iommu") if driver is not None else None,
+                "source": source.get("file") if source is not None else None,
+                "readonly": disk.find("readonly") is not None,
+            }
+        )
+    interface = root.find("devices/interface")
+    console_target = root.find("devices/console/target")
+    launch = root.find("launchSecurity")
+    balloon_driver = root.find("devices/memballoon/driver")
+    vcpu = root.find("vcpu")
+    return {
+        "name": root.findtext("name"),
+        "type": root.get("type"),
+        "arch": os_type.get("arch") if os_type is not None else None,
+        "machine": os_type.get("machine") if os_type is not None else None,
+        "vcpus": int(vcpu.text or "0") if vcpu is not None else None,
+        "memory_mib": _mib(memory),
+        "disks": disks,
+        "console": console_target.get("type") if console_target is not None else None,
+        "console_path": _attr(root.find("devices/console/source"), "path"),
+        "network": _attr(interface.find("source") if interface is not None else None, "network"),
+        "nic_model": _attr(interface.find("model") if interface is not None else None, "type"),
+        "rng": _attr(root.find("devices/rng"), "model"),
+        "memballoon": _attr(root.find("devices/memballoon"), "model"),
+        "memballoon_iommu": _attr(balloon_driver, "iommu"),
+        "launch_security": launch.get("type") if launch is not None else None,
+        "kernel": root.findtext("os/kernel"),
+    }
+
+
+def _attr(element: ET.Element | None, name: str) -> str | None:
+    return element.get(name) if element is not None else None
+
+
+_UNIT_KIB = {"KiB": 1, "k": 1, "KB": 1, "MiB": 1024, "M": 1024, "MB": 1024, "GiB": 1 << 20, "G": 1 << 20}
+
+
+def _mib(memory: ET.Element | None) -> int | None:
+    if memory is None or memory.text is None:
+        return None
+    kib = int(memory.text) * _UNIT_KIB.get(memory.get("unit", "KiB"), 1)
+    return kib // 1024
