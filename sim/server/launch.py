@@ -1,0 +1,172 @@
+"""Run the reference webhook as a real child process on loopback, for tests and CI.
+
+Tests and CI must exercise the server exactly as it would run in a pod - a separate
+process started from the ``webhook serve`` command line, spoken to over TLS - so this
+module starts that command on a free loopback port with a throw-away CA, waits until
+``/readyz`` answers over verified TLS, and stops it with SIGTERM (the signal a kubelet
+sends), escalating to SIGKILL only if it does not exit.
+
+As a script it wraps another command (for tox or .ci/run)::
+
+    python -m sim.server.launch -- peerpods-conformance run --target webhook \\
+        --webhook-url @WEBHOOK_URL@ --webhook-ca @WEBHOOK_CA@
+
+The command runs with ``WEBHOOK_URL`` and ``WEBHOOK_CA`` in its environment, and the
+``@WEBHOOK_URL@``/``@WEBHOOK_CA@`` placeholders in its arguments replaced (tox does not
+expand variables set at run time); the script exits with the command's status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sim.errors import TargetError
+
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 20.0
+PATH = "/mutate-v1-pod"
+
+
+@dataclass
+class LaunchedServer:
+    """A running ``webhook serve`` child: where it listens and how to trust it."""
+
+    url: str
+    ca: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_text(self) -> str:
+        """What the server printed so far (stdout and stderr)."""
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context trusting only this server's CA."""
+        return ssl.create_default_context(cafile=str(self.ca))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the server binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def serve_command() -> list[str]:
+    """The console script of this environment, or the same entry point through Python."""
+    script = Path(sys.executable).with_name("peerpods-conformance")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from sim.cli import main; sys.exit(main())"]
+
+
+def _ready(server: LaunchedServer) -> bool:
+    """True once /readyz answers 200 over TLS verified against the server's CA."""
+    if not server.ca.exists():
+        return False
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=server.ssl_context(), timeout=1.0)
+    try:
+        conn.request("GET", "/readyz")
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def stop(server: LaunchedServer, timeout: float = STOP_TIMEOUT_S) -> int:
+    """SIGTERM, as a kubelet would; SIGKILL if the server is still there after ``timeout``."""
+    proc = server.process
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+@contextmanager
+def launched(
+    extra_args: Sequence[str] = (),
+    *,
+    env: dict[str, str] | None = None,
+    ready_timeout: float = READY_TIMEOUT_S,
+) -> Iterator[LaunchedServer]:
+    """Start ``webhook serve --self-signed`` on a free loopback port; yield it once ready."""
+    workdir = Path(tempfile.mkdtemp(prefix="peerpods-webhook-"))
+    ca, log = workdir / "ca.pem", workdir / "server.log"
+    port = free_port()
+    cmd = [*serve_command(), "webhook", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--self-signed", str(ca), *extra_args]
+    with log.open("wb") as log_handle:
+        proc = subprocess.Popen(
+            cmd, stdout=log_handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    server = LaunchedServer(f"https://127.0.0.1:{port}{PATH}", ca, port, proc, log)
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while not _ready(server):
+            if proc.poll() is not None:
+                raise TargetError(f"webhook server exited with {proc.returncode}:\n{server.log_text()}")
+            if time.monotonic() > deadline:
+                raise TargetError(f"webhook server not ready within {ready_timeout} s:\n{server.log_text()}")
+            time.sleep(0.05)
+        yield server
+    finally:
+        stop(server)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def webhook_server(extra_args: Sequence[str] = ()) -> Iterator[tuple[str, Path]]:
+    """The reference server on loopback as ``(url, ca_path)``, for a caller needing only those."""
+    with launched(extra_args) as server:
+        yield server.url, server.ca
+
+
+def substitute(args: Sequence[str], url: str, ca: Path) -> list[str]:
+    """Replace the ``@WEBHOOK_URL@`` / ``@WEBHOOK_CA@`` placeholders in a command line."""
+    return [a.replace("@WEBHOOK_URL@", url).replace("@WEBHOOK_CA@", str(ca)) for a in args]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command while the reference server is up; exit with the command's status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sim.server.launch",
+        description="Run COMMAND with WEBHOOK_URL/WEBHOOK_CA set while the reference webhook serves.",
+    )
+    parser.add_argument("--serve-arg", action="append", default=[], help="extra argument for webhook serve")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("no command given (python -m sim.server.launch -- COMMAND ...)")
+    with launched(args.serve_arg) as server:
+        env = {**os.environ, "WEBHOOK_URL": server.url, "WEBHOOK_CA": str(server.ca)}
+        print(f"launch: reference webhook at {server.url} (CA {server.ca})", file=sys.stderr, flush=True)
+        return subprocess.call(substitute(command, server.url, server.ca), env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

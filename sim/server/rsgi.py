@@ -1,0 +1,108 @@
+"""The adapter between granian's RSGI interface and :class:`sim.server.review.ReviewHandler`.
+
+RSGI was chosen over ASGI because granian hands the whole body over in one call and takes
+the reply as one bytes object, with TLS and HTTP parsing done in Rust: the Python side of a
+review is then little more than the JSON parse, the mutation and the JSON dump (see
+``benchmarks/bench_webhook.py`` for the measured comparison with other stacks).
+
+The body is read under a timeout, and a chunked body is accumulated only up to the limit,
+so a slow or oversized client costs bounded time and memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from granian.rsgi import Scope
+
+from sim.server.limits import ServerLimits
+from sim.server.review import Reply, ReviewHandler, status_reply
+from sim.webhook import WebhookSettings
+
+
+class HTTPProtocol(Protocol):
+    """The part of granian's RSGI HTTP protocol object this adapter uses."""
+
+    async def __call__(self) -> bytes: ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
+
+
+def _headers(reply: Reply) -> list[tuple[str, str]]:
+    return [("content-type", reply.content_type)]
+
+
+class RsgiApp:
+    """An RSGI application answering AdmissionReviews (and health probes)."""
+
+    __slots__ = ("handler", "limits")
+
+    def __init__(self, handler: ReviewHandler) -> None:
+        self.handler = handler
+        self.limits = handler.limits
+
+    async def __call__(self, scope: Scope, proto: HTTPProtocol) -> None:
+        if scope.proto != "http":
+            return
+        headers = scope.headers
+        length_header: str | None = headers.get("content-length")
+        length: int | None = None
+        if length_header is not None:
+            try:
+                length = int(length_header)
+            except ValueError:
+                proto_reply(proto, status_reply(400, f"Content-Length {length_header!r} is not a number"))
+                return
+        early = self.handler.precheck(scope.method, scope.path, headers.get("content-type"), length)
+        if early is not None:
+            proto_reply(proto, early)
+            return
+        try:
+            async with asyncio.timeout(self.limits.read_timeout):
+                body = await proto() if length is not None else await self._read_chunked(proto)
+        except TimeoutError:
+            proto_reply(
+                proto, status_reply(408, f"request body not received within {self.limits.read_timeout} s")
+            )
+            return
+        except _TooLarge:
+            proto_reply(proto, self.handler.too_large(None))
+            return
+        proto_reply(proto, self.handler.review(body))
+
+    async def _read_chunked(self, proto: HTTPProtocol) -> bytes:
+        """Accumulate a body of unknown length, giving up as soon as it crosses the limit."""
+        limit = self.limits.max_body_bytes
+        parts: list[bytes] = []
+        size = 0
+        chunk: Any
+        async for chunk in proto:
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+class _TooLarge(Exception):
+    """A chunked body crossed the size limit."""
+
+
+def proto_reply(proto: HTTPProtocol, reply: Reply) -> None:
+    """Write ``reply`` through RSGI."""
+    proto.response_bytes(reply.status, _headers(reply), reply.body)
+
+
+def create_app() -> RsgiApp:
+    """Factory granian calls in each worker: settings and limits come from the environment.
+
+    ``webhook serve`` exports TARGET_RUNTIMECLASS / POD_VM_EXTENDED_RESOURCE (upstream's
+    variables) and the limit variables before starting the workers.
+    """
+    env = os.environ
+    return RsgiApp(ReviewHandler(WebhookSettings.from_env(env), ServerLimits.from_env(env)))
