@@ -1,0 +1,94 @@
+"""``peerpods-conformance mutate``: show what the reference webhook does to a pod manifest.
+
+Useful to check a manifest before applying it to a cluster, and as the oracle when a real
+webhook's answer looks wrong. Settings come from the same environment variables the CAA
+webhook reads (TARGET_RUNTIMECLASS, POD_VM_EXTENDED_RESOURCE); flags win over them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from typing import Any
+
+import yaml
+
+from sim.errors import ConformanceInputError
+from sim.webhook import WebhookSettings, mutate_pod
+
+__all__ = ["load_pod", "read_source", "register"]
+
+
+def read_source(source: str, *, what: str) -> bytes:
+    """Bytes of FILE, or of stdin for '-'; a missing or unreadable file is an input error."""
+    if source == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(source, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise ConformanceInputError(f"{what} {source}: cannot read: {exc.strerror or exc}") from exc
+
+
+def load_pod(data: bytes, *, source: str) -> dict[str, Any]:
+    """Exactly one YAML document, and it must be a v1 Pod."""
+    label = "stdin" if source == "-" else source
+    try:
+        documents = [doc for doc in yaml.safe_load_all(data) if doc is not None]
+    except yaml.YAMLError as exc:
+        raise ConformanceInputError(f"{label}: not valid YAML: {exc}") from exc
+    if len(documents) != 1:
+        raise ConformanceInputError(
+            f"{label}: expected exactly one YAML document (a Pod), found {len(documents)}"
+        )
+    pod = documents[0]
+    if not isinstance(pod, dict):
+        raise ConformanceInputError(f"{label}: expected a Pod object, found a YAML {type(pod).__name__}")
+    kind, api_version = pod.get("kind"), pod.get("apiVersion")
+    if kind != "Pod" or api_version != "v1":
+        raise ConformanceInputError(f"{label}: expected apiVersion v1, kind Pod; found {api_version}/{kind}")
+    return pod
+
+
+def _settings(args: argparse.Namespace) -> WebhookSettings:
+    """Environment first, then the flags that were given."""
+    settings = WebhookSettings.from_env(os.environ)
+    if args.runtimeclass:
+        settings = dataclasses.replace(settings, target_runtimeclass=args.runtimeclass)
+    if args.extended_resource:
+        settings = dataclasses.replace(settings, extended_resource=args.extended_resource)
+    if args.no_annotations:
+        settings = dataclasses.replace(settings, annotations=False)
+    return settings
+
+
+def _handle(args: argparse.Namespace) -> int:
+    pod = load_pod(read_source(args.pod, what="pod manifest"), source=args.pod)
+    mutated = mutate_pod(pod, _settings(args))
+    sys.stdout.write(yaml.safe_dump(mutated, sort_keys=False, default_flow_style=False))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``mutate`` sub-command."""
+    parser = subparsers.add_parser(
+        "mutate",
+        help="print a pod as the reference peer-pods webhook would mutate it",
+        description=__doc__,
+    )
+    parser.add_argument("pod", metavar="POD.yaml", help="pod manifest, or '-' for stdin")
+    parser.add_argument(
+        "--runtimeclass", help="runtime class to act on (env TARGET_RUNTIMECLASS, default kata-remote)"
+    )
+    parser.add_argument(
+        "--extended-resource",
+        help="pod VM extended resource (env POD_VM_EXTENDED_RESOURCE, default kata.peerpods.io/vm)",
+    )
+    parser.add_argument(
+        "--no-annotations",
+        action="store_true",
+        help="the document's profile: do not add CAA's default_vcpus/default_memory/default_gpus annotations",
+    )
+    parser.set_defaults(func=_handle)

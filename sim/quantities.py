@@ -1,0 +1,137 @@
+"""Kubernetes resource quantities, with the semantics the API server and the webhook use.
+
+The arithmetic is delegated to ``kubernetes.utils.parse_quantity`` (a maintained library),
+but that function is more lenient than Kubernetes itself: it accepts ``'1K'``, ``' 1'``,
+``'1_000'``, ``'inf'`` and non-ASCII digits, all of which the API server refuses. A
+conformance suite must not call a manifest valid that a cluster would reject, so every
+value is first checked against the Kubernetes quantity grammar::
+
+    quantity ::= sign? number suffix
+    number   ::= digits | digits "." digits? | "." digits
+    suffix   ::= "" | Ki | Mi | Gi | Ti | Pi | Ei | n | u | m | k | M | G | T | P | E | (e|E) sign? digits
+
+Kubernetes documents that no quantity may exceed 2^63-1 in magnitude and that larger ones
+are capped; :func:`parse_quantity` caps the same way, which also keeps absurd exponents
+(``1e1000000``) from turning into million-digit integers downstream.
+
+Rounding follows ``resource.Quantity.Value()`` (rounds *away from zero*) and
+``RoundUpToMiB`` (Go integer division plus one when the remainder is positive), because
+those are what CAA's webhook uses to compute the sizing annotations.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import ROUND_UP, Decimal, InvalidOperation
+
+from kubernetes.utils.quantity import parse_quantity as _k8s_parse_quantity
+
+from sim.errors import ConformanceInputError
+
+__all__ = [
+    "MAX_QUANTITY",
+    "MIB",
+    "QuantityError",
+    "ceil_int",
+    "format_decimal_si",
+    "parse_quantity",
+    "to_mib_ceil",
+]
+
+MIB = 1 << 20
+MAX_QUANTITY = Decimal((1 << 63) - 1)
+
+_GRAMMAR = re.compile(
+    r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+    r"(?:Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?",
+    re.ASCII,
+)
+
+# Canonical DecimalSI suffixes, largest first: Quantity.String() picks the largest power of
+# 1000 that leaves an integer mantissa.
+_DECIMAL_SI = (
+    ("E", 18),
+    ("P", 15),
+    ("T", 12),
+    ("G", 9),
+    ("M", 6),
+    ("k", 3),
+    ("", 0),
+    ("m", -3),
+    ("u", -6),
+    ("n", -9),
+)
+
+
+class QuantityError(ConformanceInputError):
+    """A resource value is not a Kubernetes quantity; the message says where it was found."""
+
+
+def _as_text(value: object, where: str) -> str:
+    """Turn a YAML/JSON scalar into the text Kubernetes would parse.
+
+    A JSON number is parsed from its literal text by the API server, so ints and finite
+    floats are accepted; booleans and anything else are not quantities.
+    """
+    if isinstance(value, bool):
+        raise QuantityError(f"{where}: {value!r} is a boolean, not a Kubernetes quantity")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise QuantityError(f"{where}: {value!r} is not a Kubernetes quantity")
+        return repr(value)
+    raise QuantityError(f"{where}: {value!r} ({type(value).__name__}) is not a Kubernetes quantity")
+
+
+def parse_quantity(value: str | int | float, *, where: str) -> Decimal:
+    """Parse one quantity as Kubernetes does; ``where`` names the field in error messages."""
+    text = _as_text(value, where)
+    if not _GRAMMAR.fullmatch(text):
+        raise QuantityError(f"{where}: {text!r} is not a Kubernetes quantity")
+    try:
+        parsed = _k8s_parse_quantity(text)  # type: ignore[no-untyped-call]
+    except (ValueError, InvalidOperation) as exc:  # pragma: no cover - grammar already checked
+        raise QuantityError(f"{where}: {text!r} is not a Kubernetes quantity ({exc})") from exc
+    result = Decimal(parsed)
+    if result > MAX_QUANTITY:
+        return MAX_QUANTITY
+    if result < -MAX_QUANTITY:
+        return -MAX_QUANTITY
+    return result
+
+
+def ceil_int(d: Decimal) -> int:
+    """Round to a whole number away from zero, as ``resource.Quantity.Value()`` does."""
+    return int(d.to_integral_value(rounding=ROUND_UP))
+
+
+def to_mib_ceil(bytes_: Decimal) -> int:
+    """Bytes to MiB rounded up, as CAA's webhook computes ``default_memory``.
+
+    Mirrors ``RoundUpToMiB``: whole bytes first (away from zero), then Go's truncating
+    division, plus one only when Go's remainder (which takes the dividend's sign) is positive.
+    """
+    whole = ceil_int(bytes_)
+    quotient = abs(whole) // MIB * (1 if whole >= 0 else -1)
+    remainder = whole - quotient * MIB
+    return quotient + 1 if remainder > 0 else quotient
+
+
+def format_decimal_si(d: Decimal) -> str:
+    """Format a value as ``Quantity.String()`` does for a DecimalSI quantity (e.g. GPU counts).
+
+    CAA writes the GPU request sum with ``String()``, so 1000 GPUs become ``"1k"`` and half
+    a GPU ``"500m"``; values finer than a nanounit are rounded up to one, as Kubernetes does.
+    """
+    nanos = (d * Decimal(10) ** 9).to_integral_value(rounding=ROUND_UP)
+    if nanos == 0:
+        return "0"
+    for suffix, exponent in _DECIMAL_SI:
+        scale = Decimal(10) ** (exponent + 9)
+        if nanos % scale == 0:
+            return f"{int(nanos / scale)}{suffix}"
+    raise AssertionError("unreachable: 'n' always divides")  # pragma: no cover

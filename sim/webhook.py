@@ -1,0 +1,379 @@
+"""The reference peer-pods mutating webhook, as pure functions over plain dicts.
+
+It reproduces what CAA's ``src/webhook`` does to a pod (spec section 3) so that the suite
+can tell what a conforming webhook must answer. Three entry points share one plan:
+
+* :func:`mutate_pod` returns the mutated copy (what the cluster stores);
+* :func:`mutation_patch` returns the RFC 6902 operations from the original to that copy,
+  built directly from the plan rather than by diffing, because admission is on the hot
+  path of the scheduler benchmarks;
+* :func:`review_response` wraps the patch in an AdmissionReview answer and, like
+  controller-runtime, turns an object that cannot be decoded as a Pod into ``allowed:
+  false`` with code 400 instead of raising.
+
+Decoding is checked the way the Go webhook's decoder checks it: every request and limit of
+every container must be a valid quantity even when the runtime class does not match,
+because a pod that Go cannot decode is refused before the runtime class is looked at.
+
+Deliberate differences from CAA: a matching pod without containers is refused with 400
+(Go would index an empty slice); the patch carries only the intended changes, not the
+side effects of re-marshalling a Go struct (``creationTimestamp: null``, ``status: {}``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sim.errors import ConformanceInputError
+from sim.quantities import QuantityError, ceil_int, format_decimal_si, parse_quantity, to_mib_ceil
+
+__all__ = [
+    "ANN_GPUS",
+    "ANN_MEMORY",
+    "ANN_VCPUS",
+    "EXTENDED_RESOURCE_DEFAULT",
+    "GPU_RESOURCE",
+    "TARGET_RUNTIMECLASS_DEFAULT",
+    "PodError",
+    "WebhookSettings",
+    "mutate_pod",
+    "mutation_patch",
+    "review_response",
+]
+
+EXTENDED_RESOURCE_DEFAULT = "kata.peerpods.io/vm"
+TARGET_RUNTIMECLASS_DEFAULT = "kata-remote"
+ANN_VCPUS = "io.katacontainers.config.hypervisor.default_vcpus"
+ANN_MEMORY = "io.katacontainers.config.hypervisor.default_memory"
+ANN_GPUS = "io.katacontainers.config.hypervisor.default_gpus"
+GPU_RESOURCE = "nvidia.com/gpu"
+ADMISSION_V1 = "admission.k8s.io/v1"
+_ADMISSION_VERSIONS = (ADMISSION_V1, "admission.k8s.io/v1beta1")
+_CONTAINER_LISTS = ("containers", "initContainers")
+
+Pod = dict[str, Any]
+
+
+class PodError(ConformanceInputError):
+    """The object is not a pod the webhook can decode; the message names pod, container and field."""
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """What a webhook deployment is configured with (CAA reads these from its environment)."""
+
+    target_runtimeclass: str = TARGET_RUNTIMECLASS_DEFAULT
+    extended_resource: str = EXTENDED_RESOURCE_DEFAULT
+    annotations: bool = True  # False = the document's profile: no CAA sizing annotations
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> WebhookSettings:
+        """Read TARGET_RUNTIMECLASS and POD_VM_EXTENDED_RESOURCE; empty means default, as in CAA."""
+        return cls(
+            target_runtimeclass=env.get("TARGET_RUNTIMECLASS") or TARGET_RUNTIMECLASS_DEFAULT,
+            extended_resource=env.get("POD_VM_EXTENDED_RESOURCE") or EXTENDED_RESOURCE_DEFAULT,
+        )
+
+
+@dataclass
+class _Totals:
+    """Sums over containers and init containers of the resources the annotations depend on."""
+
+    cpu_requests: Decimal = Decimal(0)
+    cpu_limits: Decimal = Decimal(0)
+    memory_requests: Decimal = Decimal(0)
+    memory_limits: Decimal = Decimal(0)
+    gpu_requests: Decimal = Decimal(0)
+
+
+@dataclass
+class _Plan:
+    """Everything the mutation changes, computed once and applied either as a copy or a patch."""
+
+    matches: bool
+    annotations: dict[str, str] = field(default_factory=dict)
+    container_counts: dict[str, int] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _pod_label(pod: Mapping[str, Any]) -> str:
+    """Name the pod in messages: namespace/name, else generateName, else '<unnamed>'."""
+    meta = pod.get("metadata")
+    if not isinstance(meta, Mapping):
+        return "pod <unnamed>"
+    name = meta.get("name") or (f"{meta['generateName']}*" if meta.get("generateName") else "<unnamed>")
+    namespace = meta.get("namespace")
+    return f"pod {namespace}/{name}" if namespace else f"pod {name}"
+
+
+def _check_kind(pod: object) -> None:
+    """Refuse what a Pod decoder refuses: non-objects and objects of another kind."""
+    if not isinstance(pod, Mapping):
+        raise PodError(f"object is a {type(pod).__name__}, not a Pod")
+    kind = pod.get("kind", "Pod")
+    api_version = pod.get("apiVersion", "v1")
+    if kind != "Pod" or api_version != "v1":
+        raise PodError(f"{_pod_label(pod)}: object is {api_version}/{kind}, not v1/Pod")
+
+
+def _mapping_field(parent: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    """A nested object that may be absent or null (Go decodes both as empty) but not another type."""
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise PodError(f"{where}.{key}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _check_metadata(pod: Mapping[str, Any], label: str) -> None:
+    """Annotation values must be strings: Go decodes them into map[string]string."""
+    meta = _mapping_field(pod, "metadata", label)
+    annotations = _mapping_field(meta, "annotations", f"{label}: metadata")
+    for key, value in annotations.items():
+        if not isinstance(value, str):
+            raise PodError(f"{label}: metadata.annotations[{key!r}]: expected a string, got {value!r}")
+
+
+def _containers(spec: Mapping[str, Any], list_name: str, label: str) -> list[Mapping[str, Any]]:
+    """The containers of one list, each checked to be an object."""
+    value = spec.get(list_name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PodError(f"{label}: spec.{list_name}: expected a list, got {type(value).__name__}")
+    for index, container in enumerate(value):
+        if not isinstance(container, Mapping):
+            raise PodError(f"{label}: spec.{list_name}[{index}]: expected an object")
+    return value
+
+
+def _container_where(label: str, list_name: str, index: int, container: Mapping[str, Any]) -> str:
+    """The prefix of every message about one container: pod, list, index and name."""
+    name = container.get("name")
+    shown = f" ({name})" if isinstance(name, str) and name else ""
+    return f"{label}: {list_name}[{index}]{shown}.resources"
+
+
+def _resource_list(container: Mapping[str, Any], kind: str, where: str) -> dict[str, Decimal]:
+    """Parse one ``requests`` or ``limits`` map; every entry must be a quantity."""
+    resources = _mapping_field(container, "resources", where.rsplit(".", 1)[0])
+    values = _mapping_field(resources, kind, where)
+    parsed: dict[str, Decimal] = {}
+    for name, raw in values.items():
+        try:
+            parsed[name] = parse_quantity(raw, where=f"{where}.{kind}.{name}")
+        except QuantityError as exc:
+            raise PodError(str(exc)) from exc
+    return parsed
+
+
+def _add_container(totals: _Totals, container: Mapping[str, Any], where: str) -> None:
+    """Add one container's requests and limits to the running sums."""
+    requests = _resource_list(container, "requests", where)
+    limits = _resource_list(container, "limits", where)
+    zero = Decimal(0)
+    totals.cpu_requests += requests.get("cpu", zero)
+    totals.cpu_limits += limits.get("cpu", zero)
+    totals.memory_requests += requests.get("memory", zero)
+    totals.memory_limits += limits.get("memory", zero)
+    totals.gpu_requests += requests.get(GPU_RESOURCE, zero)
+
+
+def _decode(pod: object) -> tuple[Mapping[str, Any], str, dict[str, list[Mapping[str, Any]]], _Totals]:
+    """Check the pod as the Go decoder would and sum its resources."""
+    _check_kind(pod)
+    assert isinstance(pod, Mapping)
+    label = _pod_label(pod)
+    _check_metadata(pod, label)
+    spec = _mapping_field(pod, "spec", label)
+    runtime_class = spec.get("runtimeClassName")
+    if runtime_class is not None and not isinstance(runtime_class, str):
+        raise PodError(f"{label}: spec.runtimeClassName: expected a string, got {runtime_class!r}")
+    lists = {name: _containers(spec, name, label) for name in _CONTAINER_LISTS}
+    totals = _Totals()
+    for list_name, containers in lists.items():
+        for index, container in enumerate(containers):
+            _add_container(totals, container, _container_where(label, list_name, index, container))
+    return spec, label, lists, totals
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _size_annotation(requests: Decimal, limits: Decimal) -> Decimal | None:
+    """CAA's rule: prefer the limit sum when requests are set and the limit is not smaller."""
+    if requests != 0 and limits >= requests:
+        return limits
+    if requests > 0:
+        return requests
+    return None
+
+
+def _annotations(totals: _Totals) -> dict[str, str]:
+    """The sizing annotations the pod VM will be created from."""
+    result: dict[str, str] = {}
+    cpu = _size_annotation(totals.cpu_requests, totals.cpu_limits)
+    if cpu is not None:
+        result[ANN_VCPUS] = str(ceil_int(cpu))
+    memory = _size_annotation(totals.memory_requests, totals.memory_limits)
+    if memory is not None:
+        result[ANN_MEMORY] = str(to_mib_ceil(memory))
+    if totals.gpu_requests > 0:
+        result[ANN_GPUS] = format_decimal_si(totals.gpu_requests)
+    return result
+
+
+def _plan(pod: object, settings: WebhookSettings) -> _Plan:
+    """Decide what changes; raises PodError for anything the webhook could not decode."""
+    spec, label, lists, totals = _decode(pod)
+    if spec.get("runtimeClassName") != settings.target_runtimeclass:
+        return _Plan(matches=False)
+    if not lists["containers"]:
+        raise PodError(f"{label}: spec.containers is empty; a peer pod needs at least one container")
+    return _Plan(
+        matches=True,
+        annotations=_annotations(totals) if settings.annotations else {},
+        container_counts={name: len(containers) for name, containers in lists.items()},
+    )
+
+
+def _resources_for(list_name: str, index: int, settings: WebhookSettings) -> dict[str, Any]:
+    """Cleared resources, except the pod VM unit on the first container."""
+    if list_name == "containers" and index == 0:
+        unit = {settings.extended_resource: "1"}
+        return {"requests": dict(unit), "limits": dict(unit)}
+    return {}
+
+
+# --------------------------------------------------------------------------- copy
+
+
+def _json_copy(value: Any) -> Any:
+    """Deep copy of JSON-shaped data; far cheaper than copy.deepcopy for pods."""
+    if isinstance(value, dict):
+        return {key: _json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(item) for item in value]
+    return value
+
+
+def mutate_pod(pod: dict[str, Any], settings: WebhookSettings = WebhookSettings()) -> dict[str, Any]:
+    """Return the pod as the webhook would leave it; the input is never modified."""
+    plan = _plan(pod, settings)
+    result: dict[str, Any] = _json_copy(pod)
+    if not plan.matches:
+        return result
+    if plan.annotations:
+        meta = result.get("metadata") or {}
+        result["metadata"] = meta
+        meta["annotations"] = {**(meta.get("annotations") or {}), **plan.annotations}
+    spec = result["spec"]
+    for list_name, count in plan.container_counts.items():
+        for index in range(count):
+            spec[list_name][index]["resources"] = _resources_for(list_name, index, settings)
+    return result
+
+
+# --------------------------------------------------------------------------- patch
+
+
+def _escape(token: str) -> str:
+    """JSON-pointer escaping (RFC 6901): '~' first, then '/' (kata.peerpods.io/vm)."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _annotation_ops(pod: Mapping[str, Any], wanted: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Operations that set the sizing annotations, creating metadata/annotations if needed."""
+    if not wanted:
+        return []
+    meta = pod.get("metadata")
+    if meta is None:
+        return [{"op": "add", "path": "/metadata", "value": {"annotations": dict(wanted)}}]
+    existing = meta.get("annotations")
+    if existing is None:
+        return [{"op": "add", "path": "/metadata/annotations", "value": dict(wanted)}]
+    ops: list[dict[str, Any]] = []
+    for key, value in wanted.items():
+        if key not in existing:
+            ops.append({"op": "add", "path": f"/metadata/annotations/{_escape(key)}", "value": value})
+        elif existing[key] != value:
+            ops.append({"op": "replace", "path": f"/metadata/annotations/{_escape(key)}", "value": value})
+    return ops
+
+
+def _resource_ops(pod: Mapping[str, Any], plan: _Plan, settings: WebhookSettings) -> list[dict[str, Any]]:
+    """Operations that clear every container's resources and place the pod VM unit."""
+    ops: list[dict[str, Any]] = []
+    spec = pod["spec"]
+    for list_name, count in plan.container_counts.items():
+        for index in range(count):
+            container = spec[list_name][index]
+            wanted = _resources_for(list_name, index, settings)
+            path = f"/spec/{list_name}/{index}/resources"
+            if "resources" not in container:
+                ops.append({"op": "add", "path": path, "value": wanted})
+            elif container["resources"] != wanted:
+                ops.append({"op": "replace", "path": path, "value": wanted})
+    return ops
+
+
+def mutation_patch(
+    pod: dict[str, Any], settings: WebhookSettings = WebhookSettings()
+) -> list[dict[str, Any]]:
+    """RFC 6902 operations turning ``pod`` into ``mutate_pod(pod)``; [] when nothing changes."""
+    plan = _plan(pod, settings)
+    if not plan.matches:
+        return []
+    return _annotation_ops(pod, plan.annotations) + _resource_ops(pod, plan, settings)
+
+
+# --------------------------------------------------------------------------- AdmissionReview
+
+
+def _review_parts(review: object) -> tuple[str, str, object]:
+    """Pull apiVersion, uid and the object out of a review, tolerating any shape."""
+    if not isinstance(review, Mapping):
+        return ADMISSION_V1, "", None
+    api_version = review.get("apiVersion")
+    if api_version not in _ADMISSION_VERSIONS:
+        api_version = ADMISSION_V1
+    request = review.get("request")
+    if not isinstance(request, Mapping):
+        return str(api_version), "", None
+    uid = request.get("uid")
+    return str(api_version), uid if isinstance(uid, str) else "", request.get("object")
+
+
+def _answer(api_version: str, response: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
+
+
+def _refusal(uid: str, code: int, message: str) -> dict[str, Any]:
+    return {"uid": uid, "allowed": False, "status": {"code": code, "message": message}}
+
+
+def review_response(review: dict[str, Any], settings: WebhookSettings = WebhookSettings()) -> dict[str, Any]:
+    """Answer an AdmissionReview as the webhook endpoint would; never raises."""
+    api_version, uid, obj = _review_parts(review)
+    if obj is None:
+        message = "AdmissionReview has no request.object to decode as a Pod"
+        return _answer(api_version, _refusal(uid, 400, message))
+    try:
+        ops = mutation_patch(obj, settings)  # type: ignore[arg-type]  # _plan checks the type
+    except ConformanceInputError as exc:
+        return _answer(api_version, _refusal(uid, 400, f"cannot decode request.object as a Pod: {exc}"))
+    except Exception as exc:  # the endpoint must answer, whatever the input
+        return _answer(api_version, _refusal(uid, 500, f"internal error: {type(exc).__name__}: {exc}"))
+    response: dict[str, Any] = {"uid": uid, "allowed": True}
+    if ops:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(json.dumps(ops, separators=(",", ":")).encode()).decode("ascii")
+    return _answer(api_version, response)

@@ -1,0 +1,127 @@
+"""Kubernetes quantity semantics: what the API server accepts, what it refuses, how CAA rounds."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from sim.errors import ConformanceInputError
+from sim.quantities import (
+    MAX_QUANTITY,
+    QuantityError,
+    ceil_int,
+    format_decimal_si,
+    parse_quantity,
+    to_mib_ceil,
+)
+
+W = "pod web: containers[0] (app).resources.requests.cpu"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1e3", Decimal(1000)),
+        ("1E3", Decimal(1000)),
+        ("1.5e3", Decimal(1500)),
+        ("1e-3", Decimal("0.001")),
+        ("200m", Decimal("0.2")),
+        ("1.5", Decimal("1.5")),
+        ("4Gi", Decimal(4 << 30)),
+        ("0.5Gi", Decimal(1 << 29)),
+        ("1k", Decimal(1000)),
+        ("1Ki", Decimal(1024)),
+        ("1M", Decimal(10**6)),
+        ("1Mi", Decimal(1 << 20)),
+        ("1E", Decimal(10**18)),
+        ("1Ei", Decimal(1 << 60)),
+        ("1n", Decimal("1e-9")),
+        ("1u", Decimal("1e-6")),
+        (".5", Decimal("0.5")),
+        ("5.", Decimal(5)),
+        ("+1", Decimal(1)),
+        ("-1", Decimal(-1)),
+        ("0", Decimal(0)),
+        (3, Decimal(3)),
+        (2.5, Decimal("2.5")),
+    ],
+)
+def test_accepts_kubernetes_quantities(text: str | int | float, expected: Decimal) -> None:
+    assert parse_quantity(text, where=W) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2x",
+        "",
+        " 1",
+        "1 ",
+        "1K",
+        "1_000",
+        "inf",
+        "nan",
+        "0x10",
+        "1e",
+        "1ki",
+        "1.5.1",
+        ".",
+        "\u0661",
+        "1Gi1",
+        "e3",
+    ],
+)
+def test_refuses_what_the_api_server_refuses(text: str) -> None:
+    with pytest.raises(QuantityError) as info:
+        parse_quantity(text, where=W)
+    assert W in str(info.value)
+    assert repr(text) in str(info.value)
+
+
+@pytest.mark.parametrize("value", [True, None, [1], {"a": 1}, float("inf")])
+def test_refuses_non_scalars(value: object) -> None:
+    with pytest.raises(QuantityError, match="containers\\[0\\] \\(app\\)"):
+        parse_quantity(value, where=W)  # type: ignore[arg-type]
+
+
+def test_quantity_error_is_an_input_error() -> None:
+    assert issubclass(QuantityError, ConformanceInputError)
+
+
+def test_huge_values_are_capped_like_kubernetes() -> None:
+    assert parse_quantity("1e1000000", where=W) == MAX_QUANTITY
+    assert parse_quantity("-1e1000000", where=W) == -MAX_QUANTITY
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("0", 0), ("0.2", 1), ("1.5", 2), ("3", 3), ("2.0001", 3), ("-1.5", -2), ("-0.2", -1)],
+)
+def test_ceil_int_rounds_away_from_zero_like_quantity_value(value: str, expected: int) -> None:
+    assert ceil_int(Decimal(value)) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (Decimal(4 << 30), 4096),
+        (Decimal(5 << 30), 5120),
+        (Decimal(1), 1),
+        (Decimal(1 << 20), 1),
+        (Decimal((1 << 20) + 1), 2),
+        (Decimal("0.5"), 1),
+        (Decimal(0), 0),
+        (Decimal(-(1 << 20) - 1), -1),  # Go's truncating division, no increment for a negative remainder
+    ],
+)
+def test_to_mib_ceil(value: Decimal, expected: int) -> None:
+    assert to_mib_ceil(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", "1"), ("2", "2"), ("1000", "1k"), ("1500", "1500"), ("0.5", "500m"), ("0", "0"), ("1e-10", "1n")],
+)
+def test_format_decimal_si_matches_quantity_string(value: str, expected: str) -> None:
+    assert format_decimal_si(Decimal(value)) == expected
