@@ -17,9 +17,7 @@ from sim.targets import TARGETS, create_target
 from sim.targets.base import CAPABILITIES, Environment, NotApplicable, Target, TargetOptions
 
 ROOT = Path(__file__).parent
-pytest_plugins = ["steps.common"] + sorted(
-    f"steps.{path.stem}" for path in (ROOT / "steps").glob("*_steps.py")
-)
+pytest_plugins = ["steps.common", *sorted(f"steps.{p.stem}" for p in (ROOT / "steps").glob("*_steps.py"))]
 
 NEEDS_PREFIX = "needs-"
 
@@ -29,7 +27,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--target", default="reference", choices=sorted(TARGETS), help="system under test")
     group.addoption("--libvirt-uri", default=None, help="libvirt URI for the lpar target")
     group.addoption("--webhook-url", default=None, help="AdmissionReview endpoint for the webhook target")
-    group.addoption("--webhook-ca", default=None, help="CA bundle (PEM) that signed the webhook's certificate")
+    group.addoption(
+        "--webhook-ca", default=None, help="CA bundle (PEM) that signed the webhook's certificate"
+    )
     group.addoption(
         "--webhook-config", default=None, help="MutatingWebhookConfiguration YAML the webhook target applies"
     )

@@ -29,7 +29,10 @@ def timed(command: list[str]) -> float:
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if completed.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed ({completed.returncode}):\n{completed.stdout[-2000:]}{completed.stderr}")
+        sys.exit(
+            f"{' '.join(command)} failed ({completed.returncode}):\n"
+            f"{completed.stdout[-2000:]}{completed.stderr}"
+        )
     return elapsed
 
 
@@ -44,12 +47,26 @@ def main() -> None:
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as reports:
             runs.append(
-                timed([sys.executable, "-m", "sim", "run", "--target", "reference", "--report-dir", reports, "-q"])
+                timed(
+                    [
+                        sys.executable,
+                        "-m",
+                        "sim",
+                        "run",
+                        "--target",
+                        "reference",
+                        "--report-dir",
+                        reports,
+                        "-q",
+                    ]
+                )
             )
             summary = json.loads((Path(reports) / "summary.json").read_text())
             durations = [s["duration"] for s in summary["scenarios"]]
             scenarios = len(durations)
-        collects.append(timed([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", "steps"]))
+        collects.append(
+            timed([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", "steps"])
+        )
     run_s, collect_s = statistics.median(runs), statistics.median(collects)
     print(f"reference conformance run : {run_s:6.2f} s wall (median of {args.repeat}), {scenarios} scenarios")
     print(f"pytest --collect-only     : {collect_s:6.2f} s wall (median of {args.repeat})")

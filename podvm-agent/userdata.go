@@ -15,8 +15,8 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 	"gopkg.in/yaml.v3"
@@ -28,31 +28,26 @@ const (
 	InitdataPath    = PeerpodDir + "/initdata"
 	DigestPath      = PeerpodDir + "/initdata.digest"
 	MaxDecodedBytes = 1 << 20 // a gzip bomb is cut off here, with bounded memory
+	cloudConfigHead = "#cloud-config"
 )
 
 // AllowedFiles are the only initdata [data] keys the pod VM writes; any other key is ignored.
 var AllowedFiles = []string{"aa.toml", "cdh.toml", "policy.rego"}
 
-// DummyTOML is what the pod VM digests when no initdata reached it.
-const DummyTOML = "algorithm = \"sha256\"\nversion = \"0.1.0\"\n\n[data]\n\"aa.toml\" = \"\"\n"
+// DummyEncoded is the initdata the pod VM writes for itself when none was delivered: the
+// same bytes as sim.initdata.DUMMY_ENCODED, so host and guest digest the same document.
+const DummyEncoded = "H4sIAAAAAAACA0vMSc8vyizJyFWwVVAqzkg0MjVT4ipLLSrOzM8DCRnoGeoZKHFxRackliTGciklJuqV5OfmKAHl1NXVuYAYACVzsg5CAAAA"
+
+var algorithms = []string{"sha256", "sha384", "sha512"}
+var versions = []string{"0.1.0"}
 
 type writeFile struct {
-	Path        string `yaml:"path"`
-	Content     string `yaml:"content"`
-	Permissions string `yaml:"permissions"`
+	Path    string
+	Content string
 }
 
-type cloudConfig struct {
-	WriteFiles []writeFile `yaml:"write_files"`
-}
-
-type initdataDoc struct {
-	Algorithm string            `toml:"algorithm"`
-	Version   string            `toml:"version"`
-	Data      map[string]string `toml:"data"`
-}
-
-// ProcessUserData does to root what the pod VM does to its / with the cloud-config text.
+// ProcessUserData does to root what the pod VM does to its / with the cloud-config text;
+// the rules and their order are those of sim/podvm.py.
 func ProcessUserData(text string, root string, arch string, machine *string) Report {
 	report := Report{Arch: arch, Machine: machine, Written: map[string]string{}, Ignored: []string{}}
 	if err := process(text, root, &report); err != nil {
@@ -63,73 +58,127 @@ func ProcessUserData(text string, root string, arch string, machine *string) Rep
 }
 
 func process(text string, root string, report *Report) error {
-	files, err := parseCloudConfig(text)
-	if err != nil {
-		return err
-	}
-	for _, file := range files {
-		if !allowedWritePath(file.Path) {
-			continue // only the peer pod directory is provisioned from user data
-		}
-		mode, err := parseMode(file.Permissions)
+	var files []writeFile
+	if strings.TrimSpace(text) != "" {
+		parsed, err := parseCloudConfig(text)
 		if err != nil {
-			return fmt.Errorf("write_files %s: %w", file.Path, err)
+			return err
 		}
-		if err := writeUnder(root, file.Path, []byte(file.Content), mode, report); err != nil {
+		files = parsed
+	}
+	var encoded *string
+	for _, file := range files {
+		if !inPeerpodDir(file.Path) {
+			continue // skipped, never written, not an error
+		}
+		if err := writeUnder(root, file.Path, []byte(file.Content), report); err != nil {
+			return err
+		}
+		if file.Path == InitdataPath {
+			content := file.Content
+			encoded = &content
+		}
+	}
+	if encoded == nil {
+		report.Dummy = true
+		dummy := DummyEncoded
+		encoded = &dummy
+		if err := writeUnder(root, InitdataPath, []byte(dummy), report); err != nil {
 			return err
 		}
 	}
-	encoded, err := os.ReadFile(filepath.Join(root, InitdataPath))
-	var tomlBytes []byte
-	switch {
-	case errors.Is(err, os.ErrNotExist) || (err == nil && len(bytes.TrimSpace(encoded)) == 0):
-		report.Dummy = true
-		tomlBytes = []byte(DummyTOML)
-	case err != nil:
-		return fmt.Errorf("%s: %w", InitdataPath, err)
-	default:
-		tomlBytes, err = decodeInitdata(string(encoded))
-		if err != nil {
-			return fmt.Errorf("%s: %w", InitdataPath, err)
-		}
-	}
-	return applyInitdata(tomlBytes, root, report)
+	return applyInitdata(*encoded, root, report)
 }
 
 func parseCloudConfig(text string) ([]writeFile, error) {
-	if !strings.HasPrefix(text, "#cloud-config") {
-		return nil, errors.New("user data is not a cloud-config (no #cloud-config header)")
+	first := strings.TrimRight(strings.SplitN(text, "\n", 2)[0], "\r")
+	if strings.TrimSpace(first) != cloudConfigHead {
+		return nil, fmt.Errorf("user data does not start with %q", cloudConfigHead)
 	}
-	var config cloudConfig
-	if err := yaml.Unmarshal([]byte(text), &config); err != nil {
+	var doc interface{}
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
 		return nil, fmt.Errorf("user data is not valid YAML: %w", err)
 	}
-	return config.WriteFiles, nil
-}
-
-// allowedWritePath accepts only clean absolute paths inside the peer pod directory, so a
-// "../" in user data cannot reach the rest of the guest.
-func allowedWritePath(p string) bool {
-	return path.IsAbs(p) && path.Clean(p) == p && strings.HasPrefix(p, PeerpodDir+"/")
-}
-
-func parseMode(permissions string) (os.FileMode, error) {
-	if permissions == "" {
-		return 0o644, nil
+	if doc == nil {
+		return nil, nil
 	}
-	value, err := strconv.ParseUint(permissions, 8, 32)
-	if err != nil || value > 0o7777 {
-		return 0, fmt.Errorf("permissions %q is not an octal file mode", permissions)
+	top, ok := doc.(map[string]interface{})
+	if !ok {
+		return nil, errors.New("user data must be a mapping")
 	}
-	return os.FileMode(value), nil
+	for key := range top {
+		if key != "write_files" {
+			return nil, fmt.Errorf("user data has unsupported top-level key %q", key)
+		}
+	}
+	raw, present := top["write_files"]
+	if !present || raw == nil {
+		return nil, nil
+	}
+	list, ok := raw.([]interface{})
+	if !ok {
+		return nil, errors.New("user data write_files must be a list")
+	}
+	files := make([]writeFile, 0, len(list))
+	for index, item := range list {
+		entry, err := parseEntry(index, item)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, entry)
+	}
+	return files, nil
 }
 
-func writeUnder(root string, guestPath string, content []byte, mode os.FileMode, report *Report) error {
+func parseEntry(index int, item interface{}) (writeFile, error) {
+	where := fmt.Sprintf("user data write_files[%d]", index)
+	fields, ok := item.(map[string]interface{})
+	if !ok {
+		return writeFile{}, fmt.Errorf("%s: expected a mapping with 'path' and 'content'", where)
+	}
+	for key := range fields {
+		if key != "path" && key != "content" && key != "permissions" {
+			return writeFile{}, fmt.Errorf("%s: unknown key %q", where, key)
+		}
+	}
+	p, ok := fields["path"].(string)
+	if !ok || p == "" {
+		return writeFile{}, fmt.Errorf("%s: 'path' must be a non-empty string", where)
+	}
+	content := ""
+	if value, present := fields["content"]; present && value != nil {
+		text, ok := value.(string)
+		if !ok {
+			return writeFile{}, fmt.Errorf("%s (%s): 'content' must be a string", where, p)
+		}
+		content = text
+	}
+	if value, present := fields["permissions"]; present {
+		if _, ok := value.(string); !ok {
+			return writeFile{}, fmt.Errorf("%s (%s): 'permissions' must be a quoted string", where, p)
+		}
+	}
+	return writeFile{Path: p, Content: content}, nil
+}
+
+// inPeerpodDir accepts only clean absolute paths directly inside the peer pod directory,
+// so a "../" in user data cannot reach the rest of the guest.
+func inPeerpodDir(p string) bool {
+	return path.Clean(p) == p && path.Dir(p) == PeerpodDir
+}
+
+func writeUnder(root string, guestPath string, content []byte, report *Report) error {
 	target := filepath.Join(root, filepath.FromSlash(guestPath))
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(target, content, mode); err != nil {
+	if info, err := os.Lstat(target); err == nil && info.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("refusing to write %s: it is a symlink", guestPath)
+	}
+	if err := os.WriteFile(target, content, 0o644); err != nil {
+		return err
+	}
+	if err := os.Chmod(target, 0o644); err != nil {
 		return err
 	}
 	sum := sha256.Sum256(content)
@@ -138,75 +187,154 @@ func writeUnder(root string, guestPath string, content []byte, mode os.FileMode,
 }
 
 func decodeInitdata(encoded string) ([]byte, error) {
-	raw, err := base64.StdEncoding.Strict().DecodeString(strings.TrimSpace(encoded))
+	text := strings.NewReplacer("\r", "", "\n", "").Replace(encoded)
+	if text == "" {
+		return nil, errors.New("initdata is empty")
+	}
+	raw, err := base64.StdEncoding.Strict().DecodeString(text)
 	if err != nil {
 		return nil, fmt.Errorf("initdata is not valid base64: %w", err)
 	}
+	if !bytes.HasPrefix(raw, []byte{0x1f, 0x8b}) {
+		return nil, errors.New("initdata is not gzip-compressed")
+	}
 	reader, err := gzip.NewReader(bytes.NewReader(raw))
 	if err != nil {
-		return nil, fmt.Errorf("initdata is not gzip: %w", err)
+		return nil, fmt.Errorf("initdata is not valid gzip data: %w", err)
 	}
 	defer reader.Close()
 	decoded, err := io.ReadAll(io.LimitReader(reader, MaxDecodedBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("initdata is not valid gzip: %w", err)
-	}
 	if len(decoded) > MaxDecodedBytes {
-		return nil, fmt.Errorf("initdata decodes to more than %d bytes", MaxDecodedBytes)
+		return nil, fmt.Errorf("decoded initdata exceeds %d bytes; refused", MaxDecodedBytes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("initdata is not valid gzip data: %w", err)
 	}
 	return decoded, nil
 }
 
-func newHash(algorithm string) (hash.Hash, error) {
+func newHash(algorithm string) hash.Hash {
 	switch algorithm {
-	case "sha256":
-		return sha256.New(), nil
 	case "sha384":
-		return sha512.New384(), nil
+		return sha512.New384()
 	case "sha512":
-		return sha512.New(), nil
+		return sha512.New()
 	}
-	return nil, fmt.Errorf("initdata algorithm %q is not one of sha256, sha384, sha512", algorithm)
+	return sha256.New()
 }
 
-func applyInitdata(tomlBytes []byte, root string, report *Report) error {
-	var doc initdataDoc
-	meta, err := toml.Decode(string(tomlBytes), &doc)
-	if err != nil {
-		return fmt.Errorf("initdata is not valid TOML: %w", err)
-	}
-	for _, key := range []string{"algorithm", "version", "data"} {
-		if !meta.IsDefined(key) {
-			return fmt.Errorf("initdata has no %s", key)
+func oneOf(value string, allowed []string) bool {
+	for _, candidate := range allowed {
+		if value == candidate {
+			return true
 		}
 	}
-	h, err := newHash(doc.Algorithm)
+	return false
+}
+
+func textField(doc map[string]interface{}, key string, allowed []string) (string, error) {
+	raw, present := doc[key]
+	if !present {
+		return "", fmt.Errorf("%s: missing '%s'", InitdataPath, key)
+	}
+	value, ok := raw.(string)
+	if !ok {
+		return "", fmt.Errorf("%s: '%s' must be a string", InitdataPath, key)
+	}
+	if !oneOf(value, allowed) {
+		return "", fmt.Errorf("%s: unknown %s %q (expected one of %s)", InitdataPath, key, value, strings.Join(allowed, ", "))
+	}
+	return value, nil
+}
+
+type initdataDoc struct {
+	algorithm string
+	data      map[string]string
+	keys      []string // [data] keys in document order, as the reference iterates them
+}
+
+func parseInitdata(tomlBytes []byte) (initdataDoc, error) {
+	if !utf8.Valid(tomlBytes) {
+		return initdataDoc{}, fmt.Errorf("%s: not UTF-8 text", InitdataPath)
+	}
+	var doc map[string]interface{}
+	meta, err := toml.Decode(string(tomlBytes), &doc)
+	if err != nil {
+		return initdataDoc{}, fmt.Errorf("%s: not valid TOML: %w", InitdataPath, err)
+	}
+	algorithm, err := textField(doc, "algorithm", algorithms)
+	if err != nil {
+		return initdataDoc{}, err
+	}
+	if _, err := textField(doc, "version", versions); err != nil {
+		return initdataDoc{}, err
+	}
+	result := initdataDoc{algorithm: algorithm, data: map[string]string{}}
+	raw, present := doc["data"]
+	if !present {
+		return result, nil
+	}
+	table, ok := raw.(map[string]interface{})
+	if !ok {
+		return initdataDoc{}, fmt.Errorf("%s: 'data' must be a table of file name -> content", InitdataPath)
+	}
+	for _, key := range meta.Keys() {
+		if len(key) == 2 && key[0] == "data" {
+			result.keys = append(result.keys, key[1])
+		}
+	}
+	for name, value := range table {
+		content, ok := value.(string)
+		if !ok {
+			return initdataDoc{}, fmt.Errorf("%s: data.%q must be a string", InitdataPath, name)
+		}
+		result.data[name] = content
+	}
+	if len(result.keys) != len(result.data) { // order unknown (e.g. inline table): any order will do
+		result.keys = result.keys[:0]
+		for name := range result.data {
+			result.keys = append(result.keys, name)
+		}
+		sort.Strings(result.keys)
+	}
+	return result, nil
+}
+
+// applyInitdata validates everything before writing anything, then writes the allowed
+// files and the digest of the decoded TOML bytes.
+func applyInitdata(encoded string, root string, report *Report) error {
+	tomlBytes, err := decodeInitdata(encoded)
 	if err != nil {
 		return err
 	}
-	report.Algorithm = doc.Algorithm
-	h.Write(tomlBytes)
-	report.Digest = hex.EncodeToString(h.Sum(nil))
-	keys := make([]string, 0, len(doc.Data))
-	for key := range doc.Data {
-		keys = append(keys, key)
+	doc, err := parseInitdata(tomlBytes)
+	if err != nil {
+		return err
 	}
-	sort.Strings(keys)
-	for _, key := range keys {
-		if !allowedFile(key) {
+	h := newHash(doc.algorithm)
+	h.Write(tomlBytes)
+	digest := hex.EncodeToString(h.Sum(nil))
+	for _, key := range doc.keys {
+		target := path.Join(PeerpodDir, key)
+		if !allowedPath(target) {
 			report.Ignored = append(report.Ignored, key)
 			continue
 		}
-		if err := writeUnder(root, PeerpodDir+"/"+key, []byte(doc.Data[key]), 0o644, report); err != nil {
+		if err := writeUnder(root, target, []byte(doc.data[key]), report); err != nil {
 			return err
 		}
 	}
-	return writeUnder(root, DigestPath, []byte(report.Digest), 0o644, report)
+	if err := writeUnder(root, DigestPath, []byte(digest), report); err != nil {
+		return err
+	}
+	report.Algorithm = doc.algorithm
+	report.Digest = digest
+	return nil
 }
 
-func allowedFile(key string) bool {
-	for _, allowed := range AllowedFiles {
-		if key == allowed {
+func allowedPath(p string) bool {
+	for _, name := range AllowedFiles {
+		if p == PeerpodDir+"/"+name {
 			return true
 		}
 	}

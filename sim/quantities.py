@@ -21,6 +21,7 @@ those are what CAA's webhook uses to compute the sizing annotations.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from decimal import ROUND_UP, Decimal, InvalidOperation
@@ -87,20 +88,29 @@ def _as_text(value: object, where: str) -> str:
     raise QuantityError(f"{where}: {value!r} ({type(value).__name__}) is not a Kubernetes quantity")
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str) -> Decimal | None:
+    """The value of a quantity string, or None when Kubernetes would refuse it.
+
+    Cached because manifests repeat the same few values ("100m", "1Gi") over and over and
+    the admission benchmarks parse them for every pod; Decimals are immutable, so sharing
+    them is safe.
+    """
+    if not _GRAMMAR.fullmatch(text):
+        return None
+    try:
+        result = Decimal(_k8s_parse_quantity(text))  # type: ignore[no-untyped-call]
+    except (ValueError, InvalidOperation):  # pragma: no cover - the grammar already checked
+        return None
+    return max(-MAX_QUANTITY, min(MAX_QUANTITY, result))
+
+
 def parse_quantity(value: str | int | float, *, where: str) -> Decimal:
     """Parse one quantity as Kubernetes does; ``where`` names the field in error messages."""
     text = _as_text(value, where)
-    if not _GRAMMAR.fullmatch(text):
+    result = _parse_text(text)
+    if result is None:
         raise QuantityError(f"{where}: {text!r} is not a Kubernetes quantity")
-    try:
-        parsed = _k8s_parse_quantity(text)  # type: ignore[no-untyped-call]
-    except (ValueError, InvalidOperation) as exc:  # pragma: no cover - grammar already checked
-        raise QuantityError(f"{where}: {text!r} is not a Kubernetes quantity ({exc})") from exc
-    result = Decimal(parsed)
-    if result > MAX_QUANTITY:
-        return MAX_QUANTITY
-    if result < -MAX_QUANTITY:
-        return -MAX_QUANTITY
     return result
 
 

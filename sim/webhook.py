@@ -23,7 +23,9 @@ side effects of re-marshalling a Go struct (``creationTimestamp: null``, ``statu
 from __future__ import annotations
 
 import base64
+import copy
 import json
+import marshal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -256,19 +258,22 @@ def _resources_for(list_name: str, index: int, settings: WebhookSettings) -> dic
 # --------------------------------------------------------------------------- copy
 
 
-def _json_copy(value: Any) -> Any:
-    """Deep copy of JSON-shaped data; far cheaper than copy.deepcopy for pods."""
-    if isinstance(value, dict):
-        return {key: _json_copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_json_copy(item) for item in value]
-    return value
+def _deep_copy(value: Any) -> Any:
+    """Deep copy of a pod; marshal's C round trip is about twice as fast as a Python walk.
+
+    marshal handles exactly JSON's types; a YAML-loaded pod can hold others (a datetime from
+    an unquoted timestamp), and those fall back to copy.deepcopy.
+    """
+    try:
+        return marshal.loads(marshal.dumps(value))
+    except ValueError:
+        return copy.deepcopy(value)
 
 
 def mutate_pod(pod: dict[str, Any], settings: WebhookSettings = WebhookSettings()) -> dict[str, Any]:
     """Return the pod as the webhook would leave it; the input is never modified."""
     plan = _plan(pod, settings)
-    result: dict[str, Any] = _json_copy(pod)
+    result: dict[str, Any] = _deep_copy(pod)
     if not plan.matches:
         return result
     if plan.annotations:

@@ -146,13 +146,23 @@ def first_container_resources(world: World, container: str, requests: str, limit
 
 @given(parsers.parse('it has a container "{container}" requesting "{requests}" and limited to "{limits}"'))
 def extra_container(world: World, container: str, requests: str, limits: str) -> None:
-    entry = {"name": container, "image": "registry.example/app:1.0", "resources": pods.resources(requests, limits)}
+    entry = {
+        "name": container,
+        "image": "registry.example/app:1.0",
+        "resources": pods.resources(requests, limits),
+    }
     world.draft()["spec"]["containers"].append(entry)
 
 
-@given(parsers.parse('it has an init container "{container}" requesting "{requests}" and limited to "{limits}"'))
+@given(
+    parsers.parse('it has an init container "{container}" requesting "{requests}" and limited to "{limits}"')
+)
 def init_container(world: World, container: str, requests: str, limits: str) -> None:
-    entry = {"name": container, "image": "registry.example/init:1.0", "resources": pods.resources(requests, limits)}
+    entry = {
+        "name": container,
+        "image": "registry.example/init:1.0",
+        "resources": pods.resources(requests, limits),
+    }
     world.draft()["spec"].setdefault("initContainers", []).append(entry)
 
 
@@ -190,7 +200,9 @@ def create_peer_pod(env: Environment, world: World, name: str, namespace: str) -
     parsers.parse('another pod "{name}" that declares "{declared}" is created in namespace "{namespace}"'),
     target_fixture="outcome",
 )
-def create_declaring_pod(env: Environment, world: World, name: str, declared: str, namespace: str) -> PodOutcome:
+def create_declaring_pod(
+    env: Environment, world: World, name: str, declared: str, namespace: str
+) -> PodOutcome:
     pod = world.add(pods.peer_pod(name, namespace))
     pod["spec"]["containers"][0]["resources"] = pods.resources(declared, declared)
     return submit(env, world, pod)
@@ -242,12 +254,16 @@ def pod_admitted(outcome: PodOutcome) -> None:
 @then(parsers.parse('the pod is refused with a reason mentioning "{text}"'))
 def pod_refused(outcome: PodOutcome, text: str) -> None:
     assert not outcome.admitted, "the pod was admitted, but it must be refused"
-    assert outcome.denial and text in outcome.denial, f"the refusal {outcome.denial!r} does not mention {text!r}"
+    assert outcome.denial and text in outcome.denial, (
+        f"the refusal {outcome.denial!r} does not mention {text!r}"
+    )
 
 
 @then(parsers.parse('the refusal mentions "{text}"'))
 def refusal_mentions(outcome: PodOutcome, text: str) -> None:
-    assert outcome.denial and text in outcome.denial, f"the refusal {outcome.denial!r} does not mention {text!r}"
+    assert outcome.denial and text in outcome.denial, (
+        f"the refusal {outcome.denial!r} does not mention {text!r}"
+    )
 
 
 @then(parsers.parse('pod "{name}" in namespace "{namespace}" was admitted'))

@@ -53,7 +53,9 @@ def broken_initdata(problem: str) -> str:
 
 @given(parsers.parse('the pod is annotated with the initdata of "{file_name}"'))
 def annotated_with_initdata(world: World, file_name: str) -> None:
-    pods.annotate(world.draft(), pods.INITDATA_ANNOTATION, pods.encode_initdata(pods.initdata_toml(file_name)))
+    pods.annotate(
+        world.draft(), pods.INITDATA_ANNOTATION, pods.encode_initdata(pods.initdata_toml(file_name))
+    )
 
 
 @given(parsers.parse("the pod is annotated with initdata that {problem}"))
@@ -83,7 +85,8 @@ def assert_received(env: Environment, key: tuple[str, str], file_name: str) -> N
     assert not report["dummy"], "the pod VM fell back to the default initdata"
     expected = hashlib.new(document["algorithm"], toml).hexdigest()
     assert (report["algorithm"], report["digest"]) == (document["algorithm"], expected), (
-        f"the pod VM digested {report['algorithm']}:{report['digest']}, expected {document['algorithm']}:{expected}"
+        f"the pod VM digested {report['algorithm']}:{report['digest']}, "
+        f"expected {document['algorithm']}:{expected}"
     )
     for name, content in document["data"].items():
         if name in ALLOW_LISTED:
@@ -93,12 +96,14 @@ def assert_received(env: Environment, key: tuple[str, str], file_name: str) -> N
             )
 
 
-@then(parsers.parse('the pod VM\'s user data carries the pod\'s annotation at "{path}"'))
+@then(parsers.parse("the pod VM's user data carries the pod's annotation at \"{path}\""))
 def user_data_carries_annotation(env: Environment, world: World, path: str) -> None:
     key = current(world)
-    sent = pods.annotations(world.submitted[key])[pods.INITDATA_ANNOTATION]
+    sent = pods.pod_annotations(world.submitted[key])[pods.INITDATA_ANNOTATION]
     files = user_data_files(env, key)
-    assert files.get(path) == sent, f"{path} in the user data is {files.get(path)!r}, not the pod's annotation"
+    assert files.get(path) == sent, (
+        f"{path} in the user data is {files.get(path)!r}, not the pod's annotation"
+    )
 
 
 @then(parsers.parse('the pod VM\'s user data carries nothing at "{path}"'))
@@ -121,8 +126,12 @@ def named_received(env: Environment, name: str, namespace: str, file_name: str) 
 def used_default(env: Environment, world: World) -> None:
     report = env.guest_report(*current(world))
     assert report["dummy"], "the pod VM did not fall back to the default initdata"
-    assert report["algorithm"] == DEFAULT_INITDATA_ALGORITHM, f"default initdata digested with {report['algorithm']}"
-    assert len(report["digest"]) == hashlib.sha256().digest_size * 2, f"digest {report['digest']!r} is not sha256"
+    assert report["algorithm"] == DEFAULT_INITDATA_ALGORITHM, (
+        f"default initdata digested with {report['algorithm']}"
+    )
+    assert len(report["digest"]) == hashlib.sha256().digest_size * 2, (
+        f"digest {report['digest']!r} is not sha256"
+    )
 
 
 @then(parsers.re(r'the pod VM wrote (?P<listed>"[^"]+"(?:(?:, | and )"[^"]+")*)$'))
@@ -150,14 +159,18 @@ def digest_is(env: Environment, world: World, algorithm: str, file_name: str) ->
     report = env.guest_report(*current(world))
     expected = hashlib.new(algorithm, pods.initdata_toml(file_name)).hexdigest()
     assert report["algorithm"] == algorithm, f"the pod VM used {report['algorithm']}, expected {algorithm}"
-    assert report["digest"] == expected, f"initdata.digest {report['digest']} != {algorithm}({file_name}) {expected}"
+    assert report["digest"] == expected, (
+        f"initdata.digest {report['digest']} != {algorithm}({file_name}) {expected}"
+    )
 
 
 @then(parsers.parse('the pod VM refused the initdata with an error mentioning "{mention}"'))
 def refused(env: Environment, world: World, mention: str) -> None:
     report = env.guest_report(*current(world))
     assert report.get("error"), "the pod VM accepted broken initdata"
-    assert mention.lower() in report["error"].lower(), f"the error {report['error']!r} does not mention {mention!r}"
+    assert mention.lower() in report["error"].lower(), (
+        f"the error {report['error']!r} does not mention {mention!r}"
+    )
 
 
 @then("the pod VM wrote no initdata file")

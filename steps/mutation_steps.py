@@ -48,14 +48,14 @@ def no_container_requests(outcome: PodOutcome, resource: str) -> None:
 
 @then(parsers.parse('the pod has no annotation "{key}"'))
 def no_annotation(outcome: PodOutcome, key: str) -> None:
-    found = pods.annotations(admitted_pod(outcome))
+    found = pods.pod_annotations(admitted_pod(outcome))
     assert key not in found, f"the pod carries {key}={found[key]!r}"
 
 
 @then(parsers.parse('the pod\'s "{short}" annotation is "{value}"'))
 def sizing_annotation(outcome: PodOutcome, short: str, value: str) -> None:
     key = pods.SIZING_PREFIX + short
-    found = pods.annotations(admitted_pod(outcome))
+    found = pods.pod_annotations(admitted_pod(outcome))
     if value == "absent":
         assert key not in found, f"expected no {key}, found {found.get(key)!r}"
     else:
@@ -70,16 +70,16 @@ def resources_untouched(outcome: PodOutcome, world: World) -> None:
         before = [c.get("resources") or {} for c in pods.containers(sent, kind)]
         after = [c.get("resources") or {} for c in pods.containers(pod, kind)]
         assert after == before, f"{kind} resources changed from {before} to {after}"
-    added = [key for key in pods.SIZING_ANNOTATIONS if key in pods.annotations(pod)]
+    added = [key for key in pods.SIZING_ANNOTATIONS if key in pods.pod_annotations(pod)]
     assert not added, f"sizing annotations were added: {added}"
 
 
 @then(parsers.parse('container "{name}" has no resources'))
 def container_without_resources(outcome: PodOutcome, name: str) -> None:
     container = pods.find_container(admitted_pod(outcome), name)
-    assert not (container.get("resources") or {}).get("requests") and not (container.get("resources") or {}).get(
-        "limits"
-    ), f"container {name!r} still has resources {container.get('resources')}"
+    assert not (container.get("resources") or {}).get("requests") and not (
+        container.get("resources") or {}
+    ).get("limits"), f"container {name!r} still has resources {container.get('resources')}"
 
 
 @then(parsers.parse('init container "{name}" has no resources'))
@@ -125,7 +125,6 @@ def batch_unmutated(env: Environment, world: World) -> None:
         if pods.requested(first, "kata.peerpods.io/vm") != (None, None):
             mutated.append(namespace)
     assert not mutated, f"pods were mutated in excluded namespaces: {mutated}"
-
 
 
 @when(parsers.parse('a peer pod is created in every namespace of the "{profile}" exclusion list'))

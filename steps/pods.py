@@ -21,7 +21,9 @@ from kubernetes.utils.quantity import parse_quantity
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 INITDATA_ANNOTATION = "io.katacontainers.config.hypervisor.cc_init_data"
 SIZING_PREFIX = "io.katacontainers.config.hypervisor."
-SIZING_ANNOTATIONS = tuple(SIZING_PREFIX + name for name in ("default_vcpus", "default_memory", "default_gpus"))
+SIZING_ANNOTATIONS = tuple(
+    SIZING_PREFIX + name for name in ("default_vcpus", "default_memory", "default_gpus")
+)
 
 Pod = dict[str, Any]
 
@@ -50,7 +52,12 @@ def new_pod(name: str, namespace: str, runtime_class: str | None) -> Pod:
     spec: dict[str, Any] = {"containers": [{"name": "app", "image": "registry.example/app:1.0"}]}
     if runtime_class is not None:
         spec["runtimeClassName"] = runtime_class
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
 
 
 def peer_pod(name: str, namespace: str) -> Pod:
@@ -68,10 +75,12 @@ def find_container(pod: Mapping[str, Any], name: str, kind: str = "containers") 
     for container in containers(pod, kind):
         if container.get("name") == name:
             return container
-    raise AssertionError(f"pod has no {kind[:-1]} named {name!r}: {[c.get('name') for c in containers(pod, kind)]}")
+    raise AssertionError(
+        f"pod has no {kind[:-1]} named {name!r}: {[c.get('name') for c in containers(pod, kind)]}"
+    )
 
 
-def annotations(pod: Mapping[str, Any]) -> dict[str, str]:
+def pod_annotations(pod: Mapping[str, Any]) -> dict[str, str]:
     """The pod's annotations, never None."""
     return dict((pod.get("metadata") or {}).get("annotations") or {})
 
@@ -89,7 +98,7 @@ def requested(container: Mapping[str, Any], resource: str) -> tuple[str | None, 
 
 def quantity(value: str) -> Decimal:
     """A Kubernetes quantity, for comparisons that ignore notation (``0.25`` == ``250m``)."""
-    return Decimal(parse_quantity(value))
+    return Decimal(parse_quantity(value))  # type: ignore[no-untyped-call]
 
 
 def initdata_toml(file_name: str) -> bytes:

@@ -52,8 +52,9 @@ def batch_running(env: Environment, world: World, count: str) -> None:
 def batch_pending(env: Environment, world: World, count: str, reason: str) -> None:
     states = batch_phases(env, world)
     pending = [k for k, s in states.items() if s.phase == "Pending" and s.reason and reason in s.reason]
-    assert len(pending) == int(count), f"{len(pending)} pending for {reason!r}, expected {count}: " + ", ".join(
-        f"{k[1]}={s.phase}({s.reason})" for k, s in states.items()
+    assert len(pending) == int(count), (
+        f"{len(pending)} pending for {reason!r}, expected {count}: "
+        + ", ".join(f"{k[1]}={s.phase}({s.reason})" for k, s in states.items())
     )
 
 
@@ -61,13 +62,17 @@ def batch_pending(env: Environment, world: World, count: str, reason: str) -> No
 def node_advertises(env: Environment, node: str, count: int, resource: str) -> None:
     capacity = env.node_capacity(node)
     assert resource in capacity, f"node {node} advertises no {resource}: {capacity}"
-    assert pods.quantity(capacity[resource]) == count, f"node {node} advertises {resource}={capacity[resource]}"
+    assert pods.quantity(capacity[resource]) == count, (
+        f"node {node} advertises {resource}={capacity[resource]}"
+    )
 
 
 @then(parsers.parse('node "{node}" advertises no "{resource}"'))
 def node_advertises_none(env: Environment, node: str, resource: str) -> None:
     capacity = env.node_capacity(node)
-    assert pods.quantity(capacity.get(resource, "0")) == 0, f"node {node} advertises {resource}={capacity[resource]}"
+    assert pods.quantity(capacity.get(resource, "0")) == 0, (
+        f"node {node} advertises {resource}={capacity[resource]}"
+    )
 
 
 def allocated(env: Environment, node: str, resource: str) -> str:
@@ -89,7 +94,9 @@ def every_node_allocated(env: Environment, world: World, count: int, resource: s
 @then(parsers.parse('node "{node}" has "{resource}" "{value}" allocated'))
 def node_allocated_quantity(env: Environment, node: str, resource: str, value: str) -> None:
     found = allocated(env, node, resource)
-    assert pods.quantity(found) == pods.quantity(value), f"node {node} has {resource}={found}, expected {value}"
+    assert pods.quantity(found) == pods.quantity(value), (
+        f"node {node} has {resource}={found}, expected {value}"
+    )
 
 
 @then(parsers.parse('pod "{name}" in namespace "{namespace}" carries the pod overhead "{overhead}"'))

@@ -36,10 +36,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--target", default="reference", choices=sorted(TARGETS), help="system under test")
     parser.add_argument("--report-dir", type=Path, default=Path("reports"), help="where to write the reports")
-    parser.add_argument("--tags", default=None, help='requirement or capability tags, e.g. "WH-001 or NL-002"')
+    parser.add_argument(
+        "--tags", default=None, help='requirement or capability tags, e.g. "WH-001 or NL-002"'
+    )
     parser.add_argument("--libvirt-uri", default=None, help="libvirt URI for the lpar target")
     parser.add_argument("--webhook-url", default=None, help="AdmissionReview endpoint for the webhook target")
-    parser.add_argument("--webhook-ca", type=Path, default=None, help="CA bundle of the webhook's certificate")
+    parser.add_argument(
+        "--webhook-ca", type=Path, default=None, help="CA bundle of the webhook's certificate"
+    )
     parser.add_argument("--webhook-config", type=Path, default=None, help="MutatingWebhookConfiguration YAML")
     parser.set_defaults(func=run, accepts_extra=True)
 
@@ -102,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
     finished = datetime.now(UTC)
     if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
         return int(status)
-    artifacts = {name: report_dir / name for name in ("junit.xml", "cucumber.json") if (report_dir / name).exists()}
+    artifacts = {
+        name: report_dir / name for name in ("junit.xml", "cucumber.json") if (report_dir / name).exists()
+    }
     summary = build_summary(
         catalogue=catalogue,
         results=recorder.results.values(),

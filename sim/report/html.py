@@ -87,9 +87,18 @@ def render_report(summary: dict[str, Any], summary_sha256: str) -> str:
 <style>{_STYLE}</style></head><body>
 <h1>Peer pods on IBM Z / LinuxONE — conformance certification report</h1>
 <div class="banner {_cls(verdict)}">{escape(headline)}</div>
-<h2>Suite</h2>{_definition_list({"name": suite["name"], "version": suite["version"], "commit": suite["commit"],
-    "started": summary["started"], "finished": summary["finished"],
-    "selection": " ".join(summary["selection"]) or "all scenarios"})}
+<h2>Suite</h2>{
+        _definition_list(
+            {
+                "name": suite["name"],
+                "version": suite["version"],
+                "commit": suite["commit"],
+                "started": summary["started"],
+                "finished": summary["finished"],
+                "selection": " ".join(summary["selection"]) or "all scenarios",
+            }
+        )
+    }
 <h2>System under test</h2>{_definition_list(summary["target"])}
 <h2>Counts</h2>{_counts_table(summary["counts"])}
 <p>{not_applicable} requirement(s) could not be answered by this target and are reported

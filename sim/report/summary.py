@@ -27,7 +27,11 @@ def suite_commit(root: Path = PROJECT_ROOT) -> str:
     """The suite's git commit, with ``-dirty`` when the work tree has changes; ``unknown`` outside git."""
     try:
         commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
@@ -107,12 +111,17 @@ def build_summary(
         "selection": selection,
         "verdict": PASSED if applicable and all(r.outcome == PASSED for r in applicable) else FAILED,
         "counts": {
-            "scenarios": {key: scenario_counts.get(key, 0) for key in (PASSED, FAILED, NOT_APPLICABLE, SKIPPED)},
+            "scenarios": {
+                key: scenario_counts.get(key, 0) for key in (PASSED, FAILED, NOT_APPLICABLE, SKIPPED)
+            },
             "requirements": {
-                key: requirement_counts.get(key, 0) for key in (PASSED, FAILED, NOT_APPLICABLE, SKIPPED, NOT_RUN)
+                key: requirement_counts.get(key, 0)
+                for key in (PASSED, FAILED, NOT_APPLICABLE, SKIPPED, NOT_RUN)
             },
         },
         "requirements": requirements,
         "scenarios": [r.to_dict() for r in scenarios],
-        "artifacts": {name: {"file": path.name, "sha256": sha256_file(path)} for name, path in artifacts.items()},
+        "artifacts": {
+            name: {"file": path.name, "sha256": sha256_file(path)} for name, path in artifacts.items()
+        },
     }

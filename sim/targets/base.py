@@ -23,7 +23,7 @@ from typing import Any
 #: Capability names a scenario can require with a ``@needs-<name>`` tag.
 CAPABILITIES: dict[str, str] = {
     "mutation": "pods are sent through the mutating webhook and the admitted pod can be read back",
-    "webhook-settings": "the webhook's environment (TARGET_RUNTIMECLASS, POD_VM_EXTENDED_RESOURCE, profile) can be set",
+    "webhook-settings": "the webhook's env (TARGET_RUNTIMECLASS, POD_VM_EXTENDED_RESOURCE) can be set",
     "cluster": "nodes, the scheduler and the cloud-api-adaptor's node capacity are observable",
     "podvm": "pod VMs are created for scheduled peer pods and what they received can be read",
     "guest": "pod VMs really boot and their own agent reports what it did",
@@ -175,7 +175,7 @@ class Target(ABC):
     def open_environment(self) -> Environment:
         """Setup for one scenario."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most targets hold nothing for the whole run
         """Release whatever the target holds for the whole run."""
 
     def why_not(self, capability: str) -> str:

@@ -64,4 +64,3 @@ def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
     path.write_text(f"requirements:\n  - {entry}\n  - {entry}\n", encoding="utf-8")
     with pytest.raises(ConformanceInputError, match="duplicate id NL-001"):
         load_catalogue(path)
-
