@@ -3,13 +3,14 @@
 Runs the features through pytest on the chosen target, then writes, beside pytest's
 ``junit.xml`` and pytest-bdd's ``cucumber.json``, the suite's own ``summary.json`` and
 ``report.html``. Exit status: 0 only when every applicable scenario passed; 1 when one
-failed; 5 when the selection ran no scenario; 2 on bad input.
+failed; 5 when the selection ran no applicable scenario; 2 on bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 from sim.catalogue import PROJECT_ROOT, load_catalogue
 from sim.errors import ConformanceInputError
 from sim.report.html import render_report
-from sim.report.results import PASSED, ResultRecorder
+from sim.report.results import NOT_APPLICABLE, PASSED, ResultRecorder
 from sim.report.summary import build_summary, sha256_file
 from sim.targets import TARGETS, create_target
 from sim.targets.base import TargetOptions
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         + ", ".join(f"{n} {k}" for k, n in counts.items())
         + f"; reports in {report_dir}/ (report.html, summary.json, junit.xml, cucumber.json)"
     )
-    if not recorder.results:
+    if not any(r.outcome != NOT_APPLICABLE for r in recorder.results.values()):
+        print("peerpods-conformance: no applicable scenario ran: nothing was verified", file=sys.stderr)
         return EXIT_NO_SCENARIO
     return 0 if summary["verdict"] == PASSED else 1
