@@ -21,10 +21,10 @@ from sim.webhook import mutate_pod, mutation_patch, review_response
 def _container(name: str, cpu: tuple[str, str], memory: tuple[str, str]) -> dict[str, Any]:
     return {
         "name": name,
-        "image": f"quay.io/example/{name}@sha256:{'ab' * 32}",
+        "image": f"quay.io/example/{name}:1.4.2",
         "imagePullPolicy": "IfNotPresent",
-        "args": ["--port=8080", "--log-level=info", f"--component={name}"],
-        "env": [{"name": f"VAR_{index}", "value": f"value-{index}"} for index in range(5)],
+        "args": ["--port=8080", f"--component={name}"],
+        "env": [{"name": f"VAR_{index}", "value": f"value-{index}"} for index in range(2)],
         "ports": [{"containerPort": 8080, "name": "http", "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 10},
         "volumeMounts": [{"name": "config", "mountPath": "/etc/app"}, {"name": "data", "mountPath": "/data"}],

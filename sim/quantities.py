@@ -37,6 +37,7 @@ __all__ = [
     "ceil_int",
     "format_decimal_si",
     "parse_quantity",
+    "quantity_value",
     "to_mib_ceil",
 ]
 
@@ -103,6 +104,19 @@ def _parse_text(text: str) -> Decimal | None:
     except (ValueError, InvalidOperation):  # pragma: no cover - the grammar already checked
         return None
     return max(-MAX_QUANTITY, min(MAX_QUANTITY, result))
+
+
+def quantity_value(value: object) -> Decimal | None:
+    """The value of a YAML/JSON scalar quantity, or None if Kubernetes would refuse it.
+
+    The exception-free fast path for hot loops; call :func:`parse_quantity` for the message.
+    """
+    if type(value) is str:
+        return _parse_text(value)
+    try:
+        return _parse_text(_as_text(value, ""))
+    except QuantityError:
+        return None
 
 
 def parse_quantity(value: str | int | float, *, where: str) -> Decimal:

@@ -26,13 +26,20 @@ import base64
 import copy
 import json
 import marshal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from sim.errors import ConformanceInputError
-from sim.quantities import QuantityError, ceil_int, format_decimal_si, parse_quantity, to_mib_ceil
+from sim.quantities import (
+    QuantityError,
+    ceil_int,
+    format_decimal_si,
+    parse_quantity,
+    quantity_value,
+    to_mib_ceil,
+)
 
 __all__ = [
     "ANN_GPUS",
@@ -57,6 +64,7 @@ GPU_RESOURCE = "nvidia.com/gpu"
 ADMISSION_V1 = "admission.k8s.io/v1"
 _ADMISSION_VERSIONS = (ADMISSION_V1, "admission.k8s.io/v1beta1")
 _CONTAINER_LISTS = ("containers", "initContainers")
+_ZERO = Decimal(0)
 
 Pod = dict[str, Any]
 
@@ -105,83 +113,98 @@ class _Plan:
 # --------------------------------------------------------------------------- decoding
 
 
-def _pod_label(pod: Mapping[str, Any]) -> str:
+def _pod_label(pod: dict[str, Any]) -> str:
     """Name the pod in messages: namespace/name, else generateName, else '<unnamed>'."""
     meta = pod.get("metadata")
-    if not isinstance(meta, Mapping):
+    if not isinstance(meta, dict):
         return "pod <unnamed>"
     name = meta.get("name") or (f"{meta['generateName']}*" if meta.get("generateName") else "<unnamed>")
     namespace = meta.get("namespace")
     return f"pod {namespace}/{name}" if namespace else f"pod {name}"
 
 
-def _check_kind(pod: object) -> None:
+def _check_kind(pod: object) -> dict[str, Any]:
     """Refuse what a Pod decoder refuses: non-objects and objects of another kind."""
-    if not isinstance(pod, Mapping):
+    if not isinstance(pod, dict):
         raise PodError(f"object is a {type(pod).__name__}, not a Pod")
     kind = pod.get("kind", "Pod")
     api_version = pod.get("apiVersion", "v1")
     if kind != "Pod" or api_version != "v1":
         raise PodError(f"{_pod_label(pod)}: object is {api_version}/{kind}, not v1/Pod")
+    return pod
 
 
-def _mapping_field(parent: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
-    """A nested object that may be absent or null (Go decodes both as empty) but not another type."""
+def _object(parent: dict[str, Any], key: str, where: Callable[[], str]) -> dict[str, Any]:
+    """A nested object that may be absent or null (Go decodes both as empty) but not another type.
+
+    ``where`` builds the location only when there is an error: messages are detailed, and
+    formatting them for every field of every pod would dominate the admission hot path.
+    """
     value = parent.get(key)
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
-        raise PodError(f"{where}.{key}: expected an object, got {type(value).__name__}")
+    if not isinstance(value, dict):
+        raise PodError(f"{where()}.{key}: expected an object, got {type(value).__name__}")
     return value
 
 
-def _check_metadata(pod: Mapping[str, Any], label: str) -> None:
+def _check_metadata(pod: dict[str, Any]) -> None:
     """Annotation values must be strings: Go decodes them into map[string]string."""
-    meta = _mapping_field(pod, "metadata", label)
-    annotations = _mapping_field(meta, "annotations", f"{label}: metadata")
+    meta = _object(pod, "metadata", lambda: _pod_label(pod))
+    annotations = _object(meta, "annotations", lambda: f"{_pod_label(pod)}: metadata")
     for key, value in annotations.items():
         if not isinstance(value, str):
-            raise PodError(f"{label}: metadata.annotations[{key!r}]: expected a string, got {value!r}")
+            raise PodError(
+                f"{_pod_label(pod)}: metadata.annotations[{key!r}]: expected a string, got {value!r}"
+            )
 
 
-def _containers(spec: Mapping[str, Any], list_name: str, label: str) -> list[Mapping[str, Any]]:
+def _containers(pod: dict[str, Any], spec: dict[str, Any], list_name: str) -> list[dict[str, Any]]:
     """The containers of one list, each checked to be an object."""
     value = spec.get(list_name)
     if value is None:
         return []
     if not isinstance(value, list):
-        raise PodError(f"{label}: spec.{list_name}: expected a list, got {type(value).__name__}")
+        raise PodError(f"{_pod_label(pod)}: spec.{list_name}: expected a list, got {type(value).__name__}")
     for index, container in enumerate(value):
-        if not isinstance(container, Mapping):
-            raise PodError(f"{label}: spec.{list_name}[{index}]: expected an object")
+        if not isinstance(container, dict):
+            raise PodError(f"{_pod_label(pod)}: spec.{list_name}[{index}]: expected an object")
     return value
 
 
-def _container_where(label: str, list_name: str, index: int, container: Mapping[str, Any]) -> str:
+def _container_where(pod: dict[str, Any], list_name: str, index: int) -> str:
     """The prefix of every message about one container: pod, list, index and name."""
-    name = container.get("name")
+    name = pod["spec"][list_name][index].get("name")
     shown = f" ({name})" if isinstance(name, str) and name else ""
-    return f"{label}: {list_name}[{index}]{shown}.resources"
+    return f"{_pod_label(pod)}: {list_name}[{index}]{shown}"
 
 
-def _resource_list(container: Mapping[str, Any], kind: str, where: str) -> dict[str, Decimal]:
-    """Parse one ``requests`` or ``limits`` map; every entry must be a quantity."""
-    resources = _mapping_field(container, "resources", where.rsplit(".", 1)[0])
-    values = _mapping_field(resources, kind, where)
+def _resource_list(pod: dict[str, Any], list_name: str, index: int, kind: str) -> dict[str, Decimal]:
+    """Parse one container's ``requests`` or ``limits``; every entry must be a quantity."""
+
+    def where() -> str:
+        return _container_where(pod, list_name, index)
+
+    resources = _object(pod["spec"][list_name][index], "resources", where)
+    values = _object(resources, kind, lambda: f"{where()}.resources")
     parsed: dict[str, Decimal] = {}
     for name, raw in values.items():
-        try:
-            parsed[name] = parse_quantity(raw, where=f"{where}.{kind}.{name}")
-        except QuantityError as exc:
-            raise PodError(str(exc)) from exc
+        value = quantity_value(raw)
+        if value is None:
+            try:
+                parse_quantity(raw, where=f"{where()}.resources.{kind}.{name}")
+            except QuantityError as exc:
+                raise PodError(str(exc)) from exc
+            raise AssertionError("quantity_value and parse_quantity disagree")  # pragma: no cover
+        parsed[name] = value
     return parsed
 
 
-def _add_container(totals: _Totals, container: Mapping[str, Any], where: str) -> None:
+def _add_container(totals: _Totals, pod: dict[str, Any], list_name: str, index: int) -> None:
     """Add one container's requests and limits to the running sums."""
-    requests = _resource_list(container, "requests", where)
-    limits = _resource_list(container, "limits", where)
-    zero = Decimal(0)
+    requests = _resource_list(pod, list_name, index, "requests")
+    limits = _resource_list(pod, list_name, index, "limits")
+    zero = _ZERO
     totals.cpu_requests += requests.get("cpu", zero)
     totals.cpu_limits += limits.get("cpu", zero)
     totals.memory_requests += requests.get("memory", zero)
@@ -189,22 +212,22 @@ def _add_container(totals: _Totals, container: Mapping[str, Any], where: str) ->
     totals.gpu_requests += requests.get(GPU_RESOURCE, zero)
 
 
-def _decode(pod: object) -> tuple[Mapping[str, Any], str, dict[str, list[Mapping[str, Any]]], _Totals]:
+def _decode(pod: object) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]], _Totals]:
     """Check the pod as the Go decoder would and sum its resources."""
-    _check_kind(pod)
-    assert isinstance(pod, Mapping)
-    label = _pod_label(pod)
-    _check_metadata(pod, label)
-    spec = _mapping_field(pod, "spec", label)
+    checked = _check_kind(pod)
+    _check_metadata(checked)
+    spec = _object(checked, "spec", lambda: _pod_label(checked))
     runtime_class = spec.get("runtimeClassName")
     if runtime_class is not None and not isinstance(runtime_class, str):
-        raise PodError(f"{label}: spec.runtimeClassName: expected a string, got {runtime_class!r}")
-    lists = {name: _containers(spec, name, label) for name in _CONTAINER_LISTS}
+        raise PodError(
+            f"{_pod_label(checked)}: spec.runtimeClassName: expected a string, got {runtime_class!r}"
+        )
+    lists = {name: _containers(checked, spec, name) for name in _CONTAINER_LISTS}
     totals = _Totals()
     for list_name, containers in lists.items():
-        for index, container in enumerate(containers):
-            _add_container(totals, container, _container_where(label, list_name, index, container))
-    return spec, label, lists, totals
+        for index in range(len(containers)):
+            _add_container(totals, checked, list_name, index)
+    return spec, lists, totals
 
 
 # --------------------------------------------------------------------------- planning
@@ -235,10 +258,11 @@ def _annotations(totals: _Totals) -> dict[str, str]:
 
 def _plan(pod: object, settings: WebhookSettings) -> _Plan:
     """Decide what changes; raises PodError for anything the webhook could not decode."""
-    spec, label, lists, totals = _decode(pod)
+    spec, lists, totals = _decode(pod)
     if spec.get("runtimeClassName") != settings.target_runtimeclass:
         return _Plan(matches=False)
     if not lists["containers"]:
+        label = _pod_label(pod)  # type: ignore[arg-type]  # _decode checked it is a dict
         raise PodError(f"{label}: spec.containers is empty; a peer pod needs at least one container")
     return _Plan(
         matches=True,
