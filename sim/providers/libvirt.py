@@ -1,0 +1,440 @@
+"""Pod VMs as libvirt domains on the (emulated) LPAR: CAA's libvirt provider, in Python.
+
+Creation follows CAA's order -- boot volume backed by LIBVIRT_VOL_NAME, cloud-init ISO,
+domain definition, start -- and then waits for the guest's own report, the emulated
+counterpart of CAA waiting for the pod VM's agent. Every step that leaves something in
+libvirt registers its undo first, so a failure half-way through removes what was made:
+no domain and no volume is ever left behind (spec section 6).
+
+On ``test:///default`` nothing boots: the guest report is the reference pod VM logic
+(:func:`sim.podvm.process_user_data`) run on the user data read back from the cloud-init
+ISO the domain really has attached.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sim.errors import ConformanceInputError, TargetError
+from sim.lpar import cidata, console, domain, host
+from sim.lpar.assets import Assets
+from sim.podvm import GuestReport, process_user_data
+from sim.providers import InstanceSpec, podvm_name
+
+LAUNCH_SECURITY_VALUES = (domain.LAUNCH_SECURITY_SE,)
+DEFAULT_POOL = "default"
+DEFAULT_NET = "default"
+DEFAULT_VOL = "podvm-base.qcow2"
+PODVM_PREFIX = "podvm-"
+#: Create-time steps at which a test may inject a failure (see ``LibvirtProvider.fault``).
+STEPS = ("root-volume", "cidata-volume", "define", "start", "report")
+
+
+class LaunchSecurityError(ConformanceInputError):
+    """LIBVIRT_LAUNCH_SECURITY holds a value the provider does not know."""
+
+
+@dataclass(frozen=True)
+class LibvirtSettings:
+    """The peer-pods-cm keys the libvirt provider reads (spec section 6)."""
+
+    pool: str = DEFAULT_POOL
+    network: str = DEFAULT_NET
+    base_volume: str = DEFAULT_VOL
+    disable_cvm: bool = False
+    launch_security: str | None = None
+
+    @classmethod
+    def from_config(cls, data: Mapping[str, str]) -> LibvirtSettings:
+        """Read peer-pods-cm; an unknown LIBVIRT_LAUNCH_SECURITY is refused by name."""
+        launch = (data.get("LIBVIRT_LAUNCH_SECURITY") or "").strip() or None
+        if launch is not None and launch not in LAUNCH_SECURITY_VALUES:
+            raise LaunchSecurityError(
+                f"peer-pods-cm LIBVIRT_LAUNCH_SECURITY={launch!r} is not a launch security type "
+                f"the libvirt provider knows (known: {', '.join(LAUNCH_SECURITY_VALUES)}; "
+                "or set DISABLECVM=true for none)"
+            )
+        return cls(
+            pool=data.get("LIBVIRT_POOL") or DEFAULT_POOL,
+            network=data.get("LIBVIRT_NET") or DEFAULT_NET,
+            base_volume=data.get("LIBVIRT_VOL_NAME") or DEFAULT_VOL,
+            disable_cvm=(data.get("DISABLECVM") or "").strip().lower() == "true",
+            launch_security=launch,
+        )
+
+
+@dataclass
+class _Instance:
+    """What the provider remembers about one pod VM it made."""
+
+    name: str
+    volumes: list[str]
+    console: Path
+    report: GuestReport | None = None
+
+
+@dataclass
+class _Undo:
+    """Cleanup actions registered while creating, run newest first if creation fails."""
+
+    actions: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+
+    def push(self, what: str, action: Callable[[], None]) -> None:
+        self.actions.append((what, action))
+
+    def run(self) -> list[str]:
+        problems = []
+        for what, action in reversed(self.actions):
+            try:
+                action()
+            except Exception as exc:  # keep undoing; report what could not be undone
+                problems.append(f"{what}: {exc}")
+        self.actions.clear()
+        return problems
+
+
+class LibvirtProvider:
+    """The Provider protocol over one libvirt connection."""
+
+    def __init__(
+        self,
+        connection: Any,
+        *,
+        assets: Assets | None,
+        settings: LibvirtSettings | None = None,
+        report_timeout: float = 60.0,
+        work_dir: Path | None = None,
+        fault: Callable[[str], None] | None = None,
+        cmdline_extra: str = "",
+    ) -> None:
+        self.connection = connection
+        self.libvirt = host.import_libvirt()
+        self.simulated = host.is_test_driver(connection)
+        self.assets = assets
+        self.settings = settings or LibvirtSettings()
+        self.report_timeout = report_timeout
+        #: Test seam: called with each step name in STEPS; raising there simulates libvirt failing.
+        self.fault = fault
+        self.cmdline_extra = cmdline_extra
+        self._own_work = work_dir is None
+        self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="peerpods-lpar-"))
+        self._instances: dict[str, _Instance] = {}
+        self._lock = threading.Lock()
+        self._boot: domain.BootAssets | None = None
+        if not self.simulated and assets is None:
+            raise ConformanceInputError("a libvirt provider that boots guests needs the pod VM assets")
+
+    # --- configuration ------------------------------------------------------------------
+    def configure(self, data: Mapping[str, str]) -> None:
+        """Apply peer-pods-cm (the adaptor re-reads it on restart)."""
+        self.settings = LibvirtSettings.from_config(data)
+
+    def launch_security(self) -> str | None:
+        """DISABLECVM wins; then LIBVIRT_LAUNCH_SECURITY; unset means 'decided by the host'."""
+        if self.settings.disable_cvm:
+            return None
+        if self.settings.launch_security is not None:
+            return self.settings.launch_security
+        host_arch = str(self.connection.getInfo()[0])
+        return domain.LAUNCH_SECURITY_SE if host_arch == "s390x" else None
+
+    def _guest_caps(self) -> tuple[str, str, str | None]:
+        """(domain type, machine, emulator) for s390x, from the host's capabilities."""
+        if self.simulated:
+            return "test", domain.S390_MACHINE, None
+        import xml.etree.ElementTree as ET
+
+        caps = ET.fromstring(self.connection.getCapabilities())
+        for guest in caps.findall("guest"):
+            arch = guest.find("arch")
+            if guest.findtext("os_type") != "hvm" or arch is None or arch.get("name") != domain.S390_ARCH:
+                continue
+            types = [d.get("type") for d in arch.findall("domain")]
+            machine = domain.S390_MACHINE
+            for candidate in arch.findall("machine"):
+                if candidate.text == domain.S390_MACHINE:
+                    machine = candidate.get("canonical") or domain.S390_MACHINE
+            return ("kvm" if "kvm" in types else "qemu"), machine, arch.findtext("emulator")
+        raise TargetError(
+            f"libvirt at {self.connection.getURI()} offers no s390x guest: qemu-system-s390x is missing "
+            f"({host.PACKAGES_HINT}; restart libvirtd afterwards)"
+        )
+
+    def _boot_assets(self) -> domain.BootAssets | None:
+        if self.assets is None:
+            return None
+        if self._boot is None:
+            if self.simulated:
+                kernel, initrd = self.assets.kernel, self.assets.initrd
+            else:
+                kernel = host.stage_boot_file(self.assets.kernel, self.assets.kernel_sha256)
+                initrd = host.stage_boot_file(self.assets.initrd, self.assets.initrd_sha256)
+            self._boot = domain.BootAssets(str(kernel), str(initrd), self.assets.cmdline)
+        if self.cmdline_extra:
+            return domain.BootAssets(self._boot.kernel, self._boot.initrd, f"{self._boot.cmdline} {self.cmdline_extra}")
+        return self._boot
+
+    # --- Provider protocol ----------------------------------------------------------------
+    def create_instance(self, spec: InstanceSpec) -> str:
+        """Define, start and (on QEMU) wait for the pod VM's report; nothing remains on failure."""
+        name = podvm_name(spec.pod_name, spec.sandbox_id)
+        undo = _Undo()
+        try:
+            return self._create(name, spec, undo)
+        except BaseException as exc:
+            problems = undo.run()
+            if problems:
+                raise TargetError(f"creating {name} failed ({exc}); cleanup also failed: {'; '.join(problems)}") from exc
+            if isinstance(exc, (TargetError, ConformanceInputError)):
+                raise
+            if isinstance(exc, self.libvirt.libvirtError):
+                raise TargetError(f"creating {name} failed: {exc.get_error_message()}") from None
+            raise
+
+    def _step(self, step: str) -> None:
+        if self.fault is not None:
+            self.fault(step)
+
+    def _create(self, name: str, spec: InstanceSpec, undo: _Undo) -> str:
+        launch = self.launch_security()
+        domain_type, machine, emulator = self._guest_caps()
+        pool = self._pool()
+        base = self._base_volume(pool)
+        self._step("root-volume")
+        root = self._create_volume(pool, undo, self._root_volume_xml(f"{name}-root.qcow2", base))
+        self._step("cidata-volume")
+        iso = cidata.build_nocloud_iso(spec.user_data, hostname=name)
+        iso_volume = self._create_volume(pool, undo, _raw_volume_xml(f"{name}-cloudinit.iso", len(iso)))
+        self._upload(iso_volume, iso)
+        console_path = self._console_path(name)
+        undo.push(f"console {console_path}", lambda: console_path.unlink(missing_ok=True))
+        xml = domain.build_domain_xml(
+            domain.DomainSpec(
+                name=name,
+                vcpus=spec.vcpus,
+                memory_mib=spec.memory_mib,
+                domain_type=domain_type,
+                machine=machine,
+                emulator=emulator,
+                boot_volume=root.path(),
+                cidata_volume=iso_volume.path(),
+                network=self.settings.network,
+                console_path=str(console_path),
+                boot=self._boot_assets(),
+                launch_security=launch,
+            )
+        )
+        self._step("define")
+        dom = self.connection.defineXML(xml)
+        undo.push(f"domain {name}", lambda: self._remove_domain(name))
+        self._step("start")
+        dom.create()
+        instance = _Instance(name=name, volumes=[root.name(), iso_volume.name()], console=console_path)
+        self._step("report")
+        if not self.simulated:
+            instance.report = self._await_report(dom, instance)
+        with self._lock:
+            self._instances[name] = instance
+        undo.actions.clear()
+        return name
+
+    def _await_report(self, dom: Any, instance: _Instance) -> GuestReport:
+        def alive() -> bool:
+            try:
+                return bool(dom.isActive())
+            except self.libvirt.libvirtError:
+                return False
+
+        raw = console.wait_for_report(instance.console, timeout=self.report_timeout, alive=alive)
+        return GuestReport.from_json(_json(raw))
+
+    def delete_instance(self, instance_id: str) -> None:
+        """Destroy and undefine the domain, then delete its volumes (and the console file)."""
+        with self._lock:
+            instance = self._instances.pop(instance_id, None)
+        problems = []
+        try:
+            self._remove_domain(instance_id)
+        except self.libvirt.libvirtError as exc:
+            problems.append(f"domain: {exc.get_error_message()}")
+        pool = self._pool()
+        names = instance.volumes if instance else [f"{instance_id}-root.qcow2", f"{instance_id}-cloudinit.iso"]
+        for volume in names:
+            try:
+                self._delete_volume(pool, volume)
+            except self.libvirt.libvirtError as exc:
+                problems.append(f"volume {volume}: {exc.get_error_message()}")
+        self._console_path(instance_id).unlink(missing_ok=True)
+        if problems:
+            raise TargetError(f"deleting pod VM {instance_id}: {'; '.join(problems)}")
+
+    def guest_report(self, instance_id: str) -> GuestReport:
+        """The guest's own report (QEMU) or the reference logic on the attached user data (test)."""
+        with self._lock:
+            instance = self._instances.get(instance_id)
+        if instance is None:
+            raise TargetError(f"no pod VM {instance_id} on {self.connection.getURI()}")
+        if instance.report is not None:
+            return instance.report
+        dom = self.connection.lookupByName(instance_id)
+        facts = domain.domain_facts(dom.XMLDesc(0))
+        iso_path = next(d["source"] for d in facts["disks"] if d["dev"] == "vdb")
+        user_data = cidata.read_user_data(self._read_volume(iso_path), where=f"{instance_id} vdb ({iso_path})")
+        root = Path(tempfile.mkdtemp(prefix=f"{instance_id}-", dir=self.work_dir))
+        instance.report = process_user_data(user_data, root, arch=facts["arch"] or "s390x", machine=None)
+        return instance.report
+
+    def describe(self, instance_id: str) -> dict[str, Any]:
+        """Facts from libvirt's own XML of the domain, plus its volumes and state."""
+        try:
+            dom = self.connection.lookupByName(instance_id)
+        except self.libvirt.libvirtError:
+            raise TargetError(f"no domain {instance_id} on {self.connection.getURI()}") from None
+        facts = domain.domain_facts(dom.XMLDesc(0))
+        facts["uri"] = self.connection.getURI()
+        facts["pool"] = self.settings.pool
+        facts["base_volume"] = self.settings.base_volume
+        facts["volumes"] = [v for v in self._pool().listVolumes() if v.startswith(instance_id + "-")]
+        facts["backing_store"] = self._backing(facts["volumes"])
+        return facts
+
+    # --- leftovers (the after-every-run check) ----------------------------------------------
+    def leftovers(self) -> list[str]:
+        """Every podvm-* domain and volume that exists now (should be none after a run)."""
+        found = [f"domain {n}" for n in self._domain_names() if n.startswith(PODVM_PREFIX)]
+        try:
+            pool = self.connection.storagePoolLookupByName(self.settings.pool)
+            pool.refresh(0)
+            found += [
+                f"volume {v}"
+                for v in pool.listVolumes()
+                if v.startswith(PODVM_PREFIX) and v != self.settings.base_volume
+            ]
+        except self.libvirt.libvirtError:
+            pass
+        return sorted(found)
+
+    def remove_leftovers(self) -> None:
+        """Delete every podvm-* domain and volume (teardown after a failed scenario)."""
+        for entry in self.leftovers():
+            kind, name = entry.split(" ", 1)
+            try:
+                if kind == "domain":
+                    self._remove_domain(name)
+                else:
+                    self._delete_volume(self._pool(), name)
+            except self.libvirt.libvirtError:
+                continue
+
+    def close(self) -> None:
+        """Forget the work directory (files the simulated guests wrote)."""
+        if self._own_work:
+            import shutil
+
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    # --- libvirt helpers ----------------------------------------------------------------------
+    def _domain_names(self) -> list[str]:
+        return [d.name() for d in self.connection.listAllDomains(0)]
+
+    def _pool(self) -> Any:
+        try:
+            pool = self.connection.storagePoolLookupByName(self.settings.pool)
+        except self.libvirt.libvirtError:
+            raise TargetError(
+                f"libvirt at {self.connection.getURI()} has no storage pool {self.settings.pool!r} (LIBVIRT_POOL)"
+            ) from None
+        return pool
+
+    def _base_volume(self, pool: Any) -> Any:
+        try:
+            return pool.storageVolLookupByName(self.settings.base_volume)
+        except self.libvirt.libvirtError:
+            raise TargetError(
+                f"pool {self.settings.pool!r} has no base volume {self.settings.base_volume!r} (LIBVIRT_VOL_NAME); "
+                "run `peerpods-conformance lpar prepare` or upload the pod VM image"
+            ) from None
+
+    def _root_volume_xml(self, name: str, base: Any) -> str:
+        capacity = int(base.info()[1]) or 1 << 28
+        return (
+            f"<volume><name>{name}</name><capacity unit='B'>{capacity}</capacity>"
+            "<target><format type='qcow2'/></target>"
+            f"<backingStore><path>{base.path()}</path><format type='qcow2'/></backingStore></volume>"
+        )
+
+    def _create_volume(self, pool: Any, undo: _Undo, xml: str) -> Any:
+        volume = pool.createXML(xml, 0)
+        name = volume.name()
+        undo.push(f"volume {name}", lambda: self._delete_volume(pool, name))
+        return volume
+
+    def _delete_volume(self, pool: Any, name: str) -> None:
+        try:
+            volume = pool.storageVolLookupByName(name)
+        except self.libvirt.libvirtError:
+            return
+        path = Path(volume.path())
+        volume.delete(0)
+        if self.simulated and path.is_relative_to(self.work_dir):
+            path.unlink(missing_ok=True)  # the bytes _upload wrote in the driver's stead
+
+    def _remove_domain(self, name: str) -> None:
+        try:
+            dom = self.connection.lookupByName(name)
+        except self.libvirt.libvirtError:
+            return
+        if dom.isActive():
+            try:
+                dom.destroy()
+            except self.libvirt.libvirtError:
+                if dom.isActive():
+                    raise
+        dom.undefine()
+
+    def _upload(self, volume: Any, data: bytes) -> None:
+        """Stream the bytes into the volume; the test driver cannot, so write its file."""
+        if self.simulated:
+            path = Path(volume.path())
+            if not path.parent.is_dir() or not path.is_relative_to(self.work_dir):
+                raise TargetError(f"test pool volume {path} is not in the provider's directory {self.work_dir}")
+            path.write_bytes(data)
+            return
+        stream = self.connection.newStream(0)
+        volume.upload(stream, 0, len(data), 0)
+        stream.send(data)
+        stream.finish()
+
+    def _read_volume(self, path: str) -> bytes:
+        return Path(path).read_bytes()
+
+    def _console_path(self, name: str) -> Path:
+        directory = self.work_dir if self.simulated else host.CONSOLE_DIR
+        return directory / f"{name}.console"
+
+    def _backing(self, volumes: list[str]) -> str | None:
+        import xml.etree.ElementTree as ET
+
+        for volume in volumes:
+            if volume.endswith("-root.qcow2"):
+                xml = self._pool().storageVolLookupByName(volume).XMLDesc(0)
+                return ET.fromstring(xml).findtext("backingStore/path")
+        return None
+
+
+def _raw_volume_xml(name: str, size: int) -> str:
+    return (
+        f"<volume><name>{name}</name><capacity unit='B'>{size}</capacity>"
+        "<target><format type='raw'/></target></volume>"
+    )
+
+
+def _json(raw: Mapping[str, Any]) -> str:
+    import json
+
+    return json.dumps(raw)
