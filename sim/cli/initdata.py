@@ -26,23 +26,47 @@ def _encode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _encoded_text(source: str) -> str:
-    """STRING, FILE or '-': an existing file wins over reading the argument as the string."""
+def _decoded(source: str) -> bytes:
+    """STRING, FILE or '-' decoded; an existing file wins over reading the argument as the string."""
     if source == "-" or os.path.isfile(source):
         raw = read_source(source, what="initdata file")
         try:
-            return raw.decode("ascii").strip()
+            return initdata.decode(raw.decode("ascii").strip())
         except UnicodeDecodeError as exc:
             raise initdata.InitdataError(f"{_label(source)}: encoded initdata must be ASCII base64") from exc
-    return source.strip()
+        except initdata.InitdataError as exc:
+            raise initdata.InitdataError(f"{_label(source)}: {exc}") from exc
+    try:
+        return initdata.decode(source.strip())
+    except initdata.InitdataError as exc:
+        if "/" in source and "." in source:  # probably meant as a file name
+            raise initdata.InitdataError(f"{exc} (and there is no file named {source!r})") from exc
+        raise
+
+
+def _check_expected(toml_bytes: bytes, algorithm: str, expected: str | None, label: str) -> None:
+    """Compare with a digest the user expects (an attestation policy's value, a document's claim).
+
+    The common mistake is hashing the TOML as shown rather than as delivered (a trailing
+    newline more or less), so the message says exactly which bytes the digest covers.
+    """
+    if expected is None:
+        return
+    computed = initdata.digest(toml_bytes, algorithm)
+    if computed != expected.strip().lower():
+        ending = "ends" if toml_bytes.endswith(b"\n") else "does not end"
+        raise initdata.InitdataError(
+            f"{label}: {algorithm} digest is {computed}, not the expected {expected.strip()}; "
+            f"the digest covers the exact {len(toml_bytes)} TOML bytes, which {ending} with a newline"
+        )
 
 
 def _decode(args: argparse.Namespace) -> int:
-    toml_bytes = initdata.decode(_encoded_text(args.source))
-    initdata.parse(toml_bytes, source="decoded initdata")
+    """Print the decoded TOML byte for byte, so that piping it to ``digest`` gives the VM's value."""
+    toml_bytes = _decoded(args.source)
+    document = initdata.parse(toml_bytes, source="decoded initdata")
+    _check_expected(toml_bytes, document.algorithm, args.expect, "decoded initdata")
     sys.stdout.buffer.write(toml_bytes)
-    if not toml_bytes.endswith(b"\n"):
-        sys.stdout.buffer.write(b"\n")
     sys.stdout.flush()
     return 0
 
@@ -50,9 +74,9 @@ def _decode(args: argparse.Namespace) -> int:
 def _digest(args: argparse.Namespace) -> int:
     """Digest of the file's exact bytes; with --algorithm the document is not validated."""
     toml_bytes = read_source(args.file, what="initdata TOML file")
-    if args.algorithm is None:
-        initdata.parse(toml_bytes, source=_label(args.file))
-    print(initdata.digest(toml_bytes, args.algorithm))
+    algorithm = args.algorithm or initdata.parse(toml_bytes, source=_label(args.file)).algorithm
+    _check_expected(toml_bytes, algorithm, args.expect, _label(args.file))
+    print(initdata.digest(toml_bytes, algorithm))
     return 0
 
 
@@ -67,6 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     decode = commands.add_parser("decode", help="decode and validate encoded initdata; print the TOML")
     decode.add_argument("source", metavar="STRING|FILE", help="the encoded string, a file holding it, or '-'")
+    decode.add_argument("--expect", metavar="HEX", help="fail unless the digest of the decoded TOML is HEX")
     decode.set_defaults(func=_decode)
 
     digest = commands.add_parser("digest", help="hex digest of a TOML file with its own algorithm")
@@ -76,4 +101,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         choices=initdata.ALGORITHMS,
         help="override the document's algorithm (skips validation)",
     )
+    digest.add_argument("--expect", metavar="HEX", help="fail unless the digest is HEX")
     digest.set_defaults(func=_digest)

@@ -66,7 +66,15 @@ def _settings(args: argparse.Namespace) -> WebhookSettings:
 
 def _handle(args: argparse.Namespace) -> int:
     pod = load_pod(read_source(args.pod, what="pod manifest"), source=args.pod)
-    mutated = mutate_pod(pod, _settings(args))
+    settings = _settings(args)
+    mutated = mutate_pod(pod, settings)
+    runtime_class = (pod.get("spec") or {}).get("runtimeClassName")
+    if runtime_class != settings.target_runtimeclass:
+        print(
+            f"note: runtimeClassName is {runtime_class!r}, not {settings.target_runtimeclass!r}; "
+            "the webhook leaves this pod unchanged",
+            file=sys.stderr,
+        )
     sys.stdout.write(yaml.safe_dump(mutated, sort_keys=False, default_flow_style=False))
     return 0
 

@@ -201,3 +201,52 @@ def test_console_script_end_to_end(tmp_path: pathlib.Path) -> None:
     assert done.returncode == 2
     assert "peerpods-conformance: error:" in done.stderr and "ConfigMap" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_decode_prints_the_exact_bytes(capsys: pytest.CaptureFixture[str]) -> None:
+    no_newline = TOML.rstrip(b"\n")
+    code, out, _ = run(["initdata", "decode", initdata.encode(no_newline)], capsys)
+    assert code == 0 and out.encode() == no_newline
+
+
+def test_expected_digest_catches_the_trailing_newline_mistake(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown_digest = hashlib.sha384(TOML.rstrip(b"\n")).hexdigest()  # hashed as displayed, not as delivered
+    encoded = initdata.encode(TOML)
+    code, out, err = run(["initdata", "decode", encoded, "--expect", shown_digest], capsys)
+    assert code == 2 and out == ""
+    assert f"sha384 digest is {hashlib.sha384(TOML).hexdigest()}" in err
+    assert f"exact {len(TOML)} TOML bytes, which ends with a newline" in err
+    good = hashlib.sha384(TOML).hexdigest()
+    assert run(["initdata", "decode", encoded, "--expect", good.upper()], capsys)[0] == 0
+    path = tmp_path / "i.toml"
+    path.write_bytes(TOML)
+    assert run(["initdata", "digest", str(path), "--expect", good], capsys)[0] == 0
+    code, _, err = run(["initdata", "digest", str(path), "--expect", shown_digest], capsys)
+    assert code == 2 and str(path) in err
+
+
+def test_decode_of_a_missing_file_name_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["initdata", "decode", "./no/such/initdata.b64"], capsys)
+    assert code == 2 and "no file named './no/such/initdata.b64'" in err
+
+
+def test_decode_of_a_bad_file_names_the_file(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.b64"
+    path.write_text("QUFBQQ==\n")
+    code, _, err = run(["initdata", "decode", str(path)], capsys)
+    assert code == 2 and f"{path}: initdata is not gzip" in err
+
+
+def test_mutate_notes_an_unmatched_runtime_class(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "pod.yaml"
+    path.write_text(POD.replace("kata-remote", "runc"))
+    code, out, err = run(["mutate", str(path)], capsys)
+    assert code == 0
+    assert yaml.safe_load(out) == yaml.safe_load(POD.replace("kata-remote", "runc"))
+    assert "'runc', not 'kata-remote'" in err
