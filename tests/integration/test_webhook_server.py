@@ -1,0 +1,363 @@
+"""The reference webhook as a real HTTPS process: good reviews, bad input and faults.
+
+Every test talks to ``peerpods-conformance webhook serve`` started as a child process on
+loopback (sim.server.launch), over TLS verified against the CA the server wrote. After
+each fault, the same server must still answer a valid review correctly.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import http.client
+import json
+import signal
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import pytest
+
+from sim.server.launch import LaunchedServer, launched
+from sim.webhook import mutate_pod
+
+ROOT = Path(__file__).resolve().parents[2]
+REVIEW = json.loads((ROOT / "fixtures" / "webhook" / "review-3k.json").read_text())
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LaunchedServer]:
+    """One server for the module; a short read timeout keeps the slow-client tests quick."""
+    with launched(["--read-timeout", "1"]) as running:
+        yield running
+
+
+def review(uid: str = "uid-1", **request: Any) -> dict[str, Any]:
+    """The fixture review with a fresh uid and request fields overridden."""
+    body = copy.deepcopy(REVIEW)
+    body["request"]["uid"] = uid
+    body["request"].update(request)
+    return body
+
+
+def post(
+    server: LaunchedServer, body: bytes, headers: dict[str, str] | None = None, path: str = "/mutate-v1-pod"
+) -> tuple[int, Any]:
+    """POST over verified TLS; the answer decoded as JSON when it is JSON."""
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=server.ssl_context(), timeout=10)
+    try:
+        conn.request("POST", path, body=body, headers=headers or {"Content-Type": "application/json"})
+        answer = conn.getresponse()
+        data = answer.read()
+    finally:
+        conn.close()
+    try:
+        return answer.status, json.loads(data)
+    except ValueError:
+        return answer.status, data
+
+
+def assert_serves_valid_review(server: LaunchedServer) -> None:
+    """The server still answers a good review with the reference mutation."""
+    sent = review(uid="after-fault")
+    status, answer = post(server, json.dumps(sent).encode())
+    assert status == 200, answer
+    response = answer["response"]
+    assert response["uid"] == "after-fault"
+    assert response["allowed"] is True
+    patch = json.loads(base64.b64decode(response["patch"]))
+    pod = sent["request"]["object"]
+    assert jsonpatch.apply_patch(pod, patch) == mutate_pod(pod)
+
+
+def tls_socket(server: LaunchedServer) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    return server.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def read_head(sock: socket.socket) -> bytes:
+    """Bytes until the end of the response head, or until the peer closes."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, ssl.SSLError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+# --------------------------------------------------------------------------- good reviews
+
+
+def test_valid_review_is_mutated_with_a_json_patch(server: LaunchedServer) -> None:
+    sent = review(uid="705ab4f5-6393-11e8-b7cc-42010a800002")
+    status, answer = post(server, json.dumps(sent).encode())
+    assert status == 200
+    assert answer["apiVersion"] == "admission.k8s.io/v1"
+    assert answer["kind"] == "AdmissionReview"
+    response = answer["response"]
+    assert response["uid"] == "705ab4f5-6393-11e8-b7cc-42010a800002"
+    assert response["allowed"] is True
+    assert response["patchType"] == "JSONPatch"
+    patched = jsonpatch.apply_patch(
+        sent["request"]["object"], json.loads(base64.b64decode(response["patch"]))
+    )
+    first = patched["spec"]["containers"][0]["resources"]
+    assert first == {"requests": {"kata.peerpods.io/vm": "1"}, "limits": {"kata.peerpods.io/vm": "1"}}
+    assert patched["metadata"]["annotations"]["io.katacontainers.config.hypervisor.default_vcpus"] == "3"
+
+
+def test_pod_of_another_runtimeclass_gets_no_patch(server: LaunchedServer) -> None:
+    sent = review()
+    sent["request"]["object"]["spec"]["runtimeClassName"] = "runc"
+    status, answer = post(server, json.dumps(sent).encode())
+    assert status == 200
+    assert answer["response"]["allowed"] is True
+    assert "patch" not in answer["response"]
+    assert "patchType" not in answer["response"]
+
+
+def test_health_and_readiness(server: LaunchedServer) -> None:
+    for path in ("/healthz", "/readyz"):
+        conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=server.ssl_context(), timeout=5)
+        conn.request("GET", path)
+        assert conn.getresponse().status == 200
+        conn.close()
+
+
+def test_env_and_flags_reach_the_workers() -> None:
+    with launched(
+        ["--target-runtimeclass", "kata-qemu"], env={"POD_VM_EXTENDED_RESOURCE": "example.com/vm"}
+    ) as srv:
+        sent = review()
+        sent["request"]["object"]["spec"]["runtimeClassName"] = "kata-qemu"
+        status, answer = post(srv, json.dumps(sent).encode())
+    assert status == 200
+    patched = jsonpatch.apply_patch(
+        sent["request"]["object"], json.loads(base64.b64decode(answer["response"]["patch"]))
+    )
+    assert patched["spec"]["containers"][0]["resources"]["requests"] == {"example.com/vm": "1"}
+
+
+# --------------------------------------------------------------------------- bad input
+
+BAD_BODIES: list[tuple[str, bytes, str]] = [
+    ("not JSON", b"this is not json", "not JSON"),
+    ("empty body", b"", "empty"),
+    ("JSON array", b"[1, 2]", "JSON array"),
+    ("JSON string", b'"AdmissionReview"', "JSON string"),
+    (
+        "wrong apiVersion",
+        json.dumps({**REVIEW, "apiVersion": "admission.k8s.io/v1beta1"}).encode(),
+        "apiVersion",
+    ),
+    ("wrong kind", json.dumps({**REVIEW, "kind": "Pod"}).encode(), "kind"),
+    (
+        "no request",
+        json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).encode(),
+        "request",
+    ),
+    ("request not an object", json.dumps({**REVIEW, "request": [1]}).encode(), "request"),
+    ("no uid", json.dumps({**REVIEW, "request": {"object": {}}}).encode(), "uid"),
+    ("uid not a string", json.dumps({**REVIEW, "request": {"uid": 7}}).encode(), "uid"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "named"), [(b, n) for _, b, n in BAD_BODIES], ids=[i for i, _, _ in BAD_BODIES]
+)
+def test_bad_envelope_is_a_400_naming_the_problem(server: LaunchedServer, body: bytes, named: str) -> None:
+    status, answer = post(server, body)
+    assert status == 400
+    assert answer["kind"] == "Status"
+    assert answer["code"] == 400
+    assert named.lower() in answer["message"].lower()
+    assert_serves_valid_review(server)
+
+
+@pytest.mark.parametrize(
+    ("obj", "named"),
+    [
+        (None, "missing"),
+        ({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}}, "Service"),
+        ([1, 2, 3], "list"),
+        ({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": "nope"}}, "containers"),
+    ],
+    ids=["object missing", "a Service", "a JSON array", "containers not a list"],
+)
+def test_object_that_is_not_a_pod_is_refused_in_the_review(
+    server: LaunchedServer, obj: Any, named: str
+) -> None:
+    sent = review(uid="bad-object")
+    if obj is None:
+        del sent["request"]["object"]
+    else:
+        sent["request"]["object"] = obj
+    status, answer = post(server, json.dumps(sent).encode())
+    assert status == 200, answer
+    response = answer["response"]
+    assert response["uid"] == "bad-object"
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 400
+    assert named in response["status"]["message"]
+    assert_serves_valid_review(server)
+
+
+def test_wrong_method_path_and_media_type(server: LaunchedServer) -> None:
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=server.ssl_context(), timeout=5)
+    conn.request("GET", "/mutate-v1-pod")
+    assert conn.getresponse().status == 405
+    conn.close()
+    assert post(server, b"{}", path="/validate")[0] == 404
+    assert post(server, json.dumps(REVIEW).encode(), headers={"Content-Type": "text/plain"})[0] == 415
+    assert_serves_valid_review(server)
+
+
+# --------------------------------------------------------------------------- size limit
+
+
+def test_declared_body_over_3_mib_is_refused_before_it_is_sent(server: LaunchedServer) -> None:
+    with tls_socket(server) as sock:
+        head = (
+            "POST /mutate-v1-pod HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {3 * MiB + 1}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b"{" + b" " * 1000)  # far less than announced
+        answer = read_head(sock)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert_serves_valid_review(server)
+
+
+def test_chunked_body_is_cut_off_once_it_crosses_3_mib(server: LaunchedServer) -> None:
+    chunk = b" " * (256 * 1024)
+    sent = 0
+    with tls_socket(server) as sock:
+        head = (
+            "POST /mutate-v1-pod HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+        )
+        sock.sendall(head.encode())
+        try:
+            while sent < 8 * MiB:
+                sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                sent += len(chunk)
+        except OSError:
+            pass  # the server stopped reading: what we want
+        answer = read_head(sock)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert_serves_valid_review(server)
+
+
+def test_body_just_under_the_limit_is_read(server: LaunchedServer) -> None:
+    sent = review(uid="big")
+    sent["request"]["object"]["metadata"]["annotations"]["padding"] = "x" * (3 * MiB - 10_000)
+    body = json.dumps(sent).encode()
+    assert len(body) < 3 * MiB
+    status, answer = post(server, body)
+    assert status == 200
+    assert answer["response"]["uid"] == "big"
+
+
+# --------------------------------------------------------------------------- transport faults
+
+
+def test_plaintext_http_gets_no_http_answer(server: LaunchedServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"POST /mutate-v1-pod HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        try:
+            data = sock.recv(4096)
+        except (ConnectionResetError, TimeoutError):
+            data = b""
+    assert not data.startswith(b"HTTP/")
+    assert_serves_valid_review(server)
+
+
+def test_tls_below_the_minimum_is_refused(server: LaunchedServer) -> None:
+    context = server.ssl_context()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+        pytest.raises(ssl.SSLError),
+    ):
+        context.wrap_socket(raw, server_hostname="127.0.0.1")
+    assert_serves_valid_review(server)
+
+
+def test_tls_1_2_is_accepted_when_the_minimum_says_so() -> None:
+    with launched(["--tls-min-version", "1.2"]) as srv:
+        context = srv.ssl_context()
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        with (
+            socket.create_connection(("127.0.0.1", srv.port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            assert tls.version() == "TLSv1.2"
+
+
+def test_client_trusting_another_ca_fails_verification(server: LaunchedServer) -> None:
+    context = ssl.create_default_context()  # the system CAs, not the server's
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def test_slow_headers_do_not_hold_the_server(server: LaunchedServer) -> None:
+    with tls_socket(server) as slow:
+        slow.sendall(b"POST /mutate-v1-pod HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and then nothing
+        assert_serves_valid_review(server)  # others are served meanwhile
+        started = time.monotonic()
+        answer = read_head(slow)  # the server gives up on us (read timeout 1 s)
+        waited = time.monotonic() - started
+    assert not answer.startswith(b"HTTP/1.1 2"), answer
+    assert waited < 8
+
+
+def test_slow_body_is_timed_out(server: LaunchedServer) -> None:
+    with tls_socket(server) as slow:
+        slow.sendall(
+            b"POST /mutate-v1-pod HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 5000\r\n\r\n{"apiVersion"'
+        )
+        assert_serves_valid_review(server)
+        started = time.monotonic()
+        answer = read_head(slow)
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert waited < 8
+    assert_serves_valid_review(server)
+
+
+def test_sigterm_lets_the_in_flight_review_finish() -> None:
+    body = json.dumps(review(uid="in-flight")).encode()
+    with launched() as srv:
+        with tls_socket(srv) as sock:
+            head = (
+                "POST /mutate-v1-pod HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + body[:100])
+            time.sleep(0.3)  # the request is being served
+            srv.process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            sock.sendall(body[100:])
+            answer = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+                if b"\r\n\r\n" in answer and answer.endswith(b"}"):
+                    break
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+        assert b'"uid":"in-flight"' in answer
+        assert srv.process.wait(20) == 0
