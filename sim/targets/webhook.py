@@ -1,0 +1,355 @@
+"""The ``webhook`` target: the suite's mutation scenarios against any AdmissionReview endpoint.
+
+kube-apiserver's side is played by the suite: it evaluates the
+MutatingWebhookConfiguration's rules and selectors itself (:mod:`sim.admission`), sends an
+AdmissionReview v1 over HTTPS exactly as the API server would (``?timeout=`` query, JSON
+body, the webhook's ``timeoutSeconds``), checks the reply as the API server does and
+applies the returned patch. Pods are kept in a plain store; nothing is scheduled, so
+every scenario needing nodes, pod VMs or a guest is not applicable here, and the
+endpoint's own environment cannot be changed from the suite (no ``webhook-settings``).
+
+Failures of the endpoint (unreachable, TLS, timeout, malformed reply) become
+:class:`sim.admission.WebhookCallError` with the reason, which admission turns into a
+denial (failurePolicy Fail) or an unmutated pod (Ignore): one scenario fails with that
+reason, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import http.client
+import json
+import socket
+import ssl
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from sim.admission import MutatingWebhook, WebhookCallError, admit, load_webhook_configuration
+from sim.errors import ConformanceInputError
+from sim.server.tls import certificate_identity_der, load_certificates
+from sim.targets.base import Environment, LparCheck, NotApplicable, PodOutcome, Target, TargetOptions
+from sim.webhook import TARGET_RUNTIMECLASS_DEFAULT
+
+#: What kube-apiserver waits for a webhook when the configuration does not say.
+DEFAULT_TIMEOUT_S = 10.0
+#: The identity the suite submits pods as (a human user, as ``kubectl apply`` would).
+USER_INFO: dict[str, Any] = {"username": "conformance-user", "groups": ["system:authenticated"]}
+#: An address nothing listens on: "the webhook is unreachable" is made real, not faked.
+UNREACHABLE_URL = "https://127.0.0.1:1/mutate-v1-pod"
+ADMISSION_V1 = "admission.k8s.io/v1"
+
+
+class HttpsWebhookCaller:
+    """Sends AdmissionReviews to one HTTPS endpoint as kube-apiserver does.
+
+    The reply is held to kube-apiserver's rules (status 200, AdmissionReview v1, the same
+    uid, ``allowed`` a boolean, a ``JSONPatch`` patch that is base64 of a JSON array);
+    anything else is a :class:`WebhookCallError` naming what was wrong.
+    """
+
+    def __init__(self, url: str, ca: Path | None, timeout: float | None = None) -> None:
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme != "https" or not parsed.hostname:
+            raise ConformanceInputError(f"--webhook-url {url!r}: kube-apiserver only calls https:// URLs")
+        self.url = url
+        self.host = parsed.hostname
+        self.port = parsed.port or 443
+        self.path = parsed.path or "/"
+        self.query = parsed.query
+        self.timeout = timeout
+        self.context = ssl.create_default_context(cafile=str(ca) if ca else None)
+
+    def _target(self, timeout: float) -> str:
+        query = f"timeout={timeout:g}s"
+        return f"{self.path}?{self.query}&{query}" if self.query else f"{self.path}?{query}"
+
+    def __call__(self, webhook: MutatingWebhook, review: dict[str, Any]) -> dict[str, Any]:
+        timeout = (
+            self.timeout if self.timeout is not None else float(webhook.timeout_seconds or DEFAULT_TIMEOUT_S)
+        )
+        where = f"Post {self.url!r}"  # admission prefixes the webhook's name, as kube-apiserver
+        body = json.dumps(review, separators=(",", ":")).encode()
+        conn = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=timeout)
+        try:
+            conn.request(
+                "POST",
+                self._target(timeout),
+                body=body,
+                headers={"Content-Type": "application/json", "Accept": "application/json"},
+            )
+            reply = conn.getresponse()
+            data = reply.read()
+        except ssl.SSLCertVerificationError as exc:
+            raise WebhookCallError(
+                f"{where}: TLS failure: certificate verify failed: {exc.verify_message or exc.reason} "
+                "(does --webhook-ca hold the CA that signed the endpoint's certificate?)"
+            ) from None
+        except ssl.SSLError as exc:
+            raise WebhookCallError(f"{where}: TLS failure: {exc.reason or exc}") from None
+        except TimeoutError:
+            raise WebhookCallError(f"{where}: no answer within {timeout:g} s (timeout)") from None
+        except ConnectionRefusedError:
+            raise WebhookCallError(f"{where}: connection refused (is the endpoint up?)") from None
+        except socket.gaierror as exc:
+            raise WebhookCallError(f"{where}: cannot resolve {self.host!r}: {exc.strerror}") from None
+        except http.client.HTTPException as exc:
+            raise WebhookCallError(f"{where}: malformed HTTP reply: {type(exc).__name__}: {exc}") from None
+        except OSError as exc:
+            raise WebhookCallError(f"{where}: endpoint unreachable: {exc.strerror or exc}") from None
+        finally:
+            conn.close()
+        return check_reply(where, review, reply.status, data)
+
+
+def _snippet(data: bytes) -> str:
+    text = data[:200].decode("utf-8", "replace")
+    return text + ("..." if len(data) > 200 else "")
+
+
+def check_reply(where: str, review: Mapping[str, Any], status: int, data: bytes) -> dict[str, Any]:
+    """Hold an endpoint's reply to kube-apiserver's rules; return it when it passes."""
+    if status != 200:
+        raise WebhookCallError(f"{where}: HTTP {status}: {_snippet(data)}")
+    try:
+        answer = json.loads(data)
+    except ValueError as exc:
+        raise WebhookCallError(f"{where}: malformed reply: not JSON ({exc}): {_snippet(data)}") from None
+    if not isinstance(answer, dict):
+        raise WebhookCallError(
+            f"{where}: malformed reply: a JSON {type(answer).__name__}, not an AdmissionReview"
+        )
+    if answer.get("apiVersion") != ADMISSION_V1 or answer.get("kind") != "AdmissionReview":
+        raise WebhookCallError(
+            f"{where}: malformed reply: apiVersion/kind {answer.get('apiVersion')!r}/{answer.get('kind')!r}, "
+            f"expected {ADMISSION_V1}/AdmissionReview"
+        )
+    response = answer.get("response")
+    if not isinstance(response, dict):
+        raise WebhookCallError(f"{where}: malformed reply: no response object")
+    sent_uid = review["request"]["uid"]
+    if response.get("uid") != sent_uid:
+        raise WebhookCallError(
+            f"{where}: malformed reply: uid {response.get('uid')!r}, expected {sent_uid!r}"
+        )
+    if not isinstance(response.get("allowed"), bool):
+        raise WebhookCallError(f"{where}: malformed reply: response.allowed is not a boolean")
+    if "patch" in response:
+        if response.get("patchType") != "JSONPatch":
+            raise WebhookCallError(
+                f"{where}: malformed reply: patchType {response.get('patchType')!r}, expected 'JSONPatch'"
+            )
+        try:
+            ops = json.loads(base64.b64decode(response["patch"], validate=True))
+        except (binascii.Error, ValueError, TypeError) as exc:
+            raise WebhookCallError(f"{where}: malformed reply: patch is not base64 JSON ({exc})") from None
+        if not isinstance(ops, list):
+            raise WebhookCallError(f"{where}: malformed reply: patch is not a JSON array of operations")
+    return answer
+
+
+def namespace_object(name: str, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A Namespace as the API server stores it, with its immutable name label."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {**(labels or {}), "kubernetes.io/metadata.name": name}},
+    }
+
+
+class WebhookEnvironment(Environment):
+    """One scenario against the endpoint: namespaces and pods kept by the suite."""
+
+    def __init__(self, target: WebhookTarget) -> None:
+        self._target = target
+        self._caller = target.caller
+        self._webhooks = list(target.webhooks)
+        self._namespaces: dict[str, dict[str, Any]] = {}
+        self._pods: dict[tuple[str, str], PodOutcome] = {}
+        self._allowed_peer_pod_namespaces: list[str] | None = None
+
+    # --- configuration -------------------------------------------------------------------
+    def use_webhook_profile(self, profile: str, *, failure_policy: str | None = None) -> None:
+        webhooks = self._target.profile(profile)
+        if failure_policy is not None:
+            webhooks = [replace(w, failure_policy=failure_policy) for w in webhooks]
+        self._webhooks = webhooks
+
+    def use_webhook_configuration(self, path: Path) -> None:
+        self._webhooks = read_configuration(path)
+
+    def make_webhook_unreachable(self) -> None:
+        self._caller = HttpsWebhookCaller(UNREACHABLE_URL, None, timeout=self._target.caller.timeout)
+
+    def set_webhook_env(self, name: str, value: str) -> None:
+        raise NotApplicable(f"the endpoint's environment ({name}) cannot be set from the suite")
+
+    def use_sizing_annotations(self, enabled: bool) -> None:
+        if not enabled:
+            raise NotApplicable("the endpoint's annotation profile cannot be switched from the suite")
+
+    def create_namespace(self, name: str, labels: Mapping[str, str] | None = None) -> None:
+        self._namespaces.setdefault(name, namespace_object(name, labels))
+
+    def allow_peer_pods_only_in(self, namespaces: list[str]) -> None:
+        self._allowed_peer_pod_namespaces = list(namespaces)
+
+    def set_peer_pods_config(self, data: Mapping[str, str]) -> None:
+        raise NotApplicable("the webhook target has no cloud-api-adaptor to configure")
+
+    def add_node(self, name: str) -> None:
+        raise NotApplicable("the webhook target has no nodes")
+
+    def restart_adaptors(self) -> None:
+        raise NotApplicable("the webhook target has no cloud-api-adaptor")
+
+    # --- actions and observations --------------------------------------------------------
+    def create_pod(self, manifest: Mapping[str, Any], *, operation: str = "CREATE") -> PodOutcome:
+        pod = json.loads(json.dumps(manifest))  # the suite's own copy, as the API server decodes it
+        metadata = pod.setdefault("metadata", {})
+        namespace = str(metadata.setdefault("namespace", "default"))
+        key = (namespace, str(metadata.get("name", "")))
+        ns = self._namespaces.setdefault(namespace, namespace_object(namespace))
+        old = self._pods.get(key)
+        result = admit(
+            pod,
+            operation=operation,
+            namespace_obj=ns,
+            webhooks=self._webhooks,
+            caller=self._caller,
+            user_info=USER_INFO,
+            old_pod=old.pod if operation == "UPDATE" and old is not None else None,
+        )
+        if not result.allowed:
+            outcome = PodOutcome(admitted=False, pod=None, denial=result.reason)
+        elif (denial := self._policy_denial(result.pod, namespace)) is not None:
+            outcome = PodOutcome(admitted=False, pod=None, denial=denial)
+        else:
+            outcome = PodOutcome(admitted=True, pod=result.pod, phase="Pending")
+        self._pods[key] = outcome
+        return outcome
+
+    def _policy_denial(self, pod: Mapping[str, Any], namespace: str) -> str | None:
+        """The doc's recommended policy: peer pods only in the chosen namespaces."""
+        allowed = self._allowed_peer_pod_namespaces
+        if allowed is None or namespace in allowed:
+            return None
+        if (pod.get("spec") or {}).get("runtimeClassName") != TARGET_RUNTIMECLASS_DEFAULT:
+            return None
+        return (
+            f"peer pods (runtimeClassName {TARGET_RUNTIMECLASS_DEFAULT}) are only allowed in "
+            f"{', '.join(allowed)}; namespace {namespace!r} is not one of them"
+        )
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        self._pods.pop((namespace, name), None)
+
+    def get_pod(self, namespace: str, name: str) -> PodOutcome:
+        try:
+            return self._pods[(namespace, name)]
+        except KeyError:
+            raise AssertionError(f"pod {namespace}/{name} was never created") from None
+
+    def node_capacity(self, node: str) -> dict[str, str]:
+        raise NotApplicable("the webhook target has no nodes")
+
+    def node_allocated(self, node: str) -> dict[str, str]:
+        raise NotApplicable("the webhook target has no nodes")
+
+    def pod_vm(self, namespace: str, name: str) -> dict[str, Any]:
+        raise NotApplicable("the webhook target creates no pod VMs")
+
+    def guest_report(self, namespace: str, name: str) -> dict[str, Any]:
+        raise NotApplicable("the webhook target creates no pod VMs")
+
+    def pod_vms(self) -> list[str]:
+        raise NotApplicable("the webhook target creates no pod VMs")
+
+    def lpar_checks(self, description: Path | None) -> list[LparCheck]:
+        raise NotApplicable("the webhook target has no LPAR to inspect")
+
+    def close(self) -> None:
+        self._pods.clear()
+        self._namespaces.clear()
+
+
+def read_configuration(path: Path) -> list[MutatingWebhook]:
+    """A MutatingWebhookConfiguration file, its errors naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConformanceInputError(f"--webhook-config {path}: {exc.strerror or exc}") from None
+    return load_webhook_configuration(text, source=str(path))
+
+
+class WebhookTarget(Target):
+    """Any AdmissionReview v1 endpoint reachable over HTTPS."""
+
+    name = "webhook"
+    capabilities = frozenset({"mutation"})
+
+    def __init__(
+        self, url: str, ca: Path | None, config: Path | None = None, timeout: float | None = None
+    ) -> None:
+        if ca is not None:
+            load_certificates(ca)  # names the file if it is not a PEM bundle
+        self.url = url
+        self.ca = ca
+        self.config = config
+        self.caller = HttpsWebhookCaller(url, ca, timeout)
+        self.webhooks = read_configuration(config) if config else self.profile("caa-chart")
+
+    @classmethod
+    def from_options(cls, options: TargetOptions) -> WebhookTarget:
+        if not options.webhook_url:
+            raise ConformanceInputError("--target webhook needs --webhook-url https://HOST:PORT/PATH")
+        raw_timeout = options.extra.get("webhook_timeout")
+        try:
+            timeout = float(raw_timeout) if raw_timeout else None
+        except ValueError:
+            raise ConformanceInputError(
+                f"webhook timeout {raw_timeout!r} is not a number of seconds"
+            ) from None
+        return cls(options.webhook_url, options.webhook_ca, options.webhook_config, timeout)
+
+    def profile(self, profile: str) -> list[MutatingWebhook]:
+        """A named configuration profile, unless the user gave their own configuration."""
+        if self.config is not None:
+            return read_configuration(self.config)
+        from sim.targets.reference import PROFILES
+
+        try:
+            return read_configuration(PROFILES[profile])
+        except KeyError:
+            known = ", ".join(PROFILES)
+            raise ConformanceInputError(f"unknown webhook profile {profile!r} (known: {known})") from None
+
+    def identity(self) -> dict[str, str]:
+        ident = {
+            "target": self.name,
+            "url": self.url,
+            "ca": str(self.ca) if self.ca else "system trust store",
+        }
+        try:
+            ident.update({f"certificate_{k}": v for k, v in self.peer_certificate().items()})
+        except (OSError, ssl.SSLError) as exc:
+            ident["certificate"] = f"unavailable: {exc}"
+        return ident
+
+    def peer_certificate(self) -> dict[str, str]:
+        """Subject and fingerprint of the certificate the endpoint presents (verified)."""
+        caller = self.caller
+        with (
+            socket.create_connection((caller.host, caller.port), timeout=5) as raw,
+            caller.context.wrap_socket(raw, server_hostname=caller.host) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+        if der is None:
+            raise ssl.SSLError("the endpoint presented no certificate")
+        return certificate_identity_der(der)
+
+    def open_environment(self) -> WebhookEnvironment:
+        return WebhookEnvironment(self)
