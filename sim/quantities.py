@@ -1,26 +1,31 @@
-"""Kubernetes resource quantities, with the semantics the API server and the webhook use.
+"""Kubernetes resource quantities, with the semantics of the decoder the webhook runs.
 
 The arithmetic is delegated to ``kubernetes.utils.parse_quantity`` (a maintained library),
-but that function is more lenient than Kubernetes itself: it accepts ``'1K'``, ``' 1'``,
-``'1_000'``, ``'inf'`` and non-ASCII digits, all of which the API server refuses. A
-conformance suite must not call a manifest valid that a cluster would reject, so every
-value is first checked against the Kubernetes quantity grammar::
+but that function and Go's ``resource.Quantity`` disagree at the edges, and the suite must
+agree with Go (CAA's webhook and the API server both decode with it):
 
-    quantity ::= sign? number suffix
-    number   ::= digits | digits "." digits? | "." digits
-    suffix   ::= "" | Ki | Mi | Gi | Ti | Pi | Ei | n | u | m | k | M | G | T | P | E | (e|E) sign? digits
+* Python accepts ``'1K'``, ``'1_000'``, ``'inf'`` and non-ASCII digits; Go refuses them. So
+  every value is first checked against the grammar Go's scanner implements::
 
-Kubernetes documents that no quantity may exceed 2^63-1 in magnitude and that larger ones
-are capped; :func:`parse_quantity` caps the same way, which also keeps absurd exponents
-(``1e1000000``) from turning into million-digit integers downstream.
+      quantity ::= sign? digits? ("." digits?)? suffix
+      suffix   ::= "" | Ki | Mi | Gi | Ti | Pi | Ei | n | u | m | k | M | G | T | P | E
+                 | (e|E) sign? digits
 
-Rounding follows ``resource.Quantity.Value()`` (rounds *away from zero*) and
-``RoundUpToMiB`` (Go integer division plus one when the remainder is positive), because
+  Go's scanner lets the number be empty: ``"m"``, ``"+"``, ``"."`` and ``"e3"`` all decode
+  as zero. Odd, but a pod carrying them is admitted, so they are zero here too.
+* Go's JSON decoder trims surrounding whitespace (``" 1"`` is 1) and decodes ``null`` as
+  zero; JSON numbers are parsed from their literal text.
+* Go rounds a value finer than a nanounit away from zero (``0.9n`` is ``1n``) and caps a
+  *binary-suffixed* value at 2^63-1 (``8Ei``); decimal values are not capped.
+
+Rounding to integers follows ``resource.Quantity.Value()`` (away from zero) and
+``RoundUpToMiB`` (Go integer division, plus one when the remainder is positive), because
 those are what CAA's webhook uses to compute the sizing annotations.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import re
@@ -42,13 +47,15 @@ __all__ = [
 ]
 
 MIB = 1 << 20
-MAX_QUANTITY = Decimal((1 << 63) - 1)
+MAX_QUANTITY = Decimal((1 << 63) - 1)  # also the largest int64, where Go's conversions stop
 
 _GRAMMAR = re.compile(
-    r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-    r"(?:Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?",
+    r"(?P<sign>[+-]?)(?P<number>[0-9]*(?:\.[0-9]*)?)"
+    r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+|)",
     re.ASCII,
 )
+_BINARY_SUFFIXES = frozenset({"Ki", "Mi", "Gi", "Ti", "Pi", "Ei"})
+_NANO = Decimal("1e-9")
 
 # Canonical DecimalSI suffixes, largest first: Quantity.String() picks the largest power of
 # 1000 that leaves an integer mantissa.
@@ -71,11 +78,13 @@ class QuantityError(ConformanceInputError):
 
 
 def _as_text(value: object, where: str) -> str:
-    """Turn a YAML/JSON scalar into the text Kubernetes would parse.
+    """Turn a YAML/JSON scalar into the text Go's decoder would parse.
 
-    A JSON number is parsed from its literal text by the API server, so ints and finite
-    floats are accepted; booleans and anything else are not quantities.
+    A JSON number is parsed from its literal text, so ints and finite floats are accepted;
+    null is zero; booleans and anything else are not quantities.
     """
+    if value is None:
+        return "0"
     if isinstance(value, bool):
         raise QuantityError(f"{where}: {value!r} is a boolean, not a Kubernetes quantity")
     if isinstance(value, str):
@@ -91,19 +100,29 @@ def _as_text(value: object, where: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _parse_text(text: str) -> Decimal | None:
-    """The value of a quantity string, or None when Kubernetes would refuse it.
+    """The value of a quantity string, or None when Go's decoder would refuse it.
 
     Cached because manifests repeat the same few values ("100m", "1Gi") over and over and
     the admission benchmarks parse them for every pod; Decimals are immutable, so sharing
     them is safe.
     """
-    if not _GRAMMAR.fullmatch(text):
+    match = _GRAMMAR.fullmatch(text.strip())
+    if match is None or not match.group(0):
         return None
+    sign, number, suffix = match.group("sign", "number", "suffix")
+    if number in ("", "."):
+        return Decimal(0)
     try:
-        result = Decimal(_k8s_parse_quantity(text))  # type: ignore[no-untyped-call]
+        result = Decimal(_k8s_parse_quantity(sign + number + suffix))  # type: ignore[no-untyped-call]
     except (ValueError, InvalidOperation):  # pragma: no cover - the grammar already checked
         return None
-    return max(-MAX_QUANTITY, min(MAX_QUANTITY, result))
+    exponent = result.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -9:
+        with contextlib.suppress(InvalidOperation):  # beyond 28 digits the nanos are gone anyway
+            result = result.quantize(_NANO, rounding=ROUND_UP)
+    if suffix in _BINARY_SUFFIXES:
+        result = max(-MAX_QUANTITY, min(MAX_QUANTITY, result))
+    return result
 
 
 def quantity_value(value: object) -> Decimal | None:

@@ -33,6 +33,7 @@ from typing import Any
 
 from sim.errors import ConformanceInputError
 from sim.quantities import (
+    MAX_QUANTITY,
     QuantityError,
     ceil_int,
     format_decimal_si,
@@ -242,17 +243,34 @@ def _size_annotation(requests: Decimal, limits: Decimal) -> Decimal | None:
     return None
 
 
-def _annotations(totals: _Totals) -> dict[str, str]:
+def _within_int64(pod: object, what: str, value: Decimal) -> Decimal:
+    """Refuse a sum Go cannot convert: ``Value()`` on it overflows and CAA's result is undefined."""
+    if abs(value) > MAX_QUANTITY:
+        label = _pod_label(pod)  # type: ignore[arg-type]  # _decode checked it is a dict
+        raise PodError(f"{label}: the {what} sum {value} is outside the int64 range the webhook converts in")
+    return value
+
+
+def _memory_mib(pod: object, memory: Decimal) -> str:
+    """MiB rounded up; CAA writes "0" when RoundUpToMiB refuses a value of 2^63-1 bytes or more."""
+    if memory >= MAX_QUANTITY:
+        return "0"
+    return str(to_mib_ceil(_within_int64(pod, "memory", memory)))
+
+
+def _annotations(pod: object, totals: _Totals) -> dict[str, str]:
     """The sizing annotations the pod VM will be created from."""
     result: dict[str, str] = {}
     cpu = _size_annotation(totals.cpu_requests, totals.cpu_limits)
     if cpu is not None:
-        result[ANN_VCPUS] = str(ceil_int(cpu))
+        result[ANN_VCPUS] = str(ceil_int(_within_int64(pod, "cpu", cpu)))
     memory = _size_annotation(totals.memory_requests, totals.memory_limits)
     if memory is not None:
-        result[ANN_MEMORY] = str(to_mib_ceil(memory))
+        result[ANN_MEMORY] = _memory_mib(pod, memory)
     if totals.gpu_requests > 0:
-        result[ANN_GPUS] = format_decimal_si(totals.gpu_requests)
+        result[ANN_GPUS] = format_decimal_si(
+            _within_int64(pod, "nvidia.com/gpu request", totals.gpu_requests)
+        )
     return result
 
 
@@ -266,7 +284,7 @@ def _plan(pod: object, settings: WebhookSettings) -> _Plan:
         raise PodError(f"{label}: spec.containers is empty; a peer pod needs at least one container")
     return _Plan(
         matches=True,
-        annotations=_annotations(totals) if settings.annotations else {},
+        annotations=_annotations(pod, totals) if settings.annotations else {},
         container_counts={name: len(containers) for name, containers in lists.items()},
     )
 

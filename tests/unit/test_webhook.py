@@ -456,3 +456,24 @@ def test_review_never_raises(arbitrary: dict[str, Any]) -> None:
     assert answer["kind"] == "AdmissionReview"
     assert isinstance(answer["response"]["allowed"], bool)
     json.dumps(answer)
+
+
+# ----------------------------------------------------------------- Go decoder edge cases
+
+
+def test_go_decoder_quirks_are_followed() -> None:
+    pod = make_pod([container("app", {"cpu": " 2 ", "memory": None}, {"cpu": "m", "memory": "1Gi"})])
+    assert sizing(pod) == {ANN_VCPUS: "2"}
+
+
+def test_memory_beyond_int64_bytes_gives_caas_fallback_zero() -> None:
+    pod = make_pod([container("app", {"memory": "8Ei"}, {"memory": "1e30"})])
+    assert sizing(pod) == {ANN_MEMORY: "0"}
+
+
+def test_cpu_beyond_int64_is_refused_not_garbage() -> None:
+    pod = make_pod([container("app", {"cpu": "1e30"})])
+    with pytest.raises(PodError, match=r"cpu sum .* outside the int64 range"):
+        mutate_pod(pod)
+    assert review_response(review(pod))["response"]["status"]["code"] == 400
+    assert mutate_pod(pod, WebhookSettings(annotations=False))["spec"]["containers"][0]["resources"] == VM
