@@ -15,6 +15,10 @@ Decoding is checked the way the Go webhook's decoder checks it: every request an
 every container must be a valid quantity even when the runtime class does not match,
 because a pod that Go cannot decode is refused before the runtime class is looked at.
 
+At the int64 edge the annotations follow CAA where it is defined (a memory sum of 2^63-1
+bytes or more makes ``RoundUpToMiB`` fail and CAA writes ``"0"``) and refuse where Go's
+result is undefined (a CPU or GPU sum beyond int64).
+
 Deliberate differences from CAA: a matching pod without containers is refused with 400
 (Go would index an empty slice); the patch carries only the intended changes, not the
 side effects of re-marshalling a Go struct (``creationTimestamp: null``, ``status: {}``).

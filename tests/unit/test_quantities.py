@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.errors import ConformanceInputError
 from sim.quantities import (
@@ -13,6 +15,7 @@ from sim.quantities import (
     ceil_int,
     format_decimal_si,
     parse_quantity,
+    quantity_value,
     to_mib_ceil,
 )
 
@@ -145,3 +148,15 @@ def test_to_mib_ceil(value: Decimal, expected: int) -> None:
 )
 def test_format_decimal_si_matches_quantity_string(value: str, expected: str) -> None:
     assert format_decimal_si(Decimal(value)) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(alphabet="0123456789.+-eEinumkKMGTP ", max_size=8), st.text(max_size=6)))
+def test_any_text_is_a_value_or_a_quantity_error(text: str) -> None:
+    fast = quantity_value(text)
+    try:
+        slow = parse_quantity(text, where=W)
+    except QuantityError:
+        assert fast is None
+    else:
+        assert fast == slow
