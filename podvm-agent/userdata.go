@@ -191,6 +191,12 @@ func decodeInitdata(encoded string) ([]byte, error) {
 	if text == "" {
 		return nil, errors.New("initdata is empty")
 	}
+	if problem := base64Offence(text); problem != "" {
+		return nil, fmt.Errorf("initdata is not standard base64: %s", problem)
+	}
+	if short := (4 - len(text)%4) % 4; short != 0 {
+		return nil, fmt.Errorf("initdata is not valid base64: length %d is not a multiple of 4 (%d '=' padding character(s) missing?)", len(text), short)
+	}
 	raw, err := base64.StdEncoding.Strict().DecodeString(text)
 	if err != nil {
 		return nil, fmt.Errorf("initdata is not valid base64: %w", err)
@@ -211,6 +217,24 @@ func decodeInitdata(encoded string) ([]byte, error) {
 		return nil, fmt.Errorf("initdata is not valid gzip data: %w", err)
 	}
 	return decoded, nil
+}
+
+// base64Offence names the first character outside the standard alphabet or misplaced
+// padding, so a user sees where the string breaks, not just that it does.
+func base64Offence(text string) string {
+	for position, char := range text {
+		if char == '=' {
+			padding := text[position:]
+			if strings.Trim(padding, "=") != "" || len(padding) > 2 {
+				return fmt.Sprintf("'=' padding at position %d is not at the end or is longer than 2", position)
+			}
+			return ""
+		}
+		if !(char >= 'A' && char <= 'Z' || char >= 'a' && char <= 'z' || char >= '0' && char <= '9' || char == '+' || char == '/') {
+			return fmt.Sprintf("%q at position %d is not in the standard alphabet", char, position)
+		}
+	}
+	return ""
 }
 
 func newHash(algorithm string) hash.Hash {

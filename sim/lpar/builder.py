@@ -116,7 +116,9 @@ def plan() -> Plan:
     packages = {kernel: _candidate(f"{kernel}:{ARCH}")[0], BUSYBOX: _candidate(f"{BUSYBOX}:{ARCH}")[0]}
     for library in GO_LIBRARIES:
         packages[library] = _run(["dpkg-query", "-W", "-f", "${Version}", library]).strip() or "missing"
-    return Plan(packages=packages, go_version=_run(["go", "version"]).strip(), agent_sha256=agent_source_digest())
+    return Plan(
+        packages=packages, go_version=_run(["go", "version"]).strip(), agent_sha256=agent_source_digest()
+    )
 
 
 def _download(packages: dict[str, str], debs: Path, log: Log) -> dict[str, Path]:

@@ -62,9 +62,7 @@ def wait_for_report(
                 return report
             raise TargetError(f"pod VM stopped without a report; console tail: {_tail(text)!r}")
         if time.monotonic() > deadline:
-            raise TargetError(
-                f"pod VM did not report within {timeout:g} s; console tail: {_tail(text)!r}"
-            )
+            raise TargetError(f"pod VM did not report within {timeout:g} s; console tail: {_tail(text)!r}")
         time.sleep(interval)
 
 

@@ -22,7 +22,9 @@ TEST_URI = "test:///default"
 SYSTEM_URI = "qemu:///system"
 DAEMONS = ("virtlogd", "libvirtd")
 SOCKET = Path("/run/libvirt/libvirt-sock")
-PACKAGES_HINT = "apt-get install qemu-system-misc qemu-utils libvirt-daemon-system (or run .ci/setup-lpar-host)"
+PACKAGES_HINT = (
+    "apt-get install qemu-system-misc qemu-utils libvirt-daemon-system (or run .ci/setup-lpar-host)"
+)
 #: Where libvirt-qemu can read kernels (Debian creates it for exactly this purpose).
 BOOT_DIR = Path("/var/lib/libvirt/boot")
 CONSOLE_DIR = Path("/var/log/libvirt/qemu")
@@ -127,10 +129,16 @@ def ensure_pool(connection: Any, name: str, path: Path | None = None) -> Any:
         pool = connection.storagePoolLookupByName(name)
     except libvirt.libvirtError:
         if path is None:
-            raise TargetError(f"libvirt at {connection.getURI()} has no storage pool {name!r} (LIBVIRT_POOL)") from None
+            raise TargetError(
+                f"libvirt at {connection.getURI()} has no storage pool {name!r} (LIBVIRT_POOL)"
+            ) from None
         path.mkdir(parents=True, exist_ok=True)
         xml = f"<pool type='dir'><name>{name}</name><target><path>{path}</path></target></pool>"
-        pool = connection.storagePoolCreateXML(xml, 0) if is_test_driver(connection) else connection.storagePoolDefineXML(xml, 0)
+        pool = (
+            connection.storagePoolCreateXML(xml, 0)
+            if is_test_driver(connection)
+            else connection.storagePoolDefineXML(xml, 0)
+        )
     if not pool.isActive():
         pool.create()
     pool.refresh(0)

@@ -126,13 +126,19 @@ class LibvirtProvider:
         self._instances: dict[str, _Instance] = {}
         self._lock = threading.Lock()
         self._boot: domain.BootAssets | None = None
+        self.config_error: LaunchSecurityError | None = None
         if not self.simulated and assets is None:
             raise ConformanceInputError("a libvirt provider that boots guests needs the pod VM assets")
 
     # --- configuration ------------------------------------------------------------------
     def configure(self, data: Mapping[str, str]) -> None:
-        """Apply peer-pods-cm (the adaptor re-reads it on restart)."""
-        self.settings = LibvirtSettings.from_config(data)
+        """Apply peer-pods-cm. A bad value is kept and fails every creation, naming it, as
+        CAA's provider fails on it: the pod then shows the reason instead of the suite."""
+        try:
+            self.settings = LibvirtSettings.from_config(data)
+            self.config_error = None
+        except LaunchSecurityError as exc:
+            self.config_error = exc
 
     def launch_security(self) -> str | None:
         """DISABLECVM wins; then LIBVIRT_LAUNCH_SECURITY; unset means 'decided by the host'."""
@@ -176,7 +182,9 @@ class LibvirtProvider:
                 initrd = host.stage_boot_file(self.assets.initrd, self.assets.initrd_sha256)
             self._boot = domain.BootAssets(str(kernel), str(initrd), self.assets.cmdline)
         if self.cmdline_extra:
-            return domain.BootAssets(self._boot.kernel, self._boot.initrd, f"{self._boot.cmdline} {self.cmdline_extra}")
+            return domain.BootAssets(
+                self._boot.kernel, self._boot.initrd, f"{self._boot.cmdline} {self.cmdline_extra}"
+            )
         return self._boot
 
     # --- Provider protocol ----------------------------------------------------------------
@@ -189,7 +197,9 @@ class LibvirtProvider:
         except BaseException as exc:
             problems = undo.run()
             if problems:
-                raise TargetError(f"creating {name} failed ({exc}); cleanup also failed: {'; '.join(problems)}") from exc
+                raise TargetError(
+                    f"creating {name} failed ({exc}); cleanup also failed: {'; '.join(problems)}"
+                ) from exc
             if isinstance(exc, (TargetError, ConformanceInputError)):
                 raise
             if isinstance(exc, self.libvirt.libvirtError):
@@ -201,6 +211,8 @@ class LibvirtProvider:
             self.fault(step)
 
     def _create(self, name: str, spec: InstanceSpec, undo: _Undo) -> str:
+        if self.config_error is not None:
+            raise self.config_error
         launch = self.launch_security()
         domain_type, machine, emulator = self._guest_caps()
         pool = self._pool()
@@ -263,7 +275,9 @@ class LibvirtProvider:
         except self.libvirt.libvirtError as exc:
             problems.append(f"domain: {exc.get_error_message()}")
         pool = self._pool()
-        names = instance.volumes if instance else [f"{instance_id}-root.qcow2", f"{instance_id}-cloudinit.iso"]
+        names = (
+            instance.volumes if instance else [f"{instance_id}-root.qcow2", f"{instance_id}-cloudinit.iso"]
+        )
         for volume in names:
             try:
                 self._delete_volume(pool, volume)
@@ -283,8 +297,7 @@ class LibvirtProvider:
             return instance.report
         dom = self.connection.lookupByName(instance_id)
         facts = domain.domain_facts(dom.XMLDesc(0))
-        iso_path = next(d["source"] for d in facts["disks"] if d["dev"] == "vdb")
-        user_data = cidata.read_user_data(self._read_volume(iso_path), where=f"{instance_id} vdb ({iso_path})")
+        user_data = self._attached_user_data(instance_id, facts)
         root = Path(tempfile.mkdtemp(prefix=f"{instance_id}-", dir=self.work_dir))
         instance.report = process_user_data(user_data, root, arch=facts["arch"] or "s390x", machine=None)
         return instance.report
@@ -301,7 +314,15 @@ class LibvirtProvider:
         facts["base_volume"] = self.settings.base_volume
         facts["volumes"] = [v for v in self._pool().listVolumes() if v.startswith(instance_id + "-")]
         facts["backing_store"] = self._backing(facts["volumes"])
+        facts["user_data"] = self._attached_user_data(instance_id, facts)
         return facts
+
+    def _attached_user_data(self, instance_id: str, facts: Mapping[str, Any]) -> str:
+        """The user data on the domain's cloud-init disk (vdb), read back from the volume."""
+        iso_path = next((d["source"] for d in facts["disks"] if d["dev"] == "vdb"), None)
+        if iso_path is None:
+            raise TargetError(f"domain {instance_id} has no cloud-init disk (vdb)")
+        return cidata.read_user_data(self._read_volume(iso_path), where=f"{instance_id} vdb ({iso_path})")
 
     # --- leftovers (the after-every-run check) ----------------------------------------------
     def leftovers(self) -> list[str]:
@@ -346,8 +367,9 @@ class LibvirtProvider:
         try:
             pool = self.connection.storagePoolLookupByName(self.settings.pool)
         except self.libvirt.libvirtError:
+            uri = self.connection.getURI()
             raise TargetError(
-                f"libvirt at {self.connection.getURI()} has no storage pool {self.settings.pool!r} (LIBVIRT_POOL)"
+                f"libvirt at {uri} has no storage pool {self.settings.pool!r} (LIBVIRT_POOL)"
             ) from None
         return pool
 
@@ -356,8 +378,8 @@ class LibvirtProvider:
             return pool.storageVolLookupByName(self.settings.base_volume)
         except self.libvirt.libvirtError:
             raise TargetError(
-                f"pool {self.settings.pool!r} has no base volume {self.settings.base_volume!r} (LIBVIRT_VOL_NAME); "
-                "run `peerpods-conformance lpar prepare` or upload the pod VM image"
+                f"pool {self.settings.pool!r} has no base volume {self.settings.base_volume!r} "
+                "(LIBVIRT_VOL_NAME); run `peerpods-conformance lpar prepare` or upload the pod VM image"
             ) from None
 
     def _root_volume_xml(self, name: str, base: Any) -> str:
@@ -402,7 +424,9 @@ class LibvirtProvider:
         if self.simulated:
             path = Path(volume.path())
             if not path.parent.is_dir() or not path.is_relative_to(self.work_dir):
-                raise TargetError(f"test pool volume {path} is not in the provider's directory {self.work_dir}")
+                raise TargetError(
+                    f"test pool volume {path} is not in the provider's directory {self.work_dir}"
+                )
             path.write_bytes(data)
             return
         stream = self.connection.newStream(0)
@@ -411,7 +435,22 @@ class LibvirtProvider:
         stream.finish()
 
     def _read_volume(self, path: str) -> bytes:
-        return Path(path).read_bytes()
+        """A volume's bytes through libvirt (works for remote hosts); the test driver has no
+        download, so there the file _upload wrote is read."""
+        if self.simulated:
+            return Path(path).read_bytes()
+        volume = self.connection.storageVolLookupByPath(path)
+        size = int(volume.info()[1])
+        stream = self.connection.newStream(0)
+        volume.download(stream, 0, size, 0)
+        chunks = []
+        while True:
+            chunk = stream.recv(1 << 18)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        stream.finish()
+        return b"".join(chunks)
 
     def _console_path(self, name: str) -> Path:
         directory = self.work_dir if self.simulated else host.CONSOLE_DIR
