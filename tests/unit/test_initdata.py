@@ -230,3 +230,10 @@ def test_select_precedence(
     annotations: dict[str, str] | None, cm: dict[str, str] | None, expected: str | None
 ) -> None:
     assert initdata.select(annotations, cm) == expected
+
+
+def test_non_canonical_padding_bits_are_accepted_like_caa() -> None:
+    """CAA decodes with Go's (non-strict) StdEncoding, which ignores the unused trailing bits."""
+    encoded = initdata.encode(b"x = 1\n")
+    assert encoded.endswith("A=")
+    assert initdata.decode(encoded[:-2] + "B=") == b"x = 1\n"
