@@ -1,0 +1,507 @@
+"""Mutating admission as kube-apiserver performs it, for pods.
+
+The document's namespace exclusion and the webhook's failurePolicy are properties of the
+*registration* (the MutatingWebhookConfiguration), not of the webhook server, so the suite
+evaluates a registration exactly as the API server would: which webhooks apply to a request
+(rules, namespaceSelector, objectSelector), the AdmissionReview it sends, and what it does
+with the answer or with a failed call.
+
+Faithful details worth knowing:
+
+* A call that fails (unreachable, timeout, a reply that is not a valid AdmissionReview for
+  this request, an unsupported patch type) is subject to ``failurePolicy``: ``Fail`` refuses
+  the pod, ``Ignore`` continues with the pod unmutated.
+* ``allowed: false`` is a denial whatever the policy; so is a patch that cannot be decoded
+  or applied (the API server reports those as internal errors, not as call failures).
+* ``objectSelector`` on UPDATE matches if either the old or the new object matches.
+
+Reinvocation (``reinvocationPolicy: IfNeeded``) is recorded but not performed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import jsonpatch
+import yaml
+
+from sim.errors import ConformanceInputError, TargetError
+from sim.selectors import SelectorError, label_selector_matches, validate_label_selector
+from sim.webhook import WebhookSettings, review_response
+
+__all__ = [
+    "ADMISSION_API_VERSION",
+    "DEFAULT_USER_INFO",
+    "AdmissionConfigError",
+    "AdmissionOutcome",
+    "InProcessWebhookCaller",
+    "MutatingWebhook",
+    "Rule",
+    "WebhookCallError",
+    "WebhookCaller",
+    "admit",
+    "build_admission_review",
+    "load_webhook_configuration",
+    "parse_webhook_configuration",
+    "rule_matches",
+    "webhook_applies",
+]
+
+ADMISSION_API_VERSION = "admission.k8s.io/v1"
+CONFIG_API_VERSION = "admissionregistration.k8s.io/v1"
+CONFIG_KIND = "MutatingWebhookConfiguration"
+POD_RESOURCE = ("", "v1", "pods")
+DEFAULT_USER_INFO: dict[str, Any] = {
+    "username": "kubernetes-admin",
+    "groups": ["system:masters", "system:authenticated"],
+}
+
+_OPERATIONS = ("*", "CREATE", "UPDATE", "DELETE", "CONNECT")
+_SCOPES = ("*", "Cluster", "Namespaced")
+_FAILURE_POLICIES = ("Fail", "Ignore")
+_SIDE_EFFECTS = ("None", "NoneOnDryRun")
+_REINVOCATION = ("Never", "IfNeeded")
+_MATCH_POLICIES = ("Exact", "Equivalent")
+_OPTIONS_KIND = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions", "DELETE": "DeleteOptions"}
+
+
+class AdmissionConfigError(ConformanceInputError):
+    """A webhook configuration the API server would refuse; names the file and field."""
+
+
+class WebhookCallError(TargetError):
+    """Calling a webhook failed (unreachable, timeout, bad reply): failurePolicy decides."""
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ``rules[]`` entry: which operations on which resources the webhook wants."""
+
+    operations: tuple[str, ...]
+    api_groups: tuple[str, ...]
+    api_versions: tuple[str, ...]
+    resources: tuple[str, ...]
+    scope: str = "*"
+
+
+@dataclass(frozen=True)
+class MutatingWebhook:
+    """One webhook of a MutatingWebhookConfiguration, with the API server's defaults applied."""
+
+    name: str
+    rules: tuple[Rule, ...]
+    namespace_selector: Mapping[str, Any] | None = None
+    object_selector: Mapping[str, Any] | None = None
+    failure_policy: str = "Fail"
+    timeout_seconds: int = 10
+    reinvocation_policy: str = "Never"
+    side_effects: str = "None"
+    path: str | None = None
+    match_policy: str = "Equivalent"
+    admission_review_versions: tuple[str, ...] = ("v1",)
+
+    def __post_init__(self) -> None:
+        # Checked here too so that dataclasses.replace() cannot build a webhook the API
+        # server would refuse (the reference target overrides failurePolicy that way).
+        if self.failure_policy not in _FAILURE_POLICIES:
+            raise AdmissionConfigError(
+                f"webhook {self.name}: failurePolicy: {self.failure_policy!r} is not one of "
+                f"{', '.join(_FAILURE_POLICIES)}"
+            )
+
+
+def _enum(value: object, allowed: Sequence[str], default: str, where: str) -> str:
+    if value is None:
+        return default
+    if value not in allowed:
+        raise AdmissionConfigError(f"{where}: {value!r} is not one of {', '.join(allowed)}")
+    return str(value)
+
+
+def _strings(value: object, where: str, *, required: bool = True) -> tuple[str, ...]:
+    if value is None and not required:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise AdmissionConfigError(f"{where}: must be a list of strings, got {value!r}")
+    if required and not value:
+        raise AdmissionConfigError(f"{where}: must not be empty")
+    if "*" in value and len(value) > 1:
+        raise AdmissionConfigError(f"{where}: '*' must be the only entry when present")
+    return tuple(value)
+
+
+def _rule(raw: object, where: str) -> Rule:
+    if not isinstance(raw, Mapping):
+        raise AdmissionConfigError(f"{where}: must be a mapping, got {raw!r}")
+    operations = _strings(raw.get("operations"), f"{where}.operations")
+    for op in operations:
+        if op not in _OPERATIONS:
+            raise AdmissionConfigError(f"{where}.operations: {op!r} is not one of {', '.join(_OPERATIONS)}")
+    resources = _strings(raw.get("resources"), f"{where}.resources")
+    for resource in resources:
+        if resource.count("/") > 1 or resource.startswith("/") or resource.endswith("/"):
+            raise AdmissionConfigError(
+                f"{where}.resources: {resource!r} is not resource or resource/subresource"
+            )
+    return Rule(
+        operations=operations,
+        api_groups=_strings(raw.get("apiGroups"), f"{where}.apiGroups"),
+        api_versions=_strings(raw.get("apiVersions"), f"{where}.apiVersions"),
+        resources=resources,
+        scope=_enum(raw.get("scope"), _SCOPES, "*", f"{where}.scope"),
+    )
+
+
+def _client_path(raw: object, where: str) -> str | None:
+    """The request path from ``clientConfig`` (service.path or the URL's path)."""
+    if not isinstance(raw, Mapping):
+        raise AdmissionConfigError(f"{where}: is required (service or url)")
+    service, url = raw.get("service"), raw.get("url")
+    if (service is None) == (url is None):
+        raise AdmissionConfigError(f"{where}: exactly one of service and url must be set")
+    if url is not None:
+        if not isinstance(url, str) or urlparse(url).scheme != "https":
+            raise AdmissionConfigError(f"{where}.url: must be an https URL, got {url!r}")
+        return urlparse(url).path or None
+    if not isinstance(service, Mapping) or not service.get("name") or not service.get("namespace"):
+        raise AdmissionConfigError(f"{where}.service: name and namespace are required")
+    path = service.get("path")
+    if path is not None and (not isinstance(path, str) or not path.startswith("/")):
+        raise AdmissionConfigError(f"{where}.service.path: must start with '/', got {path!r}")
+    return path
+
+
+def _timeout(value: object, where: str) -> int:
+    if value is None:
+        return 10
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 30:
+        raise AdmissionConfigError(f"{where}: must be an integer from 1 to 30, got {value!r}")
+    return value
+
+
+def _selector(value: object, where: str) -> Mapping[str, Any] | None:
+    try:
+        validate_label_selector(value, where=where)
+    except SelectorError as exc:
+        raise AdmissionConfigError(str(exc)) from None
+    return value if isinstance(value, Mapping) and value else None
+
+
+def _webhook(raw: object, where: str) -> MutatingWebhook:
+    if not isinstance(raw, Mapping):
+        raise AdmissionConfigError(f"{where}: must be a mapping, got {raw!r}")
+    name = raw.get("name")
+    if not isinstance(name, str) or name.count(".") < 2:
+        raise AdmissionConfigError(f"{where}.name: must be a fully qualified name (a.b.c), got {name!r}")
+    if raw.get("matchConditions"):
+        raise AdmissionConfigError(
+            f"{where}.matchConditions: CEL match conditions are not supported by the simulator"
+        )
+    versions = _strings(raw.get("admissionReviewVersions"), f"{where}.admissionReviewVersions")
+    if "v1" not in versions:
+        raise AdmissionConfigError(
+            f"{where}.admissionReviewVersions: must include v1 (the only version sent)"
+        )
+    if raw.get("sideEffects") is None:
+        raise AdmissionConfigError(f"{where}.sideEffects: is required (None or NoneOnDryRun)")
+    rules_raw = raw.get("rules") or []
+    if not isinstance(rules_raw, list):
+        raise AdmissionConfigError(f"{where}.rules: must be a list, got {rules_raw!r}")
+    return MutatingWebhook(
+        name=name,
+        rules=tuple(_rule(r, f"{where}.rules[{i}]") for i, r in enumerate(rules_raw)),
+        namespace_selector=_selector(raw.get("namespaceSelector"), f"{where}.namespaceSelector"),
+        object_selector=_selector(raw.get("objectSelector"), f"{where}.objectSelector"),
+        failure_policy=_enum(raw.get("failurePolicy"), _FAILURE_POLICIES, "Fail", f"{where}.failurePolicy"),
+        timeout_seconds=_timeout(raw.get("timeoutSeconds"), f"{where}.timeoutSeconds"),
+        reinvocation_policy=_enum(
+            raw.get("reinvocationPolicy"), _REINVOCATION, "Never", f"{where}.reinvocationPolicy"
+        ),
+        side_effects=_enum(raw.get("sideEffects"), _SIDE_EFFECTS, "None", f"{where}.sideEffects"),
+        path=_client_path(raw.get("clientConfig"), f"{where}.clientConfig"),
+        match_policy=_enum(raw.get("matchPolicy"), _MATCH_POLICIES, "Equivalent", f"{where}.matchPolicy"),
+        admission_review_versions=versions,
+    )
+
+
+def parse_webhook_configuration(obj: object, *, source: str) -> list[MutatingWebhook]:
+    """Validate a MutatingWebhookConfiguration object and return its webhooks, in order."""
+    if not isinstance(obj, Mapping):
+        raise AdmissionConfigError(f"{source}: not a Kubernetes object (got {type(obj).__name__})")
+    if obj.get("kind") != CONFIG_KIND:
+        raise AdmissionConfigError(f"{source}: kind: expected {CONFIG_KIND}, got {obj.get('kind')!r}")
+    if obj.get("apiVersion") != CONFIG_API_VERSION:
+        raise AdmissionConfigError(
+            f"{source}: apiVersion: expected {CONFIG_API_VERSION}, got {obj.get('apiVersion')!r}"
+        )
+    raw_webhooks = obj.get("webhooks") or []
+    if not isinstance(raw_webhooks, list):
+        raise AdmissionConfigError(f"{source}: webhooks: must be a list")
+    webhooks = [_webhook(raw, f"{source}: webhooks[{i}]") for i, raw in enumerate(raw_webhooks)]
+    names = [w.name for w in webhooks]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise AdmissionConfigError(f"{source}: webhooks: duplicate name(s) {', '.join(duplicates)}")
+    return webhooks
+
+
+def load_webhook_configuration(text: str, *, source: str) -> list[MutatingWebhook]:
+    """Parse a MutatingWebhookConfiguration YAML document; errors name ``source`` and the field."""
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise AdmissionConfigError(f"{source}: not valid YAML: {exc}") from None
+    if len(documents) != 1:
+        raise AdmissionConfigError(f"{source}: expected one YAML document, found {len(documents)}")
+    return parse_webhook_configuration(documents[0], source=source)
+
+
+# --------------------------------------------------------------------------- matching
+
+
+def rule_matches(
+    rule: Rule,
+    *,
+    operation: str,
+    resource: tuple[str, str, str],
+    subresource: str = "",
+    namespaced: bool = True,
+) -> bool:
+    """One rule against one request, as the API server's rule matcher."""
+    group, version, plural = resource
+    if "*" not in rule.operations and operation not in rule.operations:
+        return False
+    if "*" not in rule.api_groups and group not in rule.api_groups:
+        return False
+    if "*" not in rule.api_versions and version not in rule.api_versions:
+        return False
+    if (rule.scope == "Cluster" and namespaced) or (rule.scope == "Namespaced" and not namespaced):
+        return False
+    for entry in rule.resources:
+        res, _, sub = entry.partition("/")
+        if (res in ("*", plural)) and (sub in ("*", subresource)):
+            return True
+    return False
+
+
+def _labels(obj: Mapping[str, Any] | None) -> Mapping[str, str]:
+    if not obj:
+        return {}
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def webhook_applies(
+    webhook: MutatingWebhook,
+    *,
+    operation: str,
+    resource: tuple[str, str, str] = POD_RESOURCE,
+    namespace: Mapping[str, Any],
+    obj: Mapping[str, Any],
+    old_obj: Mapping[str, Any] | None = None,
+    subresource: str = "",
+) -> bool:
+    """Whether the API server would call ``webhook`` for this request.
+
+    ``namespace`` is the Namespace *object* (its labels are what namespaceSelector sees);
+    the objectSelector matches if the new object or, on UPDATE/DELETE, the old one does.
+    """
+    if not any(
+        rule_matches(r, operation=operation, resource=resource, subresource=subresource)
+        for r in webhook.rules
+    ):
+        return False
+    where = f"webhook {webhook.name}"
+    if not label_selector_matches(
+        webhook.namespace_selector, _labels(namespace), where=f"{where} namespaceSelector"
+    ):
+        return False
+    selector, swhere = webhook.object_selector, f"{where} objectSelector"
+    return label_selector_matches(selector, _labels(obj), where=swhere) or (
+        old_obj is not None and label_selector_matches(selector, _labels(old_obj), where=swhere)
+    )
+
+
+# --------------------------------------------------------------------------- the review
+
+
+def build_admission_review(
+    *,
+    pod: Mapping[str, Any],
+    namespace: str,
+    operation: str,
+    uid: str,
+    user_info: Mapping[str, Any] | None = None,
+    dry_run: bool = False,
+    old_pod: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The AdmissionReview v1 request kube-apiserver sends for a pod."""
+    kind = {"group": "", "version": "v1", "kind": "Pod"}
+    resource = {"group": "", "version": "v1", "resource": "pods"}
+    options_kind = _OPTIONS_KIND.get(operation)
+    request: dict[str, Any] = {
+        "uid": uid,
+        "kind": dict(kind),
+        "resource": dict(resource),
+        "requestKind": dict(kind),
+        "requestResource": dict(resource),
+        "name": str((pod.get("metadata") or {}).get("name") or ""),
+        "namespace": namespace,
+        "operation": operation,
+        "userInfo": copy.deepcopy(dict(user_info if user_info is not None else DEFAULT_USER_INFO)),
+        "object": copy.deepcopy(dict(pod)) if operation != "DELETE" else None,
+        "oldObject": copy.deepcopy(dict(old_pod)) if old_pod is not None else None,
+        "dryRun": dry_run,
+        "options": {"apiVersion": "meta.k8s.io/v1", "kind": options_kind} if options_kind else None,
+    }
+    return {"apiVersion": ADMISSION_API_VERSION, "kind": "AdmissionReview", "request": request}
+
+
+class WebhookCaller(Protocol):
+    """Delivers a review to a webhook; raises WebhookCallError when the call itself fails."""
+
+    def __call__(self, webhook: MutatingWebhook, review: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class InProcessWebhookCaller:
+    """Calls the reference webhook (:func:`sim.webhook.review_response`) without a network.
+
+    It serves only the reference server's path, so a registration pointing elsewhere fails
+    the way a real call would (404 -> a call failure under failurePolicy).
+    """
+
+    SERVED_PATHS = ("/mutate-v1-pod",)
+
+    def __init__(self, settings: WebhookSettings | None = None) -> None:
+        self.settings = settings if settings is not None else WebhookSettings()
+
+    def __call__(self, webhook: MutatingWebhook, review: dict[str, Any]) -> dict[str, Any]:
+        if webhook.path not in self.SERVED_PATHS:
+            raise WebhookCallError(f"the server responded with status 404 for path {webhook.path!r}")
+        try:
+            return review_response(review, self.settings)
+        except Exception as exc:  # the contract says it never raises; a crash is a 500
+            raise WebhookCallError(f"the server responded with status 500: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- admission
+
+
+@dataclass
+class AdmissionOutcome:
+    """The result of the mutating phase for one pod."""
+
+    pod: dict[str, Any]
+    allowed: bool
+    reason: str | None = None
+    called: list[str] = field(default_factory=list)
+    patched: bool = False
+    ignored: list[str] = field(default_factory=list)  # webhooks whose failure was ignored
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Rejection(Exception):
+    """A webhook's answer refuses the pod whatever the failure policy."""
+
+
+def _response_part(reply: object, uid: str) -> Mapping[str, Any]:
+    """Check the reply is an AdmissionReview v1 answer to this request (else a call failure)."""
+    if not isinstance(reply, Mapping):
+        raise WebhookCallError("received invalid webhook response: not a JSON object")
+    if reply.get("apiVersion") != ADMISSION_API_VERSION or reply.get("kind") != "AdmissionReview":
+        raise WebhookCallError(
+            "received invalid webhook response: expected admission.k8s.io/v1 AdmissionReview, "
+            f"got {reply.get('apiVersion')!r} {reply.get('kind')!r}"
+        )
+    response = reply.get("response")
+    if not isinstance(response, Mapping):
+        raise WebhookCallError("received invalid webhook response: response is missing")
+    if response.get("uid") != uid:
+        raise WebhookCallError(f"expected response.uid={uid!r}, got {response.get('uid')!r}")
+    if not isinstance(response.get("allowed"), bool):
+        raise WebhookCallError("received invalid webhook response: response.allowed is not a boolean")
+    if "patch" in response and response.get("patchType") != "JSONPatch":
+        raise WebhookCallError(f"unsupported patch type {response.get('patchType')!r}")
+    return response
+
+
+def _apply_patch(pod: dict[str, Any], encoded: object) -> dict[str, Any]:
+    """Decode the base64 JSON patch and apply it (errors refuse the pod)."""
+    try:
+        if not isinstance(encoded, str):
+            raise TypeError("patch is not a base64 string")
+        operations = json.loads(base64.b64decode(encoded, validate=True))
+        patched = jsonpatch.apply_patch(pod, operations, in_place=False)
+    except (
+        binascii.Error,
+        ValueError,
+        TypeError,
+        jsonpatch.JsonPatchException,
+        jsonpatch.JsonPointerException,
+    ) as exc:
+        raise _Rejection(f"Internal error occurred: {exc}") from None
+    if not isinstance(patched, dict) or patched.get("kind", "Pod") != "Pod":
+        raise _Rejection("Internal error occurred: the patched object is not a Pod")
+    return patched
+
+
+def admit(
+    pod: Mapping[str, Any],
+    *,
+    operation: str,
+    namespace_obj: Mapping[str, Any],
+    webhooks: Sequence[MutatingWebhook],
+    caller: WebhookCaller,
+    user_info: Mapping[str, Any] | None = None,
+    old_pod: Mapping[str, Any] | None = None,
+    dry_run: bool = False,
+) -> AdmissionOutcome:
+    """Run the mutating webhooks, in order, over ``pod``; the input is never modified."""
+    namespace = str((namespace_obj.get("metadata") or {}).get("name") or "")
+    outcome = AdmissionOutcome(pod=copy.deepcopy(dict(pod)), allowed=True)
+    for webhook in webhooks:
+        if not webhook_applies(
+            webhook, operation=operation, namespace=namespace_obj, obj=outcome.pod, old_obj=old_pod
+        ):
+            continue
+        uid = str(uuid.uuid4())
+        review = build_admission_review(
+            pod=outcome.pod, namespace=namespace, operation=operation, uid=uid,
+            user_info=user_info, dry_run=dry_run, old_pod=old_pod,
+        )  # fmt: skip
+        outcome.called.append(webhook.name)
+        try:
+            response = _response_part(caller(webhook, review), uid)
+        except WebhookCallError as exc:
+            if webhook.failure_policy == "Ignore":
+                outcome.ignored.append(webhook.name)
+                outcome.warnings.append(f'failed calling webhook "{webhook.name}", failing open: {exc}')
+                continue
+            outcome.allowed = False
+            outcome.reason = f'Internal error occurred: failed calling webhook "{webhook.name}": {exc}'
+            return outcome
+        if not response["allowed"]:
+            message = ((response.get("status") or {}).get("message")) or "without explanation"
+            outcome.allowed = False
+            outcome.reason = f'admission webhook "{webhook.name}" denied the request: {message}'
+            return outcome
+        outcome.warnings.extend(str(w) for w in response.get("warnings") or [])
+        if "patch" in response:
+            try:
+                outcome.pod = _apply_patch(outcome.pod, response["patch"])
+            except _Rejection as exc:
+                outcome.allowed = False
+                outcome.reason = f'admission webhook "{webhook.name}": {exc}'
+                return outcome
+            outcome.patched = True
+    return outcome

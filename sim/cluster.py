@@ -1,0 +1,707 @@
+"""An in-process Kubernetes cluster, reduced to what peer pods exercise.
+
+One object plays the API server (namespaces, RuntimeClasses, ConfigMaps, pods, the
+admission chain), kube-scheduler (:mod:`sim.scheduler`) and, on each node, the kubelet's
+part plus one cloud-api-adaptor (:mod:`sim.adaptor`). Pods go through the same stages, in
+the same order, as on a real cluster, because the document's behaviours arise from their
+interplay (an excluded namespace escapes the webhook, hence the extended-resource limit):
+
+1. decode and defaults: the object must be a Pod whose quantities parse (400 otherwise);
+2. the RuntimeClass admission plugin sets ``spec.overhead`` from the class's ``podFixed``
+   (it runs before the webhooks in kube-apiserver's plugin order);
+3. the mutating webhooks (:func:`sim.admission.admit`, failurePolicy included);
+4. validation: RuntimeClass overhead unchanged, containers and resources valid (422);
+5. the validating policy, if installed (the document's best practice: peer pods only in
+   chosen namespaces);
+6. storage (409 on a duplicate name), scheduling, and for a bound peer pod the node's
+   adaptor creates the pod VM.
+
+Refusals raise :class:`AdmissionDenied` whose text reads like kube-apiserver's; mistakes of
+the caller (asking for a pod or node that does not exist) raise :class:`ClusterError`.
+Pending pods are retried, in creation order, whenever resources are freed or added.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sim.adaptor import AdaptorConfig, CloudApiAdaptor, PodVMError
+from sim.admission import DEFAULT_USER_INFO, MutatingWebhook, WebhookCaller, admit
+from sim.errors import ConformanceInputError
+from sim.podvm import GuestReport
+from sim.providers import Provider
+from sim.quantities import QuantityError
+from sim.scheduler import Scheduler, effective_request, format_amount, node_amounts, to_amount
+from sim.webhook import EXTENDED_RESOURCE_DEFAULT, TARGET_RUNTIMECLASS_DEFAULT
+
+__all__ = [
+    "NAMESPACE_NAME_LABEL",
+    "OSC_NAMESPACE",
+    "PEER_PODS_CM",
+    "AdmissionDenied",
+    "Cluster",
+    "ClusterError",
+    "PeerPodNamespacePolicy",
+    "PodState",
+]
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+PEER_PODS_CM = "peer-pods-cm"
+OSC_NAMESPACE = "openshift-sandboxed-containers-operator"
+PEER_POD_HANDLER = TARGET_RUNTIMECLASS_DEFAULT
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_NATIVE_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage"})
+
+
+class ClusterError(ConformanceInputError):
+    """The caller asked for something the cluster does not have or cannot take."""
+
+
+class AdmissionDenied(Exception):
+    """The API server refused the request; ``str()`` is its message, ``code`` its HTTP status."""
+
+    def __init__(self, message: str, *, code: int = 403) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class PodState:
+    """A stored pod and what became of it. ``reason`` explains Pending and Failed."""
+
+    pod: dict[str, Any]
+    phase: str  # "Pending" | "Running" | "Failed"
+    node: str | None = None
+    reason: str | None = None
+    vm: str | None = None
+
+
+@dataclass(frozen=True)
+class PeerPodNamespacePolicy:
+    """The document's best practice as a validating policy: peer pods only where allowed.
+
+    Equivalent to a ValidatingAdmissionPolicy whose CEL rule refuses a pod whose
+    ``runtimeClassName`` is the peer-pods class unless its namespace is listed.
+    """
+
+    allowed_namespaces: frozenset[str]
+    runtime_class: str = TARGET_RUNTIMECLASS_DEFAULT
+    name: str = "peer-pods-allowed-namespaces"
+
+    def denial(self, pod: Mapping[str, Any], namespace: str) -> str | None:
+        """The refusal message, or None when the pod is allowed."""
+        if (pod.get("spec") or {}).get("runtimeClassName") != self.runtime_class:
+            return None
+        if namespace in self.allowed_namespaces:
+            return None
+        allowed = ", ".join(sorted(self.allowed_namespaces)) or "none"
+        return (
+            f"ValidatingAdmissionPolicy '{self.name}' with binding '{self.name}-binding' denied request: "
+            f"runtimeClassName {self.runtime_class} is not allowed in namespace {namespace} "
+            f"(peer pods are allowed only in: {allowed})"
+        )
+
+
+def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _check_kind(obj: object, kind: str, api_versions: Sequence[str], what: str) -> Mapping[str, Any]:
+    if not isinstance(obj, Mapping):
+        raise ClusterError(f"{what}: not a Kubernetes object (got {type(obj).__name__})")
+    if obj.get("kind") != kind or obj.get("apiVersion") not in api_versions:
+        raise ClusterError(
+            f"{what}: expected kind {kind} apiVersion {' or '.join(api_versions)}, "
+            f"got {obj.get('kind')!r} {obj.get('apiVersion')!r}"
+        )
+    name = _meta(obj).get("name")
+    if not isinstance(name, str) or not name:
+        raise ClusterError(f"{what}: metadata.name is required")
+    return obj
+
+
+def _invalid(name: str, problem: str) -> AdmissionDenied:
+    return AdmissionDenied(f'Pod "{name}" is invalid: {problem}', code=422)
+
+
+def _overhead_mismatch(name: str) -> AdmissionDenied:
+    return AdmissionDenied(
+        f'pods "{name}" is forbidden: pod rejected: '
+        "Pod's Overhead doesn't match RuntimeClass's defined Overhead"
+    )
+
+
+def _containers(spec: Mapping[str, Any], kind: str, name: str) -> list[dict[str, Any]]:
+    entries = spec.get(kind) or []
+    if not isinstance(entries, list) or not all(isinstance(c, dict) for c in entries):
+        raise _invalid(name, f"spec.{kind}: must be a list of containers")
+    return entries
+
+
+def _amounts(block: object, part: str, where: str, name: str) -> dict[str, int]:
+    """Decode one requests/limits map; an unparsable quantity is a 400, as in decoding."""
+    values = (block.get(part) if isinstance(block, Mapping) else None) or {}
+    if not isinstance(values, Mapping):
+        raise AdmissionDenied(f'Pod "{name}": {where}.resources.{part}: must be a mapping', code=400)
+    try:
+        return {
+            str(r): to_amount(str(r), v, where=f"{where}.resources.{part}.{r}") for r, v in values.items()
+        }
+    except QuantityError as exc:
+        raise AdmissionDenied(f'Pod "{name}": {exc}', code=400) from None
+
+
+def _check_quantities(pod: Mapping[str, Any], name: str) -> None:
+    """Decoding: every quantity must parse before admission even starts (else 400)."""
+    spec = pod.get("spec")
+    if not isinstance(spec, Mapping):
+        raise _invalid(name, "spec: Required value")
+    for kind in ("initContainers", "containers"):
+        for index, container in enumerate(_containers(spec, kind, name)):
+            where = f"spec.{kind}[{index}] ({container.get('name')})"
+            block = container.get("resources") or {}
+            if not isinstance(block, Mapping):
+                raise AdmissionDenied(f'Pod "{name}": {where}.resources: must be a mapping', code=400)
+            for part in ("requests", "limits"):
+                _amounts(block, part, where, name)
+    overhead = spec.get("overhead") or {}
+    try:
+        for resource, value in overhead.items():
+            to_amount(str(resource), value, where=f"spec.overhead.{resource}")
+    except QuantityError as exc:
+        raise AdmissionDenied(f'Pod "{name}": {exc}', code=400) from None
+
+
+def _validate_resources(container: Mapping[str, Any], where: str, name: str) -> None:
+    """The API server's resource rules: requests <= limits, extended ones equal to their limit."""
+    block = container.get("resources") or {}
+    requests, limits = _amounts(block, "requests", where, name), _amounts(block, "limits", where, name)
+    for resource, amount in requests.items():
+        if resource in limits and amount > limits[resource]:
+            raise _invalid(
+                name, f"{where}.resources.requests.{resource}: must be less than or equal to {resource} limit"
+            )
+        extended = resource not in _NATIVE_RESOURCES and not resource.startswith("hugepages-")
+        if extended and (resource not in limits or limits[resource] != amount):
+            raise _invalid(name, f"{where}.resources.requests.{resource}: must be equal to {resource} limit")
+
+
+def _validate_pod(pod: Mapping[str, Any], name: str) -> None:
+    """What kube-apiserver checks on the final object, reduced to what the suite relies on."""
+    spec = pod.get("spec")
+    if not isinstance(spec, Mapping):
+        raise _invalid(name, "spec: Required value")
+    containers = _containers(spec, "containers", name)
+    if not containers:
+        raise _invalid(name, "spec.containers: Required value")
+    seen: set[str] = set()
+    for kind in ("initContainers", "containers"):
+        for index, container in enumerate(_containers(spec, kind, name)):
+            where = f"spec.{kind}[{index}]"
+            cname = container.get("name")
+            if not isinstance(cname, str) or not _DNS_LABEL.fullmatch(cname):
+                raise _invalid(name, f"{where}.name: Invalid value: {cname!r}: must be a DNS label")
+            if cname in seen:
+                raise _invalid(name, f"{where}.name: Duplicate value: {cname!r}")
+            seen.add(cname)
+            if not container.get("image"):
+                raise _invalid(name, f"{where}.image: Required value")
+            _validate_resources(container, f"{where} ({cname})", name)
+    try:
+        for resource, value in (spec.get("overhead") or {}).items():
+            to_amount(str(resource), value, where=f"spec.overhead.{resource}")
+    except QuantityError as exc:
+        raise AdmissionDenied(f'Pod "{name}": {exc}', code=400) from None
+
+
+def _default_requests(pod: dict[str, Any]) -> None:
+    """kube-apiserver's SetDefaults_Pod: a limit without a request becomes the request."""
+    spec = pod.get("spec") or {}
+    for kind in ("containers", "initContainers"):
+        for container in spec.get(kind) or []:
+            block = container.get("resources")
+            if isinstance(block, dict) and isinstance(block.get("limits"), dict):
+                requests = block.setdefault("requests", {})
+                if isinstance(requests, dict):
+                    for resource, value in block["limits"].items():
+                        requests.setdefault(resource, value)
+
+
+@dataclass
+class _Node:
+    obj: dict[str, Any]
+    adaptor: CloudApiAdaptor
+    base_allocatable: dict[str, str]
+
+
+class Cluster:
+    """API server, scheduler and one cloud-api-adaptor per node, in process.
+
+    ``strict_runtime_classes``: kube-apiserver refuses a pod naming a RuntimeClass that does
+    not exist; the suite's webhook scenarios use classes no cluster defines (``kata``,
+    ``kata-remote-se``), so by default such a pod is admitted without overhead instead.
+    ``default_requests_from_limits``: kube-apiserver defaults a missing request to the limit
+    *before* the webhook sees the pod; off by default so the webhook sees what was written.
+    """
+
+    def __init__(
+        self,
+        webhooks: Sequence[MutatingWebhook] = (),
+        caller: WebhookCaller | None = None,
+        provider: Provider | None = None,
+        *,
+        caa_namespace: str = OSC_NAMESPACE,
+        extended_resource: str = EXTENDED_RESOURCE_DEFAULT,
+        strict_runtime_classes: bool = False,
+        default_requests_from_limits: bool = False,
+        user_info: Mapping[str, Any] | None = None,
+    ) -> None:
+        if caller is None:
+            from sim.admission import InProcessWebhookCaller
+
+            caller = InProcessWebhookCaller()
+        if provider is None:
+            from sim.providers.memory import MemoryProvider
+
+            provider = MemoryProvider()
+        self.webhooks: list[MutatingWebhook] = list(webhooks)
+        self.caller: WebhookCaller = caller
+        self.provider: Provider = provider
+        self.caa_namespace = caa_namespace
+        self.extended_resource = extended_resource
+        self.strict_runtime_classes = strict_runtime_classes
+        self.default_requests_from_limits = default_requests_from_limits
+        self.user_info = dict(user_info if user_info is not None else DEFAULT_USER_INFO)
+        self.policy: PeerPodNamespacePolicy | None = None
+        self.scheduler = Scheduler()
+        self._namespaces: dict[str, dict[str, Any]] = {}
+        self._runtime_classes: dict[str, dict[str, Any]] = {}
+        self._configmaps: dict[tuple[str, str], dict[str, Any]] = {}
+        self._nodes: dict[str, _Node] = {}
+        self._pods: dict[tuple[str, str], PodState] = {}
+        self._pending: dict[tuple[str, str], dict[str, int]] = {}  # insertion order = retry order
+
+    # ------------------------------------------------------------------ namespaces
+    def has_namespace(self, name: str) -> bool:
+        return name in self._namespaces
+
+    def create_namespace(self, name: str, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Create a namespace; it always carries ``kubernetes.io/metadata.name=<name>``."""
+        if not isinstance(name, str) or len(name) > 63 or not _DNS_LABEL.fullmatch(name):
+            raise ClusterError(f"namespace name {name!r} is not a DNS label")
+        if name in self._namespaces:
+            raise ClusterError(f'namespaces "{name}" already exists')
+        all_labels = {str(k): str(v) for k, v in (labels or {}).items()}
+        all_labels[NAMESPACE_NAME_LABEL] = name  # set by the API server, whatever was asked
+        namespace = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": all_labels},
+        }
+        self._namespaces[name] = namespace
+        return copy.deepcopy(namespace)
+
+    def set_namespace_labels(self, name: str, labels: Mapping[str, str]) -> dict[str, Any]:
+        """Replace a namespace's labels; the name label cannot be changed or removed."""
+        namespace = self._namespace(name)
+        wanted = {str(k): str(v) for k, v in labels.items()}
+        if wanted.get(NAMESPACE_NAME_LABEL, name) != name:
+            raise ClusterError(f"namespace {name}: label {NAMESPACE_NAME_LABEL} is immutable")
+        wanted[NAMESPACE_NAME_LABEL] = name
+        namespace["metadata"]["labels"] = wanted
+        return copy.deepcopy(namespace)
+
+    def namespace(self, name: str) -> dict[str, Any]:
+        return copy.deepcopy(self._namespace(name))
+
+    def _namespace(self, name: str) -> dict[str, Any]:
+        try:
+            return self._namespaces[name]
+        except KeyError:
+            raise ClusterError(f'namespaces "{name}" not found') from None
+
+    # ------------------------------------------------------------------ cluster objects
+    def apply_runtime_class(self, obj: Mapping[str, Any]) -> None:
+        """Create or replace a RuntimeClass (node.k8s.io/v1); its overhead is validated."""
+        _check_kind(obj, "RuntimeClass", ("node.k8s.io/v1",), "RuntimeClass")
+        name = _meta(obj)["name"]
+        if not isinstance(obj.get("handler"), str) or not obj["handler"]:
+            raise ClusterError(f"RuntimeClass {name}: handler is required")
+        pod_fixed = (obj.get("overhead") or {}).get("podFixed") or {}
+        if not isinstance(pod_fixed, Mapping):
+            raise ClusterError(f"RuntimeClass {name}: overhead.podFixed must be a mapping")
+        node_amounts(pod_fixed, where=f"RuntimeClass {name}: overhead.podFixed")
+        self._runtime_classes[name] = copy.deepcopy(dict(obj))
+
+    def apply_configmap(self, obj: Mapping[str, Any]) -> None:
+        """Create or replace a ConfigMap; without a namespace it goes to the adaptor's namespace.
+
+        Adaptors do not see the change until they (re)start, exactly as CAA reads its
+        environment from peer-pods-cm only at process start.
+        """
+        _check_kind(obj, "ConfigMap", ("v1",), "ConfigMap")
+        name = _meta(obj)["name"]
+        data = obj.get("data") or {}
+        if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
+            raise ClusterError(f"ConfigMap {name}: data must map keys to strings")
+        stored = copy.deepcopy(dict(obj))
+        namespace = _meta(obj).get("namespace") or self.caa_namespace
+        stored["metadata"]["namespace"] = namespace
+        self._configmaps[(namespace, name)] = stored
+
+    def configmap(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        found = self._configmaps.get((namespace or self.caa_namespace, name))
+        return copy.deepcopy(found) if found else None
+
+    def apply_admission_policy(
+        self, allowed_namespaces: Sequence[str], *, runtime_class: str = TARGET_RUNTIMECLASS_DEFAULT
+    ) -> PeerPodNamespacePolicy:
+        """Install the document's recommended policy (replaces an earlier one)."""
+        self.policy = PeerPodNamespacePolicy(frozenset(allowed_namespaces), runtime_class)
+        return self.policy
+
+    # ------------------------------------------------------------------ nodes and adaptors
+    def _peer_pods_data(self) -> dict[str, str]:
+        found = self._configmaps.get((self.caa_namespace, PEER_PODS_CM))
+        return dict((found or {}).get("data") or {})
+
+    def add_node(
+        self,
+        name: str,
+        *,
+        cpu: str = "8",
+        memory: str = "32Gi",
+        pods: int = 110,
+        extra: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Add a worker node; its adaptor starts at once with the current peer-pods-cm."""
+        if name in self._nodes:
+            raise ClusterError(f'nodes "{name}" already exists')
+        base = {"cpu": str(cpu), "memory": str(memory), "pods": str(pods), **dict(extra or {})}
+        amounts = node_amounts(base, where=f"node {name}: capacity")
+        adaptor = CloudApiAdaptor(name, self.provider, self.extended_resource)
+        advertised = adaptor.start(self._peer_pods_data())  # a bad config map fails before the node exists
+        obj = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "status": {"capacity": dict(base), "allocatable": dict(base)},
+        }
+        self._nodes[name] = _Node(obj, adaptor, base)
+        self.scheduler.add_node(name, amounts)
+        self._advertise(name, advertised)
+        self._retry_pending()
+        return copy.deepcopy(obj)
+
+    def _advertise(self, name: str, advertised: int | None) -> None:
+        """Patch the node's extended resource (capacity and allocatable) as CAA does."""
+        node = self._nodes[name]
+        status = node.obj["status"]
+        for part in ("capacity", "allocatable"):
+            status[part] = {k: v for k, v in status[part].items() if k != self.extended_resource}
+            if advertised is not None:
+                status[part][self.extended_resource] = str(advertised)
+        self.scheduler.set_allocatable(name, node_amounts(status["allocatable"], where=f"node {name}"))
+
+    def start_adaptors(self) -> None:
+        """Start every adaptor that has not started (nodes start theirs when added)."""
+        for name, node in self._nodes.items():
+            if node.adaptor.config is None:
+                self._advertise(name, node.adaptor.start(self._peer_pods_data()))
+        self._retry_pending()
+
+    def restart_adaptors(self) -> None:
+        """Restart every adaptor: each re-reads peer-pods-cm and re-patches its node.
+
+        The config map is checked once before any adaptor restarts, so a bad value leaves
+        every node as it was.
+        """
+        data = self._peer_pods_data()
+        AdaptorConfig.from_configmap(data)
+        for name, node in self._nodes.items():
+            self._advertise(name, node.adaptor.start(data))
+        self._retry_pending()
+
+    def node(self, name: str) -> dict[str, Any]:
+        return copy.deepcopy(self._node(name).obj)
+
+    def nodes(self) -> list[str]:
+        return list(self._nodes)
+
+    def _node(self, name: str) -> _Node:
+        try:
+            return self._nodes[name]
+        except KeyError:
+            raise ClusterError(f'nodes "{name}" not found') from None
+
+    def node_capacity(self, node: str) -> dict[str, str]:
+        """The node's ``status.capacity`` as strings."""
+        return dict(self._node(node).obj["status"]["capacity"])
+
+    def node_allocatable(self, node: str) -> dict[str, str]:
+        return dict(self._node(node).obj["status"]["allocatable"])
+
+    def node_allocated(self, node: str) -> dict[str, str]:
+        """What the pods bound to the node request, per resource, as quantity strings."""
+        self._node(node)
+        return {r: format_amount(r, a) for r, a in sorted(self.scheduler.allocated(node).items())}
+
+    # ------------------------------------------------------------------ pods
+    def create_pod(self, pod: Mapping[str, Any], *, operation: str = "CREATE") -> PodState:
+        """Admit, store and schedule a pod; raises :class:`AdmissionDenied` if refused.
+
+        ``operation="UPDATE"`` re-submits an existing pod (see :meth:`update_pod`).
+        """
+        if operation == "UPDATE":
+            return self.update_pod(pod)
+        if operation != "CREATE":
+            raise ClusterError(f"create_pod: operation must be CREATE or UPDATE, got {operation!r}")
+        candidate, namespace, name = self._decode(pod)
+        self._runtime_class_admit(candidate, name)
+        namespace_obj = self._namespace(namespace)
+        outcome = admit(
+            candidate,
+            operation="CREATE",
+            namespace_obj=namespace_obj,
+            webhooks=self.webhooks,
+            caller=self.caller,
+            user_info=self.user_info,
+        )
+        if not outcome.allowed:
+            raise AdmissionDenied(
+                outcome.reason or "denied", code=500 if "Internal error" in (outcome.reason or "") else 403
+            )
+        stored = outcome.pod
+        self._validate_admitted(stored, namespace, name)
+        if not name:
+            name = f"{_meta(stored)['generateName']}{secrets.token_hex(3)[:5]}"
+            _meta(stored)["name"] = name
+        key = (namespace, name)
+        if key in self._pods:
+            raise AdmissionDenied(f'pods "{name}" already exists', code=409)
+        request = effective_request(stored)
+        state = PodState(pod=stored, phase="Pending")
+        stored.setdefault("status", {})["phase"] = "Pending"
+        self._pods[key] = state
+        self._schedule(key, state, request)
+        return replace(state)
+
+    def update_pod(self, pod: Mapping[str, Any]) -> PodState:
+        """Re-submit an existing pod as an UPDATE through admission (OSC registers UPDATE).
+
+        A pod's spec is immutable apart from images, so a webhook that changes anything
+        else on UPDATE gets the update refused, as kube-apiserver refuses it.
+        """
+        candidate, namespace, name = self._decode(pod)
+        key = (namespace, name)
+        if key not in self._pods:
+            raise AdmissionDenied(f'pods "{name}" not found', code=404)
+        state = self._pods[key]
+        old = state.pod
+        outcome = admit(
+            candidate,
+            operation="UPDATE",
+            namespace_obj=self._namespace(namespace),
+            webhooks=self.webhooks,
+            caller=self.caller,
+            user_info=self.user_info,
+            old_pod=old,
+        )
+        if not outcome.allowed:
+            raise AdmissionDenied(outcome.reason or "denied")
+        updated = outcome.pod
+        if _immutable_spec(updated) != _immutable_spec(old):
+            raise _invalid(
+                name, "spec: Forbidden: pod updates may not change fields other than container images"
+            )
+        updated.setdefault("spec", {})["nodeName"] = (old.get("spec") or {}).get("nodeName")
+        if updated["spec"]["nodeName"] is None:
+            del updated["spec"]["nodeName"]
+        updated["status"] = copy.deepcopy(old.get("status") or {})
+        state.pod = updated
+        return replace(state)
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        """Delete a pod: its pod VM is deleted and its resources freed for waiting pods."""
+        key = (namespace, name)
+        state = self._pods.pop(key, None)
+        if state is None:
+            raise ClusterError(f'pods "{name}" not found in namespace {namespace}')
+        self._pending.pop(key, None)
+        if state.vm is not None and state.node is not None:
+            self._nodes[state.node].adaptor.delete_pod_vm(state.vm)
+        if self.scheduler.release(key) is not None:
+            self._retry_pending()
+
+    def get_pod(self, namespace: str, name: str) -> PodState:
+        """The pod's current state (a new PodState; the pod dict is the stored one)."""
+        try:
+            return replace(self._pods[(namespace, name)])
+        except KeyError:
+            raise ClusterError(f'pods "{name}" not found in namespace {namespace}') from None
+
+    def pods(self) -> list[tuple[str, str]]:
+        return list(self._pods)
+
+    def pod_vms(self) -> list[str]:
+        """Instance ids of the pod VMs of the pods that exist."""
+        return sorted(state.vm for state in self._pods.values() if state.vm)
+
+    def pod_vm(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.provider.describe(self._vm_of(namespace, name))
+
+    def guest_report(self, namespace: str, name: str) -> GuestReport:
+        return self.provider.guest_report(self._vm_of(namespace, name))
+
+    def close(self) -> None:
+        """Delete every pod (and pod VM), then close the provider if it can be closed."""
+        for namespace, name in list(self._pods):
+            self.delete_pod(namespace, name)
+        close = getattr(self.provider, "close", None)
+        if callable(close):
+            close()
+
+    # ------------------------------------------------------------------ internals
+    def _vm_of(self, namespace: str, name: str) -> str:
+        state = self.get_pod(namespace, name)
+        if state.vm is None:
+            raise ClusterError(f"pod {namespace}/{name} has no pod VM ({state.phase}: {state.reason})")
+        return state.vm
+
+    def _decode(self, pod: Mapping[str, Any]) -> tuple[dict[str, Any], str, str]:
+        """Stage 1: a Pod object, its namespace filled in, quantities parseable."""
+        if not isinstance(pod, Mapping):
+            raise AdmissionDenied(f"the object is a {type(pod).__name__}, not a Pod", code=400)
+        if pod.get("kind", "Pod") != "Pod" or pod.get("apiVersion", "v1") != "v1":
+            raise AdmissionDenied(
+                f"expected kind Pod apiVersion v1, got {pod.get('kind')!r} {pod.get('apiVersion')!r}",
+                code=400,
+            )
+        candidate = copy.deepcopy(dict(pod))
+        candidate.setdefault("apiVersion", "v1")
+        candidate.setdefault("kind", "Pod")
+        meta = candidate.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise AdmissionDenied("metadata: must be a mapping", code=400)
+        name = meta.get("name") or ""
+        if not name and not meta.get("generateName"):
+            raise _invalid("", "metadata.name: Required value: name or generateName is required")
+        if name and (not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name)):
+            raise _invalid(str(name), f"metadata.name: Invalid value: {name!r}: must be a DNS subdomain")
+        namespace = meta.get("namespace") or "default"
+        meta["namespace"] = namespace
+        self._namespace_or_denied(namespace)
+        _check_quantities(candidate, name)
+        if self.default_requests_from_limits:
+            _default_requests(candidate)
+        return candidate, namespace, name
+
+    def _namespace_or_denied(self, namespace: str) -> None:
+        if namespace not in self._namespaces:
+            raise AdmissionDenied(f'namespaces "{namespace}" not found', code=404)
+
+    def _runtime_class_admit(self, pod: dict[str, Any], name: str) -> None:
+        """Stage 2: the RuntimeClass plugin sets ``spec.overhead`` from ``podFixed``."""
+        class_name = pod["spec"].get("runtimeClassName")
+        if not class_name:
+            return
+        runtime_class = self._runtime_classes.get(class_name)
+        if runtime_class is None:
+            if self.strict_runtime_classes:
+                raise AdmissionDenied(
+                    f'pods "{name}" is forbidden: pod rejected: RuntimeClass "{class_name}" not found'
+                )
+            return
+        pod_fixed = (runtime_class.get("overhead") or {}).get("podFixed")
+        if not pod_fixed:
+            return
+        if pod["spec"].get("overhead") and not self._same_overhead(pod["spec"]["overhead"], pod_fixed):
+            raise _overhead_mismatch(name)
+        pod["spec"]["overhead"] = copy.deepcopy(pod_fixed)
+
+    @staticmethod
+    def _same_overhead(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+        return node_amounts(a, where="spec.overhead") == node_amounts(b, where="overhead.podFixed")
+
+    def _validate_admitted(self, pod: dict[str, Any], namespace: str, name: str) -> None:
+        """Stages 4 and 5: the final object must be valid and the policy must allow it."""
+        if _meta(pod).get("namespace", namespace) != namespace:
+            raise _invalid(name, "metadata.namespace: a webhook may not change the namespace")
+        _validate_pod(pod, name)
+        class_name = (pod.get("spec") or {}).get("runtimeClassName")
+        runtime_class = self._runtime_classes.get(class_name or "")
+        pod_fixed = ((runtime_class or {}).get("overhead") or {}).get("podFixed")
+        if pod_fixed and not self._same_overhead(pod["spec"].get("overhead") or {}, pod_fixed):
+            raise _overhead_mismatch(name)
+        if self.policy is not None:
+            denial = self.policy.denial(pod, namespace)
+            if denial:
+                raise AdmissionDenied(f'pods "{name or "<generated>"}" is forbidden: {denial}')
+
+    def _is_peer_pod(self, pod: Mapping[str, Any]) -> bool:
+        """A peer pod runs under a RuntimeClass whose handler is kata-remote."""
+        class_name = (pod.get("spec") or {}).get("runtimeClassName")
+        if not class_name:
+            return False
+        runtime_class = self._runtime_classes.get(class_name)
+        handler = runtime_class.get("handler") if runtime_class else class_name
+        return handler == PEER_POD_HANDLER
+
+    def _schedule(
+        self, key: tuple[str, str], state: PodState, request: Mapping[str, int] | None = None
+    ) -> bool:
+        """Try to bind a pending pod; on a bound peer pod the adaptor creates its VM."""
+        if request is None:
+            request = self._pending.get(key) or effective_request(state.pod)
+        placement = self.scheduler.schedule(key, request)
+        if placement.node is None:
+            state.reason = placement.reason
+            self._pending[key] = dict(request)
+            return False
+        self._pending.pop(key, None)
+        state.node = placement.node
+        state.pod.setdefault("spec", {})["nodeName"] = placement.node
+        state.reason = None
+        if self._is_peer_pod(state.pod):
+            try:
+                state.vm = self._nodes[placement.node].adaptor.create_pod_vm(state.pod)
+            except PodVMError as exc:
+                # A failed pod is terminal; kube-scheduler stops counting its requests.
+                self.scheduler.release(key)
+                state.phase, state.reason = "Failed", str(exc)
+                state.pod["status"] = {
+                    "phase": "Failed",
+                    "reason": "PodVMCreationFailed",
+                    "message": str(exc),
+                }
+                return True
+        state.phase = "Running"
+        state.pod["status"] = {"phase": "Running"}
+        return True
+
+    def _retry_pending(self) -> None:
+        """Give every pending pod another chance, oldest first, as the scheduling queue does."""
+        for key in list(self._pending):
+            state = self._pods.get(key)
+            if state is None:
+                self._pending.pop(key, None)
+                continue
+            self._schedule(key, state)
+
+
+def _immutable_spec(pod: Mapping[str, Any]) -> Any:
+    """The parts of a pod spec an UPDATE may not change (images and binding excluded)."""
+    spec = copy.deepcopy(dict(pod.get("spec") or {}))
+    spec.pop("nodeName", None)
+    for kind in ("containers", "initContainers"):
+        for container in spec.get(kind) or []:
+            if isinstance(container, dict):
+                container.pop("image", None)
+    return spec
