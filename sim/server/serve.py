@@ -38,6 +38,8 @@ class ServeConfig:
     workers: int = 1
     log_level: str = "warning"
     access_log: bool = False
+    #: The RSGI application factory; only the benchmark swaps it (for the constant-reply ceiling).
+    app_target: str = APP_TARGET
 
 
 def worker_env(config: ServeConfig) -> dict[str, str]:
@@ -59,7 +61,7 @@ def serve(config: ServeConfig) -> None:
 
     os.environ.update(worker_env(config))
     server = Granian(
-        APP_TARGET,
+        config.app_target,
         factory=True,
         address=config.host,
         port=config.port,
