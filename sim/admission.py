@@ -370,7 +370,7 @@ def build_admission_review(
 class WebhookCaller(Protocol):
     """Delivers a review to a webhook; raises WebhookCallError when the call itself fails."""
 
-    def __call__(self, webhook: MutatingWebhook, review: dict[str, Any]) -> dict[str, Any]: ...
+    def __call__(self, webhook: MutatingWebhook, review: dict[str, Any], /) -> dict[str, Any]: ...
 
 
 class InProcessWebhookCaller:

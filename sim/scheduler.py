@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_UP, Decimal
+from functools import partial
 from typing import Any
 
 from sim.errors import ConformanceInputError
@@ -102,50 +103,68 @@ def _add(into: dict[str, int], resources: Mapping[str, int]) -> None:
         into[name] = into.get(name, 0) + amount
 
 
-def _requests(container: Mapping[str, Any], where: str) -> dict[str, int]:
-    resources = container.get("resources") or {}
-    requests = resources.get("requests") if isinstance(resources, Mapping) else None
-    if not requests:
+def _parsed(values: object, where: Callable[[], str]) -> dict[str, int]:
+    """A requests (or overhead) map in integer amounts; ``where`` is only built on an error."""
+    if not values:
         return {}
-    if not isinstance(requests, Mapping):
-        raise SchedulerError(f"{where}.resources.requests: must be a mapping, got {requests!r}")
-    return {
-        str(k): to_amount(str(k), v, where=f"{where}.resources.requests.{k}") for k, v in requests.items()
-    }
+    if not isinstance(values, Mapping):
+        raise SchedulerError(f"{where()}: must be a mapping, got {values!r}")
+    result = {}
+    for name, value in values.items():
+        amount = _AMOUNTS.get((name, value)) if isinstance(value, str) else None
+        result[name] = (
+            amount if amount is not None else to_amount(str(name), value, where=f"{where()}.{name}")
+        )
+    return result
+
+
+def _requests(container: Mapping[str, Any], where: Callable[[], str]) -> dict[str, int]:
+    resources = container.get("resources")
+    if not resources:
+        return {}
+    if not isinstance(resources, Mapping):
+        raise SchedulerError(f"{where()}.resources: must be a mapping, got {resources!r}")
+    return _parsed(resources.get("requests"), lambda: f"{where()}.resources.requests")
+
+
+def _label(pod: Mapping[str, Any]) -> str:
+    meta = pod.get("metadata") or {}
+    return f"pod {meta.get('namespace', 'default')}/{meta.get('name', '<unnamed>')}"
 
 
 def effective_request(pod: Mapping[str, Any]) -> dict[str, int]:
     """What the pod asks of a node, per resource (non-zero only), including one pod slot."""
-    meta = pod.get("metadata") or {}
-    label = f"pod {meta.get('namespace', 'default')}/{meta.get('name', '<unnamed>')}"
     spec = pod.get("spec") or {}
     running: dict[str, int] = {}
-    for index, container in enumerate(spec.get("containers") or []):
-        where = f"{label}: containers[{index}] ({container.get('name')})"
-        _add(running, _requests(container, where))
+    for index, container in enumerate(spec.get("containers") or ()):
+        _add(running, _requests(container, partial(_where, pod, "containers", index, container)))
     init_peak: dict[str, int] = {}
-    sidecars: dict[str, int] = {}
-    for index, container in enumerate(spec.get("initContainers") or []):
-        where = f"{label}: initContainers[{index}] ({container.get('name')})"
-        own = _requests(container, where)
-        if container.get("restartPolicy") == "Always":
-            _add(running, own)
-            _add(sidecars, own)
-            during = dict(sidecars)
-        else:
-            during = dict(sidecars)
-            _add(during, own)
-        for name, amount in during.items():
-            init_peak[name] = max(init_peak.get(name, 0), amount)
-    total = {name: max(running.get(name, 0), init_peak.get(name, 0)) for name in running.keys() | init_peak}
-    overhead = spec.get("overhead") or {}
-    _add(
-        total,
-        {str(k): to_amount(str(k), v, where=f"{label}: spec.overhead.{k}") for k, v in overhead.items()},
-    )
-    result = {name: amount for name, amount in total.items() if amount > 0}
+    init_containers = spec.get("initContainers")
+    if init_containers:
+        sidecars: dict[str, int] = {}
+        for index, container in enumerate(init_containers):
+            own = _requests(container, partial(_where, pod, "initContainers", index, container))
+            if container.get("restartPolicy") == "Always":
+                _add(running, own)
+                _add(sidecars, own)
+                during = dict(sidecars)
+            else:
+                during = dict(sidecars)
+                _add(during, own)
+            for name, amount in during.items():
+                init_peak[name] = max(init_peak.get(name, 0), amount)
+        for name, amount in init_peak.items():
+            running[name] = max(running.get(name, 0), amount)
+    overhead = spec.get("overhead")
+    if overhead:
+        _add(running, _parsed(overhead, lambda: f"{_label(pod)}: spec.overhead"))
+    result = {name: amount for name, amount in running.items() if amount > 0}
     result[PODS] = 1
     return result
+
+
+def _where(pod: Mapping[str, Any], kind: str, index: int, container: Mapping[str, Any]) -> str:
+    return f"{_label(pod)}: {kind}[{index}] ({container.get('name')})"
 
 
 @dataclass(frozen=True)
@@ -294,9 +313,13 @@ class Scheduler:
         if heap is not None:
             heapq.heappush(heap, (-after, node.index))
 
-    def _fits(self, node: _Node, request: Mapping[str, int]) -> bool:
+    @staticmethod
+    def _fits(node: _Node, request: Mapping[str, int]) -> bool:
         allocatable, requested = node.allocatable, node.requested
-        return all(allocatable.get(r, 0) - requested.get(r, 0) >= a for r, a in request.items())
+        for resource, amount in request.items():
+            if allocatable.get(resource, 0) - requested.get(resource, 0) < amount:
+                return False
+        return True
 
     def _best_fit(self, primary: str, request: Mapping[str, int]) -> _Node | None:
         """Pop heap entries, best first, until a node fits; put back the ones that did not."""
@@ -322,10 +345,11 @@ class Scheduler:
         return found
 
     def _bind(self, key: Any, node: _Node, request: dict[str, int]) -> None:
+        requested = node.requested
         for resource, amount in request.items():
-            before = node.free(resource)
-            node.requested[resource] = node.requested.get(resource, 0) + amount
-            self._moved(node, resource, before)
+            was = requested.get(resource, 0)
+            requested[resource] = was + amount
+            self._moved(node, resource, node.allocatable.get(resource, 0) - was)
         self._bound[key] = (node, request)
 
     def _fit_error(self, shortfall: Mapping[str, int]) -> str:

@@ -34,6 +34,8 @@ class MemoryProvider:
     arch = "s390x"
 
     def __init__(self, root: Path | None = None) -> None:
+        if root is not None:
+            root.mkdir(parents=True, exist_ok=True)
         self._root = Path(tempfile.mkdtemp(prefix="podvms-", dir=root))
         self._instances: dict[str, InstanceSpec] = {}
         self._reports: dict[str, GuestReport] = {}
