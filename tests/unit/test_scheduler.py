@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.quantities import QuantityError
 from sim.scheduler import Scheduler, effective_request, format_amount, node_amounts, to_amount
@@ -240,3 +242,68 @@ def test_double_binding_is_refused() -> None:
     scheduler.schedule("a", peer())
     with pytest.raises(ValueError, match="already bound"):
         scheduler.schedule("a", peer())
+
+
+# --------------------------------------------------------------------------- against brute force
+
+RESOURCES = ("cpu", "memory", "pods", VM)
+
+
+def brute_force(
+    nodes: dict[str, dict[str, int]], used: dict[str, dict[str, int]], request: dict[str, int]
+) -> tuple[set[str], str]:
+    """Every node that fits, and the FitError text, by looking at every node."""
+    fitting: set[str] = set()
+    counts: dict[str, int] = {}
+    for name, allocatable in nodes.items():
+        short = [r for r, a in request.items() if allocatable.get(r, 0) - used[name].get(r, 0) < a]
+        if not short:
+            fitting.add(name)
+        for resource in short:
+            label = "Too many pods" if resource == "pods" else f"Insufficient {resource}"
+            counts[label] = counts.get(label, 0) + 1
+    reasons = sorted(f"{count} {label}" for label, count in counts.items())
+    return fitting, f"0/{len(nodes)} nodes are available: {', '.join(reasons)}."
+
+
+node_strategy = st.fixed_dictionaries(
+    {"cpu": st.integers(0, 4000), "memory": st.integers(0, 4000), "pods": st.integers(0, 5)},
+    optional={VM: st.integers(0, 4)},
+)
+request_strategy = st.dictionaries(st.sampled_from(("cpu", "memory", VM)), st.integers(1, 2000), max_size=3)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    nodes=st.lists(node_strategy, min_size=1, max_size=6),
+    steps=st.lists(st.tuples(st.booleans(), request_strategy, st.integers(0, 50)), max_size=40),
+)
+def test_matches_brute_force(
+    nodes: list[dict[str, int]], steps: list[tuple[bool, dict[str, int], int]]
+) -> None:
+    scheduler = Scheduler()
+    allocatable = {f"n{i}": node for i, node in enumerate(nodes)}
+    for name, node in allocatable.items():
+        scheduler.add_node(name, node)
+    used: dict[str, dict[str, int]] = {name: {} for name in allocatable}
+    bound: dict[int, tuple[str, dict[str, int]]] = {}
+    for key, (create, raw, pick) in enumerate(steps):
+        if create:
+            request = {**raw, "pods": 1}
+            fitting, reason = brute_force(allocatable, used, request)
+            placement = scheduler.schedule(key, request)
+            if placement.node is None:
+                assert not fitting and placement.reason == reason
+            else:
+                assert placement.node in fitting
+                bound[key] = (placement.node, request)
+                for resource, amount in request.items():
+                    used[placement.node][resource] = used[placement.node].get(resource, 0) + amount
+        elif bound:
+            victim = sorted(bound)[pick % len(bound)]
+            node_name, released = bound.pop(victim)
+            assert scheduler.release(victim) == node_name
+            for resource, amount in released.items():
+                used[node_name][resource] -= amount
+        for name in allocatable:
+            assert scheduler.allocated(name) == {r: a for r, a in used[name].items() if a}
