@@ -22,6 +22,11 @@ from sim.server.limits import ServerLimits
 from sim.server.review import Reply, ReviewHandler, status_reply
 from sim.webhook import WebhookSettings
 
+#: A refused request body up to this size is read and dropped rather than left unread:
+#: an unread body makes the HTTP layer close the connection, costing the client a new
+#: TLS handshake for what was only a wrong path or media type. Bigger ones are not read.
+DRAIN_LIMIT = 64 * 1024
+
 
 class HTTPProtocol(Protocol):
     """The part of granian's RSGI HTTP protocol object this adapter uses."""
@@ -60,6 +65,8 @@ class RsgiApp:
                 return
         early = self.handler.precheck(scope.method, scope.path, headers.get("content-type"), length)
         if early is not None:
+            if length is not None and 0 < length <= DRAIN_LIMIT:
+                await self._drain(proto)
             proto_reply(proto, early)
             return
         try:
@@ -74,6 +81,14 @@ class RsgiApp:
             proto_reply(proto, self.handler.too_large(None))
             return
         proto_reply(proto, self.handler.review(body))
+
+    async def _drain(self, proto: HTTPProtocol) -> None:
+        """Read and drop a small refused body, so that the keep-alive connection survives."""
+        try:
+            async with asyncio.timeout(self.limits.read_timeout):
+                await proto()
+        except TimeoutError:
+            pass  # the refusal is still sent; the server then closes the connection
 
     async def _read_chunked(self, proto: HTTPProtocol) -> bytes:
         """Accumulate a body of unknown length, giving up as soon as it crosses the limit."""

@@ -1,0 +1,258 @@
+"""Fuzz the live HTTPS webhook with malformed and random AdmissionReviews.
+
+Starts ``webhook serve`` as a child process on loopback (sim.server.launch) and sends
+``--count`` requests (default 20,000; bounded by ``--max-seconds`` too) from a few
+keep-alive TLS clients: random bytes, truncated JSON, reviews with fields deleted or
+replaced by values of the wrong type, pods with absurd quantities, deep nesting, wrong
+media types. A client's mistake must never get a 5xx, the server must never drop a
+connection without an answer or die, and at the end it must still answer a valid review
+correctly. Prints the counts; exits 1 on any violation. Reproducible with ``--seed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import collections
+import copy
+import http.client
+import json
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+
+from sim.server.launch import LaunchedServer, launched
+from sim.webhook import mutate_pod
+
+ROOT = Path(__file__).resolve().parents[1]
+REVIEW: dict[str, Any] = json.loads((ROOT / "fixtures" / "webhook" / "review-3k.json").read_text())
+QUANTITIES = [
+    "1",
+    "0",
+    "-1",
+    "1e999",
+    "1e-999",
+    "0.0001m",
+    "9999999999Ei",
+    "",
+    "1.5Gi",
+    "200m",
+    "1E3",
+    "+1",
+    "Infinity",
+    "NaN",
+    "1Gii",
+    " 1",
+    "0x10",
+    "1_000",
+    "\u0661",
+]
+WEIRD: list[Any] = [
+    None,
+    True,
+    0,
+    -1,
+    2**70,
+    1.5e308,
+    "",
+    "x" * 1000,
+    [],
+    {},
+    [None],
+    {"": None},
+    "\u2028",
+    -0.0,
+]
+
+
+def weird(rng: random.Random) -> Any:
+    choice = rng.random()
+    if choice < 0.5:
+        return rng.choice(WEIRD)
+    if choice < 0.8:
+        return rng.choice(QUANTITIES)
+    return {"nested": [weird(rng) for _ in range(rng.randint(0, 3))]}
+
+
+def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every location inside a JSON value (for picking one to break)."""
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += paths(item, (*prefix, index))
+    return found
+
+
+def mutate(rng: random.Random, review: dict[str, Any]) -> dict[str, Any]:
+    """Break one to three places of a valid review: delete, retype or nonsense quantities."""
+    broken = copy.deepcopy(review)
+    for _ in range(rng.randint(1, 3)):
+        location = rng.choice(paths(broken)[1:])
+        parent: Any = broken
+        for step in location[:-1]:
+            parent = parent[step]
+        last = location[-1]
+        if rng.random() < 0.3 and isinstance(parent, dict):
+            del parent[last]
+        else:
+            parent[last] = weird(rng)
+    return broken
+
+
+def quantity_pod(rng: random.Random) -> dict[str, Any]:
+    """A sound envelope around a peer pod whose resources are nonsense."""
+    review = copy.deepcopy(REVIEW)
+    for container in review["request"]["object"]["spec"]["containers"]:
+        container["resources"] = {
+            kind: {name: rng.choice([*QUANTITIES, *WEIRD]) for name in ("cpu", "memory", "nvidia.com/gpu")}
+            for kind in ("requests", "limits")
+        }
+    return review
+
+
+def deep(rng: random.Random) -> bytes:
+    depth = rng.choice([10, 500, 1100, 5000])
+    return b"[" * depth + b"]" * depth
+
+
+def case(rng: random.Random) -> tuple[str, bytes, str]:
+    """One request: (case name, body, content type)."""
+    pick = rng.random()
+    valid = json.dumps(REVIEW).encode()
+    if pick < 0.08:
+        return "random bytes", rng.randbytes(rng.randint(0, 4096)), "application/json"
+    if pick < 0.16:
+        return "truncated JSON", valid[: rng.randint(0, len(valid) - 1)], "application/json"
+    if pick < 0.20:
+        return "deep nesting", deep(rng), "application/json"
+    if pick < 0.24:
+        return (
+            "wrong media type",
+            valid,
+            rng.choice(["text/plain", "", "application/yaml", "application/json-patch+json"]),
+        )
+    if pick < 0.45:
+        return "bad quantities", json.dumps(quantity_pod(rng)).encode(), "application/json"
+    if pick < 0.50:
+        return "random JSON value", json.dumps(weird(rng)).encode(), "application/json"
+    return "broken fields", json.dumps(mutate(rng, REVIEW)).encode(), "application/json; charset=utf-8"
+
+
+class Tally:
+    """Counts shared by the client threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.statuses: collections.Counter[int] = collections.Counter()
+        self.cases: collections.Counter[str] = collections.Counter()
+        self.dropped = 0
+        self.server_errors: list[str] = []
+        self.drop_samples: list[str] = []
+        self.sent = 0
+
+
+def client(server: LaunchedServer, seed: int, quota: int, deadline: float, tally: Tally) -> None:
+    rng = random.Random(seed)
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=server.ssl_context(), timeout=10)
+    for _ in range(quota):
+        if time.monotonic() > deadline:
+            break
+        name, body, content_type = case(rng)
+        headers = {"Content-Type": content_type} if content_type else {}
+        try:
+            conn.request("POST", "/mutate-v1-pod", body=body, headers=headers)
+            reply = conn.getresponse()
+            data = reply.read()
+            status = reply.status
+        except (OSError, http.client.HTTPException) as exc:
+            with tally.lock:
+                tally.dropped += 1
+                if len(tally.drop_samples) < 10:
+                    tally.drop_samples.append(f"{name}: {type(exc).__name__} {exc} for {body[:200]!r}")
+                tally.sent += 1
+            conn.close()
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", server.port, context=server.ssl_context(), timeout=10
+            )
+            continue
+        with tally.lock:
+            tally.sent += 1
+            tally.statuses[status] += 1
+            tally.cases[name] += 1
+            if status >= 500 and len(tally.server_errors) < 10:
+                tally.server_errors.append(f"{name}: {status} {data[:200]!r} for {body[:300]!r}")
+    conn.close()
+
+
+def still_correct(server: LaunchedServer) -> bool:
+    """The server answers a valid review with the reference mutation."""
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=server.ssl_context(), timeout=10)
+    conn.request(
+        "POST",
+        "/mutate-v1-pod",
+        body=json.dumps(REVIEW).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    answer = json.loads(conn.getresponse().read())
+    conn.close()
+    pod = REVIEW["request"]["object"]
+    patch = json.loads(base64.b64decode(answer["response"]["patch"]))
+    return bool(jsonpatch.apply_patch(pod, patch) == mutate_pod(pod))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=20_000, help="requests to send (default 20000)")
+    parser.add_argument("--max-seconds", type=float, default=300, help="stop sending after this long")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent keep-alive TLS clients")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (same seed, same requests)")
+    args = parser.parse_args()
+    tally = Tally()
+    started = time.monotonic()
+    with launched() as server:
+        deadline = started + args.max_seconds
+        quota = -(-args.count // args.clients)
+        threads = [
+            threading.Thread(target=client, args=(server, args.seed * 1000 + i, quota, deadline, tally))
+            for i in range(args.clients)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        alive = server.process.poll() is None
+        correct = alive and still_correct(server)
+        log = server.log_text()
+    elapsed = time.monotonic() - started
+    five_xx = sum(n for status, n in tally.statuses.items() if status >= 500)
+    print(
+        f"fuzz_webhook: {tally.sent} requests in {elapsed:.1f} s (seed {args.seed}, {args.clients} clients)"
+    )
+    print("  by case:   " + ", ".join(f"{k} {v}" for k, v in sorted(tally.cases.items())))
+    print("  by status: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.statuses.items())))
+    print(
+        f"  5xx: {five_xx}   dropped connections: {tally.dropped}   server alive: {alive}   "
+        f"valid review still correct: {correct}"
+    )
+    for sample in tally.drop_samples:
+        print(f"  dropped: {sample}")
+    for sample in tally.server_errors:
+        print(f"  5xx sample: {sample}")
+    if "Traceback" in log:
+        print("  server log has tracebacks:\n" + log[-3000:])
+    ok = five_xx == 0 and tally.dropped == 0 and alive and correct and tally.sent >= min(args.count, 1)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
