@@ -687,13 +687,25 @@ class Cluster:
         return True
 
     def _retry_pending(self) -> None:
-        """Give every pending pod another chance, oldest first, as the scheduling queue does."""
-        for key in list(self._pending):
+        """Give every pending pod another chance, oldest first, as the scheduling queue does.
+
+        Until some pod binds, nothing changes, so a request that just failed fails again
+        with the same reason: those are answered from a memo instead of the scheduler.
+        """
+        failed: dict[frozenset[tuple[str, int]], str | None] = {}
+        for key, request in list(self._pending.items()):
             state = self._pods.get(key)
             if state is None:
                 self._pending.pop(key, None)
                 continue
-            self._schedule(key, state)
+            signature = frozenset(request.items())
+            if signature in failed:
+                state.reason = failed[signature]
+                continue
+            if self._schedule(key, state, request):
+                failed.clear()
+            else:
+                failed[signature] = state.reason
 
 
 def _immutable_spec(pod: Mapping[str, Any]) -> Any:

@@ -21,12 +21,14 @@ pod's *primary* resource wins (its extended resource if it has one, else CPU, el
 slots), ties to the node added first. That spreads peer pods the way LeastAllocated does
 for identical nodes, and it can be answered from a heap.
 
-Cost: each resource keeps a sorted list of every node's free amount, so "how many nodes
-lack X" is a bisection, and a pod that fits nowhere is answered in O(log n) without
-visiting nodes; each primary resource keeps a max-heap of (free, node) entries invalidated
-lazily (an entry is stale when its amount no longer equals the node's), so a placement
-pops O(1) amortised entries. Updates cost a bisection plus a list shift (memmove) per
-resource the pod requests. Quantity strings are parsed once and memoised.
+Cost: each primary resource keeps a max-heap of (free, node) entries invalidated lazily
+(an entry is stale when its amount no longer equals the node's), so placing a pod pops
+O(1) amortised entries and a pod whose primary resource is exhausted everywhere is
+answered from the heap's top. Each resource also keeps a sorted list of every node's free
+amount, so "how many nodes lack X" - the FitError counts - is a bisection; those lists are
+brought up to date lazily, only for the nodes that changed, when a pod cannot be placed,
+so binding costs O(log n) and a run of pods that fit nowhere costs O(log n) each after one
+catch-up. Quantity strings are parsed once and memoised.
 """
 
 from __future__ import annotations
@@ -201,10 +203,15 @@ def _primary(request: Mapping[str, int]) -> str:
 class Scheduler:
     """Nodes, their allocatable resources, and what the bound pods request of them."""
 
+    #: Non-fitting candidates popped before asking the sorted lists whether anything can fit.
+    PROBE = 16
+
     def __init__(self) -> None:
         self._nodes: list[_Node] = []
         self._by_name: dict[str, _Node] = {}
         self._free: dict[str, list[int]] = {}  # resource -> sorted free amounts of every node
+        self._listed: dict[str, list[int]] = {}  # resource -> the amount of each node in _free
+        self._dirty: set[int] = set()  # nodes whose amounts changed since _free was synced
         self._heaps: dict[str, list[tuple[int, int]]] = {}  # resource -> (-free, node index)
         self._bound: dict[Any, tuple[_Node, dict[str, int]]] = {}
 
@@ -216,10 +223,9 @@ class Scheduler:
         node = _Node(len(self._nodes), name, dict(allocatable))
         self._nodes.append(node)
         self._by_name[name] = node
-        for resource in list(self._free):
-            bisect.insort(self._free[resource], node.free(resource))
-        for resource in node.allocatable:
-            self._track(resource)
+        for resource, amounts in self._free.items():
+            self._listed[resource].append(node.free(resource))
+            bisect.insort(amounts, node.free(resource))
         for resource, heap in self._heaps.items():
             heapq.heappush(heap, (-node.free(resource), node.index))
 
@@ -252,14 +258,9 @@ class Scheduler:
             raise SchedulerError(f"pod {key} is already bound to {self._bound[key][0].name}")
         if not self._nodes:
             return Placement(None, "no nodes available to schedule pods")
-        for resource in request:
-            self._track(resource)
-        shortfall = {r: bisect.bisect_left(self._free[r], amount) for r, amount in request.items()}
-        node = None
-        if max(shortfall.values()) < len(self._nodes):
-            node = self._best_fit(_primary(request), request)
+        node = self._best_fit(_primary(request), request)
         if node is None:
-            return Placement(None, self._fit_error(shortfall))
+            return Placement(None, self._fit_error(self._shortfall(request)))
         self._bind(key, node, dict(request))
         return Placement(node.name)
 
@@ -286,9 +287,34 @@ class Scheduler:
         except KeyError:
             raise SchedulerError(f"no node named {name!r}") from None
 
-    def _track(self, resource: str) -> None:
-        if resource not in self._free:
-            self._free[resource] = sorted(node.free(resource) for node in self._nodes)
+    def _shortfall(self, request: Mapping[str, int]) -> dict[str, int]:
+        """Per requested resource, how many nodes have less free than the pod asks."""
+        self._sync()
+        result = {}
+        for resource, amount in request.items():
+            if resource not in self._free:
+                listed = [node.free(resource) for node in self._nodes]
+                self._listed[resource] = listed
+                self._free[resource] = sorted(listed)
+            result[resource] = bisect.bisect_left(self._free[resource], amount)
+        return result
+
+    def _sync(self) -> None:
+        """Bring the sorted lists up to date with the nodes that changed since the last query.
+
+        Deferred so that binding costs no list work: a node changed many times is moved once,
+        and the work is paid only when a pod cannot be placed at once.
+        """
+        for index in self._dirty:
+            node = self._nodes[index]
+            for resource, amounts in self._free.items():
+                listed = self._listed[resource]
+                old, new = listed[index], node.free(resource)
+                if old != new:
+                    del amounts[bisect.bisect_left(amounts, old)]
+                    bisect.insort(amounts, new)
+                    listed[index] = new
+        self._dirty.clear()
 
     def _heap(self, resource: str) -> list[tuple[int, int]]:
         heap = self._heaps.get(resource)
@@ -299,16 +325,11 @@ class Scheduler:
         return heap
 
     def _moved(self, node: _Node, resource: str, before: int) -> None:
-        """Keep the sorted list and the heap in step with a change of ``node``'s free amount."""
+        """Note a change of ``node``'s free amount: lists later, the heap entry now."""
         after = node.free(resource)
         if after == before:
             return
-        amounts = self._free.get(resource)
-        if amounts is not None:
-            del amounts[bisect.bisect_left(amounts, before)]
-            bisect.insort(amounts, after)
-        else:
-            self._track(resource)
+        self._dirty.add(node.index)
         heap = self._heaps.get(resource)
         if heap is not None:
             heapq.heappush(heap, (-after, node.index))
@@ -322,7 +343,12 @@ class Scheduler:
         return True
 
     def _best_fit(self, primary: str, request: Mapping[str, int]) -> _Node | None:
-        """Pop heap entries, best first, until a node fits; put back the ones that did not."""
+        """Pop heap entries, best first, until a node fits; put back the ones that did not.
+
+        The heap answers "no node has enough of the primary resource" at its top. When the
+        top candidates fit the primary resource but lack another one, the sorted lists are
+        consulted after :attr:`PROBE` misses, so a pod that fits nowhere never walks every node.
+        """
         heap = self._heap(primary)
         needed = request.get(primary, 0)
         passed: list[tuple[int, int]] = []
@@ -340,16 +366,21 @@ class Scheduler:
                 found = node  # not put back: binding pushes the node's new amount
                 break
             passed.append(entry)
+            if len(passed) == self.PROBE and max(self._shortfall(request).values()) == len(self._nodes):
+                break
         for entry in passed:
             heapq.heappush(heap, entry)
         return found
 
     def _bind(self, key: Any, node: _Node, request: dict[str, int]) -> None:
-        requested = node.requested
+        requested, allocatable, heaps = node.requested, node.allocatable, self._heaps
         for resource, amount in request.items():
             was = requested.get(resource, 0)
             requested[resource] = was + amount
-            self._moved(node, resource, node.allocatable.get(resource, 0) - was)
+            heap = heaps.get(resource)
+            if heap is not None:
+                heapq.heappush(heap, (was + amount - allocatable.get(resource, 0), node.index))
+        self._dirty.add(node.index)
         self._bound[key] = (node, request)
 
     def _fit_error(self, shortfall: Mapping[str, int]) -> str:

@@ -307,3 +307,32 @@ def test_matches_brute_force(
                 used[node_name][resource] -= amount
         for name in allocatable:
             assert scheduler.allocated(name) == {r: a for r, a in used[name].items() if a}
+
+
+def test_probe_gives_up_when_no_node_has_the_other_resource() -> None:
+    scheduler = Scheduler()
+    for index in range(40):
+        scheduler.add_node(
+            f"busy-{index}",
+            node_amounts({"cpu": "100m", "memory": "32Gi", "pods": "110", VM: "10"}, where="t"),
+        )
+    reason = scheduler.schedule("p", peer()).reason
+    assert reason == "0/40 nodes are available: 40 Insufficient cpu."
+    assert all(scheduler.allocated(n) == {} for n in scheduler.node_names())
+
+
+def test_a_fitting_node_deep_in_the_heap_is_still_found() -> None:
+    scheduler = Scheduler()
+    for index in range(40):
+        scheduler.add_node(
+            f"busy-{index}",
+            node_amounts({"cpu": "100m", "memory": "32Gi", "pods": "110", VM: "10"}, where="t"),
+        )
+    scheduler.add_node(
+        "spare", node_amounts({"cpu": "8", "memory": "32Gi", "pods": "110", VM: "1"}, where="t")
+    )
+    assert scheduler.schedule("p", peer()).node == "spare"
+    reason = scheduler.schedule("q", peer()).reason
+    assert reason == f"0/41 nodes are available: 1 Insufficient {VM}, 40 Insufficient cpu.", (
+        "sorted as strings"
+    )
