@@ -26,7 +26,7 @@ from sim.server.launch import LaunchedServer, launched
 from sim.webhook import mutate_pod
 
 ROOT = Path(__file__).resolve().parents[2]
-REVIEW = json.loads((ROOT / "fixtures" / "webhook" / "review-3k.json").read_text())
+REVIEW: dict[str, Any] = json.loads((ROOT / "fixtures" / "webhook" / "review-3k.json").read_text())
 MiB = 1024 * 1024
 
 
