@@ -24,7 +24,6 @@ Pending pods are retried, in creation order, whenever resources are freed or add
 from __future__ import annotations
 
 import copy
-import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -33,10 +32,20 @@ from typing import Any
 from sim.adaptor import AdaptorConfig, CloudApiAdaptor, PodVMError
 from sim.admission import DEFAULT_USER_INFO, MutatingWebhook, WebhookCaller, admit
 from sim.errors import ConformanceInputError
+from sim.podchecks import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    AdmissionDenied,
+    check_quantities,
+    default_requests,
+    immutable_spec,
+    invalid,
+    overhead_mismatch,
+    validate_pod,
+)
 from sim.podvm import GuestReport
 from sim.providers import Provider
-from sim.quantities import QuantityError
-from sim.scheduler import Scheduler, effective_request, format_amount, node_amounts, to_amount
+from sim.scheduler import Scheduler, effective_request, format_amount, node_amounts
 from sim.webhook import EXTENDED_RESOURCE_DEFAULT, TARGET_RUNTIMECLASS_DEFAULT
 
 __all__ = [
@@ -54,21 +63,10 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 PEER_PODS_CM = "peer-pods-cm"
 OSC_NAMESPACE = "openshift-sandboxed-containers-operator"
 PEER_POD_HANDLER = TARGET_RUNTIMECLASS_DEFAULT
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_NATIVE_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage"})
 
 
 class ClusterError(ConformanceInputError):
     """The caller asked for something the cluster does not have or cannot take."""
-
-
-class AdmissionDenied(Exception):
-    """The API server refused the request; ``str()`` is its message, ``code`` its HTTP status."""
-
-    def __init__(self, message: str, *, code: int = 403) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass
@@ -125,113 +123,6 @@ def _check_kind(obj: object, kind: str, api_versions: Sequence[str], what: str) 
     if not isinstance(name, str) or not name:
         raise ClusterError(f"{what}: metadata.name is required")
     return obj
-
-
-def _invalid(name: str, problem: str) -> AdmissionDenied:
-    return AdmissionDenied(f'Pod "{name}" is invalid: {problem}', code=422)
-
-
-def _overhead_mismatch(name: str) -> AdmissionDenied:
-    return AdmissionDenied(
-        f'pods "{name}" is forbidden: pod rejected: '
-        "Pod's Overhead doesn't match RuntimeClass's defined Overhead"
-    )
-
-
-def _containers(spec: Mapping[str, Any], kind: str, name: str) -> list[dict[str, Any]]:
-    entries = spec.get(kind) or []
-    if not isinstance(entries, list) or not all(isinstance(c, dict) for c in entries):
-        raise _invalid(name, f"spec.{kind}: must be a list of containers")
-    return entries
-
-
-def _amounts(block: object, part: str, where: str, name: str) -> dict[str, int]:
-    """Decode one requests/limits map; an unparsable quantity is a 400, as in decoding."""
-    values = (block.get(part) if isinstance(block, Mapping) else None) or {}
-    if not isinstance(values, Mapping):
-        raise AdmissionDenied(f'Pod "{name}": {where}.resources.{part}: must be a mapping', code=400)
-    try:
-        return {
-            str(r): to_amount(str(r), v, where=f"{where}.resources.{part}.{r}") for r, v in values.items()
-        }
-    except QuantityError as exc:
-        raise AdmissionDenied(f'Pod "{name}": {exc}', code=400) from None
-
-
-def _check_quantities(pod: Mapping[str, Any], name: str) -> None:
-    """Decoding: every quantity must parse before admission even starts (else 400)."""
-    spec = pod.get("spec")
-    if not isinstance(spec, Mapping):
-        raise _invalid(name, "spec: Required value")
-    for kind in ("initContainers", "containers"):
-        for index, container in enumerate(_containers(spec, kind, name)):
-            where = f"spec.{kind}[{index}] ({container.get('name')})"
-            block = container.get("resources") or {}
-            if not isinstance(block, Mapping):
-                raise AdmissionDenied(f'Pod "{name}": {where}.resources: must be a mapping', code=400)
-            for part in ("requests", "limits"):
-                _amounts(block, part, where, name)
-    overhead = spec.get("overhead") or {}
-    try:
-        for resource, value in overhead.items():
-            to_amount(str(resource), value, where=f"spec.overhead.{resource}")
-    except QuantityError as exc:
-        raise AdmissionDenied(f'Pod "{name}": {exc}', code=400) from None
-
-
-def _validate_resources(container: Mapping[str, Any], where: str, name: str) -> None:
-    """The API server's resource rules: requests <= limits, extended ones equal to their limit."""
-    block = container.get("resources") or {}
-    requests, limits = _amounts(block, "requests", where, name), _amounts(block, "limits", where, name)
-    for resource, amount in requests.items():
-        if resource in limits and amount > limits[resource]:
-            raise _invalid(
-                name, f"{where}.resources.requests.{resource}: must be less than or equal to {resource} limit"
-            )
-        extended = resource not in _NATIVE_RESOURCES and not resource.startswith("hugepages-")
-        if extended and (resource not in limits or limits[resource] != amount):
-            raise _invalid(name, f"{where}.resources.requests.{resource}: must be equal to {resource} limit")
-
-
-def _validate_pod(pod: Mapping[str, Any], name: str) -> None:
-    """What kube-apiserver checks on the final object, reduced to what the suite relies on."""
-    spec = pod.get("spec")
-    if not isinstance(spec, Mapping):
-        raise _invalid(name, "spec: Required value")
-    containers = _containers(spec, "containers", name)
-    if not containers:
-        raise _invalid(name, "spec.containers: Required value")
-    seen: set[str] = set()
-    for kind in ("initContainers", "containers"):
-        for index, container in enumerate(_containers(spec, kind, name)):
-            where = f"spec.{kind}[{index}]"
-            cname = container.get("name")
-            if not isinstance(cname, str) or not _DNS_LABEL.fullmatch(cname):
-                raise _invalid(name, f"{where}.name: Invalid value: {cname!r}: must be a DNS label")
-            if cname in seen:
-                raise _invalid(name, f"{where}.name: Duplicate value: {cname!r}")
-            seen.add(cname)
-            if not container.get("image"):
-                raise _invalid(name, f"{where}.image: Required value")
-            _validate_resources(container, f"{where} ({cname})", name)
-    try:
-        for resource, value in (spec.get("overhead") or {}).items():
-            to_amount(str(resource), value, where=f"spec.overhead.{resource}")
-    except QuantityError as exc:
-        raise AdmissionDenied(f'Pod "{name}": {exc}', code=400) from None
-
-
-def _default_requests(pod: dict[str, Any]) -> None:
-    """kube-apiserver's SetDefaults_Pod: a limit without a request becomes the request."""
-    spec = pod.get("spec") or {}
-    for kind in ("containers", "initContainers"):
-        for container in spec.get(kind) or []:
-            block = container.get("resources")
-            if isinstance(block, dict) and isinstance(block.get("limits"), dict):
-                requests = block.setdefault("requests", {})
-                if isinstance(requests, dict):
-                    for resource, value in block["limits"].items():
-                        requests.setdefault(resource, value)
 
 
 @dataclass
@@ -294,7 +185,7 @@ class Cluster:
 
     def create_namespace(self, name: str, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Create a namespace; it always carries ``kubernetes.io/metadata.name=<name>``."""
-        if not isinstance(name, str) or len(name) > 63 or not _DNS_LABEL.fullmatch(name):
+        if not isinstance(name, str) or len(name) > 63 or not DNS_LABEL.fullmatch(name):
             raise ClusterError(f"namespace name {name!r} is not a DNS label")
         if name in self._namespaces:
             raise ClusterError(f'namespaces "{name}" already exists')
@@ -517,8 +408,8 @@ class Cluster:
         if not outcome.allowed:
             raise AdmissionDenied(outcome.reason or "denied")
         updated = outcome.pod
-        if _immutable_spec(updated) != _immutable_spec(old):
-            raise _invalid(
+        if immutable_spec(updated) != immutable_spec(old):
+            raise invalid(
                 name, "spec: Forbidden: pod updates may not change fields other than container images"
             )
         updated.setdefault("spec", {})["nodeName"] = (old.get("spec") or {}).get("nodeName")
@@ -592,15 +483,15 @@ class Cluster:
             raise AdmissionDenied("metadata: must be a mapping", code=400)
         name = meta.get("name") or ""
         if not name and not meta.get("generateName"):
-            raise _invalid("", "metadata.name: Required value: name or generateName is required")
-        if name and (not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name)):
-            raise _invalid(str(name), f"metadata.name: Invalid value: {name!r}: must be a DNS subdomain")
+            raise invalid("", "metadata.name: Required value: name or generateName is required")
+        if name and (not isinstance(name, str) or len(name) > 253 or not DNS_SUBDOMAIN.fullmatch(name)):
+            raise invalid(str(name), f"metadata.name: Invalid value: {name!r}: must be a DNS subdomain")
         namespace = meta.get("namespace") or "default"
         meta["namespace"] = namespace
         self._namespace_or_denied(namespace)
-        _check_quantities(candidate, name)
+        check_quantities(candidate, name)
         if self.default_requests_from_limits:
-            _default_requests(candidate)
+            default_requests(candidate)
         return candidate, namespace, name
 
     def _namespace_or_denied(self, namespace: str) -> None:
@@ -623,7 +514,7 @@ class Cluster:
         if not pod_fixed:
             return
         if pod["spec"].get("overhead") and not self._same_overhead(pod["spec"]["overhead"], pod_fixed):
-            raise _overhead_mismatch(name)
+            raise overhead_mismatch(name)
         pod["spec"]["overhead"] = copy.deepcopy(pod_fixed)
 
     @staticmethod
@@ -633,13 +524,13 @@ class Cluster:
     def _validate_admitted(self, pod: dict[str, Any], namespace: str, name: str) -> None:
         """Stages 4 and 5: the final object must be valid and the policy must allow it."""
         if _meta(pod).get("namespace", namespace) != namespace:
-            raise _invalid(name, "metadata.namespace: a webhook may not change the namespace")
-        _validate_pod(pod, name)
+            raise invalid(name, "metadata.namespace: a webhook may not change the namespace")
+        validate_pod(pod, name)
         class_name = (pod.get("spec") or {}).get("runtimeClassName")
         runtime_class = self._runtime_classes.get(class_name or "")
         pod_fixed = ((runtime_class or {}).get("overhead") or {}).get("podFixed")
         if pod_fixed and not self._same_overhead(pod["spec"].get("overhead") or {}, pod_fixed):
-            raise _overhead_mismatch(name)
+            raise overhead_mismatch(name)
         if self.policy is not None:
             denial = self.policy.denial(pod, namespace)
             if denial:
@@ -706,14 +597,3 @@ class Cluster:
                 failed.clear()
             else:
                 failed[signature] = state.reason
-
-
-def _immutable_spec(pod: Mapping[str, Any]) -> Any:
-    """The parts of a pod spec an UPDATE may not change (images and binding excluded)."""
-    spec = copy.deepcopy(dict(pod.get("spec") or {}))
-    spec.pop("nodeName", None)
-    for kind in ("containers", "initContainers"):
-        for container in spec.get(kind) or []:
-            if isinstance(container, dict):
-                container.pop("image", None)
-    return spec
