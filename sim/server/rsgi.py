@@ -5,8 +5,8 @@ the reply as one bytes object, with TLS and HTTP parsing done in Rust: the Pytho
 review is then little more than the JSON parse, the mutation and the JSON dump (see
 ``benchmarks/bench_webhook.py`` for the measured comparison with other stacks).
 
-The body is read under a timeout, and a chunked body is accumulated only up to the limit,
-so a slow or oversized client costs bounded time and memory.
+The body is read under a coarse deadline (sim.server.deadlines), and a chunked body is
+accumulated only up to the limit, so a slow or oversized client costs bounded time and memory.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from granian.rsgi import Scope
 
+from sim.server.deadlines import Deadlines, expired
 from sim.server.limits import ServerLimits
 from sim.server.review import Reply, ReviewHandler, status_reply
 from sim.webhook import WebhookSettings
@@ -38,18 +39,27 @@ class HTTPProtocol(Protocol):
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
 
 
+_HEADERS: dict[str, list[tuple[str, str]]] = {}
+
+
 def _headers(reply: Reply) -> list[tuple[str, str]]:
-    return [("content-type", reply.content_type)]
+    """Response headers, built once per content type (granian only reads them)."""
+    headers = _HEADERS.get(reply.content_type)
+    if headers is None:
+        headers = _HEADERS[reply.content_type] = [("content-type", reply.content_type)]
+    return headers
 
 
 class RsgiApp:
     """An RSGI application answering AdmissionReviews (and health probes)."""
 
-    __slots__ = ("handler", "limits")
+    __slots__ = ("deadlines", "handler", "limits", "timed_out")
 
     def __init__(self, handler: ReviewHandler) -> None:
         self.handler = handler
         self.limits = handler.limits
+        self.deadlines = Deadlines(handler.limits.read_timeout)
+        self.timed_out = status_reply(408, f"request body not received within {self.limits.read_timeout} s")
 
     async def __call__(self, scope: Scope, proto: HTTPProtocol) -> None:
         if scope.proto != "http":
@@ -69,26 +79,31 @@ class RsgiApp:
                 await self._drain(proto)
             proto_reply(proto, early)
             return
+        ticket = self.deadlines.enter()
         try:
-            async with asyncio.timeout(self.limits.read_timeout):
-                body = await proto() if length is not None else await self._read_chunked(proto)
-        except TimeoutError:
-            proto_reply(
-                proto, status_reply(408, f"request body not received within {self.limits.read_timeout} s")
-            )
+            body = await proto() if length is not None else await self._read_chunked(proto)
+        except asyncio.CancelledError as error:
+            if not expired(error, ticket):
+                raise
+            proto_reply(proto, self.timed_out)
             return
         except _TooLarge:
             proto_reply(proto, self.handler.too_large(None))
             return
+        finally:
+            self.deadlines.leave(ticket)
         proto_reply(proto, self.handler.review(body))
 
     async def _drain(self, proto: HTTPProtocol) -> None:
         """Read and drop a small refused body, so that the keep-alive connection survives."""
+        ticket = self.deadlines.enter()
         try:
-            async with asyncio.timeout(self.limits.read_timeout):
-                await proto()
-        except TimeoutError:
-            pass  # the refusal is still sent; the server then closes the connection
+            await proto()
+        except asyncio.CancelledError as error:
+            if not expired(error, ticket):
+                raise  # on expiry the refusal is still sent; the server then closes the connection
+        finally:
+            self.deadlines.leave(ticket)
 
     async def _read_chunked(self, proto: HTTPProtocol) -> bytes:
         """Accumulate a body of unknown length, giving up as soon as it crosses the limit."""
