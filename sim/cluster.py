@@ -551,18 +551,25 @@ class Cluster:
         """Try to bind a pending pod; on a bound peer pod the adaptor creates its VM."""
         if request is None:
             request = self._pending.get(key) or effective_request(state.pod)
+        wanted = (state.pod.get("spec") or {}).get("nodeName")
+        if wanted and state.node is None:
+            return self._admit_on_node(key, state, str(wanted), request)
         placement = self.scheduler.schedule(key, request)
         if placement.node is None:
             state.reason = placement.reason
             self._pending[key] = dict(request)
             return False
         self._pending.pop(key, None)
-        state.node = placement.node
-        state.pod.setdefault("spec", {})["nodeName"] = placement.node
+        return self._started(key, state, placement.node)
+
+    def _started(self, key: tuple[str, str], state: PodState, node: str) -> bool:
+        """The pod is bound: record it and, for a peer pod, have the node's adaptor create its VM."""
+        state.node = node
+        state.pod.setdefault("spec", {})["nodeName"] = node
         state.reason = None
         if self._is_peer_pod(state.pod):
             try:
-                state.vm = self._nodes[placement.node].adaptor.create_pod_vm(state.pod)
+                state.vm = self._nodes[node].adaptor.create_pod_vm(state.pod)
             except PodVMError as exc:
                 # A failed pod is terminal; kube-scheduler stops counting its requests.
                 self.scheduler.release(key)
@@ -576,6 +583,23 @@ class Cluster:
         state.phase = "Running"
         state.pod["status"] = {"phase": "Running"}
         return True
+
+    def _admit_on_node(
+        self, key: tuple[str, str], state: PodState, node: str, request: Mapping[str, int]
+    ) -> bool:
+        """A pod that names its node skips the scheduler; that node's kubelet admits or fails it."""
+        if not self.scheduler.has_node(node):
+            state.reason = f'node "{node}" not found: the pod waits for it'
+            self._pending[key] = dict(request)
+            return False
+        self._pending.pop(key, None)
+        placement = self.scheduler.bind_to(key, node, request)
+        if placement.node is None:
+            state.phase, state.reason = "Failed", placement.reason
+            reason = (placement.reason or "").split(":", 1)[0]
+            state.pod["status"] = {"phase": "Failed", "reason": reason, "message": placement.reason}
+            return True
+        return self._started(key, state, node)
 
     def _retry_pending(self) -> None:
         """Give every pending pod another chance, oldest first, as the scheduling queue does.

@@ -264,6 +264,28 @@ class Scheduler:
         self._bind(key, node, dict(request))
         return Placement(node.name)
 
+    def bind_to(self, key: Any, name: str, request: Mapping[str, int]) -> Placement:
+        """Bind to a named node without choosing, as the kubelet admits a pod with ``nodeName``.
+
+        The kubelet refuses a pod its node cannot hold; the reason reads as the kubelet's
+        (``OutOf<resource>``), naming the first resource that does not fit.
+        """
+        if key in self._bound:
+            raise SchedulerError(f"pod {key} is already bound to {self._bound[key][0].name}")
+        node = self._node(name)
+        for resource, amount in sorted(request.items()):
+            free = node.free(resource)
+            if free < amount:
+                used = node.requested.get(resource, 0)
+                capacity = node.allocatable.get(resource, 0)
+                return Placement(
+                    None,
+                    f"OutOf{resource}: Pod was rejected: Node didn't have enough resource: {resource}, "
+                    f"requested: {amount}, used: {used}, capacity: {capacity}",
+                )
+        self._bind(key, node, dict(request))
+        return Placement(node.name)
+
     def release(self, key: Any) -> str | None:
         """Forget a bound pod and give its resources back; returns the node it was on."""
         entry = self._bound.pop(key, None)

@@ -422,3 +422,29 @@ def test_close_deletes_every_vm(tmp_path: Path) -> None:
     cluster.create_pod(pod("a"))
     cluster.close()
     assert provider.instances() == [] and cluster.pods() == []
+
+
+def test_a_pod_naming_its_node_is_admitted_by_that_kubelet_not_the_scheduler(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path, limit="1")
+    cluster.add_node("worker-0")
+    cluster.add_node("worker-1")
+    pinned = pod("pinned")
+    pinned["spec"]["nodeName"] = "worker-1"
+    assert cluster.create_pod(pinned).node == "worker-1"
+    again = pod("again")
+    again["spec"]["nodeName"] = "worker-1"
+    refused = cluster.create_pod(again)
+    assert refused.phase == "Failed" and refused.vm is None
+    assert refused.reason is not None and refused.reason.startswith(f"OutOf{VM}: Pod was rejected")
+    assert cluster.node_allocated("worker-1")[VM] == "1" and VM not in cluster.node_allocated("worker-0")
+
+
+def test_a_pod_naming_a_missing_node_waits_for_it(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path)
+    early = pod("early")
+    early["spec"]["nodeName"] = "worker-9"
+    assert cluster.create_pod(early).phase == "Pending"
+    cluster.add_node("worker-0")
+    assert cluster.get_pod("workloads", "early").phase == "Pending"
+    cluster.add_node("worker-9")
+    assert cluster.get_pod("workloads", "early").node == "worker-9"
