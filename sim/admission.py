@@ -15,7 +15,8 @@ Faithful details worth knowing:
   or applied (the API server reports those as internal errors, not as call failures).
 * ``objectSelector`` on UPDATE matches if either the old or the new object matches.
 
-Reinvocation (``reinvocationPolicy: IfNeeded``) is recorded but not performed.
+* ``reinvocationPolicy: IfNeeded`` calls a webhook once more when a later webhook changed
+  the object after it; in-tree mutating plugins are not modelled as triggers.
 """
 
 from __future__ import annotations
@@ -408,6 +409,8 @@ class AdmissionOutcome:
     patched: bool = False
     ignored: list[str] = field(default_factory=list)  # webhooks whose failure was ignored
     warnings: list[str] = field(default_factory=list)
+    reinvoked: list[str] = field(default_factory=list)  # IfNeeded webhooks called a second time
+    changes: int = 0  # how many calls actually changed the object
 
 
 class _Rejection(Exception):
@@ -455,6 +458,43 @@ def _apply_patch(pod: dict[str, Any], encoded: object) -> dict[str, Any]:
     return patched
 
 
+def _call_one(
+    webhook: MutatingWebhook, outcome: AdmissionOutcome, caller: WebhookCaller, request: dict[str, Any]
+) -> bool:
+    """Call one webhook and apply its answer to ``outcome``; False when the pod is refused."""
+    uid = str(uuid.uuid4())
+    review = build_admission_review(pod=outcome.pod, uid=uid, **request)
+    outcome.called.append(webhook.name)
+    try:
+        response = _response_part(caller(webhook, review), uid)
+    except WebhookCallError as exc:
+        if webhook.failure_policy == "Ignore":
+            outcome.ignored.append(webhook.name)
+            outcome.warnings.append(f'failed calling webhook "{webhook.name}", failing open: {exc}')
+            return True
+        outcome.allowed = False
+        outcome.reason = f'Internal error occurred: failed calling webhook "{webhook.name}": {exc}'
+        return False
+    if not response["allowed"]:
+        message = ((response.get("status") or {}).get("message")) or "without explanation"
+        outcome.allowed = False
+        outcome.reason = f'admission webhook "{webhook.name}" denied the request: {message}'
+        return False
+    outcome.warnings.extend(str(w) for w in response.get("warnings") or [])
+    if "patch" in response:
+        try:
+            patched = _apply_patch(outcome.pod, response["patch"])
+        except _Rejection as exc:
+            outcome.allowed = False
+            outcome.reason = f'admission webhook "{webhook.name}": {exc}'
+            return False
+        outcome.patched = True
+        if patched != outcome.pod:
+            outcome.pod = patched
+            outcome.changes += 1
+    return True
+
+
 def admit(
     pod: Mapping[str, Any],
     *,
@@ -466,42 +506,37 @@ def admit(
     old_pod: Mapping[str, Any] | None = None,
     dry_run: bool = False,
 ) -> AdmissionOutcome:
-    """Run the mutating webhooks, in order, over ``pod``; the input is never modified."""
-    namespace = str((namespace_obj.get("metadata") or {}).get("name") or "")
+    """Run the mutating webhooks, in order, over ``pod``; the input is never modified.
+
+    A webhook with ``reinvocationPolicy: IfNeeded`` is called once more, after the first
+    round, if a *later* webhook changed the object after its own call (as kube-apiserver
+    does; its own patch does not count).
+    """
+    request: dict[str, Any] = {
+        "namespace": str((namespace_obj.get("metadata") or {}).get("name") or ""),
+        "operation": operation,
+        "user_info": user_info,
+        "dry_run": dry_run,
+        "old_pod": old_pod,
+    }
     outcome = AdmissionOutcome(pod=copy.deepcopy(dict(pod)), allowed=True)
-    for webhook in webhooks:
-        if not webhook_applies(
+    changes_after_call: dict[int, int] = {}
+    for index, webhook in enumerate(webhooks):
+        if webhook_applies(
             webhook, operation=operation, namespace=namespace_obj, obj=outcome.pod, old_obj=old_pod
         ):
-            continue
-        uid = str(uuid.uuid4())
-        review = build_admission_review(
-            pod=outcome.pod, namespace=namespace, operation=operation, uid=uid,
-            user_info=user_info, dry_run=dry_run, old_pod=old_pod,
-        )  # fmt: skip
-        outcome.called.append(webhook.name)
-        try:
-            response = _response_part(caller(webhook, review), uid)
-        except WebhookCallError as exc:
-            if webhook.failure_policy == "Ignore":
-                outcome.ignored.append(webhook.name)
-                outcome.warnings.append(f'failed calling webhook "{webhook.name}", failing open: {exc}')
-                continue
-            outcome.allowed = False
-            outcome.reason = f'Internal error occurred: failed calling webhook "{webhook.name}": {exc}'
-            return outcome
-        if not response["allowed"]:
-            message = ((response.get("status") or {}).get("message")) or "without explanation"
-            outcome.allowed = False
-            outcome.reason = f'admission webhook "{webhook.name}" denied the request: {message}'
-            return outcome
-        outcome.warnings.extend(str(w) for w in response.get("warnings") or [])
-        if "patch" in response:
-            try:
-                outcome.pod = _apply_patch(outcome.pod, response["patch"])
-            except _Rejection as exc:
-                outcome.allowed = False
-                outcome.reason = f'admission webhook "{webhook.name}": {exc}'
+            if not _call_one(webhook, outcome, caller, request):
                 return outcome
-            outcome.patched = True
+            changes_after_call[index] = outcome.changes
+    for index, webhook in enumerate(webhooks):
+        if webhook.reinvocation_policy != "IfNeeded" or index not in changes_after_call:
+            continue
+        if outcome.changes == changes_after_call[index]:
+            continue  # nothing changed the object after this webhook's own call
+        if webhook_applies(
+            webhook, operation=operation, namespace=namespace_obj, obj=outcome.pod, old_obj=old_pod
+        ):
+            outcome.reinvoked.append(webhook.name)
+            if not _call_one(webhook, outcome, caller, request):
+                return outcome
     return outcome

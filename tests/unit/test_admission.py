@@ -492,3 +492,43 @@ def test_in_process_caller_serves_only_the_webhook_path() -> None:
         caller=InProcessWebhookCaller(),
     )
     assert not outcome.allowed and "404" in (outcome.reason or "")
+
+
+def annotating(webhook: MutatingWebhook, review: dict[str, Any]) -> dict[str, Any]:
+    """Answers for a second webhook that labels the pod, or passes it on unchanged."""
+    if webhook.name == "mwebhook.peerpods.io":
+        return InProcessWebhookCaller()(webhook, review)
+    ops = [{"op": "add", "path": "/metadata/annotations", "value": {"stamped": "yes"}}]
+    already = (review["request"]["object"]["metadata"].get("annotations") or {}).get("stamped")
+    body = {"uid": review["request"]["uid"], "allowed": True}
+    if not already:
+        body |= {"patchType": "JSONPatch", "patch": base64.b64encode(json.dumps(ops).encode()).decode()}
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": body}
+
+
+def test_if_needed_webhook_is_reinvoked_after_a_later_change() -> None:
+    (peerpods,) = load(CAA)
+    stamper = replace(peerpods, name="stamper.example.com", reinvocation_policy="Never")
+    ns = namespace("team-a")
+    outcome = admit(
+        pod(), operation="CREATE", namespace_obj=ns, webhooks=[peerpods, stamper], caller=annotating
+    )
+    assert outcome.called == ["mwebhook.peerpods.io", "stamper.example.com", "mwebhook.peerpods.io"]
+    assert outcome.reinvoked == ["mwebhook.peerpods.io"]
+    assert outcome.pod["metadata"]["annotations"] == {"stamped": "yes"}
+    assert first_resources(outcome.pod) == {"requests": {VM: "1"}, "limits": {VM: "1"}}
+
+
+def test_no_reinvocation_without_a_later_change_or_when_never() -> None:
+    (peerpods,) = load(CAA)
+    stamper = replace(peerpods, name="stamper.example.com")
+    ns = namespace("team-a")
+    alone = admit(pod(), operation="CREATE", namespace_obj=ns, webhooks=[peerpods], caller=annotating)
+    assert alone.reinvoked == [], "its own patch does not count"
+    later = admit(
+        pod(), operation="CREATE", namespace_obj=ns, webhooks=[stamper, peerpods], caller=annotating
+    )
+    assert later.reinvoked == ["stamper.example.com"], "the peer-pods patch came after the stamper's call"
+    never = replace(peerpods, reinvocation_policy="Never")
+    outcome = admit(pod(), operation="CREATE", namespace_obj=ns, webhooks=[never, stamper], caller=annotating)
+    assert outcome.reinvoked == []
