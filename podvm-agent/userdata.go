@@ -197,7 +197,7 @@ func decodeInitdata(encoded string) ([]byte, error) {
 	if short := (4 - len(text)%4) % 4; short != 0 {
 		return nil, fmt.Errorf("initdata is not valid base64: length %d is not a multiple of 4 (%d '=' padding character(s) missing?)", len(text), short)
 	}
-	raw, err := base64.StdEncoding.Strict().DecodeString(text)
+	raw, err := base64.StdEncoding.DecodeString(text) // not Strict(): CAA ignores unused trailing bits too
 	if err != nil {
 		return nil, fmt.Errorf("initdata is not valid base64: %w", err)
 	}

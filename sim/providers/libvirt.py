@@ -13,9 +13,12 @@ ISO the domain really has attached.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +34,9 @@ DEFAULT_POOL = "default"
 DEFAULT_NET = "default"
 DEFAULT_VOL = "podvm-base.qcow2"
 PODVM_PREFIX = "podvm-"
-#: Create-time steps at which a test may inject a failure (see ``LibvirtProvider.fault``).
-STEPS = ("root-volume", "cidata-volume", "define", "start", "report")
+#: Creation steps at which a test may inject a failure (see ``LibvirtProvider.fault``). On a
+#: booting host "start" runs in the background: its failure fails the pod, not the call.
+STEPS = ("root-volume", "cidata-volume", "define", "start")
 
 
 class LaunchSecurityError(ConformanceInputError):
@@ -70,12 +74,19 @@ class LibvirtSettings:
 
 @dataclass
 class _Instance:
-    """What the provider remembers about one pod VM it made."""
+    """What the provider remembers about one pod VM it made, and how its boot went."""
 
     name: str
     volumes: list[str]
     console: Path
     report: GuestReport | None = None
+    failure: str | None = None
+    defined_at: float = 0.0
+    started_at: float | None = None
+    reported_at: float | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -98,6 +109,24 @@ class _Undo:
         return problems
 
 
+class BootQueue:
+    """Boots pod VMs in the background, as many at once as the host has cores.
+
+    Emulated s390x guests are CPU-bound (QEMU TCG); more concurrent boots than cores only
+    slow every one of them down, and their report timeouts start only once they start.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="podvm-boot")
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._pool.submit(job)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+
 class LibvirtProvider:
     """The Provider protocol over one libvirt connection."""
 
@@ -111,6 +140,7 @@ class LibvirtProvider:
         work_dir: Path | None = None,
         fault: Callable[[str], None] | None = None,
         cmdline_extra: str = "",
+        boot_queue: BootQueue | None = None,
     ) -> None:
         self.connection = connection
         self.libvirt = host.import_libvirt()
@@ -126,6 +156,7 @@ class LibvirtProvider:
         self._instances: dict[str, _Instance] = {}
         self._lock = threading.Lock()
         self._boot: domain.BootAssets | None = None
+        self._queue = boot_queue
         self.config_error: LaunchSecurityError | None = None
         if not self.simulated and assets is None:
             raise ConformanceInputError("a libvirt provider that boots guests needs the pod VM assets")
@@ -244,34 +275,120 @@ class LibvirtProvider:
         self._step("define")
         dom = self.connection.defineXML(xml)
         undo.push(f"domain {name}", lambda: self._remove_domain(name))
-        self._step("start")
-        dom.create()
         instance = _Instance(name=name, volumes=[root.name(), iso_volume.name()], console=console_path)
-        self._step("report")
-        if not self.simulated:
-            instance.report = self._await_report(dom, instance)
+        instance.defined_at = time.monotonic()
+        if self.simulated:
+            self._step("start")
+            dom.create()
+            instance.started_at = time.monotonic()
+            instance.done.set()
         with self._lock:
             self._instances[name] = instance
         undo.actions.clear()
+        if not self.simulated:
+            # The boot runs in the background, at most one per core: pods created together
+            # boot together, and a pod nobody looks at costs no waiting (see wait_ready).
+            self._boot_queue().submit(lambda: self._boot_and_report(instance))
         return name
 
-    def _await_report(self, dom: Any, instance: _Instance) -> GuestReport:
-        def alive() -> bool:
-            try:
-                return bool(dom.isActive())
-            except self.libvirt.libvirtError:
-                return False
+    def _boot_queue(self) -> BootQueue:
+        if self._queue is None:
+            self._queue = BootQueue()
+        return self._queue
 
-        raw = console.wait_for_report(instance.console, timeout=self.report_timeout, alive=alive)
-        return GuestReport.from_json(_json(raw))
+    def _boot_and_report(self, instance: _Instance) -> None:
+        """Start the domain and read its report; on failure the domain is destroyed and the
+        reason kept for the pod (a pod VM that never reports never becomes ready)."""
+        try:
+            with instance.lock:
+                if instance.cancelled.is_set():
+                    instance.failure = "deleted before it started"
+                    return
+                try:
+                    self._step("start")
+                    self.connection.lookupByName(instance.name).create()
+                except self.libvirt.libvirtError as exc:
+                    instance.failure = f"starting the domain failed: {exc.get_error_message()}"
+                    return
+                except Exception as exc:
+                    instance.failure = f"starting the domain failed: {exc}"
+                    return
+                instance.started_at = time.monotonic()
+            raw = console.wait_for_report(
+                instance.console,
+                timeout=self.report_timeout,
+                alive=lambda: self._active(instance.name) and not instance.cancelled.is_set(),
+            )
+            instance.report = GuestReport.from_json(_json(raw))
+            instance.reported_at = time.monotonic()
+        except (TargetError, ConformanceInputError) as exc:
+            instance.failure = f"pod VM {instance.name}: {exc}"
+            with instance.lock:
+                self._destroy(instance.name)
+        finally:
+            instance.done.set()
+
+    def _active(self, name: str) -> bool:
+        try:
+            return bool(self.connection.lookupByName(name).isActive())
+        except self.libvirt.libvirtError:
+            return False
+
+    def _destroy(self, name: str) -> None:
+        try:
+            dom = self.connection.lookupByName(name)
+            if dom.isActive():
+                dom.destroy()
+        except self.libvirt.libvirtError:
+            pass
+
+    def wait_ready(self, instance_id: str) -> GuestReport | None:
+        """Block until the pod VM reported (its report) or failed (TargetError with why).
+
+        On the simulator there is nothing to wait for and no report (None)."""
+        instance = self._instance(instance_id)
+        instance.done.wait()
+        if instance.failure is not None:
+            raise TargetError(instance.failure)
+        return instance.report
+
+    def failure(self, instance_id: str) -> str | None:
+        """Why the pod VM never became ready (waits for the boot), or None."""
+        try:
+            self.wait_ready(instance_id)
+        except TargetError as exc:
+            return str(exc)
+        return None
+
+    def timings(self, instance_id: str) -> dict[str, float | None]:
+        """Seconds from definition to start and to report (for the benchmark)."""
+        instance = self._instance(instance_id)
+
+        def since(mark: float | None) -> float | None:
+            return None if mark is None else mark - instance.defined_at
+
+        return {"start": since(instance.started_at), "report": since(instance.reported_at)}
+
+    def _instance(self, instance_id: str) -> _Instance:
+        with self._lock:
+            instance = self._instances.get(instance_id)
+        if instance is None:
+            raise TargetError(f"no pod VM {instance_id} on {self.connection.getURI()}")
+        return instance
 
     def delete_instance(self, instance_id: str) -> None:
         """Destroy and undefine the domain, then delete its volumes (and the console file)."""
         with self._lock:
             instance = self._instances.pop(instance_id, None)
         problems = []
+        if instance is not None:
+            instance.cancelled.set()  # a queued boot will not start; a booting one stops waiting
         try:
-            self._remove_domain(instance_id)
+            if instance is not None:
+                with instance.lock:
+                    self._remove_domain(instance_id)
+            else:
+                self._remove_domain(instance_id)
         except self.libvirt.libvirtError as exc:
             problems.append(f"domain: {exc.get_error_message()}")
         pool = self._pool()
@@ -289,12 +406,10 @@ class LibvirtProvider:
 
     def guest_report(self, instance_id: str) -> GuestReport:
         """The guest's own report (QEMU) or the reference logic on the attached user data (test)."""
-        with self._lock:
-            instance = self._instances.get(instance_id)
-        if instance is None:
-            raise TargetError(f"no pod VM {instance_id} on {self.connection.getURI()}")
-        if instance.report is not None:
-            return instance.report
+        instance = self._instance(instance_id)
+        report = self.wait_ready(instance_id)
+        if report is not None:
+            return report
         dom = self.connection.lookupByName(instance_id)
         facts = domain.domain_facts(dom.XMLDesc(0))
         user_data = self._attached_user_data(instance_id, facts)

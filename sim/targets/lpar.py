@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ from sim.errors import ConformanceInputError, TargetError
 from sim.lpar import host, prerequisites
 from sim.lpar.assets import Assets, AssetsMissing, find_assets
 from sim.providers import InstanceSpec
-from sim.providers.libvirt import LibvirtProvider, LibvirtSettings
-from sim.targets.base import LparCheck, NotApplicable, Target, TargetOptions
+from sim.providers.libvirt import BootQueue, LibvirtProvider, LibvirtSettings
+from sim.targets.base import LparCheck, NotApplicable, PodOutcome, Target, TargetOptions
 from sim.targets.reference import ClusterEnvironment
 
 #: What the emulated LPAR cannot show, and so which scenarios it leaves not applicable.
@@ -50,6 +51,16 @@ class LparEnvironment(ClusterEnvironment):
         # The provider reads the libvirt keys (LIBVIRT_POOL, DISABLECVM, ...) of the same map.
         self._libvirt.configure({**self._cm_defaults, **self._target.cm_overrides, **data})
 
+    def get_pod(self, namespace: str, name: str) -> PodOutcome:
+        """The pod's state once its pod VM is ready: a VM that never reported fails the pod."""
+        outcome = super().get_pod(namespace, name)
+        if outcome.vm is None or outcome.phase != "Running":
+            return outcome
+        failure = self._libvirt.failure(outcome.vm)
+        if failure is None:
+            return outcome
+        return replace(outcome, phase="Failed", reason=f"pod VM for pod {namespace}/{name} failed: {failure}")
+
     def pod_vms(self) -> list[str]:
         """The pod VMs that exist in libvirt (not what the cluster believes)."""
         return [entry.split(" ", 1)[1] for entry in self._libvirt.leftovers() if entry.startswith("domain ")]
@@ -74,6 +85,7 @@ class LparTarget(Target):
 
     def __init__(self, uri: str, *, cache: Path | None = None) -> None:
         self.uri = uri
+        self.libvirt = host.import_libvirt()
         self.connection = host.connect(uri)
         self.simulated = host.is_test_driver(self.connection)
         self.work_dir = Path(tempfile.mkdtemp(prefix="peerpods-lpar-"))
@@ -95,6 +107,7 @@ class LparTarget(Target):
         self.cm_overrides: dict[str, str] = {}
         self.capabilities = self.base_capabilities | (frozenset() if self.simulated else frozenset({"guest"}))
         self._emulated_machine: str | None = None
+        self.boot_queue = BootQueue()
         self._probe = self.provider()
         self._probe._guest_caps()  # a missing s390x emulator fails here, before any scenario
 
@@ -111,6 +124,7 @@ class LparTarget(Target):
     def provider(self, **kwargs: Any) -> LibvirtProvider:
         """A provider on this target's connection (one per scenario; tests add fault seams)."""
         kwargs.setdefault("report_timeout", REPORT_TIMEOUT_S)
+        kwargs.setdefault("boot_queue", self.boot_queue)
         return LibvirtProvider(
             self.connection, assets=self.assets, settings=self.settings, work_dir=self.work_dir, **kwargs
         )
@@ -122,7 +136,7 @@ class LparTarget(Target):
             "version": __version__,
             "libvirt URI": self.uri,
             "libvirt version": libvirt_version,
-            "hypervisor": f"{self.connection.getType()} {_dotted(int(self.connection.getVersion()))}",
+            "hypervisor": f"{self.connection.getType()} {self._hypervisor_version()}",
         }
         if self.simulated:
             facts["pod VMs"] = (
@@ -139,6 +153,13 @@ class LparTarget(Target):
             )
             facts["pod VM image"] = f"{self.assets.key} ({built_from})"
         return facts
+
+    def _hypervisor_version(self) -> str:
+        # qemu:///system answers from the host-arch emulator, which an s390x-only host lacks.
+        try:
+            return _dotted(int(self.connection.getVersion()))
+        except self.libvirt.libvirtError:
+            return "(no host-arch emulator; see emulator)"
 
     def open_environment(self) -> LparEnvironment:
         return LparEnvironment(self, self.provider())
@@ -181,6 +202,7 @@ class LparTarget(Target):
         return self._emulated_machine
 
     def close(self) -> None:
+        self.boot_queue.shutdown()
         left = self._probe.leftovers()
         self._probe.remove_leftovers()
         try:
