@@ -139,3 +139,22 @@ def test_provider_failure_becomes_the_pods_reason(tmp_path: Path) -> None:
 def test_not_started(adaptor: CloudApiAdaptor) -> None:
     with pytest.raises(PodVMError, match="has not started"):
         adaptor.create_pod_vm(pod())
+
+
+def test_the_fixture_config_map_is_libvirts_with_the_default_limit() -> None:
+    import yaml
+
+    cm = yaml.safe_load((ROOT / "fixtures" / "cluster" / "peer-pods-cm.yaml").read_text())
+    assert cm["metadata"]["name"] == "peer-pods-cm" and cm["data"]["CLOUD_PROVIDER"] == "libvirt"
+    for key in (
+        "LIBVIRT_URI",
+        "LIBVIRT_NET",
+        "LIBVIRT_POOL",
+        "LIBVIRT_VOL_NAME",
+        "LIBVIRT_ROOT_DISK_SIZE",
+        "DISABLECVM",
+    ):
+        assert key in cm["data"]
+    config = AdaptorConfig.from_configmap(cm["data"])
+    assert (config.limit, config.vcpus, config.memory_mib) == (10, 2, 8192)
+    assert all(isinstance(value, str) for value in cm["data"].values()), "ConfigMap data are strings"
