@@ -453,6 +453,7 @@ class Cluster:
 
     def close(self) -> None:
         """Delete every pod (and pod VM), then close the provider if it can be closed."""
+        self._pending.clear()  # nothing may start while everything is being torn down
         for namespace, name in list(self._pods):
             self.delete_pod(namespace, name)
         close = getattr(self.provider, "close", None)

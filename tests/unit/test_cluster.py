@@ -448,3 +448,24 @@ def test_a_pod_naming_a_missing_node_waits_for_it(tmp_path: Path) -> None:
     assert cluster.get_pod("workloads", "early").phase == "Pending"
     cluster.add_node("worker-9")
     assert cluster.get_pod("workloads", "early").node == "worker-9"
+
+
+def test_close_starts_nothing_new(tmp_path: Path) -> None:
+    provider = MemoryProvider(tmp_path)
+    created: list[str] = []
+    original = provider.create_instance
+
+    def counting(spec: Any) -> str:
+        created.append(spec.pod_name)
+        return original(spec)
+
+    provider.create_instance = counting  # type: ignore[method-assign]
+    cluster = Cluster(profile("caa-chart"), InProcessWebhookCaller(), provider)
+    cluster.apply_configmap({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "peer-pods-cm"},
+                             "data": {"PEERPODS_LIMIT_PER_NODE": "1"}})  # fmt: skip
+    cluster.create_namespace("workloads")
+    cluster.add_node("worker-0")
+    for index in range(3):
+        cluster.create_pod(pod(f"p{index}"))
+    cluster.close()
+    assert created == ["p0"]
