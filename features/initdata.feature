@@ -6,13 +6,16 @@ Feature: Initdata reaches the pod VM by precedence
   added as an annotation to a pod manifest it overrides the global value for that pod.
   (Source document, section 4.1.3.)
 
+  The cloud-api-adaptor reads peer-pods-cm when it starts, so each scenario configures it
+  before the worker node (and its adaptor) comes up.
+
   Background:
     Given a namespace "confidential"
-    And a worker node "worker-0"
 
   @ID-001 @ID-004
   Scenario: The pod's annotation overrides the global INITDATA
     Given peer-pods-cm sets INITDATA to the initdata of "global.toml"
+    And a worker node "worker-0"
     And a pod "annotated" in namespace "confidential" with runtimeClassName "kata-remote"
     And the pod is annotated with the initdata of "attestation.toml"
     When the pod is created
@@ -23,6 +26,7 @@ Feature: Initdata reaches the pod VM by precedence
   @ID-002 @ID-004
   Scenario: Without an annotation, the global INITDATA applies to every peer pod
     Given peer-pods-cm sets INITDATA to the initdata of "global.toml"
+    And a worker node "worker-0"
     When a peer pod "first" is created in namespace "confidential"
     And a peer pod "second" is created in namespace "confidential"
     Then pod "first" in namespace "confidential" received the initdata of "global.toml"
@@ -31,6 +35,7 @@ Feature: Initdata reaches the pod VM by precedence
   @ID-002
   Scenario: An empty annotation does not override the global INITDATA
     Given peer-pods-cm sets INITDATA to the initdata of "global.toml"
+    And a worker node "worker-0"
     And a pod "empty" in namespace "confidential" with runtimeClassName "kata-remote"
     And the pod is annotated "io.katacontainers.config.hypervisor.cc_init_data" with ""
     When the pod is created
@@ -38,20 +43,23 @@ Feature: Initdata reaches the pod VM by precedence
 
   @ID-003
   Scenario: With no initdata at all the pod VM uses the default initdata
+    Given a worker node "worker-0"
     When a peer pod "plain" is created in namespace "confidential"
     Then the pod VM's user data carries nothing at "/run/peerpod/initdata"
     And the pod VM used the default initdata
 
   @ID-005
   Scenario: The pod VM writes only the allow-listed files
-    Given a pod "policy" in namespace "confidential" with runtimeClassName "kata-remote"
+    Given a worker node "worker-0"
+    And a pod "policy" in namespace "confidential" with runtimeClassName "kata-remote"
     And the pod is annotated with the initdata of "attestation.toml"
     When the pod is created
     Then the pod VM wrote "/run/peerpod/aa.toml", "/run/peerpod/cdh.toml" and "/run/peerpod/policy.rego"
 
   @ID-005
   Scenario: Keys outside the allow-list are ignored, never written
-    Given a pod "escape" in namespace "confidential" with runtimeClassName "kata-remote"
+    Given a worker node "worker-0"
+    And a pod "escape" in namespace "confidential" with runtimeClassName "kata-remote"
     And the pod is annotated with the initdata of "escape-attempt.toml"
     When the pod is created
     Then the pod VM wrote "/run/peerpod/aa.toml"
@@ -59,7 +67,8 @@ Feature: Initdata reaches the pod VM by precedence
 
   @ID-006
   Scenario Outline: initdata.digest uses the algorithm the document names (<algorithm>)
-    Given a pod "digest" in namespace "confidential" with runtimeClassName "kata-remote"
+    Given a worker node "worker-0"
+    And a pod "digest" in namespace "confidential" with runtimeClassName "kata-remote"
     And the pod is annotated with the initdata of "<file>"
     When the pod is created
     Then the pod VM's initdata digest is the <algorithm> digest of "<file>"
@@ -72,7 +81,8 @@ Feature: Initdata reaches the pod VM by precedence
 
   @ID-007
   Scenario Outline: Broken initdata is refused with a message naming the problem (<problem>)
-    Given a pod "broken" in namespace "confidential" with runtimeClassName "kata-remote"
+    Given a worker node "worker-0"
+    And a pod "broken" in namespace "confidential" with runtimeClassName "kata-remote"
     And the pod is annotated with initdata that <problem>
     When the pod is created
     Then the pod VM refused the initdata with an error mentioning "<mention>"

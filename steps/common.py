@@ -136,7 +136,12 @@ def pod_without_class(world: World, name: str, namespace: str) -> None:
     world.add(pods.new_pod(name, namespace, None))
 
 
-@given(parsers.parse('its container "{container}" requests "{requests}" and is limited to "{limits}"'))
+@given(
+    parsers.re(
+        r'its container "(?P<container>[^"]+)" requests "(?P<requests>[^"]*)"'
+        r' and is limited to "(?P<limits>[^"]*)"'
+    )
+)
 def first_container_resources(world: World, container: str, requests: str, limits: str) -> None:
     first = pods.containers(world.draft())[0]
     first["name"] = container
@@ -166,7 +171,7 @@ def init_container(world: World, container: str, requests: str, limits: str) -> 
     world.draft()["spec"].setdefault("initContainers", []).append(entry)
 
 
-@given(parsers.parse('the pod is annotated "{key}" with "{value}"'))
+@given(parsers.re(r'the pod is annotated "(?P<key>[^"]+)" with "(?P<value>[^"]*)"'))
 def annotated(world: World, key: str, value: str) -> None:
     pods.annotate(world.draft(), key, value)
 

@@ -1,0 +1,228 @@
+"""The ``reference`` target: the suite's own full implementation of peer pods, in process.
+
+:class:`ClusterEnvironment` drives a :class:`sim.cluster.Cluster` (API server admission,
+the webhook, scheduler, one cloud-api-adaptor per node) with a pod VM provider; the
+reference target gives it the in-memory provider, the ``lpar`` target gives it libvirt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sim import __version__
+from sim.admission import (
+    InProcessWebhookCaller,
+    MutatingWebhook,
+    WebhookCallError,
+    load_webhook_configuration,
+)
+from sim.catalogue import PROJECT_ROOT
+from sim.cluster import AdmissionDenied, Cluster, PodState
+from sim.errors import ConformanceInputError
+from sim.providers import Provider
+from sim.providers.memory import MemoryProvider
+from sim.targets.base import Environment, LparCheck, NotApplicable, PodOutcome, Target, TargetOptions
+from sim.webhook import WebhookSettings
+
+FIXTURES = PROJECT_ROOT / "fixtures"
+PROFILES: dict[str, Path] = {
+    "caa-chart": FIXTURES / "admission" / "caa-chart-mwc.yaml",
+    "openshift": FIXTURES / "admission" / "openshift-mwc.yaml",
+}
+DEFAULT_PROFILE = "caa-chart"
+RUNTIME_CLASS = FIXTURES / "cluster" / "runtimeclass-kata-remote.yaml"
+PEER_PODS_CM = FIXTURES / "cluster" / "peer-pods-cm.yaml"
+#: Keys a scenario decides itself; the fixture's values for them are not defaults.
+SCENARIO_KEYS = ("PEERPODS_LIMIT_PER_NODE", "INITDATA")
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """A fixture manifest."""
+    document: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return document
+
+
+class SwitchableWebhookCaller:
+    """Calls the reference webhook in process with the scenario's settings.
+
+    ``reachable = False`` makes every call fail exactly as the HTTPS caller fails on a
+    refused connection, so failurePolicy can be exercised without a network.
+    """
+
+    def __init__(self) -> None:
+        self.settings = WebhookSettings()
+        self.reachable = True
+
+    def __call__(self, webhook: MutatingWebhook, review: dict[str, Any]) -> dict[str, Any]:
+        if not self.reachable:
+            raise WebhookCallError(f"failed calling webhook {webhook.name!r}: connection refused")
+        return InProcessWebhookCaller(self.settings)(webhook, review)
+
+
+class ClusterEnvironment(Environment):
+    """One scenario on the in-process cluster, with pod VMs from ``provider``."""
+
+    def __init__(
+        self, provider: Provider, lpar_checks: Callable[[Path | None], list[LparCheck]] | None = None
+    ):
+        self._provider = provider
+        self._lpar_checks = lpar_checks
+        self._caller = SwitchableWebhookCaller()
+        self._cluster = Cluster(
+            webhooks=self._profile(DEFAULT_PROFILE, None), caller=self._caller, provider=provider
+        )
+        self._cluster.apply_runtime_class(load_yaml(RUNTIME_CLASS))
+        self._cm = load_yaml(PEER_PODS_CM)
+        self._cm_defaults = {k: v for k, v in (self._cm.get("data") or {}).items() if k not in SCENARIO_KEYS}
+        self.set_peer_pods_config({})
+        self._refused: dict[tuple[str, str], PodOutcome] = {}
+
+    # --- configuration -------------------------------------------------------------------
+    @staticmethod
+    def _profile(profile: str, failure_policy: str | None) -> list[MutatingWebhook]:
+        try:
+            path = PROFILES[profile]
+        except KeyError:
+            raise ConformanceInputError(
+                f"unknown webhook profile {profile!r} (known: {', '.join(PROFILES)})"
+            ) from None
+        webhooks = load_webhook_configuration(path.read_text(encoding="utf-8"), source=str(path))
+        if failure_policy is not None:
+            webhooks = [replace(webhook, failure_policy=failure_policy) for webhook in webhooks]
+        return webhooks
+
+    def use_webhook_profile(self, profile: str, *, failure_policy: str | None = None) -> None:
+        self._cluster.webhooks = self._profile(profile, failure_policy)
+
+    def use_webhook_configuration(self, path: Path) -> None:
+        self._cluster.webhooks = load_webhook_configuration(
+            path.read_text(encoding="utf-8"), source=str(path)
+        )
+
+    def make_webhook_unreachable(self) -> None:
+        self._caller.reachable = False
+
+    def set_webhook_env(self, name: str, value: str) -> None:
+        current = self._caller.settings
+        updated = WebhookSettings.from_env({**_settings_env(current), name: value})
+        self._caller.settings = replace(updated, annotations=current.annotations)
+
+    def use_sizing_annotations(self, enabled: bool) -> None:
+        self._caller.settings = replace(self._caller.settings, annotations=enabled)
+
+    def create_namespace(self, name: str, labels: Mapping[str, str] | None = None) -> None:
+        if not self._cluster.has_namespace(name):
+            self._cluster.create_namespace(name, dict(labels or {}))
+
+    def allow_peer_pods_only_in(self, namespaces: list[str]) -> None:
+        self._cluster.apply_admission_policy(allowed_namespaces=list(namespaces))
+
+    def set_peer_pods_config(self, data: Mapping[str, str]) -> None:
+        manifest = dict(self._cm)
+        manifest["data"] = {**self._cm_defaults, **data}
+        self._cluster.apply_configmap(manifest)
+
+    def add_node(self, name: str) -> None:
+        self._cluster.add_node(name)
+
+    def restart_adaptors(self) -> None:
+        self._cluster.restart_adaptors()
+
+    # --- actions and observations --------------------------------------------------------
+    def create_pod(self, manifest: Mapping[str, Any], *, operation: str = "CREATE") -> PodOutcome:
+        metadata = manifest.get("metadata") or {}
+        key = (str(metadata.get("namespace", "default")), str(metadata.get("name", "")))
+        try:
+            state = self._cluster.create_pod(dict(manifest))
+        except AdmissionDenied as denied:
+            outcome = PodOutcome(admitted=False, pod=None, denial=str(denied))
+            self._refused[key] = outcome
+            return outcome
+        return _outcome(state)
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        self._cluster.delete_pod(namespace, name)
+
+    def get_pod(self, namespace: str, name: str) -> PodOutcome:
+        if (namespace, name) in self._refused:
+            return self._refused[(namespace, name)]
+        return _outcome(self._cluster.get_pod(namespace, name))
+
+    def node_capacity(self, node: str) -> dict[str, str]:
+        return self._cluster.node_capacity(node)
+
+    def node_allocated(self, node: str) -> dict[str, str]:
+        return self._cluster.node_allocated(node)
+
+    def _vm(self, namespace: str, name: str) -> str:
+        state = self._cluster.get_pod(namespace, name)
+        if state.vm is None:
+            raise AssertionError(f"pod {namespace}/{name} has no pod VM ({state.phase}: {state.reason})")
+        return state.vm
+
+    def pod_vm(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._provider.describe(self._vm(namespace, name))
+
+    def guest_report(self, namespace: str, name: str) -> dict[str, Any]:
+        report: dict[str, Any] = json.loads(self._provider.guest_report(self._vm(namespace, name)).to_json())
+        return report
+
+    def pod_vms(self) -> list[str]:
+        return self._cluster.pod_vms()
+
+    def lpar_checks(self, description: Path | None) -> list[LparCheck]:
+        if self._lpar_checks is None:
+            raise NotApplicable("this target has no LPAR to inspect")
+        return self._lpar_checks(description)
+
+    def close(self) -> None:
+        self._cluster.close()
+
+
+def _settings_env(settings: WebhookSettings) -> dict[str, str]:
+    return {
+        "TARGET_RUNTIMECLASS": settings.target_runtimeclass,
+        "POD_VM_EXTENDED_RESOURCE": settings.extended_resource,
+    }
+
+
+def _outcome(state: PodState) -> PodOutcome:
+    return PodOutcome(
+        admitted=True, pod=state.pod, phase=state.phase, node=state.node, reason=state.reason, vm=state.vm
+    )
+
+
+class ReferenceTarget(Target):
+    """The embedded reference implementation; answers every scenario but real guests and LPARs."""
+
+    name = "reference"
+    capabilities = frozenset({"mutation", "webhook-settings", "cluster", "podvm"})
+
+    @classmethod
+    def from_options(cls, options: TargetOptions) -> ReferenceTarget:
+        unused = [
+            name
+            for name in ("libvirt_uri", "webhook_url", "webhook_ca", "webhook_config")
+            if getattr(options, name)
+        ]
+        if unused:
+            raise ConformanceInputError(
+                f"the reference target takes no {', '.join('--' + n.replace('_', '-') for n in unused)}"
+            )
+        return cls()
+
+    def identity(self) -> dict[str, str]:
+        return {
+            "implementation": "peerpods-conformance reference implementation (in process)",
+            "version": __version__,
+            "pod VM provider": "in-memory (reference pod VM logic on real files)",
+        }
+
+    def open_environment(self) -> ClusterEnvironment:
+        return ClusterEnvironment(MemoryProvider())
