@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sim.errors import ConformanceInputError
 from sim.server.limits import ServerLimits
+from sim.server.serve import LOOPS
 from sim.server.tls import (
     TLS_MIN_VERSIONS,
     certificate_identity,
@@ -70,7 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--extended-resource",
         help="pod VM extended resource (default: env POD_VM_EXTENDED_RESOURCE, else kata.peerpods.io/vm)",
     )
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1; one per CPU)")
+    serve.add_argument(
+        "--loop", choices=LOOPS, default="auto", help="event loop (default auto: rloop if installed)"
+    )
     serve.add_argument(
         "--read-timeout",
         type=float,
@@ -135,6 +139,7 @@ def run_serve(args: argparse.Namespace) -> int:
                 settings=settings,
                 limits=limits,
                 workers=args.workers,
+                loop=args.loop,
                 log_level=args.log_level,
                 access_log=args.access_log,
             )

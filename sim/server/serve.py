@@ -20,6 +20,10 @@ from sim.webhook import WebhookSettings
 #: Seconds a worker gets to finish in-flight requests after SIGTERM before it is killed.
 SHUTDOWN_GRACE_S = 30
 
+#: Event loops ``--loop`` accepts; granian's "auto" takes rloop when installed (the fastest
+#: measured here, see benchmarks/bench_webhook.py), else uvloop, else asyncio.
+LOOPS = ("auto", "rloop", "uvloop", "asyncio")
+
 #: The granian application target (a factory, so nothing runs at import time).
 APP_TARGET = "sim.server.rsgi:create_app"
 
@@ -38,6 +42,8 @@ class ServeConfig:
     workers: int = 1
     log_level: str = "warning"
     access_log: bool = False
+    #: The event loop granian runs the application on (see LOOPS).
+    loop: str = "auto"
     #: The RSGI application factory; only the benchmark swaps it (for the constant-reply ceiling).
     app_target: str = APP_TARGET
 
@@ -55,7 +61,7 @@ def worker_env(config: ServeConfig) -> dict[str, str]:
 def serve(config: ServeConfig) -> None:
     """Serve until SIGTERM/SIGINT; blocks. ``config.key`` must be PKCS#8 PEM (see sim.server.tls)."""
     from granian import Granian
-    from granian.constants import HTTPModes, Interfaces, SSLProtocols
+    from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
@@ -67,6 +73,7 @@ def serve(config: ServeConfig) -> None:
         port=config.port,
         interface=Interfaces.RSGI,
         workers=config.workers,
+        loop=Loops(config.loop),
         http=HTTPModes.auto,
         websockets=False,
         http1_settings=HTTP1Settings(header_read_timeout=int(config.limits.read_timeout * 1000)),
