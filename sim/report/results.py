@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pytest
+from pytest_bdd.scenario import scenario_wrapper_template_registry
 
 from sim.catalogue import requirement_tags
 
@@ -35,15 +36,23 @@ class ScenarioResult:
         return asdict(self)
 
 
+def _template(item: pytest.Item) -> Any:
+    """pytest-bdd's scenario template behind a test item, or None for an ordinary test."""
+    function = getattr(item, "function", None)
+    return scenario_wrapper_template_registry.get(function) if function is not None else None
+
+
 def _scenario_names(item: pytest.Item) -> tuple[str, str]:
     """The feature and scenario names pytest-bdd attached to the test function."""
-    template = getattr(getattr(item, "obj", None), "__scenario__", None)
+    template = _template(item)
     if template is None:
         return "", item.name
     feature = getattr(template.feature, "name", "")
     name = template.name
-    if hasattr(item, "callspec"):
-        name = f"{name} [{item.callspec.id}]"
+    example = item.callspec.params.get("_pytest_bdd_example") if hasattr(item, "callspec") else None
+    if example:
+        rendered = template.render(example).name
+        name = rendered if rendered != template.name else f"{name} [{item.callspec.id}]"
     return feature, name
 
 
@@ -65,7 +74,7 @@ class ResultRecorder:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        if getattr(getattr(item, "obj", None), "__scenario__", None) is None:
+        if _template(item) is None:
             return report
         result = self.results.get(item.nodeid)
         if result is None:

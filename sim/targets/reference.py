@@ -61,7 +61,7 @@ class SwitchableWebhookCaller:
 
     def __call__(self, webhook: MutatingWebhook, review: dict[str, Any]) -> dict[str, Any]:
         if not self.reachable:
-            raise WebhookCallError(f"failed calling webhook {webhook.name!r}: connection refused")
+            raise WebhookCallError("dial tcp: connect: connection refused")
         return InProcessWebhookCaller(self.settings)(webhook, review)
 
 
