@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def certify(url: str, ca: Path, report_dir: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """``peerpods-conformance run --target webhook`` as a user runs it; the summary it wrote."""
+    command = [sys.executable, "-m", "sim", "run", "--target", "webhook", "--webhook-url", url]
+    command += ["--webhook-ca", str(ca), "--report-dir", str(report_dir)]
     completed = subprocess.run(
-        [sys.executable, "-m", "sim", "run", "--target", "webhook", "--webhook-url", url]
-        + ["--webhook-ca", str(ca), "--report-dir", str(report_dir)],
+        command,
         cwd=ROOT,
         capture_output=True,
         text=True,
