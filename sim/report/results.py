@@ -49,10 +49,11 @@ def _scenario_names(item: pytest.Item) -> tuple[str, str]:
         return "", item.name
     feature = getattr(template.feature, "name", "")
     name = template.name
-    example = item.callspec.params.get("_pytest_bdd_example") if hasattr(item, "callspec") else None
+    callspec = getattr(item, "callspec", None)
+    example = callspec.params.get("_pytest_bdd_example") if callspec is not None else None
     if example:
         rendered = template.render(example).name
-        name = rendered if rendered != template.name else f"{name} [{item.callspec.id}]"
+        name = rendered if rendered != template.name else f"{name} [{callspec.id}]"
     return feature, name
 
 
