@@ -49,7 +49,7 @@ def _scenario_names(item: pytest.Item) -> tuple[str, str]:
         return "", item.name
     feature = getattr(template.feature, "name", "")
     name = template.name
-    callspec = getattr(item, "callspec", None)
+    callspec: Any = getattr(item, "callspec", None)
     example = callspec.params.get("_pytest_bdd_example") if callspec is not None else None
     if example:
         rendered = template.render(example).name

@@ -18,7 +18,9 @@ def catalogue(*ids: str) -> Catalogue:
 
 
 def result(name: str, outcome: str, *ids: str, reason: str | None = None) -> ScenarioResult:
-    return ScenarioResult(f"steps/test_conformance.py::{name}", "Feature", name, list(ids), outcome, reason, 0.01)
+    return ScenarioResult(
+        f"steps/test_conformance.py::{name}", "Feature", name, list(ids), outcome, reason, 0.01
+    )
 
 
 def test_requirement_verdicts() -> None:
