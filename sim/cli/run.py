@@ -78,6 +78,8 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
         f"--rootdir={PROJECT_ROOT}",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "no:hypothesispytest",  # the features use no hypothesis; its plugin costs ~1 s of imports
         f"--target={args.target}",
         f"--junitxml={report_dir / 'junit.xml'}",
         f"--cucumberjson={report_dir / 'cucumber.json'}",
