@@ -80,6 +80,8 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
         "no:cacheprovider",
         "-p",
         "no:hypothesispytest",  # the features use no hypothesis; its plugin costs ~1 s of imports
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",  # this process imported pytest-bdd before pytest.main
         f"--target={args.target}",
         f"--junitxml={report_dir / 'junit.xml'}",
         f"--cucumberjson={report_dir / 'cucumber.json'}",
