@@ -20,6 +20,7 @@ import base64
 import binascii
 import http.client
 import json
+import os
 import socket
 import ssl
 import urllib.parse
@@ -36,6 +37,8 @@ from sim.webhook import TARGET_RUNTIMECLASS_DEFAULT
 
 #: What kube-apiserver waits for a webhook when the configuration does not say.
 DEFAULT_TIMEOUT_S = 10.0
+#: Overrides every webhook's timeoutSeconds for the run (tests of slow endpoints, CI).
+TIMEOUT_ENV = "PEERPODS_WEBHOOK_TIMEOUT"
 #: The identity the suite submits pods as (a human user, as ``kubectl apply`` would).
 USER_INFO: dict[str, Any] = {"username": "conformance-user", "groups": ["system:authenticated"]}
 #: An address nothing listens on: "the webhook is unreachable" is made real, not faked.
@@ -306,13 +309,17 @@ class WebhookTarget(Target):
     def from_options(cls, options: TargetOptions) -> WebhookTarget:
         if not options.webhook_url:
             raise ConformanceInputError("--target webhook needs --webhook-url https://HOST:PORT/PATH")
-        raw_timeout = options.extra.get("webhook_timeout")
+        raw_timeout = options.extra.get("webhook_timeout") or os.environ.get(TIMEOUT_ENV)
         try:
             timeout = float(raw_timeout) if raw_timeout else None
         except ValueError:
             raise ConformanceInputError(
-                f"webhook timeout {raw_timeout!r} is not a number of seconds"
+                f"webhook timeout {raw_timeout!r} ({TIMEOUT_ENV}) is not a number of seconds"
             ) from None
+        if timeout is not None and not 0 < timeout <= 30:
+            raise ConformanceInputError(
+                f"webhook timeout {raw_timeout!r} ({TIMEOUT_ENV}) must be in (0, 30] seconds"
+            )
         return cls(options.webhook_url, options.webhook_ca, options.webhook_config, timeout)
 
     def profile(self, profile: str) -> list[MutatingWebhook]:

@@ -290,6 +290,15 @@ def test_misbehaving_endpoint_fails_the_pod_with_the_reason(
         fake.close()
 
 
+def test_timeout_comes_from_the_environment(server: LaunchedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PEERPODS_WEBHOOK_TIMEOUT", "0.5")
+    options = TargetOptions(webhook_url=server.url, webhook_ca=server.ca, webhook_config=CONFIG)
+    assert WebhookTarget.from_options(options).caller.timeout == 0.5
+    monkeypatch.setenv("PEERPODS_WEBHOOK_TIMEOUT", "0")
+    with pytest.raises(ConformanceInputError, match="PEERPODS_WEBHOOK_TIMEOUT"):
+        WebhookTarget.from_options(options)
+
+
 def test_default_timeout_is_kube_apiservers_ten_seconds(server: LaunchedServer) -> None:
     target = WebhookTarget(server.url, server.ca, CONFIG)
     assert target.caller.timeout is None
