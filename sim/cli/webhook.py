@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -96,6 +97,21 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> WebhookSetti
     return WebhookSettings.from_env(merged)
 
 
+def check_bindable(host: str, port: int) -> None:
+    """Name a busy or unusable address up front, instead of granian's traceback."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConformanceInputError(f"--host {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConformanceInputError(f"--host {host} --port {port}: {exc.strerror}") from None
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """Check the inputs, prepare the certificate, then serve until SIGTERM."""
     from sim.server.serve import ServeConfig, serve
@@ -108,6 +124,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise ConformanceInputError("--self-signed makes its own certificate; drop --cert/--key")
     if args.self_signed is None and not (args.cert and args.key):
         raise ConformanceInputError("HTTPS only: give --cert and --key, or --self-signed for a local run")
+    check_bindable(args.host, args.port)
     limits = ServerLimits(read_timeout=args.read_timeout)
     settings = settings_from(args, dict(os.environ))
     workdir = Path(tempfile.mkdtemp(prefix="peerpods-webhook-tls-"))

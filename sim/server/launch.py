@@ -113,8 +113,38 @@ def launched(
     env: dict[str, str] | None = None,
     ready_timeout: float = READY_TIMEOUT_S,
 ) -> Iterator[LaunchedServer]:
-    """Start ``webhook serve --self-signed`` on a free loopback port; yield it once ready."""
+    """Start ``webhook serve --self-signed`` on a free loopback port; yield it once ready.
+
+    The port is free when chosen but could be taken before the server binds it; the
+    server then refuses to start naming the address, and another port is tried.
+    """
     workdir = Path(tempfile.mkdtemp(prefix="peerpods-webhook-"))
+    try:
+        for attempt in range(3):
+            server = _start(workdir / f"try{attempt}", extra_args, env)
+            try:
+                _wait_ready(server, ready_timeout)
+            except _PortTaken:
+                continue
+            except BaseException:
+                stop(server)
+                raise
+            try:
+                yield server
+            finally:
+                stop(server)
+            return
+        raise TargetError("webhook server: no free loopback port after 3 attempts")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _PortTaken(Exception):
+    """Another process bound the chosen port first."""
+
+
+def _start(workdir: Path, extra_args: Sequence[str], env: dict[str, str] | None) -> LaunchedServer:
+    workdir.mkdir(parents=True)
     ca, log = workdir / "ca.pem", workdir / "server.log"
     port = free_port()
     cmd = [*serve_command(), "webhook", "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -123,19 +153,20 @@ def launched(
         proc = subprocess.Popen(
             cmd, stdout=log_handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
-    server = LaunchedServer(f"https://127.0.0.1:{port}{PATH}", ca, port, proc, log)
-    try:
-        deadline = time.monotonic() + ready_timeout
-        while not _ready(server):
-            if proc.poll() is not None:
-                raise TargetError(f"webhook server exited with {proc.returncode}:\n{server.log_text()}")
-            if time.monotonic() > deadline:
-                raise TargetError(f"webhook server not ready within {ready_timeout} s:\n{server.log_text()}")
-            time.sleep(0.05)
-        yield server
-    finally:
-        stop(server)
-        shutil.rmtree(workdir, ignore_errors=True)
+    return LaunchedServer(f"https://127.0.0.1:{port}{PATH}", ca, port, proc, log)
+
+
+def _wait_ready(server: LaunchedServer, ready_timeout: float) -> None:
+    deadline = time.monotonic() + ready_timeout
+    while not _ready(server):
+        if server.process.poll() is not None:
+            text = server.log_text()
+            if "Address already in use" in text:
+                raise _PortTaken
+            raise TargetError(f"webhook server exited with {server.process.returncode}:\n{text}")
+        if time.monotonic() > deadline:
+            raise TargetError(f"webhook server not ready within {ready_timeout} s:\n{server.log_text()}")
+        time.sleep(0.05)
 
 
 @contextmanager

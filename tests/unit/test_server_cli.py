@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,12 @@ def test_compare_of_equal_endpoints_is_clean_and_reproducible() -> None:
     first = compare(same, same, examples=50, random_seed=9)
     assert first.difference is None
     assert first.tried == 50
+
+
+def test_serve_names_a_busy_port(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["webhook", "serve", "--self-signed", "--port", str(port)]) == 2
+    assert f"--port {port}" in capsys.readouterr().err
