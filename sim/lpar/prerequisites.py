@@ -38,7 +38,7 @@ MACHINES: dict[str, tuple[int, str]] = {
     "9175": (17, "IBM z17 ME1 / LinuxONE Emperor 5"),
 }
 MINIMUM_RANK = 16
-REQUIREMENT = "LinuxONE Emperor 4 (IBM z16, machine type 3931/3932) or later"
+REQUIREMENT = "LinuxONE Emperor 4 or later (IBM z16, machine type 3931/3932, or newer)"
 
 
 @dataclass(frozen=True)

@@ -234,7 +234,7 @@ class LibvirtProvider:
             if isinstance(exc, (TargetError, ConformanceInputError)):
                 raise
             if isinstance(exc, self.libvirt.libvirtError):
-                raise TargetError(f"creating {name} failed: {exc.get_error_message()}") from None
+                raise TargetError(f"creating {name} failed: {_message(exc)}") from None
             raise
 
     def _step(self, step: str) -> None:
@@ -308,7 +308,7 @@ class LibvirtProvider:
                     self._step("start")
                     self.connection.lookupByName(instance.name).create()
                 except self.libvirt.libvirtError as exc:
-                    instance.failure = f"starting the domain failed: {exc.get_error_message()}"
+                    instance.failure = f"starting the domain failed: {_message(exc)}"
                     return
                 except Exception as exc:
                     instance.failure = f"starting the domain failed: {exc}"
@@ -390,7 +390,7 @@ class LibvirtProvider:
             else:
                 self._remove_domain(instance_id)
         except self.libvirt.libvirtError as exc:
-            problems.append(f"domain: {exc.get_error_message()}")
+            problems.append(f"domain: {_message(exc)}")
         pool = self._pool()
         names = (
             instance.volumes if instance else [f"{instance_id}-root.qcow2", f"{instance_id}-cloudinit.iso"]
@@ -399,7 +399,7 @@ class LibvirtProvider:
             try:
                 self._delete_volume(pool, volume)
             except self.libvirt.libvirtError as exc:
-                problems.append(f"volume {volume}: {exc.get_error_message()}")
+                problems.append(f"volume {volume}: {_message(exc)}")
         self._console_path(instance_id).unlink(missing_ok=True)
         if problems:
             raise TargetError(f"deleting pod VM {instance_id}: {'; '.join(problems)}")
@@ -425,6 +425,8 @@ class LibvirtProvider:
             raise TargetError(f"no domain {instance_id} on {self.connection.getURI()}") from None
         facts = domain.domain_facts(dom.XMLDesc(0))
         facts["uri"] = self.connection.getURI()
+        facts["host_arch"] = str(self.connection.getInfo()[0])
+        facts["active"] = bool(dom.isActive())
         facts["pool"] = self.settings.pool
         facts["base_volume"] = self.settings.base_volume
         facts["volumes"] = [v for v in self._pool().listVolumes() if v.startswith(instance_id + "-")]
@@ -579,6 +581,12 @@ class LibvirtProvider:
                 xml = self._pool().storageVolLookupByName(volume).XMLDesc(0)
                 return ET.fromstring(xml).findtext("backingStore/path")
         return None
+
+
+def _message(exc: Exception) -> str:
+    """libvirt's own message, or the text of an error raised without one (injected faults)."""
+    get = getattr(exc, "get_error_message", None)
+    return str((get() if get else None) or exc)
 
 
 def _raw_volume_xml(name: str, size: int) -> str:

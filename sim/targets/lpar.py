@@ -24,7 +24,7 @@ from sim.errors import ConformanceInputError, TargetError
 from sim.lpar import host, prerequisites
 from sim.lpar.assets import Assets, AssetsMissing, find_assets
 from sim.providers import InstanceSpec
-from sim.providers.libvirt import BootQueue, LibvirtProvider, LibvirtSettings
+from sim.providers.libvirt import STEPS, BootQueue, LibvirtProvider, LibvirtSettings
 from sim.targets.base import LparCheck, NotApplicable, PodOutcome, Target, TargetOptions
 from sim.targets.reference import ClusterEnvironment
 
@@ -60,6 +60,29 @@ class LparEnvironment(ClusterEnvironment):
         if failure is None:
             return outcome
         return replace(outcome, phase="Failed", reason=f"pod VM for pod {namespace}/{name} failed: {failure}")
+
+    # --- test hooks only this target offers (the steps treat them as optional) --------------
+    def inject_libvirt_fault(self, step: str) -> None:
+        """Make libvirt fail at one creation step (see sim.providers.libvirt.STEPS)."""
+        if step not in STEPS:
+            raise ConformanceInputError(f"unknown creation step {step!r} (known: {', '.join(STEPS)})")
+
+        def fail(at: str) -> None:
+            if at == step:
+                raise self._libvirt.libvirt.libvirtError(f"injected libvirt failure while making the {step}")
+
+        self._libvirt.fault = fail
+
+    def silence_guests(self, timeout: float) -> None:
+        """Boot guests into a shell instead of the agent, so they never report."""
+        if self._libvirt.simulated:
+            raise NotApplicable("the libvirt simulator boots no guests")
+        self._libvirt.cmdline_extra = "rdinit=/bin/sh"
+        self._libvirt.report_timeout = timeout
+
+    def leftovers(self) -> list[str]:
+        """Every podvm-* domain and volume in libvirt now."""
+        return self._libvirt.leftovers()
 
     def pod_vms(self) -> list[str]:
         """The pod VMs that exist in libvirt (not what the cluster believes)."""

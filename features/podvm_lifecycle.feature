@@ -1,0 +1,86 @@
+@needs-podvm @needs-lpar-host
+Feature: Pod VMs are libvirt domains on the LPAR, made and removed with their pods
+  On IBM Z the cloud-api-adaptor's libvirt provider creates one domain per peer pod on the
+  LPAR: named after the pod and its sandbox, an s390x machine with a boot volume backed by
+  the pod VM image, a cloud-init disk carrying the cloud-config, an sclp console and a
+  virtio NIC, sized from the webhook's annotations or the config map (source document,
+  sections 4.1.1-4.1.3; CAA libvirt provider).
+
+  Background:
+    Given a namespace "confidential"
+    And a worker node "worker-0"
+
+  @VM-001 @VM-002 @VM-003
+  Scenario: A peer pod gets an s390x domain shaped as the libvirt provider shapes it
+    When a peer pod "web" is created in namespace "confidential"
+    Then the pod VM is named "podvm-web-" and 8 characters of its sandbox id
+    And the pod VM is an s390x domain on machine "s390-ccw-virtio"
+    And the pod VM boots from a qcow2 volume in pool "default" backed by "podvm-base.qcow2"
+    And the pod VM has a raw cloud-init disk carrying its cloud-config
+    And the pod VM has an sclp console, a virtio NIC on network "default", a virtio RNG and a memballoon with iommu
+
+  @VM-004
+  Scenario: The pod VM is sized from the webhook's annotations
+    Given a pod "sized" in namespace "confidential" with runtimeClassName "kata-remote"
+    And its container "app" requests "cpu=2,memory=4Gi" and is limited to "cpu=3,memory=5Gi"
+    When the pod is created
+    Then the pod VM has 3 vCPUs and 5120 MiB of memory
+
+  @VM-004
+  Scenario: Without annotations the pod VM gets LIBVIRT_CPU and LIBVIRT_MEMORY
+    Given peer-pods-cm sets LIBVIRT_CPU to "1"
+    And peer-pods-cm sets LIBVIRT_MEMORY to "2048"
+    When the cloud-api-adaptors restart
+    And a peer pod "plain" is created in namespace "confidential"
+    Then the pod VM has 1 vCPUs and 2048 MiB of memory
+
+  @VM-005
+  Scenario: DISABLECVM turns launch security off
+    Given peer-pods-cm sets DISABLECVM to "true"
+    And peer-pods-cm sets LIBVIRT_LAUNCH_SECURITY to "s390-pv"
+    When a peer pod "plain" is created in namespace "confidential"
+    Then the pod VM has no launch security
+
+  @VM-005
+  Scenario: LIBVIRT_LAUNCH_SECURITY s390-pv asks for an IBM Secure Execution guest
+    Given peer-pods-cm sets LIBVIRT_LAUNCH_SECURITY to "s390-pv"
+    When a peer pod "secure" is created in namespace "confidential"
+    Then the pod VM has launch security "s390-pv", or the LPAR refused it for lacking Secure Execution
+
+  @VM-005
+  Scenario: Without either key the LPAR's architecture decides the launch security
+    When a peer pod "plain" is created in namespace "confidential"
+    Then the pod VM has the launch security its host decides
+
+  @VM-005
+  Scenario: An unknown LIBVIRT_LAUNCH_SECURITY fails the pod, naming the value
+    Given peer-pods-cm sets LIBVIRT_LAUNCH_SECURITY to "sev-snp"
+    When a peer pod "unknown" is created in namespace "confidential"
+    Then the pod is Failed with a reason mentioning "LIBVIRT_LAUNCH_SECURITY='sev-snp'"
+    And no pod VM and no volume remains
+
+  @VM-006
+  Scenario: Deleting the pod deletes its domain and its volumes
+    When a peer pod "short-lived" is created in namespace "confidential"
+    And pod "short-lived" in namespace "confidential" is deleted
+    Then no pod VM and no volume remains
+
+  @VM-007
+  Scenario Outline: libvirt failing half-way through creation leaves nothing behind (<step>)
+    Given libvirt fails while the pod VM's <step> is made
+    When a peer pod "doomed" is created in namespace "confidential"
+    Then the pod is Failed with a reason mentioning "injected"
+    And no pod VM and no volume remains
+
+    Examples:
+      | step          |
+      | root-volume   |
+      | cidata-volume |
+      | define        |
+
+  @VM-008 @needs-guest
+  Scenario: A guest that never reports fails its pod, and its domain is stopped
+    Given the pod VMs' guests never report, and the provider waits 10 seconds
+    When a peer pod "silent" is created in namespace "confidential"
+    Then the pod is Failed with a reason mentioning "did not report within 10 s"
+    And the pod VM is not running

@@ -1,0 +1,218 @@
+"""Steps on pod VMs as libvirt domains, and on what the s390x guest itself reported.
+
+The facts come from ``Environment.pod_vm`` (libvirt's own XML of the domain, read back) and
+``Environment.guest_report`` (on a booting LPAR, the JSON line the guest's agent printed).
+Expected digests are computed here with hashlib over the fixture bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from typing import Any
+
+import yaml
+from pytest_bdd import given, parsers, then
+
+from sim.targets.base import Environment, NotApplicable
+from steps import pods
+from steps.common import World, current_outcome
+
+PEERPOD_DIR = "/run/peerpod"
+IBM_Z_MACHINE = re.compile(r"^[0-9]{4}$")
+
+
+def current_vm(env: Environment, world: World) -> dict[str, Any]:
+    assert world.current is not None, "no pod has been created yet"
+    return env.pod_vm(*world.current)
+
+
+def disk(facts: dict[str, Any], dev: str) -> dict[str, Any]:
+    found = [d for d in facts["disks"] if d["dev"] == dev]
+    assert found, f"the pod VM has no disk {dev}: {facts['disks']}"
+    return dict(found[0])
+
+
+def lpar_hook(env: Environment, name: str) -> Any:
+    """A test hook only the LPAR target offers; elsewhere the scenario is not applicable."""
+    hook = getattr(env, name, None)
+    if hook is None:
+        raise NotApplicable(f"this target cannot {name.replace('_', ' ')}")
+    return hook
+
+
+# --- faults --------------------------------------------------------------------------------
+
+
+@given(parsers.parse("libvirt fails while the pod VM's {step} is made"))
+def libvirt_fails(env: Environment, step: str) -> None:
+    lpar_hook(env, "inject_libvirt_fault")(step)
+
+
+@given(parsers.parse("the pod VMs' guests never report, and the provider waits {seconds:d} seconds"))
+def guests_silent(env: Environment, seconds: int) -> None:
+    lpar_hook(env, "silence_guests")(float(seconds))
+
+
+# --- the domain ----------------------------------------------------------------------------
+
+
+@then(parsers.parse('the pod VM is named "{prefix}" and 8 characters of its sandbox id'))
+def named(env: Environment, world: World, prefix: str) -> None:
+    name = current_vm(env, world)["name"]
+    assert re.fullmatch(re.escape(prefix) + r"[a-z0-9-]{8}", name), f"pod VM name {name!r} is not {prefix}<8>"
+
+
+@then(parsers.parse('the pod VM is an s390x domain on machine "{machine}"'))
+def s390x_domain(env: Environment, world: World, machine: str) -> None:
+    facts = current_vm(env, world)
+    assert facts["arch"] == "s390x", f"the pod VM's architecture is {facts['arch']!r}"
+    canonical = facts["machine"] == machine or str(facts["machine"]).startswith(machine + "-")
+    assert canonical, f"machine {facts['machine']!r} is neither {machine} nor its canonical name"
+
+
+@then(parsers.parse('the pod VM boots from a qcow2 volume in pool "{pool}" backed by "{volume}"'))
+def boot_volume(env: Environment, world: World, pool: str, volume: str) -> None:
+    facts = current_vm(env, world)
+    vda = disk(facts, "vda")
+    assert (vda["format"], vda["bus"], vda["iommu"]) == ("qcow2", "virtio", "on"), f"boot disk: {vda}"
+    assert facts["pool"] == pool, f"volumes are in pool {facts['pool']!r}"
+    assert any(str(vda["source"]).endswith("/" + v) for v in facts["volumes"]), (
+        f"the boot disk {vda['source']} is not one of the pod VM's volumes {facts['volumes']}"
+    )
+    assert str(facts["backing_store"]).endswith("/" + volume), f"backed by {facts['backing_store']!r}"
+
+
+@then("the pod VM has a raw cloud-init disk carrying its cloud-config")
+def cloud_init_disk(env: Environment, world: World) -> None:
+    facts = current_vm(env, world)
+    vdb = disk(facts, "vdb")
+    assert (vdb["format"], vdb["bus"], vdb["iommu"]) == ("raw", "virtio", "on"), f"cloud-init disk: {vdb}"
+    user_data = facts["user_data"]
+    assert user_data.startswith("#cloud-config"), f"user data is not a cloud-config: {user_data[:40]!r}"
+    paths = [entry["path"] for entry in (yaml.safe_load(user_data) or {}).get("write_files") or []]
+    assert f"{PEERPOD_DIR}/apf.json" in paths, f"write_files carries {paths}"
+
+
+@then(
+    parsers.parse(
+        'the pod VM has an sclp console, a virtio NIC on network "{network}", '
+        "a virtio RNG and a memballoon with iommu"
+    )
+)
+def devices(env: Environment, world: World, network: str) -> None:
+    facts = current_vm(env, world)
+    found = (facts["console"], facts["nic_model"], facts["network"], facts["rng"], facts["memballoon"])
+    assert found == ("sclp", "virtio", network, "virtio", "virtio"), f"devices: {found}"
+    assert facts["memballoon_iommu"] == "on", "the memballoon has no iommu"
+
+
+@then(parsers.parse("the pod VM has {vcpus:d} vCPUs and {memory:d} MiB of memory"))
+def sized(env: Environment, world: World, vcpus: int, memory: int) -> None:
+    facts = current_vm(env, world)
+    assert (facts["vcpus"], facts["memory_mib"]) == (vcpus, memory), (
+        f"the pod VM has {facts['vcpus']} vCPUs and {facts['memory_mib']} MiB"
+    )
+
+
+@then("the pod VM has no launch security")
+def no_launch_security(env: Environment, world: World) -> None:
+    found = current_vm(env, world)["launch_security"]
+    assert found is None, f"the pod VM has launch security {found!r}"
+
+
+@then(parsers.parse('the pod VM has launch security "{kind}"'))
+def launch_security(env: Environment, world: World, kind: str) -> None:
+    found = current_vm(env, world)["launch_security"]
+    assert found == kind, f"the pod VM has launch security {found!r}, expected {kind!r}"
+
+
+@then(
+    parsers.parse(
+        'the pod VM has launch security "{kind}", or the LPAR refused it for lacking Secure Execution'
+    )
+)
+def launch_security_or_refused(env: Environment, world: World, kind: str) -> None:
+    # An LPAR without the Ultravisor (the emulated one) cannot even define an SE guest:
+    # libvirt refuses it, and the pod must fail saying so rather than run unprotected.
+    state = current_outcome(env, world)
+    if state.phase == "Failed":
+        assert state.reason and "launch security" in state.reason, (
+            f"the pod failed, but not for lack of Secure Execution: {state.reason}"
+        )
+        return
+    launch_security(env, world, kind)
+
+
+@then("the pod VM has the launch security its host decides")
+def host_launch_security(env: Environment, world: World) -> None:
+    facts = current_vm(env, world)
+    expected = "s390-pv" if facts["host_arch"] == "s390x" else None
+    assert facts["launch_security"] == expected, (
+        f"on a {facts['host_arch']} host the pod VM has launch security {facts['launch_security']!r}"
+    )
+
+
+@then("the pod VM is not running")
+def not_running(env: Environment, world: World) -> None:
+    assert not current_vm(env, world)["active"], "the pod VM's domain is still running"
+
+
+@then(parsers.parse('the pod is Failed with a reason mentioning "{text}"'))
+def failed(env: Environment, world: World, text: str) -> None:
+    state = current_outcome(env, world)
+    assert state.phase == "Failed", f"the pod is {state.phase} ({state.reason}), expected Failed"
+    assert state.reason and text in state.reason, f"the reason {state.reason!r} does not mention {text!r}"
+
+
+@then("no pod VM and no volume remains")
+def nothing_left(env: Environment) -> None:
+    assert env.pod_vms() == [], f"pod VMs remain: {env.pod_vms()}"
+    leftovers = getattr(env, "leftovers", None)
+    if leftovers is not None:
+        assert leftovers() == [], f"left behind: {leftovers()}"
+
+
+# --- the guest's own report ------------------------------------------------------------------
+
+
+@then(parsers.parse('the guest reports architecture "{arch}" and an IBM Z machine type'))
+def guest_arch(env: Environment, world: World, arch: str) -> None:
+    assert world.current is not None
+    report = env.guest_report(*world.current)
+    assert report["arch"] == arch, f"the guest reports architecture {report['arch']!r}"
+    assert IBM_Z_MACHINE.match(str(report["machine"])), f"the guest reports machine {report['machine']!r}"
+
+
+@then(parsers.parse('the guest of pod "{name}" computed the {algorithm} digest of "{file_name}"'))
+def guest_digest(env: Environment, world: World, name: str, algorithm: str, file_name: str) -> None:
+    toml = pods.initdata_toml(file_name)
+    assert tomllib.loads(toml.decode())["algorithm"] == algorithm, f"{file_name} does not name {algorithm}"
+    report = env.guest_report(_namespace(world, name), name)
+    expected = hashlib.new(algorithm, toml).hexdigest()
+    assert report.get("error") is None, f"the guest refused the initdata: {report['error']}"
+    assert (report["algorithm"], report["digest"]) == (algorithm, expected), (
+        f"the guest computed {report['algorithm']}:{report['digest']}, expected {algorithm}:{expected}"
+    )
+
+
+@then(parsers.parse('the guest of pod "{name}" wrote "{path}"'))
+def guest_wrote(env: Environment, world: World, name: str, path: str) -> None:
+    report = env.guest_report(_namespace(world, name), name)
+    assert path in report["written"], f"the guest wrote {sorted(report['written'])}, not {path}"
+
+
+@then(parsers.parse('the guest of pod "{name}" ignored "{key}" and wrote nothing outside /run/peerpod'))
+def guest_ignored(env: Environment, world: World, name: str, key: str) -> None:
+    report = env.guest_report(_namespace(world, name), name)
+    assert key in report["ignored"], f"the guest ignored {report['ignored']}, not {key!r}"
+    outside = [p for p in report["written"] if not p.startswith(PEERPOD_DIR + "/") or ".." in p]
+    assert not outside, f"the guest wrote outside {PEERPOD_DIR}: {outside}"
+
+
+def _namespace(world: World, name: str) -> str:
+    for namespace, pod_name in world.submitted:
+        if pod_name == name:
+            return namespace
+    raise AssertionError(f"no pod {name!r} was created in this scenario")
