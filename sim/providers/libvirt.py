@@ -429,7 +429,7 @@ class LibvirtProvider:
         facts["active"] = bool(dom.isActive())
         facts["pool"] = self.settings.pool
         facts["base_volume"] = self.settings.base_volume
-        facts["volumes"] = [v for v in self._pool().listVolumes() if v.startswith(instance_id + "-")]
+        facts["volumes"] = sorted(v for v in self._pool().listVolumes() if v.startswith(instance_id + "-"))
         facts["backing_store"] = self._backing(facts["volumes"])
         facts["user_data"] = self._attached_user_data(instance_id, facts)
         return facts
