@@ -24,7 +24,7 @@ import orjson
 
 from sim.server.limits import ServerLimits
 from sim.server.review import Reply, ReviewHandler
-from sim.server.rsgi import RsgiApp
+from sim.server.rsgi import RsgiApp, tune_gc
 from sim.webhook import WebhookSettings
 
 CONSTANT = Reply(
@@ -55,7 +55,9 @@ def make_handler(app: str) -> ReviewHandler:
 
 def rsgi_constant() -> RsgiApp:
     """granian factory for the constant-reply ceiling."""
-    return RsgiApp(make_handler("constant"))
+    app = RsgiApp(make_handler("constant"))
+    tune_gc()  # as the real factory does, so the ceiling is measured under the same conditions
+    return app
 
 
 # --------------------------------------------------------------------------- ASGI (uvicorn)

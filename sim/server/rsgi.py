@@ -12,6 +12,7 @@ accumulated only up to the limit, so a slow or oversized client costs bounded ti
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -135,4 +136,24 @@ def create_app() -> RsgiApp:
     variables) and the limit variables before starting the workers.
     """
     env = os.environ
-    return RsgiApp(ReviewHandler(WebhookSettings.from_env(env), ServerLimits.from_env(env)))
+    app = RsgiApp(ReviewHandler(WebhookSettings.from_env(env), ServerLimits.from_env(env)))
+    tune_gc()
+    return app
+
+
+#: Allocations between young-generation collections (CPython's default is 700).
+GC_THRESHOLD = (100_000, 50, 1000)
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector rare in a worker.
+
+    A review is a tree of a few hundred dicts, lists and strings, freed by reference
+    counting the moment the answer is written; it never forms cycles. With CPython's
+    default thresholds the collector still ran every few reviews and walked the worker's
+    whole heap (granian, the loop, the handler), ~10 % of a review's CPU in the benchmark.
+    Freezing what exists at start-up and raising the thresholds keeps it for real cycles.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
