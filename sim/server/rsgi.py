@@ -91,6 +91,10 @@ class RsgiApp:
         except _TooLarge:
             proto_reply(proto, self.handler.too_large(None))
             return
+        except RuntimeError:
+            # granian's RSGIProtocolClosed/RSGIProtocolError (RuntimeError subclasses): the
+            # client went away mid-body. Nobody is left to answer; not a server error.
+            return
         finally:
             self.deadlines.leave(ticket)
         proto_reply(proto, self.handler.review(body))
@@ -103,6 +107,8 @@ class RsgiApp:
         except asyncio.CancelledError as error:
             if not expired(error, ticket):
                 raise  # on expiry the refusal is still sent; the server then closes the connection
+        except RuntimeError:
+            pass  # the client went away (see __call__); the refusal goes nowhere, harmlessly
         finally:
             self.deadlines.leave(ticket)
 

@@ -337,6 +337,19 @@ def test_slow_body_is_timed_out(server: LaunchedServer) -> None:
     assert_serves_valid_review(server)
 
 
+def test_client_leaving_mid_body_is_no_server_error(server: LaunchedServer) -> None:
+    for _ in range(3):
+        with tls_socket(server) as sock:
+            sock.sendall(
+                b"POST /mutate-v1-pod HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 5000\r\n\r\n{"apiVersion"'
+            )
+            time.sleep(0.1)
+    time.sleep(0.3)
+    assert "Traceback" not in server.log_text()
+    assert_serves_valid_review(server)
+
+
 def test_sigterm_lets_the_in_flight_review_finish() -> None:
     body = json.dumps(review(uid="in-flight")).encode()
     with launched() as srv:
