@@ -154,6 +154,7 @@ class Tally:
         self.statuses: collections.Counter[int] = collections.Counter()
         self.cases: collections.Counter[str] = collections.Counter()
         self.dropped = 0
+        self.refused_in_review = 0
         self.server_errors: list[str] = []
         self.drop_samples: list[str] = []
         self.sent = 0
@@ -187,6 +188,8 @@ def client(server: LaunchedServer, seed: int, quota: int, deadline: float, tally
             tally.sent += 1
             tally.statuses[status] += 1
             tally.cases[name] += 1
+            if status == 200 and b'"allowed":false' in data:
+                tally.refused_in_review += 1
             if status >= 500 and len(tally.server_errors) < 10:
                 tally.server_errors.append(f"{name}: {status} {data[:200]!r} for {body[:300]!r}")
     conn.close()
@@ -241,6 +244,9 @@ def main() -> int:
     print("  by case:   " + ", ".join(f"{k} {v}" for k, v in sorted(tally.cases.items())))
     print("  by status: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.statuses.items())))
     print(
+        f"  of the 200s, AdmissionReviews refusing the pod (allowed: false, code 400): {tally.refused_in_review}"
+    )
+    print(
         f"  5xx: {five_xx}   dropped connections: {tally.dropped}   server alive: {alive}   "
         f"valid review still correct: {correct}"
     )
@@ -248,12 +254,13 @@ def main() -> int:
         print(f"  dropped: {sample}")
     for sample in tally.server_errors:
         print(f"  5xx sample: {sample}")
-    if "Traceback" in log:
-        print("  server log has tracebacks:\n" + log[-3000:])
+    clean_log = "Traceback" not in log
+    if not clean_log:
+        print("  server log has tracebacks (an unhandled error is a crash of that request):\n" + log[-3000:])
     complete = tally.sent >= args.count or elapsed >= args.max_seconds
     if not complete:
         print(f"  only {tally.sent} of {args.count} requests were sent (a client thread failed)")
-    ok = five_xx == 0 and tally.dropped == 0 and alive and correct and complete
+    ok = five_xx == 0 and tally.dropped == 0 and alive and correct and complete and clean_log
     return 0 if ok else 1
 
 
