@@ -53,7 +53,8 @@ def _scenario_names(item: pytest.Item) -> tuple[str, str]:
     example = callspec.params.get("_pytest_bdd_example") if callspec is not None else None
     if example:
         rendered = template.render(example).name
-        name = rendered if rendered != template.name else f"{name} [{callspec.id}]"
+        values = "; ".join(f"{key}: {value or '(none)'}" for key, value in example.items())
+        name = rendered if rendered != template.name else f"{name} ({values})"
     return feature, name
 
 
