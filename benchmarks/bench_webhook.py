@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import re
 import shutil
 import socket
@@ -60,6 +61,9 @@ class Measurement:
     p99_ms: float
     errors: int
     non_2xx: int
+    #: CPU time of the server's processes per request: unlike req/s, barely moved by
+    #: other load on the machine, so it shows what a review costs the server itself.
+    cpu_us: float = 0.0
 
 
 def free_port() -> int:
@@ -110,6 +114,21 @@ def wrk(port: int, body: Path, lua: Path, duration: int) -> Measurement:
     return Measurement(requests / (micros / 1e6), p50 / 1000, p99 / 1000, errors, non_2xx)
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """User+system CPU seconds of a process and its direct children (granian's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if root in (pid, ppid):
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def measure(
     stack: str,
     workers: int,
@@ -126,7 +145,12 @@ def measure(
     try:
         wait_ready(port, ca, proc)
         wrk(port, files[0], files[1], 1)  # warm-up: connections, TLS sessions, caches
-        return wrk(port, files[0], files[1], duration)
+        before = tree_cpu_seconds(proc.pid)
+        result = wrk(port, files[0], files[1], duration)
+        spent = tree_cpu_seconds(proc.pid) - before
+        requests = result.rps * duration
+        result.cpu_us = spent / requests * 1e6 if requests else 0.0
+        return result
     finally:
         proc.terminate()
         proc.wait(30)
@@ -166,7 +190,8 @@ def main() -> int:
         )
         print(
             f"{'stack':<12} {'reviews/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-            f"{'ceiling/s':>10} {'c-p99 ms':>9} {'ratio':>6}  errors"
+            f"{'ceiling/s':>10} {'c-p99 ms':>9} {'ratio':>6} "
+            f"{'cpu µs/review':>13} {'cpu µs/ceil':>11}  errors"
         )
         for spec in args.stacks.split(","):
             stack, _, workers = spec.partition(":")
@@ -182,7 +207,8 @@ def main() -> int:
             ratio = real.rps / ceiling.rps if ceiling.rps else 0.0
             print(
                 f"{spec:<12} {real.rps:>10,.0f} {real.p50_ms:>8.2f} {real.p99_ms:>8.2f} "
-                f"{ceiling.rps:>10,.0f} {ceiling.p99_ms:>9.2f} {ratio:>6.0%}  "
+                f"{ceiling.rps:>10,.0f} {ceiling.p99_ms:>9.2f} {ratio:>6.0%} "
+                f"{real.cpu_us:>13.1f} {ceiling.cpu_us:>11.1f}  "
                 f"{real.errors + ceiling.errors} io, {real.non_2xx + ceiling.non_2xx} non-2xx",
                 flush=True,
             )
