@@ -91,6 +91,14 @@ Feature: The mutating webhook adds the extended resource kata.peerpods.io/vm to 
       | memory=512M          | memory=0.5Gi          | absent | 512        |
       | cpu=1000m,memory=1Ki | cpu=1001m,memory=1Mi  | 2      | 1          |
 
+  @WH-006 @WH-007 @needs-cluster
+  Scenario: A pod with limits only is sized from them, as the API server defaults requests to limits
+    Given a pod "limited" in namespace "workloads" with runtimeClassName "kata-remote"
+    And its container "app" requests "" and is limited to "cpu=4,memory=1Gi"
+    When the pod is created
+    Then the pod's "default_vcpus" annotation is "4"
+    And the pod's "default_memory" annotation is "1024"
+
   @WH-006 @WH-007 @WH-008 @WH-009
   Scenario: Init containers count in the sums, and GPUs are announced
     Given the pod:

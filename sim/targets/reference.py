@@ -74,8 +74,13 @@ class ClusterEnvironment(Environment):
         self._provider = provider
         self._lpar_checks = lpar_checks
         self._caller = SwitchableWebhookCaller()
+        # The API server defaults a missing request to its limit before any webhook sees
+        # the pod; the reference cluster does the same, as a real one would.
         self._cluster = Cluster(
-            webhooks=self._profile(DEFAULT_PROFILE, None), caller=self._caller, provider=provider
+            webhooks=self._profile(DEFAULT_PROFILE, None),
+            caller=self._caller,
+            provider=provider,
+            default_requests_from_limits=True,
         )
         self._cluster.apply_runtime_class(load_yaml(RUNTIME_CLASS))
         self._cm = load_yaml(PEER_PODS_CM)
