@@ -156,3 +156,28 @@ def test_lpar_target_on_the_simulator_leaves_nothing() -> None:
     assert "guest" not in target.capabilities and "podvm" in target.capabilities
     assert target.identity()["libvirt URI"] == host.TEST_URI
     target.close()
+
+
+class FakeX86OnlyConnection:
+    """Fake: a QEMU host connection whose capabilities offer no s390x guest (no emulator)."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def getCapabilities(self) -> str:  # libvirt's name
+        return "<capabilities><guest><os_type>hvm</os_type><arch name='x86_64'/></guest></capabilities>"
+
+    def getURI(self) -> str:
+        return "qemu:///system"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_missing_s390x_emulator_says_what_to_install(provider: LibvirtProvider) -> None:
+    provider.connection = FakeX86OnlyConnection(provider.connection)
+    provider.simulated = False
+    with pytest.raises(
+        TargetError, match=r"offers no s390x guest: qemu-system-s390x is missing.*qemu-system-misc"
+    ):
+        provider._guest_caps()
