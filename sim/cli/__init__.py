@@ -24,6 +24,13 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sim.cli.lpar",
 )
 
+#: Sub-commands that need an optional extra of the package (pyproject.toml), by command name.
+OPTIONAL_COMMANDS: dict[str, tuple[str, str]] = {
+    "sim.cli.webhook": ("webhook", "webhook"),
+    "sim.cli.diff": ("diff", "webhook"),
+    "sim.cli.lpar": ("lpar", "lpar"),
+}
+
 EXIT_USAGE = 2
 
 
@@ -39,11 +46,29 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
+            if module_name not in OPTIONAL_COMMANDS or (exc.name or "").startswith("sim"):
+                raise
+            _register_missing_extra(subparsers, module_name, str(exc.name))
+            continue
         module.register(subparsers)
     return parser
+
+
+def _register_missing_extra(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], module_name: str, missing: str
+) -> None:
+    """Keep the command visible, and say how to install what it needs, instead of crashing."""
+    command, extra = OPTIONAL_COMMANDS[module_name]
+    message = (
+        f"'{command}' needs the Python package {missing!r}: "
+        f"pip install 'peerpods-conformance[{extra}]' (or `pip install -e '.[{extra}]'` in a checkout)"
+    )
+    parser = subparsers.add_parser(command, help=f"(needs the [{extra}] extra)", add_help=False)
+
+    def unavailable(args: argparse.Namespace) -> int:
+        raise ConformanceInputError(message)
+
+    parser.set_defaults(func=unavailable, accepts_extra=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
