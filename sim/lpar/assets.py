@@ -68,7 +68,7 @@ class Assets:
     packages: dict[str, str]
 
 
-def _from_manifest(directory: Path) -> tuple[Assets, str]:
+def read_manifest(directory: Path) -> tuple[Assets, str]:
     data = json.loads((directory / MANIFEST).read_text())
     assets = Assets(
         directory=directory,
@@ -106,7 +106,7 @@ def find_assets(cache: Path | None = None, *, key: str | None = None) -> Assets:
     candidates = sorted(cache.glob(f"assets-*/{MANIFEST}"), key=lambda p: p.stat().st_mtime, reverse=True)
     for manifest in candidates:
         try:
-            assets, agent_digest = _from_manifest(manifest.parent)
+            assets, agent_digest = read_manifest(manifest.parent)
         except (OSError, ValueError, KeyError):
             continue
         if (key is not None and assets.key == key) or (key is None and agent_digest == want_agent):

@@ -26,9 +26,9 @@ from sim.lpar.assets import (
     MANIFEST,
     Assets,
     AssetsMissing,
-    _from_manifest,
     agent_source_digest,
     default_cache_dir,
+    read_manifest,
     sha256_file,
     verify,
 )
@@ -200,7 +200,7 @@ def prepare(cache: Path | None = None, *, log: Log = print, force: bool = False)
     the_plan = plan()
     target = cache / f"assets-{the_plan.key}"
     if (target / MANIFEST).is_file() and not force:
-        assets, _ = _from_manifest(target)
+        assets, _ = read_manifest(target)
         try:
             verify(assets)
         except AssetsMissing as exc:
@@ -237,7 +237,7 @@ def prepare(cache: Path | None = None, *, log: Log = print, force: bool = False)
         if target.exists():
             shutil.rmtree(target)
         out.rename(target)
-    assets, _ = _from_manifest(target)
+    assets, _ = read_manifest(target)
     verify(assets)
     log(f"pod VM image ready in {target}")
     return assets, False

@@ -94,6 +94,7 @@ def s390_pv_supported(domain_capabilities: str | None) -> bool | None:
 
 
 def check_machine(evidence: LparEvidence) -> LparCheck:
+    """Doc 4.1.1: LinuxONE Emperor 4 (z16) or later; older machines lack what peer pods on IBM Z need."""
     found = machine_type(evidence.sysinfo)
     if found is None:
         return LparCheck(
@@ -106,6 +107,7 @@ def check_machine(evidence: LparEvidence) -> LparCheck:
 
 
 def check_secure_unpack(evidence: LparEvidence) -> LparCheck:
+    """The host side of IBM Secure Execution: the kernel asked for it and the Ultravisor granted it."""
     cmdline = evidence.kernel_cmdline or ""
     in_cmdline = re.search(r"(^|\s)prot_virt=(1|y|yes|on)(\s|$)", cmdline) is not None
     host_flag = (evidence.prot_virt_host or "").strip() == "1"
@@ -120,6 +122,7 @@ def check_secure_unpack(evidence: LparEvidence) -> LparCheck:
 
 
 def check_libvirt_pv(evidence: LparEvidence) -> LparCheck:
+    """libvirt must be able to start s390-pv guests, or CAA's SE pod VMs cannot be defined."""
     supported = s390_pv_supported(evidence.domain_capabilities)
     if supported:
         return LparCheck(LIBVIRT_PV, True, "libvirt domain capabilities: <s390-pv supported='yes'/>")

@@ -180,7 +180,7 @@ class LibvirtProvider:
         host_arch = str(self.connection.getInfo()[0])
         return domain.LAUNCH_SECURITY_SE if host_arch == "s390x" else None
 
-    def _guest_caps(self) -> tuple[str, str, str | None]:
+    def guest_caps(self) -> tuple[str, str, str | None]:
         """(domain type, machine, emulator) for s390x, from the host's capabilities."""
         if self.simulated:
             return "test", domain.S390_MACHINE, None
@@ -245,7 +245,7 @@ class LibvirtProvider:
         if self.config_error is not None:
             raise self.config_error
         launch = self.launch_security()
-        domain_type, machine, emulator = self._guest_caps()
+        domain_type, machine, emulator = self.guest_caps()
         pool = self._pool()
         base = self._base_volume(pool)
         self._step("root-volume")

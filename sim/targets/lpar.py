@@ -132,7 +132,7 @@ class LparTarget(Target):
         self._emulated_machine: str | None = None
         self.boot_queue = BootQueue()
         self._probe = self.provider()
-        self._probe._guest_caps()  # a missing s390x emulator fails here, before any scenario
+        self._probe.guest_caps()  # a missing s390x emulator fails here, before any scenario
 
     @classmethod
     def from_options(cls, options: TargetOptions) -> LparTarget:
@@ -166,7 +166,7 @@ class LparTarget(Target):
                 "libvirt test driver (in-memory simulator); guest side by the reference pod VM logic"
             )
         else:
-            facts["emulator"] = _emulator_version(self._probe._guest_caps()[2])
+            facts["emulator"] = _emulator_version(self._probe.guest_caps()[2])
             facts["pod VMs"] = "real s390x guests; report from the guest's own agent"
             facts["emulated LPAR limits"] = EMULATION_LIMITS
         if self.assets is not None:
@@ -203,7 +203,7 @@ class LparTarget(Target):
                 "the libvirt simulator has no LPAR to inspect; use qemu:///system or a description"
             )
         machine = self.emulated_machine()
-        domain_type, machine_name, emulator = self._probe._guest_caps()
+        domain_type, machine_name, emulator = self._probe.guest_caps()
         caps = self.connection.getDomainCapabilities(emulator, "s390x", machine_name, domain_type, 0)
         return prerequisites.LparEvidence(
             name=f"emulated LPAR at {self.uri}",

@@ -180,4 +180,4 @@ def test_missing_s390x_emulator_says_what_to_install(provider: LibvirtProvider) 
     with pytest.raises(
         TargetError, match=r"offers no s390x guest: qemu-system-s390x is missing.*qemu-system-misc"
     ):
-        provider._guest_caps()
+        provider.guest_caps()
