@@ -22,7 +22,7 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from sim.server.launch import LaunchedServer, launched
+from sim.server.launch import LaunchedServer, launched, webhook_server
 from sim.webhook import mutate_pod
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,6 +131,19 @@ def test_health_and_readiness(server: LaunchedServer) -> None:
         conn.request("GET", path)
         assert conn.getresponse().status == 200
         conn.close()
+
+
+def test_webhook_server_yields_url_and_ca_and_stops_the_server() -> None:
+    with webhook_server() as (url, ca):
+        port = int(url.split(":")[2].split("/")[0])
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", port, context=ssl.create_default_context(cafile=str(ca)), timeout=5
+        )
+        conn.request("GET", "/readyz")
+        assert conn.getresponse().status == 200
+        conn.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 def test_env_and_flags_reach_the_workers() -> None:
