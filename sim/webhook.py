@@ -403,7 +403,8 @@ def _review_parts(review: object) -> tuple[str, str, object]:
     return str(api_version), uid if isinstance(uid, str) else "", request.get("object")
 
 
-def _answer(api_version: str, response: dict[str, Any]) -> dict[str, Any]:
+def admission_review(api_version: str, response: dict[str, Any]) -> dict[str, Any]:
+    """The AdmissionReview envelope around a ``response``."""
     return {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
 
 
@@ -411,20 +412,40 @@ def _refusal(uid: str, code: int, message: str) -> dict[str, Any]:
     return {"uid": uid, "allowed": False, "status": {"code": code, "message": message}}
 
 
-def review_response(review: dict[str, Any], settings: WebhookSettings = WebhookSettings()) -> dict[str, Any]:
-    """Answer an AdmissionReview as the webhook endpoint would; never raises."""
-    api_version, uid, obj = _review_parts(review)
+def _compact_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def request_response(
+    uid: str,
+    obj: object,
+    settings: WebhookSettings = WebhookSettings(),
+    *,
+    dumps: Callable[[Any], bytes] = _compact_json,
+) -> dict[str, Any]:
+    """The ``response`` to one request's object: the patch, or a 400 naming why it is no pod.
+
+    Shared by :func:`review_response` and the HTTPS server (which passes a faster
+    ``dumps``), so both answer alike. Raises only on a bug in the webhook itself.
+    """
     if obj is None:
-        message = "AdmissionReview has no request.object to decode as a Pod"
-        return _answer(api_version, _refusal(uid, 400, message))
+        return _refusal(uid, 400, "request.object is missing; there is no Pod to decode")
     try:
         ops = mutation_patch(obj, settings)  # type: ignore[arg-type]  # _plan checks the type
     except ConformanceInputError as exc:
-        return _answer(api_version, _refusal(uid, 400, f"cannot decode request.object as a Pod: {exc}"))
-    except Exception as exc:  # the endpoint must answer, whatever the input
-        return _answer(api_version, _refusal(uid, 500, f"internal error: {type(exc).__name__}: {exc}"))
+        return _refusal(uid, 400, f"cannot decode request.object as a Pod: {exc}")
     response: dict[str, Any] = {"uid": uid, "allowed": True}
     if ops:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(json.dumps(ops, separators=(",", ":")).encode()).decode("ascii")
-    return _answer(api_version, response)
+        response["patch"] = base64.b64encode(dumps(ops)).decode("ascii")
+    return response
+
+
+def review_response(review: dict[str, Any], settings: WebhookSettings = WebhookSettings()) -> dict[str, Any]:
+    """Answer an AdmissionReview as the webhook endpoint would; never raises."""
+    api_version, uid, obj = _review_parts(review)
+    try:
+        response = request_response(uid, obj, settings)
+    except Exception as exc:  # the endpoint must answer, whatever the input
+        response = _refusal(uid, 500, f"internal error: {type(exc).__name__}: {exc}")
+    return admission_review(api_version, response)

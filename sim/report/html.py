@@ -15,7 +15,8 @@ _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem;color:#1b1f24;max-width:80rem}
 h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #d0d7de}
 table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{border:1px solid #d0d7de;padding:.3rem .5rem;
-text-align:left;vertical-align:top}th{background:#f6f8fa}.verdict{font-weight:600;white-space:nowrap}td code{white-space:nowrap}
+text-align:left;vertical-align:top}th{background:#f6f8fa}.verdict{font-weight:600;white-space:nowrap}
+td code{white-space:nowrap}
 .passed{color:#116329}.failed{color:#b3261e}.not-applicable{color:#6e7781}.skipped,.not-run{color:#9a6700}
 .banner{padding:.8rem 1rem;border-radius:.4rem;font-size:1.1rem;font-weight:600;margin:1rem 0}
 .banner.passed{background:#dafbe1}.banner.failed{background:#ffebe9}code{font-size:.85rem}

@@ -17,16 +17,14 @@ Its answers must equal :func:`sim.webhook.review_response`'s; the unit tests hol
 
 from __future__ import annotations
 
-import base64
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from sim.errors import ConformanceInputError
 from sim.server.limits import ServerLimits
-from sim.webhook import WebhookSettings, mutation_patch
+from sim.webhook import WebhookSettings, admission_review, request_response
 
 MUTATE_PATH = "/mutate-v1-pod"
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
@@ -170,34 +168,9 @@ class ReviewHandler:
             return status_reply(400, problem)
         request = review["request"]
         uid: str = request["uid"]
-        obj = request.get("object")
-        if obj is None:
-            return Reply(
-                200, orjson.dumps(denial(uid, "request.object is missing; there is no Pod to decode"))
-            )
         try:
-            ops = mutation_patch(obj, self.settings)
-        except ConformanceInputError as exc:
-            return Reply(200, orjson.dumps(denial(uid, f"cannot decode request.object as a Pod: {exc}")))
+            response = request_response(uid, request.get("object"), self.settings, dumps=orjson.dumps)
         except Exception:
             log.exception("webhook failed on review uid=%r", uid)
             return status_reply(500, "internal error in the webhook (logged); this is a bug")
-        response: dict[str, Any] = {"uid": uid, "allowed": True}
-        if ops:
-            response["patchType"] = "JSONPatch"
-            response["patch"] = base64.b64encode(orjson.dumps(ops)).decode("ascii")
-        return Reply(
-            200,
-            orjson.dumps(
-                {"apiVersion": ADMISSION_API_VERSION, "kind": "AdmissionReview", "response": response}
-            ),
-        )
-
-
-def denial(uid: str, message: str) -> dict[str, Any]:
-    """An AdmissionReview refusing a request with code 400, as controller-runtime does."""
-    return {
-        "apiVersion": ADMISSION_API_VERSION,
-        "kind": "AdmissionReview",
-        "response": {"uid": uid, "allowed": False, "status": {"code": 400, "message": message}},
-    }
+        return Reply(200, orjson.dumps(admission_review(ADMISSION_API_VERSION, response)))
