@@ -183,3 +183,10 @@ def test_lpar_try_names_a_bad_pod_file(tmp_path: Path) -> None:
     done = _cli("try", str(tmp_path / "pod.yaml"))
     assert done.returncode == 2
     assert "pod.yaml: expected apiVersion v1, kind Pod" in done.stderr
+
+
+def test_lpar_prepare_reuses_a_current_image() -> None:
+    done = _cli("prepare")
+    assert done.returncode == 0, done.stderr
+    assert "reused from the cache" in done.stdout
+    assert find_assets().key in done.stdout
