@@ -18,9 +18,10 @@ import pytest
 
 from sim.catalogue import PROJECT_ROOT, load_catalogue
 from sim.errors import ConformanceInputError
+from sim.files import sha256_file
 from sim.report.html import render_report
 from sim.report.results import NOT_APPLICABLE, PASSED, ResultRecorder
-from sim.report.summary import build_summary, sha256_file
+from sim.report.summary import build_summary
 from sim.targets import TARGETS, create_target
 from sim.targets.base import TargetOptions
 

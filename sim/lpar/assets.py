@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sim.errors import ConformanceInputError
+from sim.files import sha256_file
 
 #: The agent's source, next to the ``sim`` package in the repository.
 AGENT_SOURCE = Path(__file__).resolve().parents[2] / "podvm-agent"
@@ -42,15 +43,6 @@ def agent_source_digest(source: Path = AGENT_SOURCE) -> str:
         digest.update(path.relative_to(source).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
         digest.update(b"\0")
-    return digest.hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """The file's sha256 hex digest, read in chunks (the kernel is tens of MiB)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
     return digest.hexdigest()
 
 

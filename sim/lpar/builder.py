@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sim.errors import ConformanceInputError
+from sim.files import sha256_file
 from sim.lpar import cpio
 from sim.lpar.assets import (
     AGENT_SOURCE,
@@ -29,7 +30,6 @@ from sim.lpar.assets import (
     agent_source_digest,
     default_cache_dir,
     read_manifest,
-    sha256_file,
     verify,
 )
 

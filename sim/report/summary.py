@@ -7,7 +7,6 @@ the other result files, so a vendor's report can be checked against its raw resu
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -17,6 +16,7 @@ from typing import Any
 
 from sim import __version__
 from sim.catalogue import PROJECT_ROOT, Catalogue
+from sim.files import sha256_file
 from sim.report.results import FAILED, NOT_APPLICABLE, PASSED, SKIPPED, ScenarioResult
 
 NOT_RUN = "not run"
@@ -43,15 +43,6 @@ def suite_commit(root: Path = PROJECT_ROOT) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def requirement_verdict(outcomes: Iterable[str]) -> str:

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sim.catalogue import Catalogue, Requirement
+from sim.files import sha256_file
 from sim.report.html import render_report
 from sim.report.results import FAILED, NOT_APPLICABLE, PASSED, SKIPPED, ScenarioResult
-from sim.report.summary import NOT_RUN, build_summary, requirement_verdict, sha256_file
+from sim.report.summary import NOT_RUN, build_summary, requirement_verdict
 
 
 def catalogue(*ids: str) -> Catalogue:
