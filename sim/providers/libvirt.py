@@ -334,6 +334,21 @@ class LibvirtProvider:
         except self.libvirt.libvirtError:
             return False
 
+    def stop_all(self) -> None:
+        """Stop every pod VM of this provider at once, before they are deleted one by one.
+
+        libvirt's destroy of an emulated s390x guest takes about 2 s, nearly all of it
+        waiting; a scenario's teardown with several pod VMs waits once, not once per VM.
+        """
+        with self._lock:
+            instances = list(self._instances.values())
+        if not instances:
+            return
+        for instance in instances:
+            instance.cancelled.set()  # a queued boot will not start now
+        with ThreadPoolExecutor(max_workers=len(instances), thread_name_prefix="podvm-stop") as pool:
+            list(pool.map(lambda instance: self._destroy(instance.name), instances))
+
     def _destroy(self, name: str) -> None:
         try:
             dom = self.connection.lookupByName(name)

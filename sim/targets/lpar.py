@@ -90,6 +90,7 @@ class LparEnvironment(ClusterEnvironment):
 
     def close(self) -> None:
         try:
+            self._libvirt.stop_all()
             super().close()
         finally:
             left = self._libvirt.leftovers()
