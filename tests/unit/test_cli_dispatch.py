@@ -11,19 +11,23 @@ import pytest
 from sim import cli
 
 
+def import_failing(monkeypatch: pytest.MonkeyPatch, module: str, missing: str) -> None:
+    """Make importing ``module`` fail as if ``missing`` were not installed."""
+    real_import = importlib.import_module
+
+    def patched(name: str, package: str | None = None) -> ModuleType:
+        if name == module:
+            raise ModuleNotFoundError(f"No module named {missing!r}", name=missing)
+        return real_import(name, package)
+
+    monkeypatch.setattr(cli.importlib, "import_module", patched)
+
+
 def test_a_command_whose_extra_is_missing_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real_import = importlib.import_module
-
-    def without_tls_stack(name: str, package: str | None = None) -> ModuleType:
-        if name == "sim.cli.webhook":
-            raise ModuleNotFoundError("No module named 'cryptography'", name="cryptography")
-        return real_import(name, package)
-
-    monkeypatch.setattr(cli.importlib, "import_module", without_tls_stack)
-    status = cli.main(["webhook", "serve", "--port", "9443"])
-    assert status == 2
+    import_failing(monkeypatch, "sim.cli.webhook", "cryptography")
+    assert cli.main(["webhook", "serve", "--port", "9443"]) == 2
     err = capsys.readouterr().err
     assert "'cryptography'" in err and "[webhook]" in err and "Traceback" not in err
 
@@ -31,14 +35,7 @@ def test_a_command_whose_extra_is_missing_names_the_extra(
 def test_other_commands_still_work_when_an_extra_is_missing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    real_import = importlib.import_module
-
-    def without_libvirt(name: str, package: str | None = None) -> ModuleType:
-        if name == "sim.cli.lpar":
-            raise ModuleNotFoundError("No module named 'libvirt'", name="libvirt")
-        return real_import(name, package)
-
-    monkeypatch.setattr(cli.importlib, "import_module", without_libvirt)
+    import_failing(monkeypatch, "sim.cli.lpar", "libvirt")
     toml = tmp_path / "initdata.toml"
     toml.write_text('algorithm = "sha256"\nversion = "0.1.0"\n[data]\n', encoding="utf-8")
     assert cli.main(["initdata", "digest", str(toml)]) == 0
@@ -46,19 +43,12 @@ def test_other_commands_still_work_when_an_extra_is_missing(
 
 
 def test_a_bug_in_our_own_module_is_not_mistaken_for_a_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_import = importlib.import_module
-
-    def broken(name: str, package: str | None = None) -> ModuleType:
-        if name == "sim.cli.lpar":
-            raise ModuleNotFoundError("No module named 'sim.lpar.gone'", name="sim.lpar.gone")
-        return real_import(name, package)
-
-    monkeypatch.setattr(cli.importlib, "import_module", broken)
+    import_failing(monkeypatch, "sim.cli.lpar", "sim.lpar.gone")
     with pytest.raises(ModuleNotFoundError):
         cli.build_parser()
 
 
-def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_command_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as info:
         cli.main(["frobnicate"])
     assert info.value.code == 2
