@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pytest_bdd import given, parsers, then
 
-from sim.targets.base import Environment, NotApplicable
+from sim.targets.base import Environment
 from steps import pods
 from steps.common import World, current_outcome
 
@@ -34,25 +34,17 @@ def disk(facts: dict[str, Any], dev: str) -> dict[str, Any]:
     return dict(found[0])
 
 
-def lpar_hook(env: Environment, name: str) -> Any:
-    """A test hook only the LPAR target offers; elsewhere the scenario is not applicable."""
-    hook = getattr(env, name, None)
-    if hook is None:
-        raise NotApplicable(f"this target cannot {name.replace('_', ' ')}")
-    return hook
-
-
 # --- faults --------------------------------------------------------------------------------
 
 
 @given(parsers.parse("libvirt fails while the pod VM's {step} is made"))
 def libvirt_fails(env: Environment, step: str) -> None:
-    lpar_hook(env, "inject_libvirt_fault")(step)
+    env.inject_libvirt_fault(step)
 
 
 @given(parsers.parse("the pod VMs' guests never report, and the provider waits {seconds:d} seconds"))
 def guests_silent(env: Environment, seconds: int) -> None:
-    lpar_hook(env, "silence_guests")(float(seconds))
+    env.silence_guests(float(seconds))
 
 
 # --- the domain ----------------------------------------------------------------------------

@@ -151,6 +151,15 @@ class Environment(ABC):
     def lpar_checks(self, description: Path | None) -> list[LparCheck]:
         """Evaluate the LPAR prerequisites on a described LPAR, or on the target's own host (None)."""
 
+    # --- fault injection (only targets with a pod VM provider of their own offer it) ------
+    def inject_libvirt_fault(self, step: str) -> None:
+        """Make the pod VM provider's libvirt fail at one creation step."""
+        raise NotApplicable("this target cannot inject libvirt faults")
+
+    def silence_guests(self, timeout: float) -> None:
+        """Boot pod VMs whose guests never report, and wait ``timeout`` seconds for them."""
+        raise NotApplicable("this target boots no guests it could silence")
+
     @abstractmethod
     def close(self) -> None:
         """Teardown: delete everything this environment created."""
