@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from sim.admission import MutatingWebhook, WebhookCallError, admit, load_webhook_configuration
+from sim.cluster import PeerPodNamespacePolicy
 from sim.errors import ConformanceInputError
 from sim.server.tls import certificate_identity_der, load_certificates
 from sim.targets.base import Environment, LparCheck, NotApplicable, PodOutcome, Target, TargetOptions
-from sim.webhook import TARGET_RUNTIMECLASS_DEFAULT
 
 #: What kube-apiserver waits for a webhook when the configuration does not say.
 DEFAULT_TIMEOUT_S = 10.0
@@ -172,7 +172,7 @@ class WebhookEnvironment(Environment):
         self._webhooks = list(target.webhooks)
         self._namespaces: dict[str, dict[str, Any]] = {}
         self._pods: dict[tuple[str, str], PodOutcome] = {}
-        self._allowed_peer_pod_namespaces: list[str] | None = None
+        self._policy: PeerPodNamespacePolicy | None = None
 
     # --- configuration -------------------------------------------------------------------
     def use_webhook_profile(self, profile: str, *, failure_policy: str | None = None) -> None:
@@ -198,7 +198,7 @@ class WebhookEnvironment(Environment):
         self._namespaces.setdefault(name, namespace_object(name, labels))
 
     def allow_peer_pods_only_in(self, namespaces: list[str]) -> None:
-        self._allowed_peer_pod_namespaces = list(namespaces)
+        self._policy = PeerPodNamespacePolicy(frozenset(namespaces))
 
     def set_peer_pods_config(self, data: Mapping[str, str]) -> None:
         raise NotApplicable("the webhook target has no cloud-api-adaptor to configure")
@@ -228,24 +228,12 @@ class WebhookEnvironment(Environment):
         )
         if not result.allowed:
             outcome = PodOutcome(admitted=False, pod=None, denial=result.reason)
-        elif (denial := self._policy_denial(result.pod, namespace)) is not None:
+        elif self._policy is not None and (denial := self._policy.denial(result.pod, namespace)) is not None:
             outcome = PodOutcome(admitted=False, pod=None, denial=denial)
         else:
             outcome = PodOutcome(admitted=True, pod=result.pod, phase="Pending")
         self._pods[key] = outcome
         return outcome
-
-    def _policy_denial(self, pod: Mapping[str, Any], namespace: str) -> str | None:
-        """The doc's recommended policy: peer pods only in the chosen namespaces."""
-        allowed = self._allowed_peer_pod_namespaces
-        if allowed is None or namespace in allowed:
-            return None
-        if (pod.get("spec") or {}).get("runtimeClassName") != TARGET_RUNTIMECLASS_DEFAULT:
-            return None
-        return (
-            f"peer pods (runtimeClassName {TARGET_RUNTIMECLASS_DEFAULT}) are only allowed in "
-            f"{', '.join(allowed)}; namespace {namespace!r} is not one of them"
-        )
 
     def delete_pod(self, namespace: str, name: str) -> None:
         self._pods.pop((namespace, name), None)
