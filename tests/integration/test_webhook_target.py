@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.server
 import json
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -181,6 +182,17 @@ def test_bad_options_are_input_errors(server: LaunchedServer, tmp_path: Path) ->
 Responder = Callable[[http.server.BaseHTTPRequestHandler, dict[str, Any]], None]
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    """Joins its handler threads on close, so a slow handler cannot outlive its test, and
+    stays quiet when the client under test has already given up (the timeout cases)."""
+
+    daemon_threads = False  # server_close() waits for the handlers (block_on_close)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
 class FakeEndpoint:
     """A Fake AdmissionReview endpoint over TLS whose answers the test chooses (to misbehave)."""
 
@@ -200,8 +212,7 @@ class FakeEndpoint:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.ca_pem = ca.cert_pem
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
