@@ -25,6 +25,9 @@ CATALOGUE_PATH = FEATURES_DIR / "requirements.yaml"
 #: The shape of a requirement id; any tag of this shape must be in the catalogue.
 REQUIREMENT_ID = re.compile(r"^[A-Z]{2}-\d{3}$")
 _FIELDS = ("id", "text", "source", "since")
+#: Requirement levels. MUST: what the document or upstream does; only MUSTs decide the
+#: verdict. SHOULD: what the suite recommends beyond upstream; reported as advisories.
+LEVELS = ("MUST", "SHOULD")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Requirement:
     text: str
     source: str
     since: str
+    level: str = "MUST"
 
 
 @dataclass(frozen=True)
@@ -74,13 +78,16 @@ def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
         missing = [name for name in _FIELDS if not str(entry.get(name) or "").strip()]
         if missing:
             raise ConformanceInputError(f"{where}: missing {', '.join(missing)}")
-        requirement = Requirement(**{name: str(entry[name]).strip() for name in _FIELDS})
+        level = str(entry.get("level") or "MUST").strip()
+        if level not in LEVELS:
+            raise ConformanceInputError(f"{where}: level {level!r} is not one of {', '.join(LEVELS)}")
+        requirement = Requirement(**{name: str(entry[name]).strip() for name in _FIELDS}, level=level)
         if not REQUIREMENT_ID.match(requirement.id):
             raise ConformanceInputError(f"{where}: id {requirement.id!r} is not of the form AB-123")
         if requirement.id in by_id:
             raise ConformanceInputError(f"{where}: duplicate id {requirement.id}")
-        if "MUST" not in requirement.text:
-            raise ConformanceInputError(f"{where} ({requirement.id}): text must be MUST-worded")
+        if level not in requirement.text:
+            raise ConformanceInputError(f"{where} ({requirement.id}): a {level} requirement's text must say {level}")
         by_id[requirement.id] = requirement
         requirements.append(requirement)
     return Catalogue(tuple(requirements), by_id)
