@@ -33,6 +33,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--webhook-config", default=None, help="MutatingWebhookConfiguration YAML the webhook target applies"
     )
+    group.addoption(
+        "--profile", default=None, help="profile of --webhook-config (caa-chart, openshift); default detected"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,6 +59,7 @@ def target(pytestconfig: pytest.Config) -> Iterator[Target]:
         webhook_url=pytestconfig.getoption("webhook_url"),
         webhook_ca=_path_option(pytestconfig, "webhook_ca"),
         webhook_config=_path_option(pytestconfig, "webhook_config"),
+        extra={"profile": pytestconfig.getoption("profile") or ""},
     )
     built = create_target(pytestconfig.getoption("target"), options)
     yield built

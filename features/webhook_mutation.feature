@@ -150,7 +150,14 @@ Feature: The mutating webhook adds the extended resource kata.peerpods.io/vm to 
     And the pod has no annotation "io.katacontainers.config.hypervisor.default_memory"
 
   @WH-011
-  Scenario: A peer pod with an unparsable quantity is refused, naming the container and field
+  Scenario: A peer pod with an unparsable quantity is refused with code 400
+    Given a pod "broken" in namespace "workloads" with runtimeClassName "kata-remote"
+    And its container "app" requests "cpu=two" and is limited to "cpu=2"
+    When the pod is created
+    Then the pod is refused with code 400
+
+  @WH-022
+  Scenario: The refusal of an unparsable quantity names the container and the field
     Given a pod "broken" in namespace "workloads" with runtimeClassName "kata-remote"
     And its container "app" requests "cpu=two" and is limited to "cpu=2"
     When the pod is created

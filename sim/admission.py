@@ -45,14 +45,19 @@ __all__ = [
     "AdmissionOutcome",
     "InProcessWebhookCaller",
     "MutatingWebhook",
+    "RecordingCaller",
     "Rule",
+    "SidecarInjector",
+    "WebhookCall",
     "WebhookCallError",
     "WebhookCaller",
     "admit",
     "build_admission_review",
+    "denial_code",
     "load_webhook_configuration",
     "parse_webhook_configuration",
     "rule_matches",
+    "sidecar_webhook",
     "webhook_applies",
 ]
 
@@ -395,6 +400,91 @@ class InProcessWebhookCaller:
             raise WebhookCallError(f"the server responded with status 500: {exc}") from exc
 
 
+#: The name under which the suite registers its stand-in for another mutating webhook.
+SIDECAR_WEBHOOK = "sidecar-injector.conformance.peerpods.io"
+
+
+def sidecar_webhook() -> MutatingWebhook:
+    """The registration of another mutating webhook (a sidecar injector), for pod CREATE
+    in every namespace, to be placed after the peer-pods webhook."""
+    return MutatingWebhook(
+        name=SIDECAR_WEBHOOK,
+        rules=(Rule(operations=("CREATE",), api_groups=("",), api_versions=("v1",), resources=("pods",)),),
+        path="/inject",
+    )
+
+
+class SidecarInjector:
+    """Stands in for another mutating webhook, such as a service mesh's sidecar injector.
+
+    It is not the system under test: it plays the *other* webhook of a cluster, so that
+    ``reinvocationPolicy: IfNeeded`` has something to react to. It appends ``container``
+    to every pod it is sent that has no container of that name, as a JSONPatch.
+    """
+
+    def __init__(self, container: Mapping[str, Any]) -> None:
+        self.container = copy.deepcopy(dict(container))
+
+    def __call__(self, webhook: MutatingWebhook, review: dict[str, Any]) -> dict[str, Any]:
+        request = review["request"]
+        pod = request.get("object") or {}
+        containers = (pod.get("spec") or {}).get("containers") or []
+        response: dict[str, Any] = {"uid": request["uid"], "allowed": True}
+        if all(c.get("name") != self.container.get("name") for c in containers):
+            ops = [{"op": "add", "path": "/spec/containers/-", "value": self.container}]
+            response["patchType"] = "JSONPatch"
+            response["patch"] = base64.b64encode(json.dumps(ops).encode()).decode("ascii")
+        return {"apiVersion": ADMISSION_API_VERSION, "kind": "AdmissionReview", "response": response}
+
+
+@dataclass(frozen=True)
+class WebhookCall:
+    """One AdmissionReview the API server sent, and how the webhook answered it."""
+
+    webhook: str
+    operation: str
+    namespace: str
+    name: str
+    allowed: bool | None  # None: the call itself failed (unreachable, timeout, bad reply)
+    code: int | None = None  # kube-apiserver's status for a refusal (see denial_code)
+
+
+class RecordingCaller:
+    """Delivers reviews as ``caller`` does and remembers every call, as an audit log would.
+
+    Webhooks registered in ``local`` under their name (the suite's stand-in for another
+    webhook) are answered in process; every other call goes to ``caller``.
+    """
+
+    def __init__(self, caller: WebhookCaller) -> None:
+        self.caller = caller
+        self.local: dict[str, WebhookCaller] = {}
+        self.calls: list[WebhookCall] = []
+
+    def __call__(self, webhook: MutatingWebhook, review: dict[str, Any]) -> dict[str, Any]:
+        request = review["request"]
+        where = (webhook.name, str(request.get("operation")), str(request.get("namespace")))
+        name = str(request.get("name") or "")
+        try:
+            reply = self.local.get(webhook.name, self.caller)(webhook, review)
+        except WebhookCallError:
+            self.calls.append(WebhookCall(*where, name, allowed=None))
+            raise
+        response = reply.get("response") if isinstance(reply, Mapping) else None
+        allowed = response.get("allowed") if isinstance(response, Mapping) else None
+        if not isinstance(allowed, bool) or not isinstance(response, Mapping):
+            self.calls.append(WebhookCall(*where, name, allowed=None))
+        else:
+            code = None if allowed else denial_code(response)
+            self.calls.append(WebhookCall(*where, name, allowed=allowed, code=code))
+        return reply
+
+    def calls_for(self, namespace: str, name: str, *, others: bool = False) -> list[WebhookCall]:
+        """The calls made for one pod, in order; without ``others``, not those to ``local`` webhooks."""
+        mine = [call for call in self.calls if call.namespace == namespace and call.name == name]
+        return [call for call in mine if others or call.webhook not in self.local]
+
+
 # --------------------------------------------------------------------------- admission
 
 
@@ -411,6 +501,20 @@ class AdmissionOutcome:
     warnings: list[str] = field(default_factory=list)
     reinvoked: list[str] = field(default_factory=list)  # IfNeeded webhooks called a second time
     changes: int = 0  # how many calls actually changed the object
+    code: int | None = None  # the HTTP status kube-apiserver answers a refused request with
+
+
+def denial_code(response: Mapping[str, Any]) -> int:
+    """The HTTP status kube-apiserver answers when a webhook's ``allowed`` is false.
+
+    The webhook's ``status.code``, raised to 400 when it is missing or below 400
+    (k8s.io/apiserver ``webhook/errors`` ``ToStatusErr``): a webhook answering with
+    controller-runtime's ``admission.Errored(400, err)`` refuses with 400, ``Denied`` with 403.
+    """
+    code = (response.get("status") or {}).get("code")
+    if not isinstance(code, int) or isinstance(code, bool) or code < 400:
+        return 400
+    return code
 
 
 class _Rejection(Exception):
@@ -474,11 +578,13 @@ def _call_one(
             return True
         outcome.allowed = False
         outcome.reason = f'Internal error occurred: failed calling webhook "{webhook.name}": {exc}'
+        outcome.code = 500
         return False
     if not response["allowed"]:
         message = ((response.get("status") or {}).get("message")) or "without explanation"
         outcome.allowed = False
         outcome.reason = f'admission webhook "{webhook.name}" denied the request: {message}'
+        outcome.code = denial_code(response)
         return False
     outcome.warnings.extend(str(w) for w in response.get("warnings") or [])
     if "patch" in response:
@@ -487,6 +593,7 @@ def _call_one(
         except _Rejection as exc:
             outcome.allowed = False
             outcome.reason = f'admission webhook "{webhook.name}": {exc}'
+            outcome.code = 500
             return False
         outcome.patched = True
         if patched != outcome.pod:

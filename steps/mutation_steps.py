@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_bdd import parsers, then, when
+from pytest_bdd import given, parsers, then, when
 
 from sim.targets.base import Environment, PodOutcome
 from steps import pods
@@ -136,3 +136,104 @@ def peer_pod_in_every_excluded_namespace(env: Environment, world: World, profile
         env.create_namespace(namespace)
         submit(env, world, world.add(pods.peer_pod("escaper", namespace)))
         world.batch.append((namespace, "escaper"))
+
+
+# --- the deployed registration, other webhooks, and what the webhook received -----------
+
+SIDECAR_IMAGE = "registry.example/sidecar:1.0"
+
+
+@given(parsers.parse('the MutatingWebhookConfiguration of the "{profile}" profile is deployed'))
+def deployed_configuration(env: Environment, profile: str) -> None:
+    env.use_deployed_webhook_configuration(profile)
+
+
+@given(
+    parsers.parse(
+        'another webhook, registered after it, adds a container "{container}" requesting "{requests}"'
+        ' and limited to "{limits}"'
+    )
+)
+def sidecar_webhook(env: Environment, container: str, requests: str, limits: str) -> None:
+    entry = {"name": container, "image": SIDECAR_IMAGE, "resources": pods.resources(requests, limits)}
+    env.add_sidecar_webhook(entry)
+
+
+@given(
+    parsers.parse('another webhook, registered after it, adds a container "{container}" without resources')
+)
+def sidecar_webhook_bare(env: Environment, container: str) -> None:
+    env.add_sidecar_webhook({"name": container, "image": SIDECAR_IMAGE})
+
+
+@when(parsers.parse('the pod is updated with the label "{key}" set to "{value}"'), target_fixture="outcome")
+def update_with_label(env: Environment, world: World, key: str, value: str) -> PodOutcome:
+    assert world.current is not None, "no pod has been created yet"
+    stored = admitted_pod(env.get_pod(*world.current))
+    updated = pods.snapshot(dict(stored))
+    updated.setdefault("metadata", {}).setdefault("labels", {})[key] = value
+    return env.create_pod(updated, operation="UPDATE")
+
+
+@then(parsers.parse('the pod carries the label "{key}" set to "{value}"'))
+def carries_label(outcome: PodOutcome, key: str, value: str) -> None:
+    labels = (admitted_pod(outcome).get("metadata") or {}).get("labels") or {}
+    assert labels.get(key) == value, f"expected label {key}={value!r}, found {labels.get(key)!r}"
+
+
+def _operations(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+@then(parsers.parse('the webhook received the pod\'s requests "{operations}"'))
+def webhook_received(env: Environment, world: World, operations: str) -> None:
+    assert world.current is not None, "no pod has been created yet"
+    received = env.webhook_requests(*world.current)
+    pod = "/".join(world.current)
+    assert received == _operations(operations), (
+        f"the webhook received {received or 'nothing'} for pod {pod}, expected {operations}"
+    )
+
+
+@then("the pod was never sent to the webhook")
+def never_sent(env: Environment, world: World) -> None:
+    assert world.current is not None, "no pod has been created yet"
+    received = env.webhook_requests(*world.current)
+    assert not received, f"pod {'/'.join(world.current)} was sent to the webhook: {received}"
+
+
+@then("none of those pods was sent to the webhook")
+def batch_never_sent(env: Environment, world: World) -> None:
+    assert world.batch, "no pod was created"
+    sent = [namespace for namespace, name in world.batch if env.webhook_requests(namespace, name)]
+    assert not sent, f"pods in excluded namespaces were sent to the webhook: {sent}"
+
+
+@then(
+    parsers.parse('a peer pod "{name}" created in namespace "{namespace}" is sent to the webhook and mutated')
+)
+def control_pod_sent(env: Environment, world: World, name: str, namespace: str) -> None:
+    env.create_namespace(namespace)
+    outcome = submit(env, world, world.add(pods.peer_pod(name, namespace)))
+    received = env.webhook_requests(namespace, name)
+    assert received, (
+        f"pod {namespace}/{name} was not sent to the webhook: the configuration sends nothing, "
+        "so its exclusions prove nothing"
+    )
+    assert_first_container_carries(admitted_pod(outcome), "kata.peerpods.io/vm", "1")
+
+
+@then(parsers.parse("the pod is refused with code {code:d}"))
+def refused_with_code(outcome: PodOutcome, code: int) -> None:
+    assert not outcome.admitted, "the pod was admitted, but it must be refused"
+    assert outcome.code == code, f"the refusal has code {outcome.code}, expected {code}: {outcome.denial}"
+
+
+@then(parsers.parse('container "{name}" requests "{requests}" and is limited to "{limits}"'))
+def container_keeps(outcome: PodOutcome, name: str, requests: str, limits: str) -> None:
+    block = pods.find_container(admitted_pod(outcome), name).get("resources") or {}
+    expected = pods.resources(requests, limits)
+    for part in ("requests", "limits"):
+        found = {k: pods.quantity(str(v)) for k, v in (block.get(part) or {}).items()}
+        wanted = {k: pods.quantity(v) for k, v in (expected.get(part) or {}).items()}
+        assert found == wanted, f"container {name!r} {part} {block.get(part)}, expected {expected.get(part)}"

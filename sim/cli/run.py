@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--webhook-ca", type=Path, default=None, help="CA bundle of the webhook's certificate"
     )
     parser.add_argument("--webhook-config", type=Path, default=None, help="MutatingWebhookConfiguration YAML")
+    parser.add_argument(
+        "--profile", default=None, help="profile of --webhook-config (caa-chart, openshift); default detected"
+    )
     parser.set_defaults(func=run, accepts_extra=True)
 
 
@@ -69,6 +72,7 @@ def _options(args: argparse.Namespace) -> TargetOptions:
         webhook_url=args.webhook_url,
         webhook_ca=args.webhook_ca,
         webhook_config=args.webhook_config,
+        extra={"profile": args.profile or ""},
     )
 
 
@@ -91,7 +95,7 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
         "-o",
         "junit_suite_name=peerpods-conformance",
     ]
-    for option in ("libvirt_uri", "webhook_url", "webhook_ca", "webhook_config"):
+    for option in ("libvirt_uri", "webhook_url", "webhook_ca", "webhook_config", "profile"):
         value = getattr(args, option)
         if value is not None:
             argv.append(f"--{option.replace('_', '-')}={value}")

@@ -57,6 +57,7 @@ class PodOutcome:
     node: str | None = None
     reason: str | None = None
     vm: str | None = None
+    code: int | None = None  # the HTTP status of a refusal, as kube-apiserver answers it
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,20 @@ class Environment(ABC):
     @abstractmethod
     def lpar_checks(self, description: Path | None) -> list[LparCheck]:
         """Evaluate the LPAR prerequisites on a described LPAR, or on the target's own host (None)."""
+
+    # --- the webhook's registration and what it received ---------------------------------
+    def use_deployed_webhook_configuration(self, profile: str) -> None:
+        """Use the MutatingWebhookConfiguration deployed for ``profile``; not applicable when
+        the target cannot say what is deployed, or what is deployed is of another profile."""
+        self.use_webhook_profile(profile)
+
+    def add_sidecar_webhook(self, container: Mapping[str, Any]) -> None:
+        """Register another mutating webhook after the current ones; it adds ``container``."""
+        raise NotApplicable("this target cannot register another webhook")
+
+    def webhook_requests(self, namespace: str, name: str) -> list[str]:
+        """The operations of the AdmissionReviews the webhook under test received for a pod."""
+        raise NotApplicable("this target cannot tell what the webhook received")
 
     # --- fault injection (only targets with a pod VM provider of their own offer it) ------
     def inject_libvirt_fault(self, step: str) -> None:

@@ -19,8 +19,11 @@ from sim import __version__
 from sim.admission import (
     InProcessWebhookCaller,
     MutatingWebhook,
+    RecordingCaller,
+    SidecarInjector,
     WebhookCallError,
     load_webhook_configuration,
+    sidecar_webhook,
 )
 from sim.catalogue import PROJECT_ROOT
 from sim.cluster import AdmissionDenied, Cluster, PodState
@@ -74,11 +77,12 @@ class ClusterEnvironment(Environment):
         self._provider = provider
         self._lpar_checks = lpar_checks
         self._caller = SwitchableWebhookCaller()
+        self._recorder = RecordingCaller(self._caller)
         # The API server defaults a missing request to its limit before any webhook sees
         # the pod; the reference cluster does the same, as a real one would.
         self._cluster = Cluster(
             webhooks=self._profile(DEFAULT_PROFILE, None),
-            caller=self._caller,
+            caller=self._recorder,
             provider=provider,
             default_requests_from_limits=True,
         )
@@ -121,6 +125,14 @@ class ClusterEnvironment(Environment):
     def use_sizing_annotations(self, enabled: bool) -> None:
         self._caller.settings = replace(self._caller.settings, annotations=enabled)
 
+    def add_sidecar_webhook(self, container: Mapping[str, Any]) -> None:
+        webhook = sidecar_webhook()
+        self._recorder.local[webhook.name] = SidecarInjector(container)
+        self._cluster.webhooks = [*self._cluster.webhooks, webhook]
+
+    def webhook_requests(self, namespace: str, name: str) -> list[str]:
+        return [call.operation for call in self._recorder.calls_for(namespace, name)]
+
     def create_namespace(self, name: str, labels: Mapping[str, str] | None = None) -> None:
         if not self._cluster.has_namespace(name):
             self._cluster.create_namespace(name, dict(labels or {}))
@@ -144,12 +156,20 @@ class ClusterEnvironment(Environment):
         metadata = manifest.get("metadata") or {}
         key = (str(metadata.get("namespace", "default")), str(metadata.get("name", "")))
         try:
-            state = self._cluster.create_pod(dict(manifest))
+            state = self._cluster.create_pod(dict(manifest), operation=operation)
         except AdmissionDenied as denied:
-            outcome = PodOutcome(admitted=False, pod=None, denial=str(denied))
-            self._refused[key] = outcome
+            outcome = PodOutcome(admitted=False, pod=None, denial=str(denied), code=self._code(key, denied))
+            if operation == "CREATE":
+                self._refused[key] = outcome
             return outcome
         return _outcome(state)
+
+    def _code(self, key: tuple[str, str], denied: AdmissionDenied) -> int:
+        """kube-apiserver's status: a webhook's refusal carries the webhook's own code."""
+        calls = self._recorder.calls_for(*key, others=True)
+        if calls and calls[-1].allowed is False and calls[-1].code is not None:
+            return calls[-1].code
+        return denied.code
 
     def delete_pod(self, namespace: str, name: str) -> None:
         self._cluster.delete_pod(namespace, name)
@@ -216,6 +236,8 @@ class ReferenceTarget(Target):
             for name in ("libvirt_uri", "webhook_url", "webhook_ca", "webhook_config")
             if getattr(options, name)
         ]
+        if options.extra.get("profile"):
+            unused.append("profile")
         if unused:
             raise ConformanceInputError(
                 f"the reference target takes no {', '.join('--' + n.replace('_', '-') for n in unused)}"

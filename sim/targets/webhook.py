@@ -29,7 +29,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sim.admission import MutatingWebhook, WebhookCallError, admit, load_webhook_configuration
+from sim.admission import (
+    MutatingWebhook,
+    RecordingCaller,
+    SidecarInjector,
+    WebhookCallError,
+    admit,
+    load_webhook_configuration,
+    sidecar_webhook,
+)
 from sim.cluster import PeerPodNamespacePolicy
 from sim.errors import ConformanceInputError
 from sim.server.tls import certificate_identity_der, load_certificates
@@ -44,6 +52,9 @@ USER_INFO: dict[str, Any] = {"username": "conformance-user", "groups": ["system:
 #: An address nothing listens on: "the webhook is unreachable" is made real, not faked.
 UNREACHABLE_URL = "https://127.0.0.1:1/mutate-v1-pod"
 ADMISSION_V1 = "admission.k8s.io/v1"
+NAME_LABEL = "kubernetes.io/metadata.name"
+#: The configuration profiles a deployed MutatingWebhookConfiguration can be judged against.
+PROFILE_NAMES = ("caa-chart", "openshift")
 
 
 class HttpsWebhookCaller:
@@ -168,7 +179,7 @@ class WebhookEnvironment(Environment):
 
     def __init__(self, target: WebhookTarget) -> None:
         self._target = target
-        self._caller = target.caller
+        self._caller = RecordingCaller(target.caller)
         self._webhooks = list(target.webhooks)
         self._namespaces: dict[str, dict[str, Any]] = {}
         self._pods: dict[tuple[str, str], PodOutcome] = {}
@@ -184,8 +195,31 @@ class WebhookEnvironment(Environment):
     def use_webhook_configuration(self, path: Path) -> None:
         self._webhooks = read_configuration(path)
 
+    def use_deployed_webhook_configuration(self, profile: str) -> None:
+        target = self._target
+        if target.config is None:
+            raise NotApplicable(
+                "give the MutatingWebhookConfiguration you deploy (--webhook-config): namespace exclusion "
+                "and the registered operations are kube-apiserver acting on it, not the endpoint"
+            )
+        if profile != target.deployed_profile:
+            raise NotApplicable(
+                f"the deployed MutatingWebhookConfiguration {target.config} is of the "
+                f"{target.deployed_profile!r} profile ({target.profile_source}); this scenario is "
+                f"written for the {profile!r} profile"
+            )
+        self._webhooks = read_configuration(target.config)
+
+    def add_sidecar_webhook(self, container: Mapping[str, Any]) -> None:
+        webhook = sidecar_webhook()
+        self._caller.local[webhook.name] = SidecarInjector(container)
+        self._webhooks = [*self._webhooks, webhook]
+
+    def webhook_requests(self, namespace: str, name: str) -> list[str]:
+        return [call.operation for call in self._caller.calls_for(namespace, name)]
+
     def make_webhook_unreachable(self) -> None:
-        self._caller = HttpsWebhookCaller(UNREACHABLE_URL, None, timeout=self._target.caller.timeout)
+        self._caller.caller = HttpsWebhookCaller(UNREACHABLE_URL, None, timeout=self._target.caller.timeout)
 
     def set_webhook_env(self, name: str, value: str) -> None:
         raise NotApplicable(f"the endpoint's environment ({name}) cannot be set from the suite")
@@ -227,12 +261,13 @@ class WebhookEnvironment(Environment):
             old_pod=old.pod if operation == "UPDATE" and old is not None else None,
         )
         if not result.allowed:
-            outcome = PodOutcome(admitted=False, pod=None, denial=result.reason)
+            outcome = PodOutcome(admitted=False, pod=None, denial=result.reason, code=result.code)
         elif self._policy is not None and (denial := self._policy.denial(result.pod, namespace)) is not None:
-            outcome = PodOutcome(admitted=False, pod=None, denial=denial)
+            outcome = PodOutcome(admitted=False, pod=None, denial=denial, code=403)
         else:
             outcome = PodOutcome(admitted=True, pod=result.pod, phase="Pending")
-        self._pods[key] = outcome
+        if outcome.admitted or operation == "CREATE":
+            self._pods[key] = outcome  # a refused update leaves the pod as it was
         return outcome
 
     def delete_pod(self, namespace: str, name: str) -> None:
@@ -267,6 +302,25 @@ class WebhookEnvironment(Environment):
         self._namespaces.clear()
 
 
+def excluded_namespaces(webhooks: list[MutatingWebhook]) -> set[str]:
+    """Names every webhook's namespaceSelector excludes by ``kubernetes.io/metadata.name NotIn``."""
+    excluded: set[str] | None = None
+    for webhook in webhooks:
+        names: set[str] = set()
+        for expression in (webhook.namespace_selector or {}).get("matchExpressions") or []:
+            if expression.get("key") == NAME_LABEL and expression.get("operator") == "NotIn":
+                names.update(str(v) for v in expression.get("values") or [])
+        excluded = names if excluded is None else excluded & names
+    return excluded or set()
+
+
+def detect_profile(webhooks: list[MutatingWebhook]) -> str:
+    """``openshift`` when the configuration excludes OpenShift's own namespaces, else ``caa-chart``."""
+    if any(name == "openshift" or name.startswith("openshift-") for name in excluded_namespaces(webhooks)):
+        return "openshift"
+    return "caa-chart"
+
+
 def read_configuration(path: Path) -> list[MutatingWebhook]:
     """A MutatingWebhookConfiguration file, its errors naming the file."""
     try:
@@ -283,15 +337,32 @@ class WebhookTarget(Target):
     capabilities = frozenset({"mutation"})
 
     def __init__(
-        self, url: str, ca: Path | None, config: Path | None = None, timeout: float | None = None
+        self,
+        url: str,
+        ca: Path | None,
+        config: Path | None = None,
+        timeout: float | None = None,
+        profile: str | None = None,
     ) -> None:
         if ca is not None:
             load_certificates(ca)  # names the file if it is not a PEM bundle
+        if profile is not None and profile not in PROFILE_NAMES:
+            raise ConformanceInputError(f"--profile {profile!r}: not one of {', '.join(PROFILE_NAMES)}")
+        if profile is not None and config is None:
+            raise ConformanceInputError(
+                f"--profile {profile} judges a deployed configuration: give it with --webhook-config"
+            )
         self.url = url
         self.ca = ca
         self.config = config
         self.caller = HttpsWebhookCaller(url, ca, timeout)
         self.webhooks = read_configuration(config) if config else self.profile("caa-chart")
+        #: The profile the deployed configuration is judged against (None: none was given).
+        self.deployed_profile: str | None = None
+        self.profile_source = ""
+        if config is not None:
+            self.deployed_profile = profile or detect_profile(self.webhooks)
+            self.profile_source = "--profile" if profile else "detected from its excluded namespaces"
 
     @classmethod
     def from_options(cls, options: TargetOptions) -> WebhookTarget:
@@ -308,7 +379,8 @@ class WebhookTarget(Target):
             raise ConformanceInputError(
                 f"webhook timeout {raw_timeout!r} ({TIMEOUT_ENV}) must be in (0, 30] seconds"
             )
-        return cls(options.webhook_url, options.webhook_ca, options.webhook_config, timeout)
+        profile = options.extra.get("profile") or None
+        return cls(options.webhook_url, options.webhook_ca, options.webhook_config, timeout, profile)
 
     def profile(self, profile: str) -> list[MutatingWebhook]:
         """A named configuration profile, unless the user gave their own configuration."""
@@ -328,6 +400,9 @@ class WebhookTarget(Target):
             "url": self.url,
             "ca": str(self.ca) if self.ca else "system trust store",
         }
+        if self.config is not None:
+            profile = f"{self.deployed_profile} profile, {self.profile_source}"
+            ident["webhook configuration"] = f"{self.config} ({profile})"
         try:
             ident.update({f"certificate_{k}": v for k, v in self.peer_certificate().items()})
         except (OSError, ssl.SSLError) as exc:
