@@ -8,6 +8,11 @@ applies the returned patch. Pods are kept in a plain store; nothing is scheduled
 every scenario needing nodes, pod VMs or a guest is not applicable here, and the
 endpoint's own environment cannot be changed from the suite (no ``webhook-settings``).
 
+What kube-apiserver decides from the registration (namespace exclusion, the operations,
+reinvocation) is judged only on the configuration the user deploys (``--webhook-config``),
+against its profile (``--profile`` or detected); without it those scenarios are not
+applicable. Every review sent is recorded, so a scenario can say what the endpoint received.
+
 Failures of the endpoint (unreachable, TLS, timeout, malformed reply) become
 :class:`sim.admission.WebhookCallError` with the reason, which admission turns into a
 denial (failurePolicy Fail) or an unmutated pod (Ignore): one scenario fails with that
