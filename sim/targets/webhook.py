@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.admission import MutatingWebhook, WebhookCallError, admit, load_webhook_configuration
+from sim.bounds import read_text_bounded
 from sim.cluster import PeerPodNamespacePolicy
 from sim.errors import ConformanceInputError
 from sim.server.tls import certificate_identity_der, load_certificates
@@ -269,10 +270,7 @@ class WebhookEnvironment(Environment):
 
 def read_configuration(path: Path) -> list[MutatingWebhook]:
     """A MutatingWebhookConfiguration file, its errors naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConformanceInputError(f"--webhook-config {path}: {exc.strerror or exc}") from None
+    text = read_text_bounded(path, what="webhook configuration", flag="--webhook-config")
     return load_webhook_configuration(text, source=str(path))
 
 
