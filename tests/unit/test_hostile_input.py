@@ -259,3 +259,20 @@ def test_encode_validates_as_decode_does(tmp_path: Path, capsys: pytest.CaptureF
     status, err = cli(capsys, "initdata", "encode", str(source))
     assert status == 2
     assert "md5" in err and str(source) in err
+
+
+@pytest.mark.parametrize("url", ["https://127.0.0.1:99999/x", "https://[::1/x", "https://127.0.0.1:0/x"])
+def test_bad_webhook_url_exits_2_naming_the_flag(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    status, err = cli(capsys, "run", "--target", "webhook", "--webhook-url", url)
+    assert status == 2
+    assert "--webhook-url" in err
+
+
+@pytest.mark.parametrize("where", ["missing-dir/ca.pem", "."])
+def test_self_signed_into_a_missing_dir_or_at_a_dir_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    pytest.importorskip("granian")
+    status, err = cli(capsys, "webhook", "serve", "--port", "1", "--self-signed", str(tmp_path / where))
+    assert status == 2
+    assert "--self-signed" in err
