@@ -93,7 +93,7 @@ def test_mutate_never_tracebacks_on_yaml_noise(text: str) -> None:
     run(["mutate"], text.encode(), stdin=True)
 
 
-TOML_NOISE = st.text(alphabet='[]{}=."\'#\n abc0123456789-+_:eE', max_size=200)
+TOML_NOISE = st.text(alphabet="[]{}=.\"'#\n abc0123456789-+_:eE", max_size=200)
 
 
 @FUZZ
