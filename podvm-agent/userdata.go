@@ -28,6 +28,10 @@ const (
 	InitdataPath    = PeerpodDir + "/initdata"
 	DigestPath      = PeerpodDir + "/initdata.digest"
 	MaxDecodedBytes = 1 << 20 // a gzip bomb is cut off here, with bounded memory
+	// The same bounds as the reference (sim/bounds.py): encoded size, gzip members, TOML depth.
+	MaxEncodedBytes = 1 << 20
+	MaxGzipMembers  = 16
+	MaxTomlDepth    = 64
 	cloudConfigHead = "#cloud-config"
 )
 
@@ -187,6 +191,9 @@ func writeUnder(root string, guestPath string, content []byte, report *Report) e
 }
 
 func decodeInitdata(encoded string) ([]byte, error) {
+	if len(encoded) > MaxEncodedBytes {
+		return nil, fmt.Errorf("encoded initdata is %d bytes, over %d; refused before decoding", len(encoded), MaxEncodedBytes)
+	}
 	text := strings.NewReplacer("\r", "", "\n", "").Replace(encoded)
 	if text == "" {
 		return nil, errors.New("initdata is empty")
@@ -204,19 +211,34 @@ func decodeInitdata(encoded string) ([]byte, error) {
 	if !bytes.HasPrefix(raw, []byte{0x1f, 0x8b}) {
 		return nil, errors.New("initdata is not gzip-compressed")
 	}
-	reader, err := gzip.NewReader(bytes.NewReader(raw))
+	source := bytes.NewReader(raw)
+	reader, err := gzip.NewReader(source)
 	if err != nil {
 		return nil, fmt.Errorf("initdata is not valid gzip data: %w", err)
 	}
 	defer reader.Close()
-	decoded, err := io.ReadAll(io.LimitReader(reader, MaxDecodedBytes+1))
-	if len(decoded) > MaxDecodedBytes {
-		return nil, fmt.Errorf("decoded initdata exceeds %d bytes; refused", MaxDecodedBytes)
+	// One member at a time, counted: empty members produce no output, so only a count bounds them.
+	var decoded bytes.Buffer
+	for members := 1; ; members++ {
+		if members > MaxGzipMembers {
+			return nil, fmt.Errorf("initdata has more than %d gzip members; refused", MaxGzipMembers)
+		}
+		reader.Multistream(false)
+		_, err := io.Copy(&decoded, io.LimitReader(reader, int64(MaxDecodedBytes+1-decoded.Len())))
+		if decoded.Len() > MaxDecodedBytes {
+			return nil, fmt.Errorf("decoded initdata exceeds %d bytes; refused", MaxDecodedBytes)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("initdata is not valid gzip data: %w", err)
+		}
+		if source.Len() == 0 {
+			break
+		}
+		if err := reader.Reset(source); err != nil {
+			return nil, fmt.Errorf("initdata has trailing data after the gzip stream: %w", err)
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("initdata is not valid gzip data: %w", err)
-	}
-	return decoded, nil
+	return decoded.Bytes(), nil
 }
 
 // base64Offence names the first character outside the standard alphabet or misplaced
@@ -256,6 +278,41 @@ func oneOf(value string, allowed []string) bool {
 	return false
 }
 
+// tooDeep reports a table or array more than MaxTomlDepth levels down (the document
+// itself is level 0), as the reference counts.
+func tooDeep(value interface{}, depth int) bool {
+	switch v := value.(type) {
+	case map[string]interface{}:
+		if depth > MaxTomlDepth {
+			return true
+		}
+		for _, child := range v {
+			if tooDeep(child, depth+1) {
+				return true
+			}
+		}
+	case []interface{}:
+		if depth > MaxTomlDepth {
+			return true
+		}
+		for _, child := range v {
+			if tooDeep(child, depth+1) {
+				return true
+			}
+		}
+	case []map[string]interface{}:
+		if depth > MaxTomlDepth {
+			return true
+		}
+		for _, child := range v {
+			if tooDeep(child, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func textField(doc map[string]interface{}, key string, allowed []string) (string, error) {
 	raw, present := doc[key]
 	if !present {
@@ -285,6 +342,9 @@ func parseInitdata(tomlBytes []byte) (initdataDoc, error) {
 	meta, err := toml.Decode(string(tomlBytes), &doc)
 	if err != nil {
 		return initdataDoc{}, fmt.Errorf("%s: not valid TOML: %w", InitdataPath, err)
+	}
+	if tooDeep(doc, 0) {
+		return initdataDoc{}, fmt.Errorf("%s: not valid TOML: nested more than %d levels deep", InitdataPath, MaxTomlDepth)
 	}
 	algorithm, err := textField(doc, "algorithm", algorithms)
 	if err != nil {

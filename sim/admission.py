@@ -32,11 +32,11 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import jsonpatch
-import yaml
 
 from sim.errors import ConformanceInputError, TargetError
 from sim.selectors import SelectorError, label_selector_matches, validate_label_selector
 from sim.webhook import WebhookSettings, review_response
+from sim.yamlload import YamlInputError, load_all
 
 __all__ = [
     "ADMISSION_API_VERSION",
@@ -265,9 +265,9 @@ def parse_webhook_configuration(obj: object, *, source: str) -> list[MutatingWeb
 def load_webhook_configuration(text: str, *, source: str) -> list[MutatingWebhook]:
     """Parse a MutatingWebhookConfiguration YAML document; errors name ``source`` and the field."""
     try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise AdmissionConfigError(f"{source}: not valid YAML: {exc}") from None
+        documents = load_all(text, source=source)
+    except YamlInputError as exc:
+        raise AdmissionConfigError(str(exc)) from None
     if len(documents) != 1:
         raise AdmissionConfigError(f"{source}: expected one YAML document, found {len(documents)}")
     return parse_webhook_configuration(documents[0], source=source)

@@ -13,10 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from pytest_bdd.feature import get_features
 
+from sim.bounds import read_text_bounded
 from sim.errors import ConformanceInputError
+from sim.yamlload import load_one
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FEATURES_DIR = PROJECT_ROOT / "features"
@@ -60,12 +61,7 @@ class ScenarioRef:
 
 def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
     """Read and validate the catalogue; every error names the file and the entry."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConformanceInputError(f"{path}: cannot read the requirement catalogue: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConformanceInputError(f"{path}: not valid YAML: {exc}") from exc
+    document = load_one(read_text_bounded(path, what="requirement catalogue"), source=str(path))
     entries = (document or {}).get("requirements") or []
     if not isinstance(entries, list):
         raise ConformanceInputError(f"{path}: 'requirements' must be a list")
@@ -87,7 +83,9 @@ def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
         if requirement.id in by_id:
             raise ConformanceInputError(f"{where}: duplicate id {requirement.id}")
         if level not in requirement.text:
-            raise ConformanceInputError(f"{where} ({requirement.id}): a {level} requirement's text must say {level}")
+            raise ConformanceInputError(
+                f"{where} ({requirement.id}): a {level} requirement's text must be {level}-worded"
+            )
         by_id[requirement.id] = requirement
         requirements.append(requirement)
     return Catalogue(tuple(requirements), by_id)

@@ -9,9 +9,14 @@ padding character short):
   ignored, as Go's ``base64.NewDecoder`` ignores them (cloud-config block scalars add one);
 * the payload must be gzip (several concatenated members are accepted, as Go's reader
   accepts them);
+* the encoded text is at most :data:`sim.bounds.MAX_INITDATA_BYTES` (1 MiB), checked first;
 * decompression is **bounded**: :data:`MAX_DECODED_BYTES` (1 MiB). It is streamed through
   ``zlib.decompressobj`` with ``max_length`` so a gzip bomb is refused after producing at
-  most one byte past the bound, in bounded memory and time. Why 1 MiB: initdata reaches
+  most one byte past the bound, in bounded memory and time; at most
+  :data:`sim.bounds.MAX_GZIP_MEMBERS` members are inflated (empty members produce no
+  output, so only a count bounds them), which keeps decoding linear in the input;
+* TOML nested deeper than :data:`sim.bounds.MAX_TOML_DEPTH` or holding an integer outside
+  TOML's 64-bit range is refused (the Go agent refuses the same documents). Why 1 MiB: initdata reaches
   the VM through a pod annotation (Kubernetes caps all annotations of an object at
   256 KiB together) or cloud-init user data (small on every provider), and real documents
   -- ``aa.toml``, ``cdh.toml`` and a generated ``policy.rego`` -- are tens of KiB; 1 MiB is
@@ -40,6 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sim.bounds import MAX_GZIP_MEMBERS, MAX_INITDATA_BYTES, MAX_TOML_DEPTH, excerpt
 from sim.errors import ConformanceInputError
 
 __all__ = [
@@ -63,7 +69,8 @@ ANNOTATION = "io.katacontainers.config.hypervisor.cc_init_data"
 CM_KEY = "INITDATA"
 ALGORITHMS = ("sha256", "sha384", "sha512")
 VERSIONS = ("0.1.0",)
-MAX_DECODED_BYTES = 1 << 20
+MAX_DECODED_BYTES = MAX_INITDATA_BYTES
+_INT64 = range(-(1 << 63), 1 << 63)
 
 # What the pod VM writes when it received no initdata: sha256, 0.1.0 and an empty aa.toml,
 # byte for byte as upstream's process-user-data generates it (no trailing newline), since
@@ -157,9 +164,15 @@ def _bounded_gunzip(compressed: bytes) -> bytes:
         )
     result = bytearray()
     rest = compressed
+    members = 0
     while rest:
         if not rest.startswith(_GZIP_MAGIC):
             raise InitdataError("initdata has trailing data after the gzip stream")
+        members += 1
+        if members > MAX_GZIP_MEMBERS:
+            raise InitdataError(
+                f"initdata has more than MAX_GZIP_MEMBERS ({MAX_GZIP_MEMBERS}) gzip members; refused"
+            )
         out, rest = _inflate_member(rest, MAX_DECODED_BYTES - len(result))
         result += out
         if len(result) > MAX_DECODED_BYTES:
@@ -171,6 +184,11 @@ def _bounded_gunzip(compressed: bytes) -> bytes:
 
 def decode(encoded: str) -> bytes:
     """base64 (strict) -> bounded gunzip -> the TOML bytes; raises InitdataError."""
+    if len(encoded) > MAX_INITDATA_BYTES:
+        raise InitdataError(
+            f"encoded initdata is {len(encoded):,} characters, over the MAX_INITDATA_BYTES bound "
+            f"({MAX_INITDATA_BYTES} bytes); refused before decoding"
+        )
     return _bounded_gunzip(_strict_base64(encoded))
 
 
@@ -180,9 +198,10 @@ def _text_field(doc: Mapping[str, Any], key: str, source: str, allowed: tuple[st
         raise InitdataError(f"{source}: missing '{key}' (expected one of {', '.join(allowed)})")
     value = doc[key]
     if not isinstance(value, str):
-        raise InitdataError(f"{source}: '{key}' must be a string, got {value!r}")
+        raise InitdataError(f"{source}: '{key}' must be a string, got {excerpt(value)}")
     if value not in allowed:
-        raise InitdataError(f"{source}: unknown {key} {value!r} (expected one of {', '.join(allowed)})")
+        expected = ", ".join(allowed)
+        raise InitdataError(f"{source}: unknown {key} {excerpt(value)} (expected one of {expected})")
     return value
 
 
@@ -190,10 +209,11 @@ def _data_table(doc: Mapping[str, Any], source: str) -> dict[str, str]:
     """The [data] table: optional (CAA's field is omitempty) but, when present, names -> strings."""
     data = doc.get("data", {})
     if not isinstance(data, dict):
-        raise InitdataError(f"{source}: 'data' must be a table of file name -> content, got {data!r}")
+        raise InitdataError(f"{source}: 'data' must be a table of file name -> content, got {excerpt(data)}")
     for name, content in data.items():
         if not isinstance(content, str):
-            raise InitdataError(f"{source}: data.{name!r} must be a string, got {type(content).__name__}")
+            kind = type(content).__name__
+            raise InitdataError(f"{source}: data.{excerpt(name)} must be a string, got {kind}")
     return dict(data)
 
 
@@ -207,12 +227,45 @@ def parse(toml_bytes: bytes, *, source: str = "initdata") -> InitdataDocument:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InitdataError(f"{source}: not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise InitdataError(
+            f"{source}: not valid TOML: nested more than MAX_TOML_DEPTH ({MAX_TOML_DEPTH}) levels deep"
+        ) from None
+    except ValueError as exc:  # an integer too long for Python's int() (over 4,300 digits)
+        raise InitdataError(f"{source}: not valid TOML: integer out of the 64-bit range ({exc})") from None
+    _check_limits(doc, source)
     return InitdataDocument(
         algorithm=_text_field(doc, "algorithm", source, ALGORITHMS),
         version=_text_field(doc, "version", source, VERSIONS),
         data=_data_table(doc, source),
         toml=toml_bytes,
     )
+
+
+def _check_limits(doc: dict[str, Any], source: str) -> None:
+    """Refuse a table or array more than MAX_TOML_DEPTH levels down (the document is level 0),
+    and integers outside TOML's 64-bit range; iteratively, so depth costs no stack."""
+    pending: list[tuple[object, int, str]] = [(doc, 0, "")]
+    while pending:
+        value, depth, where = pending.pop()
+        if isinstance(value, dict):
+            children: list[tuple[str, object]] = [
+                (f"{where}.{key}" if where else key, v) for key, v in value.items()
+            ]
+        elif isinstance(value, list):
+            children = [(f"{where}[{index}]", v) for index, v in enumerate(value)]
+        else:
+            if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+                raise InitdataError(
+                    f"{source}: not valid TOML: {excerpt(where)}: integer out of the 64-bit range"
+                )
+            continue
+        if depth > MAX_TOML_DEPTH:
+            raise InitdataError(
+                f"{source}: not valid TOML: {excerpt(where)} is nested more than "
+                f"MAX_TOML_DEPTH ({MAX_TOML_DEPTH}) levels deep"
+            )
+        pending.extend((child, depth + 1, path) for path, child in children)
 
 
 def digest(toml_bytes: bytes, algorithm: str | None = None) -> str:

@@ -197,4 +197,6 @@ def process_user_data(
         _apply_initdata(guest, report, encoded)
     except (ConformanceInputError, OSError) as exc:
         report.error = str(exc)
+    except (ValueError, RecursionError, MemoryError) as exc:  # any other decode failure, as the agent
+        report.error = f"user data could not be decoded: {type(exc).__name__}: {str(exc)[:200]}"
     return report

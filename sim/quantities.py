@@ -18,6 +18,19 @@ agree with Go (CAA's webhook and the API server both decode with it):
 * Go rounds a value finer than a nanounit away from zero (``0.9n`` is ``1n``) and caps a
   *binary-suffixed* value at 2^63-1 (``8Ei``); decimal values are not capped.
 
+Bounds (README, "Bounds on bad input"):
+
+* a quantity longer than :data:`sim.bounds.MAX_QUANTITY_CHARS` is refused before it is
+  parsed or cached (Go has no length limit, but no value it can hold needs that many
+  characters), so the parse cache holds at most 4,096 short strings;
+* the exponent of ``e``/``E`` notation must fit ``resource.Quantity``'s scale, an int32:
+  Go reads the exponent as an int64 (refusing anything longer) and then silently wraps it
+  to 32 bits (``1e4294967296`` becomes 1); here anything outside the int32 range is refused;
+* huge values inside that range (``1e1000000``) are kept, as Go keeps them, and all
+  arithmetic on quantities runs in :data:`CONTEXT`, whose exponent range covers every
+  int32 scale, so a sum never overflows; the webhook then refuses a pod whose sums leave
+  the int64 range it converts in.
+
 Rounding to integers follows ``resource.Quantity.Value()`` (away from zero) and
 ``RoundUpToMiB`` (Go integer division, plus one when the remainder is positive), because
 those are what CAA's webhook uses to compute the sizing annotations.
@@ -26,6 +39,7 @@ those are what CAA's webhook uses to compute the sizing annotations.
 from __future__ import annotations
 
 import contextlib
+import decimal
 import functools
 import math
 import re
@@ -33,9 +47,11 @@ from decimal import ROUND_UP, Decimal, InvalidOperation
 
 from kubernetes.utils.quantity import parse_quantity as _k8s_parse_quantity
 
+from sim.bounds import MAX_QUANTITY_CHARS, excerpt
 from sim.errors import ConformanceInputError
 
 __all__ = [
+    "CONTEXT",
     "MAX_QUANTITY",
     "MIB",
     "QuantityError",
@@ -54,6 +70,18 @@ _GRAMMAR = re.compile(
     r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+|)",
     re.ASCII,
 )
+#: resource.Quantity keeps its scale in an int32.
+_MIN_EXPONENT, _MAX_EXPONENT = -(1 << 31), (1 << 31) - 1
+
+#: The decimal context for arithmetic on quantities: default precision (28 digits), but an
+#: exponent range wide enough that no int32-scaled value, or sum of them, overflows.
+CONTEXT = decimal.Context(
+    prec=28,
+    Emax=decimal.MAX_EMAX,
+    Emin=decimal.MIN_EMIN,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
+)
+
 _BINARY_SUFFIXES = frozenset({"Ki", "Mi", "Gi", "Ti", "Pi", "Ei"})
 _NANO = Decimal("1e-9")
 
@@ -90,12 +118,19 @@ def _as_text(value: object, where: str) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, int):
+        if value.bit_length() > 4 * MAX_QUANTITY_CHARS:  # str() of a huge int is itself slow
+            raise QuantityError(f"{where}: a {value.bit_length()}-bit integer is not a Kubernetes quantity")
         return str(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise QuantityError(f"{where}: {value!r} is not a Kubernetes quantity")
         return repr(value)
-    raise QuantityError(f"{where}: {value!r} ({type(value).__name__}) is not a Kubernetes quantity")
+    raise QuantityError(f"{where}: {excerpt(value)} ({type(value).__name__}) is not a Kubernetes quantity")
+
+
+def _is_exponent(suffix: str) -> bool:
+    """``e3``/``E-2`` (not the ``E`` and ``Ei`` suffixes)."""
+    return len(suffix) > 1 and suffix[0] in "eE" and suffix != "Ei"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -105,6 +140,7 @@ def _parse_text(text: str) -> Decimal | None:
     Cached because manifests repeat the same few values ("100m", "1Gi") over and over and
     the admission benchmarks parse them for every pod; Decimals are immutable, so sharing
     them is safe.
+    Callers check the length (MAX_QUANTITY_CHARS) first, so the cache is bounded in bytes.
     """
     match = _GRAMMAR.fullmatch(text.strip())
     if match is None or not match.group(0):
@@ -112,14 +148,17 @@ def _parse_text(text: str) -> Decimal | None:
     sign, number, suffix = match.group("sign", "number", "suffix")
     if number in ("", "."):
         return Decimal(0)
+    if _is_exponent(suffix) and not _MIN_EXPONENT <= int(suffix[1:]) <= _MAX_EXPONENT:
+        return None
     try:
-        result = Decimal(_k8s_parse_quantity(sign + number + suffix))  # type: ignore[no-untyped-call]
-    except (ValueError, InvalidOperation):  # pragma: no cover - the grammar already checked
+        with decimal.localcontext(CONTEXT):
+            result = Decimal(_k8s_parse_quantity(sign + number + suffix))  # type: ignore[no-untyped-call]
+    except (ValueError, ArithmeticError):  # pragma: no cover - the grammar already checked
         return None
     exponent = result.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -9:
         with contextlib.suppress(InvalidOperation):  # beyond 28 digits the nanos are gone anyway
-            result = result.quantize(_NANO, rounding=ROUND_UP)
+            result = result.quantize(_NANO, rounding=ROUND_UP, context=CONTEXT)
     if suffix in _BINARY_SUFFIXES:
         result = max(-MAX_QUANTITY, min(MAX_QUANTITY, result))
     return result
@@ -131,18 +170,30 @@ def quantity_value(value: object) -> Decimal | None:
     The exception-free fast path for hot loops; call :func:`parse_quantity` for the message.
     """
     if type(value) is str:
-        return _parse_text(value)
+        return None if len(value) > MAX_QUANTITY_CHARS else _parse_text(value)
     try:
-        return _parse_text(_as_text(value, ""))
+        text = _as_text(value, "")
     except QuantityError:
         return None
+    return None if len(text) > MAX_QUANTITY_CHARS else _parse_text(text)
 
 
 def parse_quantity(value: str | int | float, *, where: str) -> Decimal:
     """Parse one quantity as Kubernetes does; ``where`` names the field in error messages."""
     text = _as_text(value, where)
+    if len(text) > MAX_QUANTITY_CHARS:
+        raise QuantityError(
+            f"{where}: {excerpt(text)} is {len(text):,} characters long; a Kubernetes quantity "
+            f"is refused beyond {MAX_QUANTITY_CHARS}"
+        )
     result = _parse_text(text)
     if result is None:
+        match = _GRAMMAR.fullmatch(text.strip())
+        if match is not None and _is_exponent(match.group("suffix")):
+            raise QuantityError(
+                f"{where}: {text!r}: the exponent is outside resource.Quantity's int32 range "
+                f"[{_MIN_EXPONENT}, {_MAX_EXPONENT}]"
+            )
         raise QuantityError(f"{where}: {text!r} is not a Kubernetes quantity")
     return result
 

@@ -42,7 +42,7 @@ from functools import partial
 from typing import Any
 
 from sim.errors import ConformanceInputError
-from sim.quantities import parse_quantity
+from sim.quantities import MAX_QUANTITY, parse_quantity
 
 __all__ = [
     "CPU",
@@ -82,6 +82,8 @@ def to_amount(resource: str, value: object, *, where: str) -> int:
     if cached is not None:
         return cached
     parsed = parse_quantity(value, where=where)  # type: ignore[arg-type]  # checked by parse_quantity
+    if parsed.copy_abs() > MAX_QUANTITY:  # Go's MilliValue()/Value() cannot hold it either
+        raise SchedulerError(f"{where}: {parsed} is outside the int64 range the scheduler counts in")
     scaled = parsed * _MILLI if resource == CPU else parsed
     amount = int(scaled.to_integral_value(rounding=ROUND_UP))
     if len(_AMOUNTS) < 65536:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import decimal
 import json
 import marshal
 from collections.abc import Callable, Mapping
@@ -35,7 +36,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from sim.bounds import excerpt, short
 from sim.errors import ConformanceInputError
+from sim.quantities import CONTEXT as QUANTITY_CONTEXT
 from sim.quantities import (
     MAX_QUANTITY,
     QuantityError,
@@ -125,7 +128,7 @@ def _pod_label(pod: dict[str, Any]) -> str:
         return "pod <unnamed>"
     name = meta.get("name") or (f"{meta['generateName']}*" if meta.get("generateName") else "<unnamed>")
     namespace = meta.get("namespace")
-    return f"pod {namespace}/{name}" if namespace else f"pod {name}"
+    return f"pod {short(namespace)}/{short(name)}" if namespace else f"pod {short(name)}"
 
 
 def _check_kind(pod: object) -> dict[str, Any]:
@@ -135,7 +138,7 @@ def _check_kind(pod: object) -> dict[str, Any]:
     kind = pod.get("kind", "Pod")
     api_version = pod.get("apiVersion", "v1")
     if kind != "Pod" or api_version != "v1":
-        raise PodError(f"{_pod_label(pod)}: object is {api_version}/{kind}, not v1/Pod")
+        raise PodError(f"{_pod_label(pod)}: object is {short(api_version)}/{short(kind)}, not v1/Pod")
     return pod
 
 
@@ -160,7 +163,8 @@ def _check_metadata(pod: dict[str, Any]) -> None:
     for key, value in annotations.items():
         if not isinstance(value, str):
             raise PodError(
-                f"{_pod_label(pod)}: metadata.annotations[{key!r}]: expected a string, got {value!r}"
+                f"{_pod_label(pod)}: metadata.annotations[{excerpt(key)}]: "
+                f"expected a string, got {excerpt(value)}"
             )
 
 
@@ -225,13 +229,14 @@ def _decode(pod: object) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]
     runtime_class = spec.get("runtimeClassName")
     if runtime_class is not None and not isinstance(runtime_class, str):
         raise PodError(
-            f"{_pod_label(checked)}: spec.runtimeClassName: expected a string, got {runtime_class!r}"
+            f"{_pod_label(checked)}: spec.runtimeClassName: expected a string, got {excerpt(runtime_class)}"
         )
     lists = {name: _containers(checked, spec, name) for name in _CONTAINER_LISTS}
     totals = _Totals()
-    for list_name, containers in lists.items():
-        for index in range(len(containers)):
-            _add_container(totals, checked, list_name, index)
+    with decimal.localcontext(QUANTITY_CONTEXT):  # sums of huge quantities must not overflow
+        for list_name, containers in lists.items():
+            for index in range(len(containers)):
+                _add_container(totals, checked, list_name, index)
     return spec, lists, totals
 
 
@@ -249,7 +254,7 @@ def _size_annotation(requests: Decimal, limits: Decimal) -> Decimal | None:
 
 def _within_int64(pod: object, what: str, value: Decimal) -> Decimal:
     """Refuse a sum Go cannot convert: ``Value()`` on it overflows and CAA's result is undefined."""
-    if abs(value) > MAX_QUANTITY:
+    if value.copy_abs() > MAX_QUANTITY:
         label = _pod_label(pod)  # type: ignore[arg-type]  # _decode checked it is a dict
         raise PodError(f"{label}: the {what} sum {value} is outside the int64 range the webhook converts in")
     return value

@@ -12,6 +12,7 @@ import os
 import sys
 
 from sim import initdata
+from sim.bounds import MAX_INITDATA_BYTES
 from sim.cli.mutate import read_source
 
 __all__ = ["register"]
@@ -21,23 +22,31 @@ def _label(source: str) -> str:
     return "stdin" if source == "-" else source
 
 
+def _read(source: str, what: str) -> bytes:
+    return read_source(source, what=what, limit=MAX_INITDATA_BYTES)
+
+
 def _encode(args: argparse.Namespace) -> int:
-    print(initdata.encode(read_source(args.file, what="initdata TOML file")))
+    """Validate as ``decode``/``digest`` do (the pod VM would refuse it otherwise), then encode."""
+    toml_bytes = _read(args.file, "initdata TOML file")
+    initdata.parse(toml_bytes, source=_label(args.file))
+    print(initdata.encode(toml_bytes))
     return 0
 
 
 def _decoded(source: str) -> bytes:
-    """STRING, FILE or '-' decoded; an existing file wins over reading the argument as the string."""
+    """STRING, FILE or '-' decoded exactly as the pod VM decodes (line breaks ignored, nothing stripped).
+
+    An existing file wins over reading the argument as the string.
+    """
     if source == "-" or os.path.isfile(source):
-        raw = read_source(source, what="initdata file")
+        raw = _read(source, "initdata file")
         try:
-            return initdata.decode(raw.decode("ascii").strip())
-        except UnicodeDecodeError as exc:
-            raise initdata.InitdataError(f"{_label(source)}: encoded initdata must be ASCII base64") from exc
+            return initdata.decode(raw.decode("utf-8", errors="replace"))
         except initdata.InitdataError as exc:
             raise initdata.InitdataError(f"{_label(source)}: {exc}") from exc
     try:
-        return initdata.decode(source.strip())
+        return initdata.decode(source)
     except initdata.InitdataError as exc:
         if "/" in source and "." in source:  # probably meant as a file name
             raise initdata.InitdataError(f"{exc} (and there is no file named {source!r})") from exc
@@ -73,7 +82,7 @@ def _decode(args: argparse.Namespace) -> int:
 
 def _digest(args: argparse.Namespace) -> int:
     """Digest of the file's exact bytes; with --algorithm the document is not validated."""
-    toml_bytes = read_source(args.file, what="initdata TOML file")
+    toml_bytes = _read(args.file, "initdata TOML file")
     algorithm = args.algorithm or initdata.parse(toml_bytes, source=_label(args.file)).algorithm
     _check_expected(toml_bytes, algorithm, args.expect, _label(args.file))
     print(initdata.digest(toml_bytes, algorithm))

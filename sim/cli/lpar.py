@@ -15,11 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sim.cli.mutate import load_pod, read_source
 from sim.errors import ConformanceInputError
 from sim.lpar import host
+from sim.yamlload import load_one
 
 __all__ = ["register"]
 
@@ -74,10 +73,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 def _config_map_data(source: str) -> dict[str, str]:
     """The ``data`` of a ConfigMap manifest, every value a string as Kubernetes requires."""
-    try:
-        manifest = yaml.safe_load(read_source(source, what="peer-pods-cm"))
-    except yaml.YAMLError as exc:
-        raise ConformanceInputError(f"{source}: not valid YAML: {exc}") from exc
+    manifest = load_one(read_source(source, what="peer-pods-cm"), source=source)
     if not isinstance(manifest, dict) or manifest.get("kind") != "ConfigMap":
         raise ConformanceInputError(f"{source}: expected a ConfigMap manifest")
     data = manifest.get("data") or {}

@@ -15,30 +15,23 @@ from typing import Any
 
 import yaml
 
+from sim.bounds import MAX_MANIFEST_BYTES, read_bounded, short
 from sim.errors import ConformanceInputError
 from sim.webhook import WebhookSettings, mutate_pod
+from sim.yamlload import load_all
 
 __all__ = ["load_pod", "read_source", "register"]
 
 
-def read_source(source: str, *, what: str) -> bytes:
-    """Bytes of FILE, or of stdin for '-'; a missing or unreadable file is an input error."""
-    if source == "-":
-        return sys.stdin.buffer.read()
-    try:
-        with open(source, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise ConformanceInputError(f"{what} {source}: cannot read: {exc.strerror or exc}") from exc
+def read_source(source: str, *, what: str, limit: int = MAX_MANIFEST_BYTES) -> bytes:
+    """Bytes of FILE, or of stdin for '-', at most ``limit`` (checked before parsing)."""
+    return read_bounded(source, what=what, limit=limit)
 
 
 def load_pod(data: bytes, *, source: str) -> dict[str, Any]:
     """Exactly one YAML document, and it must be a v1 Pod."""
     label = "stdin" if source == "-" else source
-    try:
-        documents = [doc for doc in yaml.safe_load_all(data) if doc is not None]
-    except yaml.YAMLError as exc:
-        raise ConformanceInputError(f"{label}: not valid YAML: {exc}") from exc
+    documents = load_all(data, source=label)
     if len(documents) != 1:
         raise ConformanceInputError(
             f"{label}: expected exactly one YAML document (a Pod), found {len(documents)}"
@@ -48,7 +41,9 @@ def load_pod(data: bytes, *, source: str) -> dict[str, Any]:
         raise ConformanceInputError(f"{label}: expected a Pod object, found a YAML {type(pod).__name__}")
     kind, api_version = pod.get("kind"), pod.get("apiVersion")
     if kind != "Pod" or api_version != "v1":
-        raise ConformanceInputError(f"{label}: expected apiVersion v1, kind Pod; found {api_version}/{kind}")
+        raise ConformanceInputError(
+            f"{label}: expected apiVersion v1, kind Pod; found {short(api_version)}/{short(kind)}"
+        )
     return pod
 
 

@@ -112,6 +112,17 @@ def check_bindable(host: str, port: int) -> None:
             raise ConformanceInputError(f"--host {host} --port {port}: {exc.strerror}") from None
 
 
+def check_writable_file(flag: str, path: Path) -> None:
+    """A file the command will write: its directory must exist and it must not be a directory."""
+    if path.is_dir():
+        raise ConformanceInputError(f"{flag} {path}: is a directory; give a file name for the CA")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConformanceInputError(f"{flag} {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ConformanceInputError(f"{flag} {path}: directory {parent} is not writable")
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """Check the inputs, prepare the certificate, then serve until SIGTERM."""
     from sim.server.serve import ServeConfig, serve
@@ -124,6 +135,8 @@ def run_serve(args: argparse.Namespace) -> int:
         raise ConformanceInputError("--self-signed makes its own certificate; drop --cert/--key")
     if args.self_signed is None and not (args.cert and args.key):
         raise ConformanceInputError("HTTPS only: give --cert and --key, or --self-signed for a local run")
+    if args.self_signed is not None:
+        check_writable_file("--self-signed", Path(args.self_signed))
     check_bindable(args.host, args.port)
     limits = ServerLimits(read_timeout=args.read_timeout)
     settings = settings_from(args, dict(os.environ))

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from sim.bounds import read_text_bounded
 from sim.errors import ConformanceInputError
 from sim.targets.base import LparCheck
+from sim.yamlload import load_one
 
 MACHINE_TYPE = "machine type"
 SECURE_UNPACK = "Secure Unpack Facility (prot_virt)"
@@ -59,9 +59,9 @@ class LparDescriptionError(ConformanceInputError):
 def load_description(path: Path) -> LparEvidence:
     """Read an LPAR description (YAML) from ``fixtures/lpar/``."""
     try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise LparDescriptionError(f"{path}: cannot read LPAR description: {exc}") from None
+        raw: Any = load_one(read_text_bounded(path, what="LPAR description"), source=str(path))
+    except ConformanceInputError as exc:
+        raise LparDescriptionError(f"cannot read LPAR description: {exc}") from None
     if not isinstance(raw, dict):
         raise LparDescriptionError(f"{path}: an LPAR description is a mapping")
     fields = ("sysinfo", "kernel_cmdline", "prot_virt_host", "domain_capabilities")

@@ -13,8 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sim import __version__
 from sim.admission import (
     InProcessWebhookCaller,
@@ -25,6 +23,7 @@ from sim.admission import (
     load_webhook_configuration,
     sidecar_webhook,
 )
+from sim.bounds import read_text_bounded
 from sim.catalogue import PROJECT_ROOT
 from sim.cluster import AdmissionDenied, Cluster, PodState
 from sim.errors import ConformanceInputError
@@ -32,6 +31,7 @@ from sim.providers import Provider
 from sim.providers.memory import MemoryProvider
 from sim.targets.base import Environment, LparCheck, NotApplicable, PodOutcome, Target, TargetOptions
 from sim.webhook import WebhookSettings
+from sim.yamlload import load_one
 
 FIXTURES = PROJECT_ROOT / "fixtures"
 PROFILES: dict[str, Path] = {
@@ -47,7 +47,7 @@ SCENARIO_KEYS = ("PEERPODS_LIMIT_PER_NODE", "INITDATA")
 
 def load_yaml(path: Path) -> dict[str, Any]:
     """A fixture manifest."""
-    document: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document: dict[str, Any] = load_one(read_text_bounded(path, what="fixture"), source=str(path))
     return document
 
 
@@ -101,7 +101,8 @@ class ClusterEnvironment(Environment):
             raise ConformanceInputError(
                 f"unknown webhook profile {profile!r} (known: {', '.join(PROFILES)})"
             ) from None
-        webhooks = load_webhook_configuration(path.read_text(encoding="utf-8"), source=str(path))
+        text = read_text_bounded(path, what="webhook profile")
+        webhooks = load_webhook_configuration(text, source=str(path))
         if failure_policy is not None:
             webhooks = [replace(webhook, failure_policy=failure_policy) for webhook in webhooks]
         return webhooks
@@ -111,7 +112,7 @@ class ClusterEnvironment(Environment):
 
     def use_webhook_configuration(self, path: Path) -> None:
         self._cluster.webhooks = load_webhook_configuration(
-            path.read_text(encoding="utf-8"), source=str(path)
+            read_text_bounded(path, what="webhook configuration", flag="--webhook-config"), source=str(path)
         )
 
     def make_webhook_unreachable(self) -> None:

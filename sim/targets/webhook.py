@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import http.client
 import json
 import os
 import socket
 import ssl
+import threading
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import replace
@@ -43,6 +45,7 @@ from sim.admission import (
     load_webhook_configuration,
     sidecar_webhook,
 )
+from sim.bounds import MAX_REPLY_BYTES, format_size, read_text_bounded
 from sim.cluster import PeerPodNamespacePolicy
 from sim.errors import ConformanceInputError
 from sim.server.tls import certificate_identity_der, load_certificates
@@ -71,12 +74,18 @@ class HttpsWebhookCaller:
     """
 
     def __init__(self, url: str, ca: Path | None, timeout: float | None = None) -> None:
-        parsed = urllib.parse.urlsplit(url)
+        try:
+            parsed = urllib.parse.urlsplit(url)
+            port = parsed.port
+        except ValueError as exc:  # a port outside 0-65535, an unclosed [IPv6 literal
+            raise ConformanceInputError(f"--webhook-url {url!r}: not a valid URL: {exc}") from None
         if parsed.scheme != "https" or not parsed.hostname:
             raise ConformanceInputError(f"--webhook-url {url!r}: kube-apiserver only calls https:// URLs")
+        if port == 0:
+            raise ConformanceInputError(f"--webhook-url {url!r}: port 0 is not a TCP port to call")
         self.url = url
         self.host = parsed.hostname
-        self.port = parsed.port or 443
+        self.port = port or 443
         self.path = parsed.path or "/"
         self.query = parsed.query
         self.timeout = timeout
@@ -93,35 +102,108 @@ class HttpsWebhookCaller:
         where = f"Post {self.url!r}"  # admission prefixes the webhook's name, as kube-apiserver
         body = json.dumps(review, separators=(",", ":")).encode()
         conn = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=timeout)
+        deadline = _Deadline(timeout)
         try:
-            conn.request(
-                "POST",
-                self._target(timeout),
-                body=body,
-                headers={"Content-Type": "application/json", "Accept": "application/json"},
-            )
-            reply = conn.getresponse()
-            data = reply.read()
-        except ssl.SSLCertVerificationError as exc:
-            raise WebhookCallError(
+            status, data = self._exchange(conn, deadline, timeout, body, where)
+        except (OSError, http.client.HTTPException) as exc:
+            if deadline.expired():
+                raise WebhookCallError(
+                    f"{where}: no complete answer within {timeout:g} s "
+                    "(timeout: one deadline for connect, TLS, send and receive)"
+                ) from None
+            raise self._failure(where, exc, timeout) from None
+        finally:
+            deadline.cancel()
+            conn.close()
+        return check_reply(where, review, status, data)
+
+    def _exchange(
+        self, conn: http.client.HTTPSConnection, deadline: _Deadline, timeout: float, body: bytes, where: str
+    ) -> tuple[int, bytes]:
+        """Connect, send, and read a reply of at most MAX_REPLY_BYTES."""
+        raw = socket.create_connection((self.host, self.port), timeout=timeout)
+        deadline.watch(raw)  # the timer can now cut a trickling handshake too
+        conn.sock = self.context.wrap_socket(raw, server_hostname=self.host)
+        conn.request(
+            "POST",
+            self._target(timeout),
+            body=body,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        reply = conn.getresponse()
+        bound = format_size(MAX_REPLY_BYTES)
+        declared = reply.getheader("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
+            raise WebhookCallError(f"{where}: reply of {int(declared):,} bytes exceeds the {bound} bound")
+        data = reply.read(MAX_REPLY_BYTES + 1)
+        if deadline.expired():  # the shutdown ended the read early: what arrived is incomplete
+            raise TimeoutError("deadline")
+        if len(data) > MAX_REPLY_BYTES:
+            raise WebhookCallError(f"{where}: reply exceeds the {bound} bound")
+        return reply.status, data
+
+    def _failure(self, where: str, exc: Exception, timeout: float) -> WebhookCallError:
+        """The reason a call failed, as kube-apiserver would report it."""
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return WebhookCallError(
                 f"{where}: TLS failure: certificate verify failed: {exc.verify_message or exc.reason} "
                 "(does --webhook-ca hold the CA that signed the endpoint's certificate?)"
-            ) from None
-        except ssl.SSLError as exc:
-            raise WebhookCallError(f"{where}: TLS failure: {exc.reason or exc}") from None
-        except TimeoutError:
-            raise WebhookCallError(f"{where}: no answer within {timeout:g} s (timeout)") from None
-        except ConnectionRefusedError:
-            raise WebhookCallError(f"{where}: connection refused (is the endpoint up?)") from None
-        except socket.gaierror as exc:
-            raise WebhookCallError(f"{where}: cannot resolve {self.host!r}: {exc.strerror}") from None
-        except http.client.HTTPException as exc:
-            raise WebhookCallError(f"{where}: malformed HTTP reply: {type(exc).__name__}: {exc}") from None
-        except OSError as exc:
-            raise WebhookCallError(f"{where}: endpoint unreachable: {exc.strerror or exc}") from None
-        finally:
-            conn.close()
-        return check_reply(where, review, reply.status, data)
+            )
+        if isinstance(exc, ssl.SSLError):
+            return WebhookCallError(f"{where}: TLS failure: {exc.reason or exc}")
+        if isinstance(exc, TimeoutError):
+            return WebhookCallError(f"{where}: no answer within {timeout:g} s (timeout)")
+        if isinstance(exc, ConnectionRefusedError):
+            return WebhookCallError(f"{where}: connection refused (is the endpoint up?)")
+        if isinstance(exc, socket.gaierror):
+            return WebhookCallError(f"{where}: cannot resolve {self.host!r}: {exc.strerror}")
+        if isinstance(exc, http.client.HTTPException):
+            return WebhookCallError(f"{where}: malformed HTTP reply: {type(exc).__name__}: {exc}")
+        if isinstance(exc, OSError):
+            return WebhookCallError(f"{where}: endpoint unreachable: {exc.strerror or exc}")
+        return WebhookCallError(f"{where}: {exc}")  # pragma: no cover
+
+    def _connect(self, conn: http.client.HTTPSConnection, deadline: _Deadline, timeout: float) -> None:
+        """TCP then TLS, under the call's one deadline (the timer can cut a trickling handshake)."""
+        raw = socket.create_connection((self.host, self.port), timeout=timeout)
+        deadline.watch(raw)
+        conn.sock = self.context.wrap_socket(raw, server_hostname=self.host)
+
+
+class _Deadline:
+    """One deadline for a whole call: when it passes, the connection is shut down.
+
+    A socket timeout applies to each read and write on its own, so an endpoint sending a
+    byte a second never trips it; shutting the socket down interrupts whatever step the
+    call is in (handshake, send, headers, body), and the caller reports the deadline.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self._expired = threading.Event()
+        self._socket: socket.socket | None = None
+        self._timer = threading.Timer(timeout, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut down (a duplicate of) ``sock`` at the deadline; TLS wrapping takes the original over."""
+        self._socket = sock.dup()
+        if self._expired.is_set():
+            self._expire()
+
+    def _expire(self) -> None:
+        self._expired.set()
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
+
+    def expired(self) -> bool:
+        return self._expired.is_set()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        if self._socket is not None:
+            self._socket.close()
 
 
 def _snippet(data: bytes) -> str:
@@ -328,10 +410,7 @@ def detect_profile(webhooks: list[MutatingWebhook]) -> str:
 
 def read_configuration(path: Path) -> list[MutatingWebhook]:
     """A MutatingWebhookConfiguration file, its errors naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConformanceInputError(f"--webhook-config {path}: {exc.strerror or exc}") from None
+    text = read_text_bounded(path, what="webhook configuration", flag="--webhook-config")
     return load_webhook_configuration(text, source=str(path))
 
 

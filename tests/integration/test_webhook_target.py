@@ -8,6 +8,7 @@ naming the reason, and the next pod must be handled normally.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import ssl
@@ -260,6 +261,32 @@ def slow(handler: http.server.BaseHTTPRequestHandler, review: dict[str, Any]) ->
     reply_review()(handler, review)
 
 
+def trickle(handler: http.server.BaseHTTPRequestHandler, review: dict[str, Any]) -> None:
+    """A byte every 0.1 s: each read is quick, only a deadline for the whole call stops it."""
+    body = answer(review)
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    for index in range(len(body)):
+        try:
+            handler.wfile.write(body[index : index + 1])
+            handler.wfile.flush()
+        except OSError:
+            return
+        time.sleep(0.1)
+
+
+def oversized(handler: http.server.BaseHTTPRequestHandler, review: dict[str, Any]) -> None:
+    """A reply over the 3 MiB bound, without a Content-Length (read until the bound trips)."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    with contextlib.suppress(OSError):
+        handler.wfile.write(b" " * (4 << 20))
+
+
 @pytest.mark.parametrize(
     ("respond", "named"),
     [
@@ -271,6 +298,9 @@ def slow(handler: http.server.BaseHTTPRequestHandler, review: dict[str, Any]) ->
         (reply_review(patch="W10="), "patchType"),
         (lambda h, r: reply_with(200, answer(r, allowed="yes"))(h, r), "allowed"),
         (slow, "timeout"),
+        (trickle, "one deadline"),
+        (oversized, "3 MiB bound"),
+        (reply_with(200, b" " * (3 << 20) + b" "), "3 MiB bound"),
     ],
     ids=[
         "not JSON",
@@ -281,6 +311,9 @@ def slow(handler: http.server.BaseHTTPRequestHandler, review: dict[str, Any]) ->
         "no patchType",
         "allowed not bool",
         "timeout",
+        "trickling reply",
+        "oversized reply",
+        "declared length over the bound",
     ],
 )
 def test_misbehaving_endpoint_fails_the_pod_with_the_reason(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -190,7 +191,7 @@ def test_bad_configurations_name_file_and_field(text: str, fragment: str) -> Non
 
 def test_duplicate_webhook_names_are_refused() -> None:
     document = yaml.safe_load(mwc())
-    document["webhooks"].append(document["webhooks"][0])
+    document["webhooks"].append(copy.deepcopy(document["webhooks"][0]))  # a copy: safe_dump would alias it
     with pytest.raises(AdmissionConfigError, match="duplicate name"):
         load_webhook_configuration(yaml.safe_dump(document), source="dup.yaml")
 

@@ -82,6 +82,38 @@ CASES: dict[str, str] = {
     ),
     "not a cloud-config": "#!/bin/sh\necho hi\n",
     "unknown top-level key": "#cloud-config\nruncmd: [reboot]\n",
+    # issue 11: the bounds both implementations share (sim/bounds.py, podvm-agent/userdata.go)
+    "toml nested 1000 deep": build_user_data(
+        apf_json="{}", initdata=encode(b"x = " + b"[" * 1000 + b"]" * 1000 + b"\n" + toml("sha256"))
+    ),
+    "toml nested 65 deep": build_user_data(
+        apf_json="{}", initdata=encode(b"x = " + b"[" * 65 + b"1" + b"]" * 65 + b"\n" + toml("sha256"))
+    ),
+    "toml nested 64 deep": build_user_data(
+        apf_json="{}", initdata=encode(b"x = " + b"[" * 64 + b"1" + b"]" * 64 + b"\n" + toml("sha256"))
+    ),
+    "toml 5000-digit integer": build_user_data(
+        apf_json="{}", initdata=encode(b"x = " + b"9" * 5000 + b"\n" + toml("sha256"))
+    ),
+    "toml integer 2^63": build_user_data(
+        apf_json="{}", initdata=encode(b"x = 9223372036854775808\n" + toml("sha256"))
+    ),
+    "toml integer -2^63": build_user_data(
+        apf_json="{}", initdata=encode(b"x = -9223372036854775808\n" + toml("sha256"))
+    ),
+    "17 gzip members": build_user_data(
+        apf_json="{}",
+        initdata=base64.b64encode(
+            gzip.compress(toml("sha256"), mtime=0) + gzip.compress(b"", mtime=0) * 16
+        ).decode(),
+    ),
+    "16 gzip members": build_user_data(
+        apf_json="{}",
+        initdata=base64.b64encode(
+            gzip.compress(toml("sha256"), mtime=0) + gzip.compress(b"", mtime=0) * 15
+        ).decode(),
+    ),
+    "encoded over 1 MiB": build_user_data(apf_json="{}", initdata="A" * ((1 << 20) + 4)),
     "empty initdata entry": "#cloud-config\nwrite_files:\n- path: /run/peerpod/initdata\n  content: ''\n",
 }
 
