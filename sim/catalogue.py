@@ -87,7 +87,9 @@ def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
         if requirement.id in by_id:
             raise ConformanceInputError(f"{where}: duplicate id {requirement.id}")
         if level not in requirement.text:
-            raise ConformanceInputError(f"{where} ({requirement.id}): a {level} requirement's text must say {level}")
+            raise ConformanceInputError(
+                f"{where} ({requirement.id}): a {level} requirement's text must say {level}"
+            )
         by_id[requirement.id] = requirement
         requirements.append(requirement)
     return Catalogue(tuple(requirements), by_id)
