@@ -29,9 +29,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sim.adaptor import AdaptorConfig, CloudApiAdaptor, PodVMError
+from sim.adaptor import AdaptorConfig, AdaptorStartError, CloudApiAdaptor, PodVMError
 from sim.admission import DEFAULT_USER_INFO, MutatingWebhook, WebhookCaller, admit
 from sim.errors import ConformanceInputError
+from sim.kata import UPSTREAM_CONFIG, KataConfig, KataRuntime, SandboxError
 from sim.podchecks import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
@@ -106,6 +107,14 @@ class PeerPodNamespacePolicy:
         )
 
 
+def _start(adaptor: CloudApiAdaptor, data: Mapping[str, str]) -> int | None:
+    """Start (or restart) an adaptor; one that exits at start-up advertises nothing."""
+    try:
+        return adaptor.start(data)
+    except AdaptorStartError:
+        return None
+
+
 def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata")
     return meta if isinstance(meta, dict) else {}
@@ -153,6 +162,7 @@ class Cluster:
         strict_runtime_classes: bool = False,
         default_requests_from_limits: bool = False,
         user_info: Mapping[str, Any] | None = None,
+        kata_config: KataConfig = UPSTREAM_CONFIG,
     ) -> None:
         if caller is None:
             from sim.admission import InProcessWebhookCaller
@@ -171,6 +181,8 @@ class Cluster:
         self.default_requests_from_limits = default_requests_from_limits
         self.user_info = dict(user_info if user_info is not None else DEFAULT_USER_INFO)
         self.policy: PeerPodNamespacePolicy | None = None
+        #: The nodes' Kata runtime (configuration-remote.toml): between scheduling and the adaptor.
+        self.kata = KataRuntime(kata_config)
         self.scheduler = Scheduler()
         self._namespaces: dict[str, dict[str, Any]] = {}
         self._runtime_classes: dict[str, dict[str, Any]] = {}
@@ -278,7 +290,7 @@ class Cluster:
         base = {"cpu": str(cpu), "memory": str(memory), "pods": str(pods), **dict(extra or {})}
         amounts = node_amounts(base, where=f"node {name}: capacity")
         adaptor = CloudApiAdaptor(name, self.provider, self.extended_resource)
-        advertised = adaptor.start(self._peer_pods_data())  # a bad config map fails before the node exists
+        advertised = _start(adaptor, self._peer_pods_data())  # a bad config map fails before the node exists
         obj = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -305,7 +317,7 @@ class Cluster:
         """Start every adaptor that has not started (nodes start theirs when added)."""
         for name, node in self._nodes.items():
             if node.adaptor.config is None:
-                self._advertise(name, node.adaptor.start(self._peer_pods_data()))
+                self._advertise(name, _start(node.adaptor, self._peer_pods_data()))
         self._retry_pending()
 
     def restart_adaptors(self) -> None:
@@ -317,11 +329,15 @@ class Cluster:
         data = self._peer_pods_data()
         AdaptorConfig.from_configmap(data)
         for name, node in self._nodes.items():
-            self._advertise(name, node.adaptor.start(data))
+            self._advertise(name, _start(node.adaptor, data))
         self._retry_pending()
 
     def node(self, name: str) -> dict[str, Any]:
         return copy.deepcopy(self._node(name).obj)
+
+    def adaptor_error(self, name: str) -> str | None:
+        """Why the node's cloud-api-adaptor is not running (its exit message), or None."""
+        return self._node(name).adaptor.start_error
 
     def nodes(self) -> list[str]:
         return list(self._nodes)
@@ -570,7 +586,15 @@ class Cluster:
         state.reason = None
         if self._is_peer_pod(state.pod):
             try:
-                state.vm = self._nodes[node].adaptor.create_pod_vm(state.pod)
+                request = self.kata.sandbox_request(state.pod)
+            except SandboxError as exc:
+                # kubelet keeps retrying the sandbox: the pod stays Pending on its node, holding
+                # its unit, and never runs; no pod VM was requested.
+                state.phase, state.reason = "Pending", str(exc)
+                state.pod["status"] = {"phase": "Pending", "reason": "ContainerCreating", "message": str(exc)}
+                return True
+            try:
+                state.vm = self._nodes[node].adaptor.create_pod_vm(request)
             except PodVMError as exc:
                 # A failed pod is terminal; kube-scheduler stops counting its requests.
                 self.scheduler.release(key)

@@ -151,6 +151,15 @@ class Environment(ABC):
     def lpar_checks(self, description: Path | None) -> list[LparCheck]:
         """Evaluate the LPAR prerequisites on a described LPAR, or on the target's own host (None)."""
 
+    def adaptor_error(self, node: str) -> str | None:
+        """Why the node's cloud-api-adaptor is not running (what it printed when it exited), or None."""
+        raise NotApplicable("this target cannot observe the cloud-api-adaptor's process")
+
+    def use_deployment_profile(self, profile: str) -> None:
+        """Deploy peer pods as ``profile`` does (``caa-chart``, ``openshift``): its webhook
+        registration and, where the target runs one, its Kata runtime configuration."""
+        self.use_webhook_profile(profile)
+
     # --- fault injection (only targets with a pod VM provider of their own offer it) ------
     def inject_libvirt_fault(self, step: str) -> None:
         """Make the pod VM provider's libvirt fail at one creation step."""

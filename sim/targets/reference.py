@@ -25,6 +25,7 @@ from sim.admission import (
 from sim.catalogue import PROJECT_ROOT
 from sim.cluster import AdmissionDenied, Cluster, PodState
 from sim.errors import ConformanceInputError
+from sim.kata import OPENSHIFT_CONFIG, UPSTREAM_CONFIG, KataConfig, KataRuntime
 from sim.providers import Provider
 from sim.providers.memory import MemoryProvider
 from sim.targets.base import Environment, LparCheck, NotApplicable, PodOutcome, Target, TargetOptions
@@ -36,6 +37,8 @@ PROFILES: dict[str, Path] = {
     "openshift": FIXTURES / "admission" / "openshift-mwc.yaml",
 }
 DEFAULT_PROFILE = "caa-chart"
+#: The Kata runtime configuration each profile deploys (configuration-remote.toml).
+KATA_CONFIGS: dict[str, KataConfig] = {"caa-chart": UPSTREAM_CONFIG, "openshift": OPENSHIFT_CONFIG}
 RUNTIME_CLASS = FIXTURES / "cluster" / "runtimeclass-kata-remote.yaml"
 PEER_PODS_CM = FIXTURES / "cluster" / "peer-pods-cm.yaml"
 #: Keys a scenario decides itself; the fixture's values for them are not defaults.
@@ -104,6 +107,13 @@ class ClusterEnvironment(Environment):
 
     def use_webhook_profile(self, profile: str, *, failure_policy: str | None = None) -> None:
         self._cluster.webhooks = self._profile(profile, failure_policy)
+
+    def use_deployment_profile(self, profile: str) -> None:
+        self.use_webhook_profile(profile)
+        self._cluster.kata = KataRuntime(KATA_CONFIGS[profile])
+
+    def adaptor_error(self, node: str) -> str | None:
+        return self._cluster.adaptor_error(node)
 
     def use_webhook_configuration(self, path: Path) -> None:
         self._cluster.webhooks = load_webhook_configuration(
