@@ -62,6 +62,7 @@ __all__ = [
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 PEER_PODS_CM = "peer-pods-cm"
+PEER_PODS_SECRET = "peer-pods-secret"
 OSC_NAMESPACE = "openshift-sandboxed-containers-operator"
 PEER_POD_HANDLER = TARGET_RUNTIMECLASS_DEFAULT
 
@@ -187,6 +188,7 @@ class Cluster:
         self._namespaces: dict[str, dict[str, Any]] = {}
         self._runtime_classes: dict[str, dict[str, Any]] = {}
         self._configmaps: dict[tuple[str, str], dict[str, Any]] = {}
+        self._secrets: dict[tuple[str, str], dict[str, Any]] = {}
         self._nodes: dict[str, _Node] = {}
         self._pods: dict[tuple[str, str], PodState] = {}
         self._pending: dict[tuple[str, str], dict[str, int]] = {}  # insertion order = retry order
@@ -271,9 +273,22 @@ class Cluster:
         return self.policy
 
     # ------------------------------------------------------------------ nodes and adaptors
+    def apply_secret(self, obj: Mapping[str, Any]) -> None:
+        """Create or replace a Secret (``stringData``) in the adaptor's namespace by default."""
+        _check_kind(obj, "Secret", ("v1",), "Secret")
+        data = obj.get("stringData") or {}
+        if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
+            raise ClusterError(f"Secret {_meta(obj)['name']}: stringData must map keys to strings")
+        stored = copy.deepcopy(dict(obj))
+        namespace = _meta(obj).get("namespace") or self.caa_namespace
+        stored["metadata"]["namespace"] = namespace
+        self._secrets[(namespace, _meta(obj)["name"])] = stored
+
     def _peer_pods_data(self) -> dict[str, str]:
+        """The adaptor's environment: peer-pods-secret, then peer-pods-cm (envFrom order)."""
+        secret = self._secrets.get((self.caa_namespace, PEER_PODS_SECRET))
         found = self._configmaps.get((self.caa_namespace, PEER_PODS_CM))
-        return dict((found or {}).get("data") or {})
+        return {**dict((secret or {}).get("stringData") or {}), **dict((found or {}).get("data") or {})}
 
     def add_node(
         self,

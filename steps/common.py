@@ -46,6 +46,7 @@ class World:
     current: tuple[str, str] | None = None
     batch: list[tuple[str, str]] = field(default_factory=list)
     peer_pods_cm: dict[str, str] = field(default_factory=dict)
+    peer_pods_secret: dict[str, str] = field(default_factory=dict)
     nodes: list[str] = field(default_factory=list)
     #: initdata given inline in the feature (a TOML docstring), as bytes
     inline_initdata: bytes | None = None

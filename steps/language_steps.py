@@ -160,3 +160,9 @@ def named_container_lacks(outcome: PodOutcome, name: str, resource: str) -> None
     assert outcome.pod is not None, f"the pod was refused: {outcome.denial}"
     request, limit = pods.requested(pods.find_container(outcome.pod, name), resource)
     assert (request, limit) == (None, None), f"container {name} carries {resource}: {request!r}/{limit!r}"
+
+
+@given(step('peer-pods-secret sets {key:w} to "{value:Text}"'))
+def secret_sets(env: Environment, world: World, key: str, value: str) -> None:
+    world.peer_pods_secret[key] = value
+    env.set_peer_pods_secret(world.peer_pods_secret)

@@ -155,6 +155,10 @@ class Environment(ABC):
         """Why the node's cloud-api-adaptor is not running (what it printed when it exited), or None."""
         raise NotApplicable("this target cannot observe the cloud-api-adaptor's process")
 
+    def set_peer_pods_secret(self, data: Mapping[str, str]) -> None:
+        """Apply Secret ``peer-pods-secret`` with these keys (merged over the profile's defaults)."""
+        raise NotApplicable("this target runs no cloud-api-adaptor that reads peer-pods-secret")
+
     def use_deployment_profile(self, profile: str) -> None:
         """Deploy peer pods as ``profile`` does (``caa-chart``, ``openshift``): its webhook
         registration and, where the target runs one, its Kata runtime configuration."""

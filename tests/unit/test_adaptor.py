@@ -161,6 +161,7 @@ def test_the_fixture_config_map_is_libvirts_with_the_default_limit() -> None:
     import yaml
 
     cm = yaml.safe_load((ROOT / "fixtures" / "cluster" / "peer-pods-cm.yaml").read_text())
+    assert "DISABLECVM" not in cm["data"]  # upstream's default (true) applies, as in OSC's peerpodscm.yaml
     assert cm["metadata"]["name"] == "peer-pods-cm" and cm["data"]["CLOUD_PROVIDER"] == "libvirt"
     for key in (
         "LIBVIRT_URI",
@@ -168,7 +169,6 @@ def test_the_fixture_config_map_is_libvirts_with_the_default_limit() -> None:
         "LIBVIRT_POOL",
         "LIBVIRT_VOL_NAME",
         "LIBVIRT_ROOT_DISK_SIZE",
-        "DISABLECVM",
     ):
         assert key in cm["data"]
     config = AdaptorConfig.from_configmap(cm["data"])
