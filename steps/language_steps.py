@@ -166,3 +166,14 @@ def named_container_lacks(outcome: PodOutcome, name: str, resource: str) -> None
 def secret_sets(env: Environment, world: World, key: str, value: str) -> None:
     world.peer_pods_secret[key] = value
     env.set_peer_pods_secret(world.peer_pods_secret)
+
+
+@then(step('the pod still carries its pod-level resources "{amounts}"'))
+def pod_level_resources(outcome: PodOutcome, amounts: str) -> None:
+    assert outcome.pod is not None, f"the pod was refused: {outcome.denial}"
+    block = (outcome.pod.get("spec") or {}).get("resources") or {}
+    expected = pods.resource_list(amounts)
+    for part in ("requests", "limits"):
+        found = {k: pods.quantity(v) for k, v in (block.get(part) or {}).items()}
+        wanted = {k: pods.quantity(v) for k, v in expected.items()}
+        assert found == wanted, f"pod-level {part} are {block.get(part)}, expected {amounts}"
