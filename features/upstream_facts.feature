@@ -82,3 +82,11 @@ Feature: What upstream does where the document is silent
     Then node "worker-0" advertises 10 "kata.peerpods.io/vm"
     And node "worker-0" does not advertise "example.com/podvm" at all
     And pod "renamed" in namespace "workloads" is Pending because of "Insufficient example.com/podvm"
+
+  @NS-003 @needs-cluster
+  Scenario: A namespace cannot label itself into the exclusion list
+    Given the webhook is registered as in the "caa-chart" profile
+    And a namespace "team-a" labelled "kubernetes.io/metadata.name=kube-system,team=a"
+    When a peer pod "sneaky" is created in namespace "team-a"
+    Then the pod is admitted
+    And the first container requests and is limited to "kata.peerpods.io/vm" "1"

@@ -27,9 +27,24 @@ class _Text:
         return value
 
 
+class _Pattern:
+    """A parse type that matches ``pattern`` and returns the text."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def __call__(self, value: str) -> str:
+        return value
+
+
 #: The one parser style of the step language: ``parsers.parse`` with these types.
-#: ``{name:Text}`` is a quoted value that may be empty.
-TYPES: dict[str, Any] = {"Text": _Text()}
+#: ``{name:Text}`` is a quoted value that may be empty; ``{verb:IsAre}`` is "is" or "are";
+#: ``{listed:QuotedList}`` is ``"a"``, ``"a" and "b"`` or ``"a", "b" and "c"``.
+TYPES: dict[str, Any] = {
+    "Text": _Text(),
+    "IsAre": _Pattern(r"is|are"),
+    "QuotedList": _Pattern(r'"[^"]+"(?:(?:, | and )"[^"]+")*'),
+}
 
 
 def step(pattern: str) -> Any:
