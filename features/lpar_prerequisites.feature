@@ -40,3 +40,10 @@ Feature: The LPAR meets the prerequisites of confidential containers on IBM Z
     Then the "machine type" prerequisite fails mentioning "8561"
     And the "libvirt s390-pv launch security" prerequisite fails mentioning "supported='no'"
     And the target names what the emulated LPAR cannot show
+
+  @LP-005
+  Scenario: A machine type the table does not know is reported as unknown, naming the table
+    Given the LPAR described in "fixtures/lpar/unknown-machine.yaml"
+    When its LPAR prerequisites are checked
+    Then the "machine type" prerequisite fails mentioning "9999 is unknown"
+    And the "machine type" prerequisite fails mentioning "table of IBM Z machine types"

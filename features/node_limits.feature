@@ -47,7 +47,7 @@ Feature: Peer pod VMs are limited per node by the extended resource kata.peerpod
     Given peer-pods-cm sets PEERPODS_LIMIT_PER_NODE to "-1"
     And a worker node "worker-0"
     When a peer pod "homeless" is created in namespace "workloads"
-    Then node "worker-0" advertises no "kata.peerpods.io/vm"
+    Then node "worker-0" does not advertise "kata.peerpods.io/vm" at all
     And pod "homeless" in namespace "workloads" is Pending because of "Insufficient kata.peerpods.io/vm"
 
   @NL-006

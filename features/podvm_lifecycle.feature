@@ -35,29 +35,59 @@ Feature: Pod VMs are libvirt domains on the LPAR, made and removed with their po
     Then the pod VM has 1 vCPUs and 2048 MiB of memory
 
   @VM-005
-  Scenario: DISABLECVM turns launch security off
-    Given peer-pods-cm sets DISABLECVM to "true"
-    And peer-pods-cm sets LIBVIRT_LAUNCH_SECURITY to "s390-pv"
-    When a peer pod "plain" is created in namespace "confidential"
-    Then the pod VM has no launch security
-
-  @VM-005
-  Scenario: LIBVIRT_LAUNCH_SECURITY s390-pv asks for an IBM Secure Execution guest
-    Given peer-pods-cm sets LIBVIRT_LAUNCH_SECURITY to "s390-pv"
-    When a peer pod "secure" is created in namespace "confidential"
-    Then the pod VM has launch security "s390-pv", or the LPAR refused it for lacking Secure Execution
-
-  @VM-005
-  Scenario: Without either key the LPAR's architecture decides the launch security
-    When a peer pod "plain" is created in namespace "confidential"
-    Then the pod VM has the launch security its host decides
-
-  @VM-005
-  Scenario: An unknown LIBVIRT_LAUNCH_SECURITY fails the pod, naming the value
+  Scenario: DISABLECVM defaults to true: no launch security, whatever LIBVIRT_LAUNCH_SECURITY says
     Given peer-pods-cm sets LIBVIRT_LAUNCH_SECURITY to "sev-snp"
+    When a peer pod "plain" is created in namespace "confidential"
+    Then the pod is Running
+    And the pod VM has no launch security
+
+  @VM-005
+  Scenario: On s390x the domain carries no launchSecurity element, even when s390-pv is asked for
+    Given peer-pods-cm sets DISABLECVM to "false"
+    And peer-pods-cm sets LIBVIRT_LAUNCH_SECURITY to "s390-pv"
+    When a peer pod "secure" is created in namespace "confidential"
+    Then the pod is Running
+    And the pod VM has no launch security
+
+  @VM-005
+  Scenario: An unknown LIBVIRT_LAUNCH_SECURITY fails the pod with upstream's message
+    Given peer-pods-cm sets DISABLECVM to "false"
+    And peer-pods-cm sets LIBVIRT_LAUNCH_SECURITY to "sev-snp"
     When a peer pod "unknown" is created in namespace "confidential"
-    Then the pod is Failed with a reason mentioning "LIBVIRT_LAUNCH_SECURITY='sev-snp'"
+    Then the pod is Failed with a reason mentioning "[sev-snp] is not a known launch security setting"
     And no pod VM and no volume remains
+
+  @VM-001
+  Scenario: A long pod name is cut so the pod VM's name fits in 63 characters
+    When a peer pod "a-pod-whose-name-is-far-too-long-for-a-libvirt-domain-of-sixty-three" is created in namespace "confidential"
+    Then the pod VM is named "podvm-a-pod-whose-name-is-far-too-long-for-a-libvirt-d-" and 8 characters of its sandbox id
+
+  @VM-009
+  Scenario Outline: The root volume is the larger of LIBVIRT_ROOT_DISK_SIZE and the base image (<size>)
+    Given peer-pods-cm sets LIBVIRT_ROOT_DISK_SIZE to "<size>"
+    When a peer pod "disk" is created in namespace "confidential"
+    Then the pod VM's root volume holds <gib> GiB
+
+    Examples:
+      | size | gib |
+      |      | 10  |
+      | 12   | 12  |
+
+  @VM-004 @WH-012
+  Scenario: A vCPU annotation of its own survives the webhook and is rounded up by Kata
+    Given a pod "own-size" in namespace "confidential" with runtimeClassName "kata-remote"
+    And the pod is annotated "io.katacontainers.config.hypervisor.default_vcpus" with "1.5"
+    When the pod is created
+    Then the pod is Running
+    And the pod VM has 2 vCPUs and 8192 MiB of memory
+
+  @VM-004
+  Scenario: A sizing annotation Kata cannot read fails the sandbox, naming it
+    Given a pod "garbled" in namespace "confidential" with runtimeClassName "kata-remote"
+    And the pod is annotated "io.katacontainers.config.hypervisor.default_memory" with "lots"
+    When the pod is created
+    Then the pod never runs: its sandbox fails with a reason mentioning "default_memory"
+    And no pod VM was requested
 
   @VM-006
   Scenario: Deleting the pod deletes its domain and its volumes
@@ -70,13 +100,13 @@ Feature: Pod VMs are libvirt domains on the LPAR, made and removed with their po
     Given libvirt fails while the pod VM's <step> is made
     When a peer pod "doomed" is created in namespace "confidential"
     Then the pod is Failed with a reason mentioning "injected"
-    And no pod VM and no volume remains
+    And no pod VM and no volume remains, where upstream would leave <upstream>
 
     Examples:
-      | step          |
-      | root-volume   |
-      | cidata-volume |
-      | define        |
+      | step          | upstream                                       |
+      | root-volume   | nothing                                        |
+      | cidata-volume | the root volume                                |
+      | define        | the root volume and the cloud-init ISO volume  |
 
   @VM-008 @needs-guest
   Scenario: A guest that never reports fails its pod, and its domain is stopped

@@ -43,7 +43,6 @@ var AllowedFiles = []string{"aa.toml", "cdh.toml", "policy.rego"}
 const DummyEncoded = "H4sIAAAAAAACA0vMSc8vyizJyFWwVVAqzkg0MjVT4ipLLSrOzM8DCRnoGeoZKHFxRackliTGciklJuqV5OfmKAHl1NXVuYAYACVzsg5CAAAA"
 
 var algorithms = []string{"sha256", "sha384", "sha512"}
-var versions = []string{"0.1.0"}
 
 type writeFile struct {
 	Path    string
@@ -350,8 +349,11 @@ func parseInitdata(tomlBytes []byte) (initdataDoc, error) {
 	if err != nil {
 		return initdataDoc{}, err
 	}
-	if _, err := textField(doc, "version", versions); err != nil {
-		return initdataDoc{}, err
+	// Like CAA's initdata.Parse, the version is not checked (a string when present).
+	if raw, present := doc["version"]; present {
+		if _, ok := raw.(string); !ok {
+			return initdataDoc{}, fmt.Errorf("%s: 'version' must be a string", InitdataPath)
+		}
 	}
 	result := initdataDoc{algorithm: algorithm, data: map[string]string{}}
 	raw, present := doc["data"]

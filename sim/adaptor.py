@@ -7,6 +7,15 @@ only takes effect when the adaptor restarts. Second, for each peer pod bound to 
 creates the pod VM through the provider, sized from the webhook's annotations (else
 ``LIBVIRT_CPU``/``LIBVIRT_MEMORY``), with cloud-config user data carrying the selected
 initdata.
+
+The adaptor is asked for a pod VM by the node's Kata runtime (:mod:`sim.kata`), which has
+already decoded the pod's initdata annotation: what arrives is TOML text, and the adaptor
+gzips and base64-encodes it again for the user data (CAA ``pkg/util/cloud.go``
+``GetInitdataFromAnnotation``); a global ``INITDATA`` goes into the user data as configured.
+The global value is parsed when the adaptor starts, and a broken one stops it
+(:class:`AdaptorStartError`, "failed to parse global initdata"): its node advertises nothing.
+A sizing annotation that is not an integer counts as 0, i.e. the configured default
+(``GetPodvmResourcesFromAnnotation``).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ __all__ = [
     "MEMORY_KEY",
     "AdaptorConfig",
     "AdaptorConfigError",
+    "AdaptorStartError",
     "CloudApiAdaptor",
     "PodVMError",
 ]
@@ -45,6 +55,10 @@ DEFAULT_MEMORY_MIB = 8192
 
 class AdaptorConfigError(ConformanceInputError):
     """peer-pods-cm holds a value the adaptor cannot start with; names the key."""
+
+
+class AdaptorStartError(Exception):
+    """The adaptor process exits at start-up (CAA ``cmd/cloud-api-adaptor/main.go``)."""
 
 
 class PodVMError(Exception):
@@ -90,17 +104,23 @@ class AdaptorConfig:
         return None if self.limit < 0 else self.limit
 
 
-def _annotation_int(annotations: Mapping[str, str], key: str, label: str) -> int | None:
+def _annotation_int(annotations: Mapping[str, str], key: str) -> int | None:
+    """An integer sizing annotation, or None: absent, not an integer or not above 0 counts as unset."""
     raw = annotations.get(key)
-    if raw is None or raw == "":
-        return None
     try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise PodVMError(f"{label}: annotation {key}: {raw!r} is not an integer") from None
-    if value <= 0:
-        raise PodVMError(f"{label}: annotation {key}: {raw!r} must be positive")
-    return value
+        value = int(str(raw).strip(), 10) if raw is not None else 0
+    except ValueError:
+        value = 0  # upstream logs "Defaulting to 0" and uses the configured default
+    return value if value > 0 else None
+
+
+def user_data_initdata(annotations: Mapping[str, str], config: AdaptorConfig) -> str | None:
+    """What goes to /run/peerpod/initdata: the annotation's TOML (as Kata decoded it)
+    encoded again, else the global INITDATA as configured, else nothing."""
+    from_pod = annotations.get(initdata.ANNOTATION) or ""
+    if from_pod:
+        return initdata.encode(from_pod.encode("utf-8"))
+    return config.data.get(initdata.CM_KEY) or None
 
 
 def _apf_json(pod: Mapping[str, Any]) -> str:
@@ -126,10 +146,25 @@ class CloudApiAdaptor:
         self.provider = provider
         self.extended_resource = extended_resource
         self.config: AdaptorConfig | None = None
+        self.start_error: str | None = None
 
     def start(self, peer_pods_cm: Mapping[str, str] | None) -> int | None:
-        """Read the config map (as at process start); returns the capacity to advertise."""
-        self.config = AdaptorConfig.from_configmap(peer_pods_cm)
+        """Read the config map (as at process start); returns the capacity to advertise.
+
+        A global INITDATA that does not decode and parse stops the adaptor: it raises
+        :class:`AdaptorStartError` and is left not running (``config`` is None).
+        """
+        self.config = None
+        self.start_error = None
+        config = AdaptorConfig.from_configmap(peer_pods_cm)
+        global_initdata = config.data.get(initdata.CM_KEY) or ""
+        if global_initdata:
+            try:
+                initdata.parse(initdata.decode(global_initdata), source="INITDATA")
+            except initdata.InitdataError as exc:
+                self.start_error = f"failed to parse global initdata: {exc}"
+                raise AdaptorStartError(self.start_error) from None
+        self.config = config
         return self.config.advertised
 
     def instance_spec(self, pod: Mapping[str, Any]) -> InstanceSpec:
@@ -138,18 +173,17 @@ class CloudApiAdaptor:
         meta = pod.get("metadata") or {}
         name, namespace = str(meta.get("name")), str(meta.get("namespace", "default"))
         annotations = meta.get("annotations") or {}
-        label = f"pod {namespace}/{name}"
         user_data = cloudconfig.build_user_data(
             apf_json=_apf_json(pod),
-            initdata=initdata.select(annotations, config.data),
+            initdata=user_data_initdata(annotations, config),
             auth_json=None,
         )
         return InstanceSpec(
             pod_name=name,
             pod_namespace=namespace,
             sandbox_id=secrets.token_hex(32),
-            vcpus=_annotation_int(annotations, ANN_VCPUS, label) or config.vcpus,
-            memory_mib=_annotation_int(annotations, ANN_MEMORY, label) or config.memory_mib,
+            vcpus=_annotation_int(annotations, ANN_VCPUS) or config.vcpus,
+            memory_mib=_annotation_int(annotations, ANN_MEMORY) or config.memory_mib,
             user_data=user_data,
         )
 
@@ -168,5 +202,6 @@ class CloudApiAdaptor:
 
     def _config(self) -> AdaptorConfig:
         if self.config is None:
-            raise PodVMError(f"the cloud-api-adaptor on node {self.node} has not started")
+            why = f": {self.start_error}" if self.start_error else ""
+            raise PodVMError(f"the cloud-api-adaptor on node {self.node} is not running{why}")
         return self.config

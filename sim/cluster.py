@@ -29,9 +29,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sim.adaptor import AdaptorConfig, CloudApiAdaptor, PodVMError
+from sim.adaptor import AdaptorConfig, AdaptorStartError, CloudApiAdaptor, PodVMError
 from sim.admission import DEFAULT_USER_INFO, MutatingWebhook, WebhookCaller, admit
 from sim.errors import ConformanceInputError
+from sim.kata import UPSTREAM_CONFIG, KataConfig, KataRuntime, SandboxError
 from sim.podchecks import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
@@ -61,6 +62,7 @@ __all__ = [
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 PEER_PODS_CM = "peer-pods-cm"
+PEER_PODS_SECRET = "peer-pods-secret"
 OSC_NAMESPACE = "openshift-sandboxed-containers-operator"
 PEER_POD_HANDLER = TARGET_RUNTIMECLASS_DEFAULT
 
@@ -104,6 +106,14 @@ class PeerPodNamespacePolicy:
             f"runtimeClassName {self.runtime_class} is not allowed in namespace {namespace} "
             f"(peer pods are allowed only in: {allowed})"
         )
+
+
+def _start(adaptor: CloudApiAdaptor, data: Mapping[str, str]) -> int | None:
+    """Start (or restart) an adaptor; one that exits at start-up advertises nothing."""
+    try:
+        return adaptor.start(data)
+    except AdaptorStartError:
+        return None
 
 
 def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,6 +163,7 @@ class Cluster:
         strict_runtime_classes: bool = False,
         default_requests_from_limits: bool = False,
         user_info: Mapping[str, Any] | None = None,
+        kata_config: KataConfig = UPSTREAM_CONFIG,
     ) -> None:
         if caller is None:
             from sim.admission import InProcessWebhookCaller
@@ -171,10 +182,13 @@ class Cluster:
         self.default_requests_from_limits = default_requests_from_limits
         self.user_info = dict(user_info if user_info is not None else DEFAULT_USER_INFO)
         self.policy: PeerPodNamespacePolicy | None = None
+        #: The nodes' Kata runtime (configuration-remote.toml): between scheduling and the adaptor.
+        self.kata = KataRuntime(kata_config)
         self.scheduler = Scheduler()
         self._namespaces: dict[str, dict[str, Any]] = {}
         self._runtime_classes: dict[str, dict[str, Any]] = {}
         self._configmaps: dict[tuple[str, str], dict[str, Any]] = {}
+        self._secrets: dict[tuple[str, str], dict[str, Any]] = {}
         self._nodes: dict[str, _Node] = {}
         self._pods: dict[tuple[str, str], PodState] = {}
         self._pending: dict[tuple[str, str], dict[str, int]] = {}  # insertion order = retry order
@@ -259,9 +273,22 @@ class Cluster:
         return self.policy
 
     # ------------------------------------------------------------------ nodes and adaptors
+    def apply_secret(self, obj: Mapping[str, Any]) -> None:
+        """Create or replace a Secret (``stringData``) in the adaptor's namespace by default."""
+        _check_kind(obj, "Secret", ("v1",), "Secret")
+        data = obj.get("stringData") or {}
+        if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
+            raise ClusterError(f"Secret {_meta(obj)['name']}: stringData must map keys to strings")
+        stored = copy.deepcopy(dict(obj))
+        namespace = _meta(obj).get("namespace") or self.caa_namespace
+        stored["metadata"]["namespace"] = namespace
+        self._secrets[(namespace, _meta(obj)["name"])] = stored
+
     def _peer_pods_data(self) -> dict[str, str]:
+        """The adaptor's environment: peer-pods-secret, then peer-pods-cm (envFrom order)."""
+        secret = self._secrets.get((self.caa_namespace, PEER_PODS_SECRET))
         found = self._configmaps.get((self.caa_namespace, PEER_PODS_CM))
-        return dict((found or {}).get("data") or {})
+        return {**dict((secret or {}).get("stringData") or {}), **dict((found or {}).get("data") or {})}
 
     def add_node(
         self,
@@ -278,7 +305,7 @@ class Cluster:
         base = {"cpu": str(cpu), "memory": str(memory), "pods": str(pods), **dict(extra or {})}
         amounts = node_amounts(base, where=f"node {name}: capacity")
         adaptor = CloudApiAdaptor(name, self.provider, self.extended_resource)
-        advertised = adaptor.start(self._peer_pods_data())  # a bad config map fails before the node exists
+        advertised = _start(adaptor, self._peer_pods_data())  # a bad config map fails before the node exists
         obj = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -305,7 +332,7 @@ class Cluster:
         """Start every adaptor that has not started (nodes start theirs when added)."""
         for name, node in self._nodes.items():
             if node.adaptor.config is None:
-                self._advertise(name, node.adaptor.start(self._peer_pods_data()))
+                self._advertise(name, _start(node.adaptor, self._peer_pods_data()))
         self._retry_pending()
 
     def restart_adaptors(self) -> None:
@@ -317,11 +344,15 @@ class Cluster:
         data = self._peer_pods_data()
         AdaptorConfig.from_configmap(data)
         for name, node in self._nodes.items():
-            self._advertise(name, node.adaptor.start(data))
+            self._advertise(name, _start(node.adaptor, data))
         self._retry_pending()
 
     def node(self, name: str) -> dict[str, Any]:
         return copy.deepcopy(self._node(name).obj)
+
+    def adaptor_error(self, name: str) -> str | None:
+        """Why the node's cloud-api-adaptor is not running (its exit message), or None."""
+        return self._node(name).adaptor.start_error
 
     def nodes(self) -> list[str]:
         return list(self._nodes)
@@ -570,7 +601,15 @@ class Cluster:
         state.reason = None
         if self._is_peer_pod(state.pod):
             try:
-                state.vm = self._nodes[node].adaptor.create_pod_vm(state.pod)
+                request = self.kata.sandbox_request(state.pod)
+            except SandboxError as exc:
+                # kubelet keeps retrying the sandbox: the pod stays Pending on its node, holding
+                # its unit, and never runs; no pod VM was requested.
+                state.phase, state.reason = "Pending", str(exc)
+                state.pod["status"] = {"phase": "Pending", "reason": "ContainerCreating", "message": str(exc)}
+                return True
+            try:
+                state.vm = self._nodes[node].adaptor.create_pod_vm(request)
             except PodVMError as exc:
                 # A failed pod is terminal; kube-scheduler stops counting its requests.
                 self.scheduler.release(key)

@@ -24,9 +24,9 @@ padding character short):
 
 Validation (:func:`parse`) follows the pod VM (CAA ``pkg/initdata``, ``process-user-data``):
 ``algorithm`` must be one of :data:`ALGORITHMS`, ``[data]`` (optional, as in CAA) must map
-names to strings, and unknown top-level keys are ignored. One deliberate addition: CAA does
-not look at ``version``; the initdata specification defines only ``"0.1.0"``, so a missing
-or different version is refused here, as the spec asks for clear errors on missing fields.
+names to strings, and unknown top-level keys are ignored. Like CAA's ``initdata.Parse``,
+``version`` is not checked: it may be missing or name another version (when present it must
+be a string, as Go's TOML decoder requires of the field).
 
 The digest is the hex hash, with the document's own algorithm, of the decoded TOML bytes
 exactly as delivered -- not of a re-serialisation.
@@ -205,6 +205,14 @@ def _text_field(doc: Mapping[str, Any], key: str, source: str, allowed: tuple[st
     return value
 
 
+def _version(doc: Mapping[str, Any], source: str) -> str:
+    """``version`` as the pod VM reads it: not checked, but a string when present."""
+    value = doc.get("version", "")
+    if not isinstance(value, str):
+        raise InitdataError(f"{source}: 'version' must be a string, got {value!r}")
+    return value
+
+
 def _data_table(doc: Mapping[str, Any], source: str) -> dict[str, str]:
     """The [data] table: optional (CAA's field is omitempty) but, when present, names -> strings."""
     data = doc.get("data", {})
@@ -236,7 +244,7 @@ def parse(toml_bytes: bytes, *, source: str = "initdata") -> InitdataDocument:
     _check_limits(doc, source)
     return InitdataDocument(
         algorithm=_text_field(doc, "algorithm", source, ALGORITHMS),
-        version=_text_field(doc, "version", source, VERSIONS),
+        version=_version(doc, source),
         data=_data_table(doc, source),
         toml=toml_bytes,
     )

@@ -170,7 +170,9 @@ def _apply_initdata(guest: _Guest, report: GuestReport, encoded: str) -> None:
     document = initdata_mod.parse(toml_bytes, source=INITDATA_PATH)
     hex_digest = initdata_mod.digest(toml_bytes, document.algorithm)
     for key, content in document.data.items():
-        path = posixpath.normpath(posixpath.join(PEERPOD_DIR, key))
+        # Go's filepath.Join: the key is appended whatever it starts with ("/aa.toml" ->
+        # /run/peerpod/aa.toml), then cleaned; Python's join would restart at an absolute key.
+        path = posixpath.normpath(f"{PEERPOD_DIR}/{key}")
         if path in _ALLOWED_PATHS:
             guest.write(path, content.encode())
         else:

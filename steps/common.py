@@ -18,6 +18,40 @@ from steps import pods
 from steps.pods import Pod
 
 
+class _Text:
+    """A quoted step parameter, which may be empty (""): parse's custom type protocol."""
+
+    pattern = r'[^"]*'
+
+    def __call__(self, value: str) -> str:
+        return value
+
+
+class _Pattern:
+    """A parse type that matches ``pattern`` and returns the text."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def __call__(self, value: str) -> str:
+        return value
+
+
+#: The one parser style of the step language: ``parsers.parse`` with these types.
+#: ``{name:Text}`` is a quoted value that may be empty; ``{verb:IsAre}`` is "is" or "are";
+#: ``{listed:QuotedList}`` is ``"a"``, ``"a" and "b"`` or ``"a", "b" and "c"``.
+TYPES: dict[str, Any] = {
+    "Text": _Text(),
+    "IsAre": _Pattern(r"is|are"),
+    "QuotedList": _Pattern(r'"[^"]+"(?:(?:, | and )"[^"]+")*'),
+}
+
+
+def step(pattern: str) -> Any:
+    """``parsers.parse`` with the suite's types (use for every step with parameters)."""
+    return parsers.parse(pattern, extra_types=TYPES)
+
+
 @dataclass
 class World:
     """What one scenario has drafted and submitted so far."""
@@ -27,7 +61,10 @@ class World:
     current: tuple[str, str] | None = None
     batch: list[tuple[str, str]] = field(default_factory=list)
     peer_pods_cm: dict[str, str] = field(default_factory=dict)
+    peer_pods_secret: dict[str, str] = field(default_factory=dict)
     nodes: list[str] = field(default_factory=list)
+    #: initdata given inline in the feature (a TOML docstring), as bytes
+    inline_initdata: bytes | None = None
 
     def draft(self) -> Pod:
         """The pod the scenario is talking about ("the pod", "its container")."""
@@ -83,9 +120,14 @@ def document_profile(env: Environment) -> None:
     env.use_sizing_annotations(False)
 
 
-@given(parsers.parse('a namespace "{name}"'))
+@given(step('a namespace "{name}"'))
 def namespace(env: Environment, name: str) -> None:
     env.create_namespace(name)
+
+
+@given(step('a namespace "{name}" labelled "{labels:Text}"'))
+def labelled_namespace(env: Environment, name: str, labels: str) -> None:
+    env.create_namespace(name, pods.resource_list(labels))
 
 
 @given(parsers.parse('peer pods are allowed only in namespace "{name}"'))
@@ -93,7 +135,7 @@ def peer_pod_policy(env: Environment, name: str) -> None:
     env.allow_peer_pods_only_in([name])
 
 
-@given(parsers.parse('peer-pods-cm sets {key:w} to "{value}"'))
+@given(step('peer-pods-cm sets {key:w} to "{value:Text}"'))
 def cm_sets(env: Environment, world: World, key: str, value: str) -> None:
     world.peer_pods_cm[key] = value
     env.set_peer_pods_config(world.peer_pods_cm)
@@ -136,12 +178,7 @@ def pod_without_class(world: World, name: str, namespace: str) -> None:
     world.add(pods.new_pod(name, namespace, None))
 
 
-@given(
-    parsers.re(
-        r'its container "(?P<container>[^"]+)" requests "(?P<requests>[^"]*)"'
-        r' and is limited to "(?P<limits>[^"]*)"'
-    )
-)
+@given(step('its container "{container}" requests "{requests:Text}" and is limited to "{limits:Text}"'))
 def first_container_resources(world: World, container: str, requests: str, limits: str) -> None:
     first = pods.containers(world.draft())[0]
     first["name"] = container
@@ -149,7 +186,7 @@ def first_container_resources(world: World, container: str, requests: str, limit
         first["resources"] = block
 
 
-@given(parsers.parse('it has a container "{container}" requesting "{requests}" and limited to "{limits}"'))
+@given(step('it has a container "{container}" requesting "{requests:Text}" and limited to "{limits:Text}"'))
 def extra_container(world: World, container: str, requests: str, limits: str) -> None:
     entry = {
         "name": container,
@@ -160,7 +197,7 @@ def extra_container(world: World, container: str, requests: str, limits: str) ->
 
 
 @given(
-    parsers.parse('it has an init container "{container}" requesting "{requests}" and limited to "{limits}"')
+    step('it has an init container "{container}" requesting "{requests:Text}" and limited to "{limits:Text}"')
 )
 def init_container(world: World, container: str, requests: str, limits: str) -> None:
     entry = {
@@ -171,7 +208,7 @@ def init_container(world: World, container: str, requests: str, limits: str) -> 
     world.draft()["spec"].setdefault("initContainers", []).append(entry)
 
 
-@given(parsers.re(r'the pod is annotated "(?P<key>[^"]+)" with "(?P<value>[^"]*)"'))
+@given(step('the pod is annotated "{key}" with "{value:Text}"'))
 def annotated(world: World, key: str, value: str) -> None:
     pods.annotate(world.draft(), key, value)
 
@@ -232,7 +269,7 @@ def delete_pod(env: Environment, name: str, namespace: str) -> None:
     env.delete_pod(namespace, name)
 
 
-@when(parsers.parse('peer-pods-cm is changed to set {key:w} to "{value}"'))
+@when(step('peer-pods-cm is changed to set {key:w} to "{value:Text}"'))
 def cm_changed(env: Environment, world: World, key: str, value: str) -> None:
     cm_sets(env, world, key, value)
 

@@ -17,7 +17,7 @@ from pytest_bdd import given, parsers, then
 
 from sim.targets.base import Environment
 from steps import pods
-from steps.common import World
+from steps.common import World, step
 
 PEERPOD_DIR = "/run/peerpod"
 ALLOW_LISTED = ("aa.toml", "cdh.toml", "policy.rego")
@@ -134,7 +134,7 @@ def used_default(env: Environment, world: World) -> None:
     )
 
 
-@then(parsers.re(r'the pod VM wrote (?P<listed>"[^"]+"(?:(?:, | and )"[^"]+")*)$'))
+@then(step("the pod VM wrote {listed:QuotedList}"))
 def wrote(env: Environment, world: World, listed: str) -> None:
     report = env.guest_report(*current(world))
     expected = listed.strip('"').replace('" and "', '", "').split('", "')

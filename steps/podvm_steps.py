@@ -208,3 +208,20 @@ def _namespace(world: World, name: str) -> str:
         if pod_name == name:
             return namespace
     raise AssertionError(f"no pod {name!r} was created in this scenario")
+
+
+@then(parsers.parse("the pod VM's root volume holds {gib:d} GiB"))
+def root_volume_size(env: Environment, world: World, gib: int) -> None:
+    found = current_vm(env, world).get("root_capacity")
+    assert found == gib << 30, f"the root volume holds {found} bytes, expected {gib} GiB"
+
+
+@then(parsers.parse("no pod VM and no volume remains, where upstream would leave {upstream}"))
+def nothing_left_unlike_upstream(env: Environment, upstream: str) -> None:
+    left = [f"domain {name}" for name in env.pod_vms()]
+    leftovers = getattr(env, "leftovers", None)
+    if leftovers is not None:
+        left = leftovers()
+    assert left == [], (
+        f"left behind: {left} (upstream's CreateDomain would leave {upstream}; the suite recommends nothing)"
+    )

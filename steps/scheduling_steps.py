@@ -6,7 +6,7 @@ from pytest_bdd import parsers, then
 
 from sim.targets.base import Environment, PodOutcome
 from steps import pods
-from steps.common import World, current_outcome
+from steps.common import World, current_outcome, step
 
 
 def assert_running(state: PodOutcome, who: str) -> None:
@@ -39,8 +39,8 @@ def batch_phases(env: Environment, world: World) -> dict[tuple[str, str], PodOut
     return {key: env.get_pod(*key) for key in world.batch}
 
 
-@then(parsers.re(r"(?P<count>\d+) of them (is|are) Running"))
-def batch_running(env: Environment, world: World, count: str) -> None:
+@then(step("{count:d} of them {verb:IsAre} Running"))
+def batch_running(env: Environment, world: World, count: int, verb: str) -> None:
     states = batch_phases(env, world)
     running = [key for key, state in states.items() if state.phase == "Running"]
     assert len(running) == int(count), f"{len(running)} running, expected {count}: " + ", ".join(
@@ -48,8 +48,8 @@ def batch_running(env: Environment, world: World, count: str) -> None:
     )
 
 
-@then(parsers.re(r'(?P<count>\d+) of them (is|are) Pending because of "(?P<reason>[^"]+)"'))
-def batch_pending(env: Environment, world: World, count: str, reason: str) -> None:
+@then(step('{count:d} of them {verb:IsAre} Pending because of "{reason}"'))
+def batch_pending(env: Environment, world: World, count: int, verb: str, reason: str) -> None:
     states = batch_phases(env, world)
     pending = [k for k, s in states.items() if s.phase == "Pending" and s.reason and reason in s.reason]
     assert len(pending) == int(count), (

@@ -100,7 +100,16 @@ def check_machine(evidence: LparEvidence) -> LparCheck:
         return LparCheck(
             MACHINE_TYPE, False, f"machine type unknown (no /proc/sysinfo Type); needs {REQUIREMENT}"
         )
-    rank, model = MACHINES.get(found, (0, "not an IBM Z machine type this suite knows"))
+    if found not in MACHINES:
+        known = ", ".join(sorted(MACHINES))
+        return LparCheck(
+            MACHINE_TYPE,
+            False,
+            f"machine type {found} is unknown: it is not in the suite's table of IBM Z machine types "
+            f"(sim/lpar/prerequisites.py MACHINES: {known}), so {REQUIREMENT} cannot be judged; "
+            "if it is a newer machine, add it to the table",
+        )
+    rank, model = MACHINES[found]
     if rank >= MINIMUM_RANK:
         return LparCheck(MACHINE_TYPE, True, f"{found} is {model}: meets {REQUIREMENT}")
     return LparCheck(MACHINE_TYPE, False, f"{found} is {model}: needs {REQUIREMENT}")

@@ -52,10 +52,24 @@ class Provider(Protocol):
         ...
 
 
-def podvm_name(pod_name: str, sandbox_id: str) -> str:
-    """The pod VM's name as CAA's libvirt provider builds it.
+#: CAA's libvirt provider passes maxInstanceNameLen = 63 to GenerateInstanceName.
+MAX_INSTANCE_NAME = 63
 
-    ``podvm-<pod>-<first 8 characters of the sandbox id>``, lower-cased, with every
-    character outside ``[a-z0-9-]`` replaced by ``-`` so it is a valid domain name.
+
+def _sanitize(text: str) -> str:
+    return _NOT_NAME.sub("-", text.lower())
+
+
+def podvm_name(pod_name: str, sandbox_id: str, max_length: int = MAX_INSTANCE_NAME) -> str:
+    """The pod VM's name as CAA builds it (``src/cloud-providers/util/instance.go``
+    ``GenerateInstanceName``).
+
+    ``podvm-<pod>-<first 8 characters of the sandbox id>``, pod name and sandbox id each
+    lower-cased with every character outside ``[a-z0-9-]`` replaced by ``-``; the pod name
+    is cut so that ``podvm-`` + pod + ``-`` + 8 characters fit in ``max_length`` (63).
     """
-    return _NOT_NAME.sub("-", f"podvm-{pod_name}-{sandbox_id[:8]}".lower())
+    pod, sandbox = _sanitize(pod_name), _sanitize(sandbox_id)
+    keep = len(pod)
+    if max_length > 0 and len("podvm") + len(pod) + 10 > max_length:
+        keep = max_length - len("podvm") - 10
+    return f"podvm-{pod[:keep]}-{sandbox[:8]}"

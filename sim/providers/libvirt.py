@@ -1,10 +1,19 @@
 """Pod VMs as libvirt domains on the (emulated) LPAR: CAA's libvirt provider, in Python.
 
-Creation follows CAA's order -- boot volume backed by LIBVIRT_VOL_NAME, cloud-init ISO,
-domain definition, start -- and then waits for the guest's own report, the emulated
-counterpart of CAA waiting for the pod VM's agent. Every step that leaves something in
-libvirt registers its undo first, so a failure half-way through removes what was made:
-no domain and no volume is ever left behind (spec section 6).
+Creation follows CAA's order (``src/cloud-providers/libvirt/libvirt.go`` ``CreateDomain``):
+a domain of the same name that already exists counts as success; then the boot volume
+backed by LIBVIRT_VOL_NAME (as large as the larger of LIBVIRT_ROOT_DISK_SIZE, 10 GiB by
+default, and the base image: ``volume.go``), the cloud-init ISO, the domain definition and
+start -- and then it waits for the guest's own report, the emulated counterpart of CAA
+waiting for the pod VM's agent. As on s390x upstream (``createDomainXMLs390x``) the domain
+carries no ``<launchSecurity>`` element: Secure Execution comes from an SE-enabled image on
+an SE host. The launch security *type* is still decided as ``provider.go`` decides it
+(DISABLECVM, default true, wins; else LIBVIRT_LAUNCH_SECURITY, where an unknown value fails
+the pod with upstream's message; else the host's architecture).
+
+Every step that leaves something in libvirt registers its undo first, so a failure
+half-way through removes what was made (the suite's SHOULD, VM-007; upstream returns
+leaving the volumes it made).
 
 On ``test:///default`` nothing boots: the guest report is the reference pod VM logic
 (:func:`sim.podvm.process_user_data`) run on the user data read back from the cloud-init
@@ -31,6 +40,10 @@ from sim.providers import InstanceSpec, podvm_name
 
 LAUNCH_SECURITY_VALUES = (domain.LAUNCH_SECURITY_SE,)
 DEFAULT_POOL = "default"
+#: manager.go defaultRootDiskSize (GiB)
+DEFAULT_ROOT_DISK_GIB = 10
+_TRUE = ("1", "t", "true")  # Go's strconv.ParseBool, lower-cased
+_FALSE = ("0", "f", "false")
 DEFAULT_NET = "default"
 DEFAULT_VOL = "podvm-base.qcow2"
 PODVM_PREFIX = "podvm-"
@@ -45,30 +58,34 @@ class LaunchSecurityError(ConformanceInputError):
 
 @dataclass(frozen=True)
 class LibvirtSettings:
-    """The peer-pods-cm keys the libvirt provider reads (spec section 6)."""
+    """The peer-pods-cm keys the libvirt provider reads (CAA ``libvirt/manager.go``)."""
 
     pool: str = DEFAULT_POOL
     network: str = DEFAULT_NET
     base_volume: str = DEFAULT_VOL
-    disable_cvm: bool = False
+    disable_cvm: bool = True
     launch_security: str | None = None
+    root_disk_gib: int = DEFAULT_ROOT_DISK_GIB
 
     @classmethod
     def from_config(cls, data: Mapping[str, str]) -> LibvirtSettings:
-        """Read peer-pods-cm; an unknown LIBVIRT_LAUNCH_SECURITY is refused by name."""
+        """Read peer-pods-cm; a value the provider cannot start with is refused by name."""
         launch = (data.get("LIBVIRT_LAUNCH_SECURITY") or "").strip() or None
-        if launch is not None and launch not in LAUNCH_SECURITY_VALUES:
+        disable = (data.get("DISABLECVM") or "").strip().lower()
+        if disable and disable not in _TRUE + _FALSE:
+            raise LaunchSecurityError(f"peer-pods-cm DISABLECVM={data['DISABLECVM']!r} is not a boolean")
+        size = (data.get("LIBVIRT_ROOT_DISK_SIZE") or "").strip()
+        if size and not size.isdigit():
             raise LaunchSecurityError(
-                f"peer-pods-cm LIBVIRT_LAUNCH_SECURITY={launch!r} is not a launch security type "
-                f"the libvirt provider knows (known: {', '.join(LAUNCH_SECURITY_VALUES)}; "
-                "or set DISABLECVM=true for none)"
+                f"peer-pods-cm LIBVIRT_ROOT_DISK_SIZE={size!r} is not a whole number of GiB"
             )
         return cls(
             pool=data.get("LIBVIRT_POOL") or DEFAULT_POOL,
             network=data.get("LIBVIRT_NET") or DEFAULT_NET,
             base_volume=data.get("LIBVIRT_VOL_NAME") or DEFAULT_VOL,
-            disable_cvm=(data.get("DISABLECVM") or "").strip().lower() == "true",
+            disable_cvm=disable not in _FALSE,
             launch_security=launch,
+            root_disk_gib=int(size) if size and int(size) > 0 else DEFAULT_ROOT_DISK_GIB,
         )
 
 
@@ -172,11 +189,16 @@ class LibvirtProvider:
             self.config_error = exc
 
     def launch_security(self) -> str | None:
-        """DISABLECVM wins; then LIBVIRT_LAUNCH_SECURITY; unset means 'decided by the host'."""
+        """The launch security type, as provider.go's CreateInstance decides it: DISABLECVM
+        wins; then LIBVIRT_LAUNCH_SECURITY (only s390-pv is known); unset means 'the host's
+        architecture decides'. On s390x it names the type only: no element is emitted."""
         if self.settings.disable_cvm:
             return None
-        if self.settings.launch_security is not None:
-            return self.settings.launch_security
+        launch = self.settings.launch_security
+        if launch is not None:
+            if launch not in LAUNCH_SECURITY_VALUES:
+                raise LaunchSecurityError(f"[{launch}] is not a known launch security setting")
+            return launch
         host_arch = str(self.connection.getInfo()[0])
         return domain.LAUNCH_SECURITY_SE if host_arch == "s390x" else None
 
@@ -244,7 +266,13 @@ class LibvirtProvider:
     def _create(self, name: str, spec: InstanceSpec, undo: _Undo) -> str:
         if self.config_error is not None:
             raise self.config_error
-        launch = self.launch_security()
+        self.launch_security()  # an unknown LIBVIRT_LAUNCH_SECURITY fails here, as upstream
+        if name in self._domain_names():
+            with self._lock:  # CreateDomain: "Instance already exists" is success
+                volumes = [f"{name}-root.qcow2", f"{name}-cloudinit.iso"]
+                existing = _Instance(name, volumes, self._console_path(name))
+                self._instances.setdefault(name, existing).done.set()
+            return name
         domain_type, machine, emulator = self.guest_caps()
         pool = self._pool()
         base = self._base_volume(pool)
@@ -269,7 +297,7 @@ class LibvirtProvider:
                 network=self.settings.network,
                 console_path=str(console_path),
                 boot=self._boot_assets(),
-                launch_security=launch,
+                launch_security=None,  # createDomainXMLs390x emits no <launchSecurity>
             )
         )
         self._step("define")
@@ -446,6 +474,7 @@ class LibvirtProvider:
         facts["base_volume"] = self.settings.base_volume
         facts["volumes"] = sorted(v for v in self._pool().listVolumes() if v.startswith(instance_id + "-"))
         facts["backing_store"] = self._backing(facts["volumes"])
+        facts["root_capacity"] = self._capacity(f"{instance_id}-root.qcow2")
         facts["user_data"] = self._attached_user_data(instance_id, facts)
         return facts
 
@@ -515,7 +544,7 @@ class LibvirtProvider:
             ) from None
 
     def _root_volume_xml(self, name: str, base: Any) -> str:
-        capacity = int(base.info()[1]) or 1 << 28
+        capacity = max(self.settings.root_disk_gib << 30, int(base.info()[1]))
         return (
             f"<volume><name>{name}</name><capacity unit='B'>{capacity}</capacity>"
             "<target><format type='qcow2'/></target>"
@@ -527,6 +556,12 @@ class LibvirtProvider:
         name = volume.name()
         undo.push(f"volume {name}", lambda: self._delete_volume(pool, name))
         return volume
+
+    def _capacity(self, volume: str) -> int | None:
+        try:
+            return int(self._pool().storageVolLookupByName(volume).info()[1])
+        except self.libvirt.libvirtError:
+            return None
 
     def _delete_volume(self, pool: Any, name: str) -> None:
         try:

@@ -166,6 +166,19 @@ class Environment(ABC):
         """The operations of the AdmissionReviews the webhook under test received for a pod."""
         raise NotApplicable("this target cannot tell what the webhook received")
 
+    def adaptor_error(self, node: str) -> str | None:
+        """Why the node's cloud-api-adaptor is not running (what it printed when it exited), or None."""
+        raise NotApplicable("this target cannot observe the cloud-api-adaptor's process")
+
+    def set_peer_pods_secret(self, data: Mapping[str, str]) -> None:
+        """Apply Secret ``peer-pods-secret`` with these keys (merged over the profile's defaults)."""
+        raise NotApplicable("this target runs no cloud-api-adaptor that reads peer-pods-secret")
+
+    def use_deployment_profile(self, profile: str) -> None:
+        """Deploy peer pods as ``profile`` does (``caa-chart``, ``openshift``): its webhook
+        registration and, where the target runs one, its Kata runtime configuration."""
+        self.use_webhook_profile(profile)
+
     # --- fault injection (only targets with a pod VM provider of their own offer it) ------
     def inject_libvirt_fault(self, step: str) -> None:
         """Make the pod VM provider's libvirt fail at one creation step."""

@@ -48,8 +48,16 @@ class LparEnvironment(ClusterEnvironment):
 
     def set_peer_pods_config(self, data: Mapping[str, str]) -> None:
         super().set_peer_pods_config(data)
-        # The provider reads the libvirt keys (LIBVIRT_POOL, DISABLECVM, ...) of the same map.
-        self._libvirt.configure({**self._cm_defaults, **self._target.cm_overrides, **data})
+        # The provider reads the libvirt keys (LIBVIRT_POOL, DISABLECVM, ...) of the adaptor's environment.
+        self._configure_provider()
+
+    def set_peer_pods_secret(self, data: Mapping[str, str]) -> None:
+        super().set_peer_pods_secret(data)
+        self._configure_provider()
+
+    def _configure_provider(self) -> None:
+        scenario = {**self._secret_data, **self._cm_data}
+        self._libvirt.configure({**self.adaptor_environment(), **self._target.cm_overrides, **scenario})
 
     def get_pod(self, namespace: str, name: str) -> PodOutcome:
         """The pod's state once its pod VM is ready: a VM that never reported fails the pod."""

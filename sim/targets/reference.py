@@ -27,6 +27,7 @@ from sim.bounds import read_text_bounded
 from sim.catalogue import PROJECT_ROOT
 from sim.cluster import AdmissionDenied, Cluster, PodState
 from sim.errors import ConformanceInputError
+from sim.kata import OPENSHIFT_CONFIG, UPSTREAM_CONFIG, KataConfig, KataRuntime
 from sim.providers import Provider
 from sim.providers.memory import MemoryProvider
 from sim.targets.base import Environment, LparCheck, NotApplicable, PodOutcome, Target, TargetOptions
@@ -39,8 +40,13 @@ PROFILES: dict[str, Path] = {
     "openshift": FIXTURES / "admission" / "openshift-mwc.yaml",
 }
 DEFAULT_PROFILE = "caa-chart"
+#: The Kata runtime configuration each profile deploys (configuration-remote.toml).
+KATA_CONFIGS: dict[str, KataConfig] = {"caa-chart": UPSTREAM_CONFIG, "openshift": OPENSHIFT_CONFIG}
 RUNTIME_CLASS = FIXTURES / "cluster" / "runtimeclass-kata-remote.yaml"
 PEER_PODS_CM = FIXTURES / "cluster" / "peer-pods-cm.yaml"
+#: Keys OpenShift keeps in Secret peer-pods-secret instead of peer-pods-cm
+#: (openshift/sandboxed-containers-operator config/peerpods/peerpodssecret.yaml).
+OPENSHIFT_SECRET_KEYS = ("LIBVIRT_URI", "LIBVIRT_NET", "LIBVIRT_POOL")
 #: Keys a scenario decides itself; the fixture's values for them are not defaults.
 SCENARIO_KEYS = ("PEERPODS_LIMIT_PER_NODE", "INITDATA")
 
@@ -89,6 +95,9 @@ class ClusterEnvironment(Environment):
         self._cluster.apply_runtime_class(load_yaml(RUNTIME_CLASS))
         self._cm = load_yaml(PEER_PODS_CM)
         self._cm_defaults = {k: v for k, v in (self._cm.get("data") or {}).items() if k not in SCENARIO_KEYS}
+        self._cm_data: dict[str, str] = {}
+        self._secret_defaults: dict[str, str] = {}
+        self._secret_data: dict[str, str] = {}
         self.set_peer_pods_config({})
         self._refused: dict[tuple[str, str], PodOutcome] = {}
 
@@ -109,6 +118,19 @@ class ClusterEnvironment(Environment):
 
     def use_webhook_profile(self, profile: str, *, failure_policy: str | None = None) -> None:
         self._cluster.webhooks = self._profile(profile, failure_policy)
+
+    def use_deployment_profile(self, profile: str) -> None:
+        self.use_webhook_profile(profile)
+        self._cluster.kata = KataRuntime(KATA_CONFIGS[profile])
+        if profile == "openshift":  # the libvirt connection keys move to peer-pods-secret
+            for key in OPENSHIFT_SECRET_KEYS:
+                if key in self._cm_defaults:
+                    self._secret_defaults[key] = self._cm_defaults.pop(key)
+            self.set_peer_pods_secret(self._secret_data)
+            self.set_peer_pods_config(self._cm_data)
+
+    def adaptor_error(self, node: str) -> str | None:
+        return self._cluster.adaptor_error(node)
 
     def use_webhook_configuration(self, path: Path) -> None:
         self._cluster.webhooks = load_webhook_configuration(
@@ -142,9 +164,26 @@ class ClusterEnvironment(Environment):
         self._cluster.apply_admission_policy(allowed_namespaces=list(namespaces))
 
     def set_peer_pods_config(self, data: Mapping[str, str]) -> None:
+        self._cm_data = dict(data)
         manifest = dict(self._cm)
         manifest["data"] = {**self._cm_defaults, **data}
         self._cluster.apply_configmap(manifest)
+
+    def set_peer_pods_secret(self, data: Mapping[str, str]) -> None:
+        self._secret_data = dict(data)
+        self._cluster.apply_secret(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "peer-pods-secret"},
+                "stringData": {**self._secret_defaults, **data},
+            }
+        )
+
+    def adaptor_environment(self) -> dict[str, str]:
+        """What the adaptor's process environment holds: the secret, then the config map
+        (envFrom in that order; a key in both takes the config map's value)."""
+        return {**self._secret_defaults, **self._secret_data, **self._cm_defaults, **self._cm_data}
 
     def add_node(self, name: str) -> None:
         self._cluster.add_node(name)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
-from sim.catalogue import ScenarioRef, drift, feature_scenarios, load_catalogue
+from sim.catalogue import CATALOGUE_PATH, ScenarioRef, drift, feature_scenarios, load_catalogue
 from sim.errors import ConformanceInputError
 
 
@@ -46,7 +48,7 @@ def test_drift_names_unknown_tags_untagged_scenarios_and_unused_requirements(tmp
     ("entry", "message"),
     [
         ("{id: WH-1, text: X MUST y, source: s, since: '0.1.0'}", "not of the form"),
-        ("{id: WH-001, text: X should y, source: s, since: '0.1.0'}", "MUST-worded"),
+        ("{id: WH-001, text: X should y, source: s, since: '0.1.0'}", "must be MUST-worded"),
         ("{id: WH-001, text: X MUST y, since: '0.1.0'}", "missing source"),
     ],
 )
@@ -64,3 +66,49 @@ def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
     path.write_text(f"requirements:\n  - {entry}\n  - {entry}\n", encoding="utf-8")
     with pytest.raises(ConformanceInputError, match="duplicate id NL-001"):
         load_catalogue(path)
+
+
+#: One citation a reader can open: the source document's section, upstream at a named
+#: release or commit (repository, path, optionally ": function"), a web page, or "suite".
+OPENABLE_SOURCE = re.compile(
+    r"^(?:"
+    r"doc 4\.\d(?:\.\d)?(?: \(.+\))?"
+    r"|[\w.-]+/[\w.-]+@(?:v?\d[\w.-]*|[0-9a-f]{40}) [\w./-]+(?:[:,] .+| \(.+\))?"
+    r"|https://\S+"
+    r"|suite(?: \(.+\))?"
+    r")$"
+)
+
+
+def _raw_entries() -> list[dict[str, object]]:
+    document = yaml.safe_load(CATALOGUE_PATH.read_text(encoding="utf-8"))
+    entries: list[dict[str, object]] = document["requirements"]
+    return entries
+
+
+def test_every_requirement_states_its_level_and_says_it() -> None:
+    for entry in _raw_entries():
+        assert entry.get("level") in ("MUST", "SHOULD"), f"{entry['id']}: level {entry.get('level')!r}"
+        says = str(entry["level"]) in str(entry["text"])
+        assert says, f"{entry['id']}: the text does not say {entry['level']}"
+    levels = {requirement.level for requirement in load_catalogue().requirements}
+    assert levels == {"MUST", "SHOULD"}
+
+
+def test_every_source_can_be_opened_by_a_reader() -> None:
+    for entry in _raw_entries():
+        source = str(entry["source"])
+        assert "spec section" not in source, f"{entry['id']}: 'spec section N' is not a source"
+        for citation in source.split("; "):
+            assert OPENABLE_SOURCE.match(citation), f"{entry['id']}: cannot open the source {citation!r}"
+
+
+def test_a_should_requirement_cites_the_suite_or_upstream() -> None:
+    for requirement in load_catalogue().requirements:
+        if requirement.level == "SHOULD":
+            assert "SHOULD" in requirement.text and "MUST" not in requirement.text, requirement.id
+
+
+def test_the_source_pattern_refuses_vague_citations() -> None:
+    for vague in ("spec section 6", "CAA src/webhook", "CAA cloud-api-adaptor (limit handling)", "upstream"):
+        assert not OPENABLE_SOURCE.match(vague), vague

@@ -80,6 +80,15 @@ CASES: dict[str, str] = {
     "no version": build_user_data(
         apf_json="{}", initdata=encode(b'algorithm = "sha256"\n[data]\n"aa.toml" = ""\n')
     ),
+    "other version": build_user_data(
+        apf_json="{}", initdata=encode(b'algorithm = "sha384"\nversion = "0.9.9"\n[data]\n"aa.toml" = ""\n')
+    ),
+    "absolute keys": build_user_data(
+        apf_json="{}",
+        initdata=encode(
+            toml("sha256", '"/aa.toml" = "a"\n"/run/peerpod/cdh.toml" = "c"\n"//policy.rego" = "p"\n')
+        ),
+    ),
     "not a cloud-config": "#!/bin/sh\necho hi\n",
     "unknown top-level key": "#cloud-config\nruncmd: [reboot]\n",
     # issue 11: the bounds both implementations share (sim/bounds.py, podvm-agent/userdata.go)
@@ -133,6 +142,18 @@ def test_agent_agrees_with_the_reference(agent: Path, tmp_path: Path, case: str)
         ).read_bytes()
 
 
+@pytest.mark.parametrize("case", ["no version", "other version"])
+def test_agent_does_not_check_the_version(agent: Path, tmp_path: Path, case: str) -> None:
+    report = run_agent(agent, CASES[case], tmp_path)
+    assert report["error"] is None and "/run/peerpod/aa.toml" in report["written"], report
+
+
+def test_absolute_keys_are_joined_as_go_joins_them(agent: Path, tmp_path: Path) -> None:
+    report = run_agent(agent, CASES["absolute keys"], tmp_path)
+    assert report["ignored"] == ["/run/peerpod/cdh.toml"], report
+    assert {"/run/peerpod/aa.toml", "/run/peerpod/policy.rego"} <= set(report["written"]), report
+
+
 def test_agent_dummy_initdata_is_the_reference_one() -> None:
     source = (AGENT_SOURCE / "userdata.go").read_text()
     assert f'const DummyEncoded = "{DUMMY_ENCODED}"' in source
@@ -146,7 +167,6 @@ def test_agent_dummy_initdata_is_the_reference_one() -> None:
         ("not gzip", "gzip"),
         ("not toml", "TOML"),
         ("md5", "md5"),
-        ("no version", "version"),
     ],
 )
 def test_agent_errors_name_the_problem(agent: Path, tmp_path: Path, case: str, mention: str) -> None:

@@ -40,7 +40,8 @@ def test_prot_virt_needs_the_kernel_parameter_and_the_ultravisor_flag() -> None:
 
 def test_unknown_machine_type_is_named() -> None:
     check = pre.check_machine(pre.LparEvidence("x", "Type: 1234\n", None, None, None))
-    assert not check.satisfied and check.detail.startswith("1234 is not an IBM Z machine type")
+    assert not check.satisfied and check.detail.startswith("machine type 1234 is unknown")
+    assert "MACHINES: " in check.detail and "or later" not in check.detail.split("cannot be judged")[1]
 
 
 def test_malformed_description_names_file_and_field(tmp_path: Path) -> None:

@@ -89,24 +89,51 @@ def test_failure_half_way_leaves_no_domain_and_no_volume(
     assert not [p.name for p in (tmp_path / "pool").iterdir() if p.name.startswith("podvm-web")]
 
 
-def test_unknown_launch_security_fails_creation_naming_it(provider: LibvirtProvider) -> None:
-    provider.configure({"LIBVIRT_POOL": provider.settings.pool, "LIBVIRT_LAUNCH_SECURITY": "tdx"})
-    with pytest.raises(LaunchSecurityError, match="LIBVIRT_LAUNCH_SECURITY='tdx'"):
+def test_unknown_launch_security_fails_creation_with_upstreams_message(provider: LibvirtProvider) -> None:
+    provider.configure(
+        {"LIBVIRT_POOL": provider.settings.pool, "DISABLECVM": "false", "LIBVIRT_LAUNCH_SECURITY": "tdx"}
+    )
+    with pytest.raises(LaunchSecurityError, match=r"^\[tdx\] is not a known launch security setting$"):
         provider.create_instance(spec())
     assert provider.leftovers() == []
 
 
+def test_disablecvm_defaults_to_true_and_wins_over_an_unknown_value(provider: LibvirtProvider) -> None:
+    provider.configure({"LIBVIRT_POOL": provider.settings.pool, "LIBVIRT_LAUNCH_SECURITY": "tdx"})
+    assert provider.settings.disable_cvm is True
+    assert provider.launch_security() is None
+    assert provider.describe(provider.create_instance(spec()))["launch_security"] is None
+
+
 @pytest.mark.parametrize(
-    ("config", "expected"),
+    ("config", "decided"),
     [
         ({"DISABLECVM": "true", "LIBVIRT_LAUNCH_SECURITY": "s390-pv"}, None),
-        ({"LIBVIRT_LAUNCH_SECURITY": "s390-pv"}, "s390-pv"),
-        ({}, None),  # the simulator's host is i686: no Secure Execution
+        ({"DISABLECVM": "false", "LIBVIRT_LAUNCH_SECURITY": "s390-pv"}, "s390-pv"),
+        ({"DISABLECVM": "false"}, None),  # the simulator's host is i686: no Secure Execution
     ],
 )
-def test_launch_security(provider: LibvirtProvider, config: dict[str, str], expected: str | None) -> None:
+def test_launch_security_is_decided_but_s390x_domains_carry_no_element(
+    provider: LibvirtProvider, config: dict[str, str], decided: str | None
+) -> None:
     provider.configure({"LIBVIRT_POOL": provider.settings.pool, **config})
-    assert provider.describe(provider.create_instance(spec()))["launch_security"] == expected
+    assert provider.launch_security() == decided
+    assert provider.describe(provider.create_instance(spec()))["launch_security"] is None
+
+
+def test_root_volume_is_the_larger_of_the_setting_and_the_base_image(provider: LibvirtProvider) -> None:
+    provider.configure({"LIBVIRT_POOL": provider.settings.pool})
+    assert provider.describe(provider.create_instance(spec()))["root_capacity"] == 10 << 30
+    provider.configure({"LIBVIRT_POOL": provider.settings.pool, "LIBVIRT_ROOT_DISK_SIZE": "12"})
+    assert provider.describe(provider.create_instance(spec("second")))["root_capacity"] == 12 << 30
+
+
+def test_an_existing_domain_of_the_same_name_is_success(provider: LibvirtProvider) -> None:
+    provider.configure({"LIBVIRT_POOL": provider.settings.pool})
+    first = provider.create_instance(spec())
+    before = provider.leftovers()
+    assert provider.create_instance(spec()) == first
+    assert provider.leftovers() == before
 
 
 class FakeS390Connection:
@@ -123,6 +150,7 @@ class FakeS390Connection:
 
 
 def test_an_s390x_host_decides_secure_execution(provider: LibvirtProvider) -> None:
+    provider.configure({"LIBVIRT_POOL": provider.settings.pool, "DISABLECVM": "false"})
     provider.connection = FakeS390Connection(provider.connection)
     assert provider.launch_security() == "s390-pv"
 

@@ -91,3 +91,14 @@ def test_close_removes_everything(tmp_path: Path) -> None:
     provider.create_instance(spec("#cloud-config\n"))
     provider.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_podvm_name_truncates_the_pod_name_as_upstream() -> None:
+    from sim.providers import podvm_name
+
+    sandbox = "AbCdEf12" + "0" * 56
+    assert podvm_name("Web_1", sandbox) == "podvm-web-1-abcdef12"
+    long_name = "a" * 70
+    name = podvm_name(long_name, sandbox)
+    assert name == f"podvm-{'a' * 48}-abcdef12" and len(name) == 63
+    assert podvm_name("b" * 48, sandbox) == f"podvm-{'b' * 48}-abcdef12"
