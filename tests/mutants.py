@@ -195,6 +195,32 @@ def _namespace_labels_override_name() -> None:
     sim.cluster.Cluster.create_namespace = create  # type: ignore[method-assign]
 
 
+def _admission_never_reinvokes() -> None:
+    """An API server that ignores reinvocationPolicy: IfNeeded (calls each webhook once)."""
+    original = sim.admission._call_one
+    called: set[tuple[int, str]] = set()
+
+    def call(webhook: Any, outcome: Any, *args: Any) -> bool:
+        key = (id(outcome), webhook.name)
+        if key in called and webhook.name in outcome.reinvoked:
+            outcome.reinvoked.remove(webhook.name)
+            return True
+        called.add(key)
+        return bool(original(webhook, outcome, *args))
+
+    sim.admission._call_one = call
+
+
+def _admission_never_sends_update() -> None:
+    """An API server whose rule matching knows only CREATE: UPDATE registrations are never called."""
+    original = sim.admission.rule_matches
+
+    def matches(rule: Any, *, operation: str, **kwargs: Any) -> bool:
+        return operation != "UPDATE" and bool(original(rule, operation=operation, **kwargs))
+
+    sim.admission.rule_matches = matches
+
+
 def _policy_allows_everywhere() -> None:
     sim.cluster.PeerPodNamespacePolicy.denial = lambda self, pod, namespace: None  # type: ignore[method-assign]
 
@@ -537,6 +563,8 @@ MUTANTS: dict[str, Mutant] = {
     "admission-fails-open": _m("admission", REFERENCE, "NS-006", _admission_fails_open),
     "namespace-labels-override-name": _m("admission", REFERENCE, "NS-003", _namespace_labels_override_name),
     "policy-allows-everywhere": _m("admission", REFERENCE, "NS-005", _policy_allows_everywhere),
+    "admission-never-reinvokes": _m("admission", REFERENCE, "WH-020", _admission_never_reinvokes),
+    "admission-never-sends-update": _m("admission", REFERENCE, "WH-021", _admission_never_sends_update),
     # initdata: Kata runtime, adaptor, pod VM
     "kata-skips-decoding": _m("initdata/kata", REFERENCE, "ID-007", _kata_skips_decoding),
     "kata-drops-broken-annotation": _m("initdata/kata", REFERENCE, "ID-007", _kata_drops_broken_annotation),
