@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim import cloudconfig, initdata
+from sim.bounds import excerpt
 from sim.errors import ConformanceInputError
 from sim.providers import InstanceSpec, Provider
 from sim.webhook import ANN_MEMORY, ANN_VCPUS, EXTENDED_RESOURCE_DEFAULT
@@ -58,9 +59,9 @@ def _integer(data: Mapping[str, str], key: str, default: int, source: str, *, po
     try:
         value = int(str(raw).strip())
     except ValueError:
-        raise AdaptorConfigError(f"{source}: {key}: {raw!r} is not an integer") from None
+        raise AdaptorConfigError(f"{source}: {key}: {excerpt(raw)} is not an integer") from None
     if positive and value <= 0:
-        raise AdaptorConfigError(f"{source}: {key}: {raw!r} must be a positive integer")
+        raise AdaptorConfigError(f"{source}: {key}: {excerpt(raw)} must be a positive integer")
     return value
 
 
@@ -97,9 +98,9 @@ def _annotation_int(annotations: Mapping[str, str], key: str, label: str) -> int
     try:
         value = int(raw)
     except (TypeError, ValueError):
-        raise PodVMError(f"{label}: annotation {key}: {raw!r} is not an integer") from None
+        raise PodVMError(f"{label}: annotation {key}: {excerpt(raw)} is not an integer") from None
     if value <= 0:
-        raise PodVMError(f"{label}: annotation {key}: {raw!r} must be positive")
+        raise PodVMError(f"{label}: annotation {key}: {excerpt(raw)} must be positive")
     return value
 
 
