@@ -206,12 +206,16 @@ def idle_figures(work: Path, idle: int, goals: list[str]) -> None:
         with server(stack, work, read_timeout=60) as srv:
             send_all(srv, lambda _: body_of(REVIEW), 200)  # warm-up
             baseline, _ = probe(srv)
+            rss_before = srv.rss_mib()
             sockets, failed = open_idle(srv, idle)
             try:
                 held = still_open(sockets)
+                rss_held = srv.rss_mib() - rss_before
                 loaded, worst = probe(srv)
                 held = min(held, still_open(sockets))  # none was closed while the probe ran
                 print(f"{stack:<18} {baseline:<40} {held:>9,}  {loaded}", flush=True)
+                per = f" ({rss_held * 1024 / held:.1f} KiB each)" if held else ""
+                print(f"{'':<18} server RSS {rss_held:+.1f} MiB while they are held{per}")
                 if stack == "granian":
                     met = worst is not None and worst < GOAL_LATENCY_S and held == idle
                     goals.append(

@@ -6,7 +6,7 @@ as a chunked body crosses the bound) without buffering the rest. Timeouts keep a
 stalled client from holding a connection, and a worker, for ever.
 
 Connections are bounded per worker, and every connection is on a clock from the moment
-it is accepted (see "Bounds on bad input" in the README and benchmarks/bench_idle.py):
+it is accepted (see "Bounds on bad input" in the README and benchmarks/bench_bounds.py):
 
 * the TLS handshake must end within :data:`HANDSHAKE_TIMEOUT_S` (granian's TLS listener,
   fixed; a connection that never sends a ClientHello is closed then);
@@ -31,7 +31,7 @@ from sim.errors import ConformanceInputError
 MAX_BODY_BYTES = 3 * 1024 * 1024
 
 #: Seconds granian's TLS listener allows from accept to the end of the handshake. Not a
-#: setting of granian 2.8 (tls-listener's default); measured by benchmarks/bench_idle.py.
+#: setting of granian 2.8 (tls-listener's default); measured by benchmarks/bench_bounds.py.
 HANDSHAKE_TIMEOUT_S = 10.0
 
 #: Connections one worker holds at most (granian's ``backpressure``: a permit per
