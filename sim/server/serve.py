@@ -71,10 +71,10 @@ def serve(config: ServeConfig) -> None:
     the bytes that tell HTTP/1 from HTTP/2 are read with no deadline, so a client that
     finishes the TLS handshake and sends nothing holds its connection - and one of the
     worker's permits - for ever (issue 11: 1,024 such connections locked every client
-    out); in HTTP/1.1 mode the header timeout runs from the end of the handshake and
-    closes it. And HTTP/2 is what kubebuilder-scaffolded webhooks switch off by default
-    (the Rapid Reset and Stream Cancellation advisories); kube-apiserver speaks HTTP/1.1
-    to a webhook that offers only that.
+    out; hyperium/hyper#3756 and #3962); in HTTP/1.1 mode the header timeout runs from the
+    end of the handshake and closes it. And HTTP/2 is what kubebuilder-scaffolded webhooks
+    switch off by default (the Rapid Reset and Stream Cancellation advisories);
+    kube-apiserver speaks HTTP/1.1 to a webhook that offers only that.
     """
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
