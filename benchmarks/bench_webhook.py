@@ -170,7 +170,7 @@ def main() -> int:
     parser.add_argument(
         "--stacks",
         default="granian:1,granian:2,uvicorn:1,stdlib:1",
-        help="STACK:WORKERS list (stacks: granian, uvicorn, stdlib)",
+        help="STACK:WORKERS list (stacks: granian, granian-issue11, uvicorn, stdlib)",
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:

@@ -6,6 +6,9 @@ Run as ``python benchmarks/bench_webhook_stacks.py STACK --app review|constant -
 pre-built reply, which is the most a stack can do (its ceiling) on this machine.
 
 * ``granian`` - the shipped server (sim.server.serve, RSGI), Rust HTTP and TLS;
+* ``granian-issue11`` - the same before issue 11: HTTP version sniffing (``auto``, whose
+  first read has no deadline) and granian's default limits (backlog 1,024, as many
+  connections per worker as backlog / workers);
 * ``uvicorn`` - ASGI on uvicorn with httptools, Python's ssl module;
 * ``stdlib`` - http.server.ThreadingHTTPServer with Python's ssl module.
 """
@@ -159,7 +162,8 @@ def serve_stdlib(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- granian
 
 
-def serve_granian(args: argparse.Namespace) -> None:
+def serve_granian(args: argparse.Namespace, issue11: bool = False) -> None:
+    from sim.server.limits import LISTEN_BACKLOG, MAX_CONNECTIONS_PER_WORKER, ServerLimits
     from sim.server.serve import APP_TARGET, ServeConfig, serve
 
     target = APP_TARGET if args.app == "review" else "bench_webhook_stacks:rsgi_constant"
@@ -174,12 +178,21 @@ def serve_granian(args: argparse.Namespace) -> None:
             key=args.key,
             workers=args.workers,
             app_target=target,
+            limits=ServerLimits(read_timeout=args.read_timeout),
+            max_connections=1024 // args.workers if issue11 else MAX_CONNECTIONS_PER_WORKER,
+            http_mode="auto" if issue11 else "1",
+            backlog=1024 if issue11 else LISTEN_BACKLOG,
         )
     )
 
 
+def serve_granian_issue11(args: argparse.Namespace) -> None:
+    serve_granian(args, issue11=True)
+
+
 STACKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "granian": serve_granian,
+    "granian-issue11": serve_granian_issue11,
     "uvicorn": serve_uvicorn,
     "stdlib": serve_stdlib,
 }
@@ -195,6 +208,7 @@ def main() -> None:
     parser.add_argument("--cert", type=Path, required=True)
     parser.add_argument("--key", type=Path, required=True)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--read-timeout", type=float, default=10.0, help="granian stacks only")
     STACKS[(args := parser.parse_args()).stack](args)
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim import cloudconfig, initdata
+from sim.bounds import excerpt
 from sim.errors import ConformanceInputError
 from sim.providers import InstanceSpec, Provider
 from sim.webhook import ANN_MEMORY, ANN_VCPUS, EXTENDED_RESOURCE_DEFAULT
@@ -72,9 +73,9 @@ def _integer(data: Mapping[str, str], key: str, default: int, source: str, *, po
     try:
         value = int(str(raw).strip())
     except ValueError:
-        raise AdaptorConfigError(f"{source}: {key}: {raw!r} is not an integer") from None
+        raise AdaptorConfigError(f"{source}: {key}: {excerpt(raw)} is not an integer") from None
     if positive and value <= 0:
-        raise AdaptorConfigError(f"{source}: {key}: {raw!r} must be a positive integer")
+        raise AdaptorConfigError(f"{source}: {key}: {excerpt(raw)} must be a positive integer")
     return value
 
 

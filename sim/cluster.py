@@ -31,6 +31,7 @@ from typing import Any
 
 from sim.adaptor import AdaptorConfig, AdaptorStartError, CloudApiAdaptor, PodVMError
 from sim.admission import DEFAULT_USER_INFO, MutatingWebhook, WebhookCaller, admit
+from sim.bounds import excerpt
 from sim.errors import ConformanceInputError
 from sim.kata import UPSTREAM_CONFIG, KataConfig, KataRuntime, SandboxError
 from sim.podchecks import (
@@ -127,7 +128,7 @@ def _check_kind(obj: object, kind: str, api_versions: Sequence[str], what: str) 
     if obj.get("kind") != kind or obj.get("apiVersion") not in api_versions:
         raise ClusterError(
             f"{what}: expected kind {kind} apiVersion {' or '.join(api_versions)}, "
-            f"got {obj.get('kind')!r} {obj.get('apiVersion')!r}"
+            f"got {excerpt(obj.get('kind'))} {excerpt(obj.get('apiVersion'))}"
         )
     name = _meta(obj).get("name")
     if not isinstance(name, str) or not name:
@@ -200,7 +201,7 @@ class Cluster:
     def create_namespace(self, name: str, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Create a namespace; it always carries ``kubernetes.io/metadata.name=<name>``."""
         if not isinstance(name, str) or len(name) > 63 or not DNS_LABEL.fullmatch(name):
-            raise ClusterError(f"namespace name {name!r} is not a DNS label")
+            raise ClusterError(f"namespace name {excerpt(name)} is not a DNS label")
         if name in self._namespaces:
             raise ClusterError(f'namespaces "{name}" already exists')
         all_labels = {str(k): str(v) for k, v in (labels or {}).items()}
@@ -384,7 +385,7 @@ class Cluster:
         if operation == "UPDATE":
             return self.update_pod(pod)
         if operation != "CREATE":
-            raise ClusterError(f"create_pod: operation must be CREATE or UPDATE, got {operation!r}")
+            raise ClusterError(f"create_pod: operation must be CREATE or UPDATE, got {excerpt(operation)}")
         candidate, namespace, name = self._decode(pod)
         self._runtime_class_admit(candidate, name)
         namespace_obj = self._namespace(namespace)
@@ -504,7 +505,8 @@ class Cluster:
             raise AdmissionDenied(f"the object is a {type(pod).__name__}, not a Pod", code=400)
         if pod.get("kind", "Pod") != "Pod" or pod.get("apiVersion", "v1") != "v1":
             raise AdmissionDenied(
-                f"expected kind Pod apiVersion v1, got {pod.get('kind')!r} {pod.get('apiVersion')!r}",
+                f"expected kind Pod apiVersion v1, got {excerpt(pod.get('kind'))} "
+                f"{excerpt(pod.get('apiVersion'))}",
                 code=400,
             )
         candidate = copy.deepcopy(dict(pod))
@@ -517,7 +519,9 @@ class Cluster:
         if not name and not meta.get("generateName"):
             raise invalid("", "metadata.name: Required value: name or generateName is required")
         if name and (not isinstance(name, str) or len(name) > 253 or not DNS_SUBDOMAIN.fullmatch(name)):
-            raise invalid(str(name), f"metadata.name: Invalid value: {name!r}: must be a DNS subdomain")
+            raise invalid(
+                str(name), f"metadata.name: Invalid value: {excerpt(name)}: must be a DNS subdomain"
+            )
         namespace = meta.get("namespace") or "default"
         meta["namespace"] = namespace
         self._namespace_or_denied(namespace)

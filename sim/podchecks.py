@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from sim.bounds import excerpt
 from sim.quantities import QuantityError
 from sim.scheduler import to_amount
 
@@ -122,9 +123,9 @@ def validate_pod(pod: Mapping[str, Any], name: str) -> None:
             where = f"spec.{kind}[{index}]"
             cname = container.get("name")
             if not isinstance(cname, str) or not DNS_LABEL.fullmatch(cname):
-                raise invalid(name, f"{where}.name: Invalid value: {cname!r}: must be a DNS label")
+                raise invalid(name, f"{where}.name: Invalid value: {excerpt(cname)}: must be a DNS label")
             if cname in seen:
-                raise invalid(name, f"{where}.name: Duplicate value: {cname!r}")
+                raise invalid(name, f"{where}.name: Duplicate value: {excerpt(cname)}")
             seen.add(cname)
             if not container.get("image"):
                 raise invalid(name, f"{where}.image: Required value")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sim.bounds import excerpt
 from sim.errors import ConformanceInputError
 
 __all__ = ["OPERATORS", "SelectorError", "label_selector_matches", "validate_label_selector"]
@@ -33,21 +34,23 @@ def _string_list(values: object, where: str) -> list[str]:
     if values is None:
         return []
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise SelectorError(f"{where}.values: must be a list of strings, got {values!r}")
+        raise SelectorError(f"{where}.values: must be a list of strings, got {excerpt(values)}")
     return values
 
 
 def _requirement(expression: object, where: str) -> tuple[str, str, frozenset[str]]:
     """Validate one ``matchExpressions`` entry and return (key, operator, values)."""
     if not isinstance(expression, Mapping):
-        raise SelectorError(f"{where}: must be a mapping with key, operator and values, got {expression!r}")
+        raise SelectorError(
+            f"{where}: must be a mapping with key, operator and values, got {excerpt(expression)}"
+        )
     key = expression.get("key")
     if not isinstance(key, str) or not key:
-        raise SelectorError(f"{where}.key: must be a non-empty string, got {key!r}")
+        raise SelectorError(f"{where}.key: must be a non-empty string, got {excerpt(key)}")
     operator = expression.get("operator")
     if operator not in OPERATORS:
         raise SelectorError(
-            f"{where}.operator: {operator!r} is not a valid operator (use {', '.join(OPERATORS)})"
+            f"{where}.operator: {excerpt(operator)} is not a valid operator (use {', '.join(OPERATORS)})"
         )
     values = _string_list(expression.get("values"), where)
     if operator in _NEEDS_VALUES and not values:
@@ -68,10 +71,10 @@ def _parts(
     if not isinstance(match_labels, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in match_labels.items()
     ):
-        raise SelectorError(f"{where}.matchLabels: must map strings to strings, got {match_labels!r}")
+        raise SelectorError(f"{where}.matchLabels: must map strings to strings, got {excerpt(match_labels)}")
     expressions = selector.get("matchExpressions") or []
     if not isinstance(expressions, list):
-        raise SelectorError(f"{where}.matchExpressions: must be a list, got {expressions!r}")
+        raise SelectorError(f"{where}.matchExpressions: must be a list, got {excerpt(expressions)}")
     requirements = [_requirement(e, f"{where}.matchExpressions[{i}]") for i, e in enumerate(expressions)]
     return dict(match_labels), requirements
 
@@ -81,7 +84,7 @@ def validate_label_selector(selector: object, *, where: str) -> None:
     if selector is None:
         return
     if not isinstance(selector, Mapping):
-        raise SelectorError(f"{where}: must be a mapping, got {selector!r}")
+        raise SelectorError(f"{where}: must be a mapping, got {excerpt(selector)}")
     _parts(selector, where)
 
 
@@ -108,7 +111,7 @@ def label_selector_matches(
     if selector is None:
         return True
     if not isinstance(selector, Mapping):
-        raise SelectorError(f"{where}: must be a mapping, got {selector!r}")
+        raise SelectorError(f"{where}: must be a mapping, got {excerpt(selector)}")
     match_labels, requirements = _parts(selector, where)
     if any(labels.get(key) != value for key, value in match_labels.items()):
         return False

@@ -13,7 +13,9 @@ import pytest
 import yaml
 from pytest_bdd import given, parsers, then, when
 
+from sim.bounds import MAX_MANIFEST_BYTES, excerpt
 from sim.targets.base import Environment, PodOutcome
+from sim.yamlload import load_one
 from steps import pods
 from steps.pods import Pod
 
@@ -215,7 +217,7 @@ def annotated(world: World, key: str, value: str) -> None:
 
 @given("the pod:")
 def pod_manifest(world: World, docstring: str) -> None:
-    manifest: Any = yaml.safe_load(docstring)
+    manifest: Any = load_one(docstring, source='the "the pod:" manifest')  # the manifests' one loader
     world.add(manifest)
 
 
@@ -319,3 +321,28 @@ def named_pod_refused(env: Environment, name: str, namespace: str, text: str) ->
     state = env.get_pod(namespace, name)
     assert not state.admitted, f"pod {namespace}/{name} was admitted, but it must be refused"
     assert state.denial and text in state.denial, f"the refusal {state.denial!r} does not mention {text!r}"
+
+
+def cloud_config_files(user_data: str) -> dict[str, str]:
+    """The ``write_files`` of the cloud-config a target gave a pod VM: path -> content.
+
+    This is the target's output under judgement, so it is parsed as a pod VM would parse it
+    (``yaml.safe_load``: YAML that cloud-init and Go's decoder accept, anchors included, is
+    not refused here), after a size bound, and anything malformed fails the scenario with
+    the reason, quoting bounded excerpts.
+    """
+    assert user_data.startswith("#cloud-config"), f"not a cloud-config: {excerpt(user_data[:40])}"
+    assert len(user_data) <= MAX_MANIFEST_BYTES, f"user data of {len(user_data):,} characters"
+    try:
+        document = yaml.safe_load(user_data) or {}
+    except yaml.YAMLError as exc:
+        raise AssertionError(f"user data is not valid YAML: {excerpt(str(exc))}") from None
+    assert isinstance(document, dict), f"the cloud-config is not a mapping: {excerpt(document)}"
+    entries = document.get("write_files") or []
+    assert isinstance(entries, list), f"write_files is not a list: {excerpt(entries)}"
+    files: dict[str, str] = {}
+    for index, entry in enumerate(entries):
+        assert isinstance(entry, dict), f"write_files[{index}] is not a mapping: {excerpt(entry)}"
+        assert isinstance(entry.get("path"), str), f"write_files[{index}] has no path: {excerpt(entry)}"
+        files[entry["path"]] = entry.get("content", "")
+    return files

@@ -10,14 +10,12 @@ import base64
 import gzip
 import hashlib
 import tomllib
-from typing import Any
 
-import yaml
 from pytest_bdd import given, parsers, then
 
 from sim.targets.base import Environment
 from steps import pods
-from steps.common import World, step
+from steps.common import World, cloud_config_files, step
 
 PEERPOD_DIR = "/run/peerpod"
 ALLOW_LISTED = ("aa.toml", "cdh.toml", "policy.rego")
@@ -72,8 +70,7 @@ def user_data_files(env: Environment, key: tuple[str, str]) -> dict[str, str]:
     """The cloud-config write_files of the pod's VM: path -> content."""
     user_data = env.pod_vm(*key)["user_data"]
     assert user_data.startswith("#cloud-config"), f"user data is not a cloud-config: {user_data[:40]!r}"
-    document: dict[str, Any] = yaml.safe_load(user_data) or {}
-    return {entry["path"]: entry.get("content", "") for entry in document.get("write_files") or []}
+    return cloud_config_files(user_data)
 
 
 def assert_received(env: Environment, key: tuple[str, str], file_name: str) -> None:

@@ -12,12 +12,11 @@ import re
 import tomllib
 from typing import Any
 
-import yaml
 from pytest_bdd import given, parsers, then
 
 from sim.targets.base import Environment
 from steps import pods
-from steps.common import World, current_outcome
+from steps.common import World, cloud_config_files, current_outcome
 
 PEERPOD_DIR = "/run/peerpod"
 IBM_Z_MACHINE = re.compile(r"^[0-9]{4}$")
@@ -83,7 +82,7 @@ def cloud_init_disk(env: Environment, world: World) -> None:
     assert (vdb["format"], vdb["bus"], vdb["iommu"]) == ("raw", "virtio", "on"), f"cloud-init disk: {vdb}"
     user_data = facts["user_data"]
     assert user_data.startswith("#cloud-config"), f"user data is not a cloud-config: {user_data[:40]!r}"
-    paths = [entry["path"] for entry in (yaml.safe_load(user_data) or {}).get("write_files") or []]
+    paths = list(cloud_config_files(user_data))
     assert f"{PEERPOD_DIR}/apf.json" in paths, f"write_files carries {paths}"
 
 

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from sim.errors import ConformanceInputError
-from sim.server.limits import ServerLimits
+from sim.server.limits import MAX_CONNECTIONS_PER_WORKER, ServerLimits, connection_limit, open_files_limit
 from sim.server.serve import LOOPS
 from sim.server.tls import (
     TLS_MIN_VERSIONS,
@@ -80,7 +80,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--read-timeout",
         type=float,
         default=10.0,
-        help="seconds to receive headers, and the body (default 10)",
+        help="seconds to receive the request head (from the end of the TLS handshake, and between "
+        "keep-alive requests), and again the body (default 10)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help=f"connections each worker holds at most; more wait in the listen queue "
+        f"(default {MAX_CONNECTIONS_PER_WORKER}, lowered to fit the open-files limit)",
     )
     serve.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--access-log", action="store_true", help="log every request")
@@ -131,6 +139,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise ConformanceInputError(f"--port {args.port} is not a TCP port")
     if args.workers < 1:
         raise ConformanceInputError(f"--workers {args.workers} must be at least 1")
+    max_connections = connection_limit(args.max_connections, open_files_limit())
     if args.self_signed is not None and (args.cert or args.key):
         raise ConformanceInputError("--self-signed makes its own certificate; drop --cert/--key")
     if args.self_signed is None and not (args.cert and args.key):
@@ -155,6 +164,7 @@ def run_serve(args: argparse.Namespace) -> int:
             f"webhook: serving https://{args.host}:{args.port}/mutate-v1-pod "
             f"(TLS >= {args.tls_min_version}, runtimeclass {settings.target_runtimeclass}, "
             f"resource {settings.extended_resource}, "
+            f"{max_connections} connections per worker, {limits.read_timeout:g} s to send a request head, "
             f"certificate {ident['subject']} sha256 {ident['sha256']})",
             file=sys.stderr,
             flush=True,
@@ -169,6 +179,7 @@ def run_serve(args: argparse.Namespace) -> int:
                 settings=settings,
                 limits=limits,
                 workers=args.workers,
+                max_connections=max_connections,
                 loop=args.loop,
                 log_level=args.log_level,
                 access_log=args.access_log,

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from sim.bounds import excerpt
 from sim.server.limits import ServerLimits
 from sim.webhook import WebhookSettings, admission_review, request_response
 
@@ -97,10 +98,10 @@ def envelope_problem(review: object) -> str | None:
         return f"request body is {_json_type_name(review)}, expected an AdmissionReview object"
     api_version = review.get("apiVersion")
     if api_version != ADMISSION_API_VERSION:
-        return f"apiVersion is {api_version!r}, expected {ADMISSION_API_VERSION!r}"
+        return f"apiVersion is {excerpt(api_version)}, expected {ADMISSION_API_VERSION!r}"
     kind = review.get("kind")
     if kind != "AdmissionReview":
-        return f"kind is {kind!r}, expected 'AdmissionReview'"
+        return f"kind is {excerpt(kind)}, expected 'AdmissionReview'"
     request = review.get("request")
     if request is None:
         return "AdmissionReview has no request"
@@ -140,7 +141,7 @@ class ReviewHandler:
             if method != "POST":
                 return status_reply(405, f"{method} is not allowed on {MUTATE_PATH}; use POST")
             if not media_type_is_json(content_type):
-                return status_reply(415, f"Content-Type is {content_type!r}, expected {JSON!r}")
+                return status_reply(415, f"Content-Type is {excerpt(content_type)}, expected {JSON!r}")
             if content_length is not None and content_length > self.limits.max_body_bytes:
                 return self.too_large(content_length)
             return None
@@ -148,7 +149,7 @@ class ReviewHandler:
             if method in ("GET", "HEAD"):
                 return OK_REPLY
             return status_reply(405, f"{method} is not allowed on {path}; use GET")
-        return status_reply(404, f"no such path {path!r}; the webhook serves {MUTATE_PATH}")
+        return status_reply(404, f"no such path {excerpt(path)}; the webhook serves {MUTATE_PATH}")
 
     def too_large(self, size: int | None) -> Reply:
         """The 413 for a body over the limit (``size`` None: a chunked body that crossed it)."""

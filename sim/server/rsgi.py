@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from granian.rsgi import Scope
 
+from sim.bounds import excerpt
 from sim.server.deadlines import Deadlines, expired
 from sim.server.limits import ServerLimits
 from sim.server.review import Reply, ReviewHandler, status_reply
@@ -72,7 +73,9 @@ class RsgiApp:
             try:
                 length = int(length_header)
             except ValueError:
-                proto_reply(proto, status_reply(400, f"Content-Length {length_header!r} is not a number"))
+                proto_reply(
+                    proto, status_reply(400, f"Content-Length {excerpt(length_header)} is not a number")
+                )
                 return
         early = self.handler.precheck(scope.method, scope.path, headers.get("content-type"), length)
         if early is not None:

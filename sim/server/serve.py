@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sim.server.limits import ServerLimits
+from sim.server.limits import LISTEN_BACKLOG, MAX_CONNECTIONS_PER_WORKER, ServerLimits
 from sim.server.tls import TLS_MIN_VERSIONS
 from sim.webhook import WebhookSettings
 
@@ -40,12 +40,18 @@ class ServeConfig:
     settings: WebhookSettings = field(default_factory=WebhookSettings)
     limits: ServerLimits = field(default_factory=ServerLimits)
     workers: int = 1
+    #: Connections each worker holds at most (sim.server.limits.connection_limit).
+    max_connections: int = MAX_CONNECTIONS_PER_WORKER
     log_level: str = "warning"
     access_log: bool = False
     #: The event loop granian runs the application on (see LOOPS).
     loop: str = "auto"
     #: The RSGI application factory; only the benchmark swaps it (for the constant-reply ceiling).
     app_target: str = APP_TARGET
+    #: granian's HTTP mode; only the benchmark sets "auto", to measure issue 11's lockout.
+    http_mode: str = "1"
+    #: The kernel's listen queue; only the benchmark sets granian's default (1,024).
+    backlog: int = LISTEN_BACKLOG
 
 
 def worker_env(config: ServeConfig) -> dict[str, str]:
@@ -59,7 +65,17 @@ def worker_env(config: ServeConfig) -> dict[str, str]:
 
 
 def serve(config: ServeConfig) -> None:
-    """Serve until SIGTERM/SIGINT; blocks. ``config.key`` must be PKCS#8 PEM (see sim.server.tls)."""
+    """Serve until SIGTERM/SIGINT; blocks. ``config.key`` must be PKCS#8 PEM (see sim.server.tls).
+
+    HTTP/1.1 only (ALPN offers ``http/1.1``), for two reasons. In granian's ``auto`` mode
+    the bytes that tell HTTP/1 from HTTP/2 are read with no deadline, so a client that
+    finishes the TLS handshake and sends nothing holds its connection - and one of the
+    worker's permits - for ever (issue 11: 1,024 such connections locked every client
+    out; hyperium/hyper#3756 and #3962); in HTTP/1.1 mode the header timeout runs from the
+    end of the handshake and closes it. And HTTP/2 is what kubebuilder-scaffolded webhooks
+    switch off by default (the Rapid Reset and Stream Cancellation advisories);
+    kube-apiserver speaks HTTP/1.1 to a webhook that offers only that.
+    """
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
     from granian.http import HTTP1Settings
@@ -74,9 +90,15 @@ def serve(config: ServeConfig) -> None:
         interface=Interfaces.RSGI,
         workers=config.workers,
         loop=Loops(config.loop),
-        http=HTTPModes.auto,
+        http=HTTPModes(config.http_mode),
         websockets=False,
-        http1_settings=HTTP1Settings(header_read_timeout=int(config.limits.read_timeout * 1000)),
+        # From the end of the TLS handshake to the end of the request head, and the idle
+        # time allowed between requests on a keep-alive connection.
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(config.limits.read_timeout * 1000), keep_alive=True
+        ),
+        backlog=config.backlog,
+        backpressure=config.max_connections,
         ssl_cert=config.cert,
         ssl_key=config.key,
         ssl_protocol_min=SSLProtocols(TLS_MIN_VERSIONS[config.tls_min_version]),

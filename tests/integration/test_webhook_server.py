@@ -387,3 +387,87 @@ def test_sigterm_lets_the_in_flight_review_finish() -> None:
         assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
         assert b'"uid":"in-flight"' in answer
         assert srv.process.wait(20) == 0
+
+
+# --------------------------------------------------------------------------- idle connections
+# The figures (2,000 idle connections, the review latency meanwhile, the deadlines under the
+# default 10 s) are measured by benchmarks/bench_bounds.py; these tests pin the behaviour.
+
+
+def closed_by_server(sock: ssl.SSLSocket, within: float) -> bool:
+    """True when the server closes ``sock`` (which sends nothing) within ``within`` seconds."""
+    sock.settimeout(within)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True  # reset: closed as well
+
+
+def test_tls_connection_that_sends_nothing_is_closed(server: LaunchedServer) -> None:
+    # issue 11: such a connection used to be held for ever, a step towards locking everyone out
+    with tls_socket(server) as silent:
+        assert closed_by_server(silent, within=15), "a silent TLS connection was never closed"
+    assert_serves_valid_review(server)
+
+
+def test_idle_keep_alive_connection_is_closed(server: LaunchedServer) -> None:
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=server.ssl_context(), timeout=10)
+    try:
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().read() is not None
+        assert conn.sock is not None
+        assert closed_by_server(conn.sock, within=15), "an idle keep-alive connection was never closed"
+    finally:
+        conn.close()
+
+
+def test_alpn_offers_http_1_1_only(server: LaunchedServer) -> None:
+    context = server.ssl_context()
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+        assert sock.selected_alpn_protocol() == "http/1.1"
+
+
+def open_silent(server: LaunchedServer, count: int) -> list[ssl.SSLSocket]:
+    sockets: list[ssl.SSLSocket] = []
+    try:
+        for _ in range(count):
+            sockets.append(tls_socket(server))
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def test_idle_connections_held_do_not_starve_a_review() -> None:
+    # a read timeout long enough that none of the idle connections is closed meanwhile:
+    # the review is answered because the connection limit is far above their number
+    with launched(["--read-timeout", "60"]) as srv:
+        idle = open_silent(srv, 300)
+        try:
+            assert_serves_valid_review(srv)
+            for sock in idle:  # all still held by the server when the review was answered
+                sock.setblocking(False)
+                with pytest.raises(ssl.SSLWantReadError):
+                    sock.recv(1)
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_connections_past_the_limit_wait_until_idle_ones_are_closed() -> None:
+    with launched(["--read-timeout", "1", "--max-connections", "16"]) as srv:
+        idle = open_silent(srv, 16)  # the worker's whole allowance
+        try:
+            started = time.monotonic()
+            assert_serves_valid_review(srv)  # queued until the deadline frees a slot
+            waited = time.monotonic() - started
+            assert all(closed_by_server(sock, within=5) for sock in idle)
+        finally:
+            for sock in idle:
+                sock.close()
+    assert waited < 10
