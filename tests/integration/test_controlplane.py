@@ -1,0 +1,249 @@
+"""The local control plane's lifecycle: it starts, survives a port clash, leaves nothing behind,
+and a killed run's leftovers are cleaned by the next one. Bad cluster input exits 2.
+
+The control plane tests need the binaries `peerpods-conformance cluster prepare` builds
+(CI builds them in .ci/setup-lpar-host); without them they are skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from sim.kube import controlplane
+from sim.kube.build import ControlPlaneBinaries, find_binaries
+from sim.kube.controlplane import ControlPlane, clean_stale_runs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def binaries() -> ControlPlaneBinaries:
+    found = find_binaries()
+    if found is None:
+        pytest.skip("control plane not built: run `peerpods-conformance cluster prepare`")
+    return found
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    return tmp_path / "runs"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie of ours counts as gone
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _api(plane: ControlPlane) -> object:
+    from kubernetes import client, config
+
+    return client.CoreV1Api(config.new_client_from_config(config_file=str(plane.kubeconfig)))
+
+
+def test_starts_answers_and_teardown_leaves_no_process(binaries: ControlPlaneBinaries, runs: Path) -> None:
+    plane = ControlPlane(binaries, root=runs).start()
+    try:
+        pids = plane.pids()
+        run_dir = plane.run_dir
+        assert len(pids) == 3 and all(_alive(pid) for pid in pids)
+        assert plane.ready_seconds is not None and plane.ready_seconds > 0
+        core = _api(plane)
+        names = {ns.metadata.name for ns in core.list_namespace().items}  # type: ignore[attr-defined]
+        assert {"default", "kube-system"} <= names
+    finally:
+        plane.stop()
+    assert not any(_alive(pid) for pid in pids)
+    assert run_dir is not None and not run_dir.exists()
+
+
+def test_a_port_in_use_gets_another_port(
+    binaries: ControlPlaneBinaries, runs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    real = controlplane.free_port
+    handed: list[int] = []
+
+    def first_taken(host: str = "127.0.0.1") -> int:  # the API server's first port is taken
+        port = taken if len(handed) == 2 else real(host)
+        handed.append(port)
+        return port
+
+    monkeypatch.setattr(controlplane, "free_port", first_taken)
+    logged: list[str] = []
+    try:
+        with ControlPlane(binaries, root=runs, log=logged.append) as plane:
+            assert plane.api_port not in (None, taken)
+            assert any(f"port {taken} was taken" in line for line in logged), logged
+            _api(plane).list_namespace()  # type: ignore[attr-defined]
+    finally:
+        squatter.close()
+
+
+def test_a_killed_run_leaves_nothing_the_next_run_trips_on(
+    binaries: ControlPlaneBinaries, runs: Path
+) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from sim.kube.build import find_binaries
+        from sim.kube.controlplane import ControlPlane
+        plane = ControlPlane(find_binaries(), root=Path({str(runs)!r})).start()
+        print(plane.run_dir, *plane.pids(), flush=True)
+        time.sleep(600)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    run_dir, *pid_texts = child.stdout.readline().split()
+    pids = [int(p) for p in pid_texts]
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids), "the control plane outlived the run that started it"
+    assert Path(run_dir).exists()  # the directory is what the killed run left
+    removed = clean_stale_runs(runs)
+    assert removed == [Path(run_dir)] and not Path(run_dir).exists()
+
+
+def test_a_stale_pid_file_is_cleaned_and_only_its_own_processes_are_killed(runs: Path) -> None:
+    stale = runs / "run-stale"
+    stale.mkdir(parents=True)
+    (stale / "owner.pid").write_text("999999999\n")  # no such process
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    own = subprocess.Popen([sys.executable, "-c", "import time, sys; time.sleep(60)", str(stale)])
+    try:
+        (stale / "pids").write_text(f"kube-apiserver {own.pid}\netcd {bystander.pid}\n")
+        assert clean_stale_runs(runs) == [stale]
+        assert own.wait(5) == -signal.SIGKILL
+        assert bystander.poll() is None  # not the run's (its command line does not name the run)
+        assert not stale.exists()
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_a_live_run_is_left_alone(runs: Path) -> None:
+    live = runs / "run-live"
+    live.mkdir(parents=True)
+    (live / "owner.pid").write_text(f"{os.getpid()}\n")
+    assert clean_stale_runs(runs) == []
+    assert live.exists()
+
+
+def test_a_component_that_will_not_start_is_reported_with_its_log_tail(
+    binaries: ControlPlaneBinaries, runs: Path, tmp_path: Path
+) -> None:
+    broken_dir = tmp_path / "broken"
+    (broken_dir / "bin").mkdir(parents=True)
+    for name in ("etcd", "kube-apiserver", "kube-scheduler"):
+        (broken_dir / "bin" / name).symlink_to(binaries.path(name))
+    (broken_dir / "bin" / "kube-apiserver").unlink()
+    (broken_dir / "bin" / "kube-apiserver").write_text(
+        "#!/bin/sh\necho 'E0000 cannot start: broken on purpose' >&2\nexit 3\n"
+    )
+    (broken_dir / "bin" / "kube-apiserver").chmod(0o755)
+    broken = ControlPlaneBinaries(broken_dir, binaries.kubernetes_version, binaries.etcd_version)
+    plane = ControlPlane(broken, root=runs)
+    with pytest.raises(controlplane.ControlPlaneError) as raised:
+        plane.start()
+    message = str(raised.value)
+    assert "kube-apiserver exited with status 3" in message
+    assert "broken on purpose" in message
+    assert not plane.components and not any(runs.iterdir())  # etcd stopped, directory removed
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sim", "run", "--target", "cluster", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_missing_kubeconfig_exits_2_naming_it(tmp_path: Path) -> None:
+    completed = _run("--kubeconfig", str(tmp_path / "nope.yaml"), "--report-dir", str(tmp_path / "r"))
+    assert completed.returncode == 2, completed.stderr
+    assert f"--kubeconfig {tmp_path / 'nope.yaml'}: no such file" in completed.stderr
+
+
+def test_a_cluster_that_does_not_answer_exits_2_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        textwrap.dedent(
+            f"""\
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: c
+              cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}
+            users: [{{name: u, user: {{token: t}}}}]
+            contexts: [{{name: x, context: {{cluster: c, user: u}}}}]
+            current-context: x
+            """
+        )
+    )
+    completed = _run("--kubeconfig", str(kubeconfig), "--report-dir", str(tmp_path / "r"))
+    assert completed.returncode == 2, completed.stderr
+    assert f"the cluster at https://127.0.0.1:{port} does not answer" in completed.stderr
+    completed = _run(
+        "--kubeconfig", str(kubeconfig), "--context", "nope", "--report-dir", str(tmp_path / "r")
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "nope" in completed.stderr
+
+
+@pytest.mark.parametrize("kind", ["kind", "k3s"])
+def test_kind_and_k3s_without_a_container_engine_exit_2(kind: str, tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sim",
+            "run",
+            "--target",
+            "cluster",
+            "--cluster",
+            kind,
+            "--report-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"},
+    )
+    if "a container engine answers" in completed.stderr:
+        pytest.skip("a container engine answers on this machine")
+    assert completed.returncode == 2, completed.stderr
+    assert f"--cluster {kind}: no container engine answers" in completed.stderr
+
