@@ -33,6 +33,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--webhook-config", default=None, help="MutatingWebhookConfiguration YAML the webhook target applies"
     )
+    group.addoption("--cluster", default=None, help="cluster target: local, kind or k3s")
+    group.addoption("--kubeconfig", default=None, help="cluster target: the kubeconfig of the cluster")
+    group.addoption("--context", default=None, help="cluster target: the kubeconfig context")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,6 +59,7 @@ def target(pytestconfig: pytest.Config) -> Iterator[Target]:
         webhook_url=pytestconfig.getoption("webhook_url"),
         webhook_ca=_path_option(pytestconfig, "webhook_ca"),
         webhook_config=_path_option(pytestconfig, "webhook_config"),
+        extra={k: v for k in ("cluster", "kubeconfig", "context") if (v := pytestconfig.getoption(k))},
     )
     built = create_target(pytestconfig.getoption("target"), options)
     yield built

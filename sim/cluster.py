@@ -370,6 +370,8 @@ class Cluster:
                 outcome.reason or "denied", code=500 if "Internal error" in (outcome.reason or "") else 403
             )
         stored = outcome.pod
+        if self.default_requests_from_limits and outcome.patched:
+            default_requests(stored)  # kube-apiserver defaults a webhook's patched object again
         self._validate_admitted(stored, namespace, name)
         if not name:
             name = f"{_meta(stored)['generateName']}{secrets.token_hex(3)[:5]}"

@@ -378,6 +378,33 @@ def test_requests_default_from_limits_when_asked(tmp_path: Path) -> None:
     assert state.pod["metadata"]["annotations"]["io.katacontainers.config.hypervisor.default_vcpus"] == "3"
 
 
+class LimitsOnlyCaller:
+    """Fake webhook: patches the first container to carry a limit and no request."""
+
+    def __call__(self, webhook: MutatingWebhook, review: dict[str, Any]) -> dict[str, Any]:
+        import base64
+        import json
+
+        patch = [{"op": "add", "path": "/spec/containers/0/resources", "value": {"limits": {"cpu": "2"}}}]
+        response = {
+            "uid": review["request"]["uid"],
+            "allowed": True,
+            "patchType": "JSONPatch",
+            "patch": base64.b64encode(json.dumps(patch).encode()).decode(),
+        }
+        return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+
+
+def test_a_webhooks_patched_pod_is_defaulted_again(tmp_path: Path) -> None:
+    # kube-apiserver's mutating dispatcher runs the defaulters over the patched object
+    # (k8s.io/apiserver .../webhook/mutating/dispatcher.go), so a limit a webhook adds
+    # without a request becomes the request too, as measured on kube-apiserver v1.37.2.
+    cluster = make_cluster(tmp_path, caller=LimitsOnlyCaller(), default_requests_from_limits=True)
+    state = cluster.create_pod(pod("patched"))
+    resources = state.pod["spec"]["containers"][0]["resources"]
+    assert resources == {"limits": {"cpu": "2"}, "requests": {"cpu": "2"}}
+
+
 def test_generate_name(tmp_path: Path) -> None:
     cluster = make_cluster(tmp_path)
     manifest = pod("x")
