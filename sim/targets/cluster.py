@@ -143,14 +143,13 @@ class ClusterTarget(Target):
         plane: Any = None,
         libvirt_uri: str | None = None,
     ) -> None:
-        self.api = api
         self.mode = mode
         self.kubeconfig = kubeconfig
         self.plane = plane
         self.libvirt_uri = libvirt_uri
         self.run_id = secrets.token_hex(4)
-        self.core = client.CoreV1Api(api)
         self.local = plane is not None
+        self.started = False
         self.capabilities = (
             frozenset({"mutation", "webhook-settings", "cluster", "podvm"})
             if self.local
@@ -158,13 +157,34 @@ class ClusterTarget(Target):
         )
         self.webhooks = WebhookServers() if self.local else None
         self.created_namespaces: set[str] = set()
-        self.server_version = self._server_version()
+        self.server_version = ""
+        self.api: Any = None
+        if api is not None:
+            self._connected(api)
+
+    def _connected(self, api: Any) -> None:
         from sim.kube.nodeagent import NodeAgents
 
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.server_version = self._server_version()
         self.agents = NodeAgents(api)
-        if self.local:
+        self.started = True
+
+    def _start(self) -> None:
+        """Start the local control plane on first use (building the target only checks the
+        binaries, so a run's up-front identity check costs no start)."""
+        if self.started or self.plane is None:
+            return
+        self.plane.start()
+        try:
+            self.kubeconfig = self.plane.kubeconfig
+            self._connected(kube_config.new_client_from_config(config_file=str(self.plane.kubeconfig)))
             self._bootstrap()
             self.agents.start()
+        except BaseException:
+            self.close()
+            raise
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -200,14 +220,7 @@ class ClusterTarget(Target):
         from sim.kube.build import require_binaries
         from sim.kube.controlplane import ControlPlane
 
-        plane = ControlPlane(require_binaries()).start()
-        try:
-            assert plane.kubeconfig is not None
-            api = kube_config.new_client_from_config(config_file=str(plane.kubeconfig))
-            return cls(api, mode="local", kubeconfig=plane.kubeconfig, plane=plane)
-        except BaseException:
-            plane.stop()
-            raise
+        return cls(None, mode="local", kubeconfig=None, plane=ControlPlane(require_binaries()))
 
     def _server_version(self) -> str:
         info = client.VersionApi(self.api).get_code()
@@ -234,13 +247,13 @@ class ClusterTarget(Target):
             versions = self.plane.versions
             return {
                 "implementation": "local Kubernetes control plane built from Kubernetes' Go modules",
-                "kube-apiserver": f"kube-apiserver {self.server_version}",
+                "kube-apiserver": f"kube-apiserver {self.server_version or versions['kube-apiserver']}",
                 "kube-scheduler": f"kube-scheduler {versions['kube-scheduler']}",
                 "etcd": f"etcd {versions['etcd']}",
                 "nodes": "simulated kubelets (peerpods-conformance node agents: kubelet + Kata runtime + "
                 "cloud-api-adaptor stand-ins), pod VMs from the in-memory provider",
                 "webhook": f"peerpods-conformance reference webhook {__version__} (HTTPS server process)",
-                "control plane ready": f"{self.plane.ready_seconds:.1f} s",
+                "admission": "kube-apiserver's default plugins but ServiceAccount; authorization Node,RBAC",
             }
         return {
             "implementation": "the cluster of the given kubeconfig",
@@ -250,21 +263,25 @@ class ClusterTarget(Target):
         }
 
     def open_environment(self) -> KubeEnvironment:
+        self._start()
         return KubeEnvironment(self)
 
     def close(self) -> None:
         try:
-            self.agents.close()
-            for namespace in sorted(self.created_namespaces):
-                with contextlib.suppress(ApiException):
-                    self.core.delete_namespace(namespace)
+            if self.started:
+                self.agents.close()
+                for namespace in sorted(self.created_namespaces):
+                    with contextlib.suppress(ApiException):
+                        self.core.delete_namespace(namespace)
         finally:
             if self.webhooks is not None:
                 self.webhooks.close()
-            with contextlib.suppress(Exception):
-                self.api.close()
+            if self.api is not None:
+                with contextlib.suppress(Exception):
+                    self.api.close()
             if self.plane is not None:
                 self.plane.stop()
+            self.started = False
 
 
 def connect(kubeconfig: Path, context: str | None) -> Any:

@@ -397,8 +397,8 @@ class LimitsOnlyCaller:
 
 def test_a_webhooks_patched_pod_is_defaulted_again(tmp_path: Path) -> None:
     # kube-apiserver's mutating dispatcher runs the defaulters over the patched object
-    # (k8s.io/apiserver .../webhook/mutating/dispatcher.go), so a limit a webhook adds
-    # without a request becomes the request too, as measured on kube-apiserver v1.37.2.
+    # (k8s.io/apiserver v0.37.2, pkg/admission/plugin/webhook/mutating/dispatcher.go), so a
+    # limit a webhook adds without a request becomes the request too.
     cluster = make_cluster(tmp_path, caller=LimitsOnlyCaller(), default_requests_from_limits=True)
     state = cluster.create_pod(pod("patched"))
     resources = state.pod["spec"]["containers"][0]["resources"]
