@@ -64,6 +64,7 @@ SCENARIO_KEYS = ("PEERPODS_LIMIT_PER_NODE", "INITDATA")
 #: a class that does not exist; a cluster with Kata installed has these).
 OTHER_RUNTIME_CLASSES = ("kata", "kata-remote-se")
 OSC_NAMESPACE = "openshift-sandboxed-containers-operator"
+OTHER_RUNTIME_CLASSES_FILE = FIXTURES / "cluster" / "runtimeclasses-other.yaml"
 RUN_LABEL = "peerpods-conformance/run"
 POLICY_NAME = "peer-pods-allowed-namespaces"
 CLUSTERS = ("local", "kind", "k3s")
@@ -230,15 +231,8 @@ class ClusterTarget(Target):
         """What the operator installs once: RuntimeClasses and the adaptor's namespace."""
         node_api = client.NodeV1Api(self.api)
         node_api.create_runtime_class(_load_yaml(RUNTIME_CLASS))
-        for name in OTHER_RUNTIME_CLASSES:
-            node_api.create_runtime_class(
-                {
-                    "apiVersion": "node.k8s.io/v1",
-                    "kind": "RuntimeClass",
-                    "metadata": {"name": name},
-                    "handler": name,
-                }
-            )
+        for other in yaml.safe_load_all(OTHER_RUNTIME_CLASSES_FILE.read_text(encoding="utf-8")):
+            node_api.create_runtime_class(other)
         self.core.create_namespace({"metadata": {"name": OSC_NAMESPACE}})
 
     def identity(self) -> dict[str, str]:

@@ -37,6 +37,7 @@ PROFILES: dict[str, Path] = {
 }
 DEFAULT_PROFILE = "caa-chart"
 RUNTIME_CLASS = FIXTURES / "cluster" / "runtimeclass-kata-remote.yaml"
+OTHER_RUNTIME_CLASSES = FIXTURES / "cluster" / "runtimeclasses-other.yaml"
 PEER_PODS_CM = FIXTURES / "cluster" / "peer-pods-cm.yaml"
 #: Keys a scenario decides itself; the fixture's values for them are not defaults.
 SCENARIO_KEYS = ("PEERPODS_LIMIT_PER_NODE", "INITDATA")
@@ -46,6 +47,11 @@ def load_yaml(path: Path) -> dict[str, Any]:
     """A fixture manifest."""
     document: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
     return document
+
+
+#: Where the caa-chart profile's Service points (peer-pods-webhook-webhook-service).
+SERVICE_HOST = "peer-pods-webhook-webhook-service.peer-pods-webhook-system.svc"
+SERVICE_IP = "10.96.112.10"
 
 
 class SwitchableWebhookCaller:
@@ -61,7 +67,11 @@ class SwitchableWebhookCaller:
 
     def __call__(self, webhook: MutatingWebhook, review: dict[str, Any]) -> dict[str, Any]:
         if not self.reachable:
-            raise WebhookCallError("dial tcp: connect: connection refused")
+            # kube-apiserver's words for a refused connection (measured on v1.37.2), with the
+            # address the chart's Service would have
+            url = f"https://{SERVICE_HOST}:443{webhook.path or ''}?timeout={webhook.timeout_seconds}s"
+            refused = f"dial tcp {SERVICE_IP}:443: connect: connection refused"
+            raise WebhookCallError(f'failed to call webhook: Post "{url}": {refused}')
         return InProcessWebhookCaller(self.settings)(webhook, review)
 
 
@@ -81,8 +91,11 @@ class ClusterEnvironment(Environment):
             caller=self._caller,
             provider=provider,
             default_requests_from_limits=True,
+            strict_runtime_classes=True,  # kube-apiserver refuses a pod naming an unknown class
         )
         self._cluster.apply_runtime_class(load_yaml(RUNTIME_CLASS))
+        for other in yaml.safe_load_all(OTHER_RUNTIME_CLASSES.read_text(encoding="utf-8")):
+            self._cluster.apply_runtime_class(other)
         self._cm = load_yaml(PEER_PODS_CM)
         self._cm_defaults = {k: v for k, v in (self._cm.get("data") or {}).items() if k not in SCENARIO_KEYS}
         self.set_peer_pods_config({})
