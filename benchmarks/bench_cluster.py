@@ -75,6 +75,9 @@ def kube_rate(plane: ControlPlane, pods: int, nodes: int, clients: int) -> tuple
     for n in range(nodes):
         name = f"worker-{n}"
         core.create_node({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}})
+        # TaintNodesByCondition taints a new node not-ready; the node lifecycle controller
+        # (not run here) would lift it once the node is Ready
+        core.patch_node(name, {"spec": {"taints": []}})
         core.patch_node_status(
             name,
             {
@@ -130,6 +133,7 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--fast-qps", type=int, default=1000, help="kube-scheduler's raised client limit")
     parser.add_argument("--features", action="store_true", help="also time the whole feature run")
     args = parser.parse_args()
     binaries = find_binaries()
@@ -147,15 +151,23 @@ def main() -> int:
     )
     with ControlPlane(binaries) as plane:
         kube, created, bound = kube_rate(plane, args.pods, args.nodes, args.clients)
+    with ControlPlane(binaries, scheduler_qps=args.fast_qps) as plane:
+        fast, _, fast_bound = kube_rate(plane, args.pods, args.nodes, args.clients)
     reference, ref_bound = reference_rate(args.pods, args.nodes)
     print(f"{args.pods} peer pods over {args.nodes} nodes:")
     print(
-        f"  kube-scheduler {binaries.kubernetes_version}: {kube:10,.0f} pods/s ({bound} bound; "
-        f"creates through kube-apiserver alone {created:,.0f} pods/s)"
+        f"  kube-scheduler {binaries.kubernetes_version}, default client limit 50/s: {kube:8,.0f} pods/s "
+        f"({bound} bound; kube-apiserver alone creates {created:,.0f} pods/s)"
     )
-    print(f"  reference scheduler:        {reference:10,.0f} pods/s ({ref_bound} bound)")
-    ahead = "reference" if reference > kube else "kube-scheduler"
-    print(f"  ahead: {ahead}, by {max(reference, kube) / max(min(reference, kube), 1e-9):,.0f}x")
+    print(
+        f"  kube-scheduler {binaries.kubernetes_version}, client limit {args.fast_qps}/s: "
+        f"{fast:8,.0f} pods/s "
+        f"({fast_bound} bound; pods are created while it schedules, so creation bounds it too)"
+    )
+    print(f"  reference scheduler (sim.scheduler):          {reference:8,.0f} pods/s ({ref_bound} bound)")
+    best = max(kube, fast)
+    ahead = "reference" if reference > best else "kube-scheduler"
+    print(f"  ahead: {ahead}, by {max(reference, best) / max(min(reference, best), 1e-9):,.0f}x")
     if args.features:
         elapsed, status, last = feature_run()
         print(

@@ -167,8 +167,11 @@ class ControlPlane:
         root: Path | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
         log: Callable[[str], None] | None = None,
+        scheduler_qps: int | None = None,
     ) -> None:
         self.binaries = binaries
+        #: kube-scheduler's client rate limit (requests/s; default 50, burst 100, as installed)
+        self.scheduler_qps = scheduler_qps
         self.root = root or runs_root()
         self.ready_timeout = ready_timeout
         self._log = log or (lambda line: None)
@@ -330,7 +333,14 @@ class ControlPlane:
                 {
                     "apiVersion": "kubescheduler.config.k8s.io/v1",
                     "kind": "KubeSchedulerConfiguration",
-                    "clientConnection": {"kubeconfig": str(kubeconfig)},
+                    "clientConnection": {
+                        "kubeconfig": str(kubeconfig),
+                        **(
+                            {"qps": self.scheduler_qps, "burst": 2 * self.scheduler_qps}
+                            if self.scheduler_qps
+                            else {}
+                        ),
+                    },
                     "leaderElection": {"leaderElect": False},
                     "podInitialBackoffSeconds": 1,
                     "podMaxBackoffSeconds": 1,
