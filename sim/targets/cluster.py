@@ -364,9 +364,46 @@ class KubeEnvironment(Environment):
     def use_webhook_profile(self, profile: str, *, failure_policy: str | None = None) -> None:
         if profile not in PROFILES:
             raise ConformanceInputError(f"unknown webhook profile {profile!r} (known: {', '.join(PROFILES)})")
-        self._local_only(f"registering the webhook as in the {profile!r} profile")
+        if not self.t.local:
+            self._check_deployed(profile, failure_policy)
+            return
         self._profile, self._failure_policy, self._configuration = profile, failure_policy, None
         self._mwc_dirty = True
+
+    def _check_deployed(self, profile: str, failure_policy: str | None) -> None:
+        """On a given cluster the webhook is as deployed: the scenario applies only if the
+        deployed registration is the profile's (same webhook name, rules, namespaceSelector,
+        failurePolicy)."""
+        wanted = [
+            webhook
+            for document in yaml.safe_load_all(PROFILES[profile].read_text(encoding="utf-8"))
+            if document
+            for webhook in document.get("webhooks") or ()
+        ]
+        deployed: dict[str, dict[str, Any]] = {}
+        for item in self.admission.list_mutating_webhook_configuration().items:
+            for webhook in self.api.sanitize_for_serialization(item).get("webhooks") or ():
+                deployed[webhook["name"]] = webhook
+        for webhook in wanted:
+            found = deployed.get(webhook["name"])
+            if found is None:
+                raise NotApplicable(
+                    f"no webhook {webhook['name']!r} is deployed on the given cluster (profile {profile!r})"
+                )
+            policy = failure_policy or webhook.get("failurePolicy", "Fail")
+            for field_name, value in (
+                ("namespaceSelector", webhook.get("namespaceSelector") or {}),
+                ("rules", webhook.get("rules") or []),
+                ("failurePolicy", policy),
+            ):
+                have = found.get(field_name)
+                if field_name == "rules":
+                    have = [{k: v for k, v in rule.items() if k != "scope"} for rule in have or []]
+                if have != value:
+                    raise NotApplicable(
+                        f"the deployed webhook {webhook['name']!r} is not registered as in the {profile!r} "
+                        f"profile: its {field_name} is {have!r}, the profile's {value!r}"
+                    )
 
     def use_webhook_configuration(self, path: Path) -> None:
         self._local_only("registering another MutatingWebhookConfiguration")
@@ -394,7 +431,7 @@ class KubeEnvironment(Environment):
         if not self.t.local:
             wanted[RUN_LABEL] = self.t.run_id
         try:
-            current = self.core.read_namespace(name)
+            self.core.read_namespace(name)
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -404,11 +441,7 @@ class KubeEnvironment(Environment):
             self._namespaces.add(name)
             return
         if not self.t.local:
-            if (current.metadata.labels or {}).get(RUN_LABEL) != self.t.run_id:
-                raise NotApplicable(
-                    f"namespace {name} already exists on the given cluster and is not the suite's"
-                )
-            return
+            return  # somebody else's namespace (default, kube-system, ...): used as it is, never changed
         # the local cluster keeps namespaces between scenarios (no namespace controller runs
         # to delete them); each scenario gets exactly the labels it asks for
         patch = [{"op": "replace", "path": "/metadata/labels", "value": wanted}]
@@ -573,6 +606,8 @@ class KubeEnvironment(Environment):
         body = copy.deepcopy(dict(manifest))
         meta = body.setdefault("metadata", {})
         namespace = str(meta.setdefault("namespace", "default"))
+        if not self.t.local:  # on somebody else's cluster, everything the suite makes says so
+            meta["labels"] = {**(meta.get("labels") or {}), RUN_LABEL: self.t.run_id}
         key = (namespace, str(meta.get("name", "")))
         try:
             if operation == "UPDATE":

@@ -247,3 +247,48 @@ def test_kind_and_k3s_without_a_container_engine_exit_2(kind: str, tmp_path: Pat
     assert completed.returncode == 2, completed.stderr
     assert f"--cluster {kind}: no container engine answers" in completed.stderr
 
+
+def test_a_cluster_given_by_kubeconfig_is_used_as_deployed_and_cleaned(
+    binaries: ControlPlaneBinaries, runs: Path, tmp_path: Path
+) -> None:
+    """A user's cluster: the webhook deployed as in the caa-chart profile; the suite creates
+    and deletes its own namespaces and pods, and what would change the deployment is not applicable."""
+    import base64
+    import json
+
+    import yaml
+    from kubernetes import client, config
+
+    from sim.server.launch import launched
+
+    with ControlPlane(binaries, root=runs) as plane, launched() as server:
+        api = config.new_client_from_config(config_file=str(plane.kubeconfig))
+        core = client.CoreV1Api(api)
+        client.NodeV1Api(api).create_runtime_class(
+            yaml.safe_load((ROOT / "fixtures/cluster/runtimeclass-kata-remote.yaml").read_text())
+        )
+        mwc = yaml.safe_load((ROOT / "fixtures/admission/caa-chart-mwc.yaml").read_text())
+        for webhook in mwc["webhooks"]:
+            webhook["clientConfig"] = {
+                "url": server.url,
+                "caBundle": base64.b64encode(server.ca.read_bytes()).decode(),
+            }
+        client.AdmissionregistrationV1Api(api).create_mutating_webhook_configuration(mwc)
+        reports = tmp_path / "reports"
+        completed = _run(
+            "--kubeconfig", str(plane.kubeconfig), "--report-dir", str(reports), "--tags", "WH-003 or NL-001"
+        )
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        summary = json.loads((reports / "summary.json").read_text())
+        outcomes = {s["scenario"]: (s["outcome"], s.get("reason") or "") for s in summary["scenarios"]}
+        assert any(o == "passed" for o, _ in outcomes.values()), outcomes
+        not_applicable = [r for o, r in outcomes.values() if o == "not applicable"]
+        assert not_applicable and all("needs cluster" in r for r in not_applicable), outcomes
+        assert summary["target"]["kube-apiserver"] == f"kube-apiserver {binaries.kubernetes_version}"
+        # what the run made is gone or going (no namespace controller runs here to finish it)
+        workloads = core.read_namespace("workloads")
+        assert workloads.metadata.labels.get("peerpods-conformance/run")
+        assert workloads.metadata.deletion_timestamp is not None
+        left = core.list_pod_for_all_namespaces(label_selector="peerpods-conformance/run").items
+        assert [p.metadata.name for p in left] == []
+        api.close()
