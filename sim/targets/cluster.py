@@ -156,6 +156,13 @@ class ClusterTarget(Target):
             if self.local
             else frozenset({"mutation"})
         )
+        #: with --libvirt-uri the adaptors' provider is the lpar target's libvirt provider
+        self.lpar: Any = None
+        if libvirt_uri:
+            from sim.targets.lpar import LparTarget
+
+            self.lpar = LparTarget(libvirt_uri)
+            self.capabilities |= self.lpar.capabilities & {"lpar-host", "guest"}
         self.webhooks = WebhookServers() if self.local else None
         self.created_namespaces: set[str] = set()
         self.server_version = ""
@@ -195,13 +202,13 @@ class ClusterTarget(Target):
             raise ConformanceInputError(
                 f"the cluster target takes no {', '.join('--' + n.replace('_', '-') for n in unused)}"
             )
-        if options.libvirt_uri:
-            raise ConformanceInputError(
-                "--libvirt-uri: the cluster target's node agents use the in-memory provider only so far"
-            )
         kubeconfig = options.extra.get("kubeconfig")
         context = options.extra.get("context")
         mode = options.extra.get("cluster") or ("kubeconfig" if kubeconfig else "local")
+        if kubeconfig and options.libvirt_uri:
+            raise ConformanceInputError(
+                "--libvirt-uri: only with --cluster local (pod VMs of a given cluster are its own)"
+            )
         if kubeconfig:
             return cls(connect(Path(kubeconfig), context), mode="kubeconfig", kubeconfig=Path(kubeconfig))
         if context:
@@ -214,14 +221,15 @@ class ClusterTarget(Target):
                 f"--cluster {mode}: a container engine answers, but creating {mode} clusters is not "
                 "implemented yet; create one yourself and pass --kubeconfig"
             )
-        return cls.start_local()
+        return cls.start_local(options.libvirt_uri)
 
     @classmethod
-    def start_local(cls) -> ClusterTarget:
+    def start_local(cls, libvirt_uri: str | None = None) -> ClusterTarget:
         from sim.kube.build import require_binaries
         from sim.kube.controlplane import ControlPlane
 
-        return cls(None, mode="local", kubeconfig=None, plane=ControlPlane(require_binaries()))
+        plane = ControlPlane(require_binaries())
+        return cls(None, mode="local", kubeconfig=None, plane=plane, libvirt_uri=libvirt_uri)
 
     def _server_version(self) -> str:
         info = client.VersionApi(self.api).get_code()
@@ -245,7 +253,12 @@ class ClusterTarget(Target):
                 "kube-scheduler": f"kube-scheduler {versions['kube-scheduler']}",
                 "etcd": f"etcd {versions['etcd']}",
                 "nodes": "simulated kubelets (peerpods-conformance node agents: kubelet + Kata runtime + "
-                "cloud-api-adaptor stand-ins), pod VMs from the in-memory provider",
+                "cloud-api-adaptor stand-ins)",
+                "pod VMs": (
+                    f"libvirt at {self.lpar.uri}: {self.lpar.identity().get('pod VMs')}"
+                    if self.lpar is not None
+                    else "in-memory provider (reference pod VM logic on real files)"
+                ),
                 "webhook": f"peerpods-conformance reference webhook {__version__} (HTTPS server process)",
                 "admission": "kube-apiserver's default plugins but ServiceAccount; authorization Node,RBAC",
             }
@@ -258,7 +271,7 @@ class ClusterTarget(Target):
 
     def open_environment(self) -> KubeEnvironment:
         self._start()
-        return KubeEnvironment(self)
+        return KubeEnvironment(self, self.lpar.provider() if self.lpar is not None else MemoryProvider())
 
     def close(self) -> None:
         try:
@@ -276,6 +289,8 @@ class ClusterTarget(Target):
             if self.plane is not None:
                 self.plane.stop()
             self.started = False
+            if self.lpar is not None:
+                self.lpar.close()
 
 
 def connect(kubeconfig: Path, context: str | None) -> Any:
@@ -328,12 +343,14 @@ def require_container_engine(mode: str) -> None:
 class KubeEnvironment(Environment):
     """One scenario on a real API server."""
 
-    def __init__(self, target: ClusterTarget) -> None:
+    def __init__(self, target: ClusterTarget, provider: Provider) -> None:
         self.t = target
         self.api = target.api
         self.core = client.CoreV1Api(self.api)
         self.admission = client.AdmissionregistrationV1Api(self.api)
-        self.provider: Provider = MemoryProvider()
+        self.provider = provider
+        #: the libvirt provider (the lpar target's), when pod VMs are libvirt domains
+        self._libvirt: Any = provider if target.lpar is not None else None
         self._pods: list[tuple[str, str]] = []
         self._refused: dict[tuple[str, str], PodOutcome] = {}
         self._nodes: list[str] = []
@@ -506,6 +523,8 @@ class KubeEnvironment(Environment):
         from sim.adaptor import AdaptorConfig
 
         AdaptorConfig.from_configmap(manifest["data"])  # a bad value is the caller's error, named
+        if self._libvirt is not None:  # the provider reads the libvirt keys of the same map
+            self._libvirt.configure({**self._cm_defaults, **self.t.lpar.cm_overrides, **data})
         try:
             self.core.replace_namespaced_config_map(name, namespace, manifest)
         except ApiException as exc:
@@ -726,7 +745,13 @@ class KubeEnvironment(Environment):
             return self._refused[(namespace, name)]
         if self._read((namespace, name)) is None:
             raise ConformanceInputError(f'pods "{name}" not found in namespace {namespace}')
-        return self._settled((namespace, name), deadline=time.monotonic() + SETTLE_TIMEOUT_S)
+        outcome = self._settled((namespace, name), deadline=time.monotonic() + SETTLE_TIMEOUT_S)
+        if self._libvirt is not None and outcome.vm is not None and outcome.phase == "Running":
+            failure = self._libvirt.failure(outcome.vm)  # a guest that never reported fails its pod
+            if failure is not None:
+                outcome.phase = "Failed"
+                outcome.reason = f"pod VM for pod {namespace}/{name} failed: {failure}"
+        return outcome
 
     def node_capacity(self, node: str) -> dict[str, str]:
         self._local_only("reading a node of the given cluster")
@@ -764,6 +789,8 @@ class KubeEnvironment(Environment):
 
     def pod_vms(self) -> list[str]:
         self._local_only("listing pod VMs")
+        if self._libvirt is not None:  # what libvirt has, not what the agents believe
+            return [e.split(" ", 1)[1] for e in self._libvirt.leftovers() if e.startswith("domain ")]
         found = []
         for namespace, name in self._pods:
             record = self.t.agents.record(namespace, name)
@@ -772,7 +799,25 @@ class KubeEnvironment(Environment):
         return sorted(found)
 
     def lpar_checks(self, description: Path | None) -> list[LparCheck]:
-        raise NotApplicable("the cluster target has no LPAR to inspect")
+        if self.t.lpar is None:
+            raise NotApplicable("the cluster target has no LPAR to inspect (give --libvirt-uri)")
+        checks: list[LparCheck] = self.t.lpar.lpar_checks(description)
+        return checks
+
+    # --- fault injection: the lpar target's own, on the same libvirt provider ------------
+    def inject_libvirt_fault(self, step: str) -> None:
+        if self._libvirt is None:
+            raise NotApplicable("pod VMs are not libvirt domains here (give --libvirt-uri)")
+        from sim.targets.lpar import LparEnvironment
+
+        LparEnvironment.inject_libvirt_fault(self, step)  # type: ignore[arg-type]
+
+    def silence_guests(self, timeout: float) -> None:
+        if self._libvirt is None:
+            raise NotApplicable("no guests boot here (give --libvirt-uri qemu:///system)")
+        from sim.targets.lpar import LparEnvironment
+
+        LparEnvironment.silence_guests(self, timeout)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ teardown
     def close(self) -> None:
@@ -795,6 +840,10 @@ class KubeEnvironment(Environment):
         left = self.provider.instances() if isinstance(self.provider, MemoryProvider) else []
         if isinstance(self.provider, MemoryProvider):
             self.provider.close()
+        if self._libvirt is not None:
+            self._libvirt.stop_all()
+            left = self._libvirt.leftovers()
+            self._libvirt.remove_leftovers()
         if left:
             errors.append(f"pod VMs left behind: {', '.join(left)}")
         errors += self.t.agents.errors
