@@ -292,3 +292,36 @@ def test_a_cluster_given_by_kubeconfig_is_used_as_deployed_and_cleaned(
         left = core.list_pod_for_all_namespaces(label_selector="peerpods-conformance/run").items
         assert [p.metadata.name for p in left] == []
         api.close()
+
+
+def test_a_node_agent_advertises_the_limit_as_caa_does_and_removes_it_on_stop(
+    binaries: ControlPlaneBinaries, runs: Path
+) -> None:
+    from kubernetes import client, config
+
+    from sim.kube.nodeagent import NodeAgent
+    from sim.providers.memory import MemoryProvider
+
+    vm = "kata.peerpods.io/vm"
+    with ControlPlane(binaries, root=runs) as plane:
+        api = config.new_client_from_config(config_file=str(plane.kubeconfig))
+        core = client.CoreV1Api(api)
+        core.create_namespace({"metadata": {"name": "openshift-sandboxed-containers-operator"}})
+        cm = {"metadata": {"name": "peer-pods-cm"}, "data": {"PEERPODS_LIMIT_PER_NODE": "4"}}
+        core.create_namespaced_config_map("openshift-sandboxed-containers-operator", cm)
+        provider = MemoryProvider()
+        agent = NodeAgent("worker-0", api, provider)
+        agent.register()
+        node = core.read_node("worker-0")
+        assert node.status.capacity[vm] == "4" and node.status.allocatable[vm] == "4"
+        assert not [t for t in node.spec.taints or [] if t.key == "node.kubernetes.io/not-ready"]
+        agent.restart_adaptor({"PEERPODS_LIMIT_PER_NODE": "-1"})  # negative: nothing advertised
+        node = core.read_node("worker-0")
+        assert vm not in node.status.capacity and vm not in node.status.allocatable
+        agent.restart_adaptor({})  # unset: CAA's default of 10
+        assert core.read_node("worker-0").status.capacity[vm] == "10"
+        agent.stop()
+        names = [n.metadata.name for n in core.list_node().items]
+        assert names == []
+        provider.close()
+        api.close()
