@@ -94,6 +94,27 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc), deepest first."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    pending = list(children.get(pid, []))
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending.extend(children.get(current, []))
+    return found[::-1]
+
+
 def clean_stale_runs(root: Path | None = None, log: Callable[[str], None] | None = None) -> list[Path]:
     """Kill and remove what runs whose owner died left behind; returns the directories removed."""
     root = root or runs_root()
@@ -110,10 +131,14 @@ def clean_stale_runs(root: Path | None = None, log: Callable[[str], None] | None
         if owner > 0 and _pid_alive(owner):
             continue  # a live run of another process
         for line in _read_lines(run / "pids"):
-            name, _, pid_text = line.partition(" ")
+            name, pid_text, *rest = [*line.split(" ", 2), ""]
+            marker = rest[0].strip() or str(run)
             with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
                 pid = int(pid_text)
-                if str(run) in _cmdline(pid):  # never a recycled pid of someone else
+                if marker in _cmdline(pid):  # never a recycled pid of someone else
+                    for child in _descendants(pid):  # a server's workers, before they are orphaned
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.kill(child, signal.SIGKILL)
                     os.kill(pid, signal.SIGKILL)
                     if log:
                         log(f"killed stale {name} (pid {pid}) of {run}")
@@ -253,9 +278,14 @@ class ControlPlane:
         raise ControlPlaneError(f"{name}: no free loopback port after {PORT_ATTEMPTS} attempts")
 
     def _record_pid(self, component: Component) -> None:
+        self.record_process(component.name, component.process.pid)
+
+    def record_process(self, name: str, pid: int, marker: str | None = None) -> None:
+        """Note a process of this run (``marker``: a string of its command line, by default the
+        run directory), so that the next run kills it if this one is killed."""
         assert self.run_dir is not None
         with (self.run_dir / "pids").open("a") as handle:
-            handle.write(f"{component.name} {component.process.pid}\n")
+            handle.write(f"{name} {pid}{' ' + marker if marker else ''}\n")
 
     def _launch(self, name: str, binary: str, args: Sequence[str], port: int) -> Component:
         assert self.run_dir is not None

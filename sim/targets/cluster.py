@@ -111,7 +111,8 @@ class WebhookServers:
     gets its own server; the next scenario goes back to the default one).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, plane: Any = None) -> None:
+        self._plane = plane  # the control plane's pid file also lists the servers
         self._stack = contextlib.ExitStack()
         self._servers: dict[tuple[tuple[str, str], ...], Any] = {}
         self._lock = threading.Lock()
@@ -122,7 +123,10 @@ class WebhookServers:
         key = tuple(sorted(env.items()))
         with self._lock:
             if key not in self._servers:
-                self._servers[key] = self._stack.enter_context(launched(env=dict(env)))
+                server = self._stack.enter_context(launched(env=dict(env)))
+                if self._plane is not None and self._plane.run_dir is not None:
+                    self._plane.record_process("webhook-server", server.process.pid, str(server.ca))
+                self._servers[key] = server
             return self._servers[key]
 
     def close(self) -> None:
@@ -163,7 +167,7 @@ class ClusterTarget(Target):
 
             self.lpar = LparTarget(libvirt_uri)
             self.capabilities |= self.lpar.capabilities & {"lpar-host", "guest"}
-        self.webhooks = WebhookServers() if self.local else None
+        self.webhooks = WebhookServers(plane) if self.local else None
         self.created_namespaces: set[str] = set()
         self.server_version = ""
         self.api: Any = None

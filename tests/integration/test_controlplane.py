@@ -133,15 +133,20 @@ def test_a_stale_pid_file_is_cleaned_and_only_its_own_processes_are_killed(runs:
     (stale / "owner.pid").write_text("999999999\n")  # no such process
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     own = subprocess.Popen([sys.executable, "-c", "import time, sys; time.sleep(60)", str(stale)])
+    server = subprocess.Popen([sys.executable, "-c", "import time, sys; time.sleep(60)", "/tmp/x/ca.pem"])
     try:
-        (stale / "pids").write_text(f"kube-apiserver {own.pid}\netcd {bystander.pid}\n")
+        (stale / "pids").write_text(
+            f"kube-apiserver {own.pid}\netcd {bystander.pid}\nwebhook-server {server.pid} /tmp/x/ca.pem\n"
+        )
         assert clean_stale_runs(runs) == [stale]
         assert own.wait(5) == -signal.SIGKILL
+        assert server.wait(5) == -signal.SIGKILL  # recognised by its own marker
         assert bystander.poll() is None  # not the run's (its command line does not name the run)
         assert not stale.exists()
     finally:
-        bystander.kill()
-        bystander.wait()
+        for process in (bystander, own, server):
+            process.kill()
+            process.wait()
 
 
 def test_a_live_run_is_left_alone(runs: Path) -> None:
@@ -325,3 +330,42 @@ def test_a_node_agent_advertises_the_limit_as_caa_does_and_removes_it_on_stop(
         assert names == []
         provider.close()
         api.close()
+
+
+def test_a_killed_cluster_run_leaves_no_webhook_server_behind(binaries: ControlPlaneBinaries) -> None:
+    script = textwrap.dedent(
+        """
+        import time
+        from sim.targets.base import TargetOptions
+        from sim.targets.cluster import ClusterTarget
+        target = ClusterTarget.from_options(TargetOptions())
+        env = target.open_environment()
+        env.create_namespace("w")
+        pod = {"metadata": {"name": "p", "namespace": "w"},
+               "spec": {"runtimeClassName": "kata-remote", "containers": [{"name": "a", "image": "a"}]}}
+        assert env.create_pod(pod).admitted
+        server = next(iter(target.webhooks._servers.values()))
+        print(target.plane.run_dir, server.process.pid, *target.plane.pids(), flush=True)
+        time.sleep(600)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    while line and not line.startswith("/"):  # progress lines first ("cluster: ... reused")
+        line = child.stdout.readline()
+    run_dir, webhook_pid, *plane_pids = line.split()
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(int(pid)) for pid in plane_pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(int(pid)) for pid in plane_pids)
+    assert _alive(int(webhook_pid))  # an orphan, until the next run cleans up
+    server_processes = [int(webhook_pid), *controlplane._descendants(int(webhook_pid))]
+    assert Path(run_dir) in clean_stale_runs()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in server_processes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in server_processes), "the server or one of its workers survived"
+    assert not Path(run_dir).exists()
