@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -53,6 +54,12 @@ def _up(args: argparse.Namespace) -> int:
     from sim.kube.build import prepare
     from sim.kube.controlplane import ControlPlane
 
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C or SIGTERM stop it cleanly (a shell's background job ignores SIGINT by default)
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
     binaries, _ = prepare(args.cache, log=_log)
     with ControlPlane(binaries, log=_log) as plane:
         print(
@@ -62,5 +69,5 @@ def _up(args: argparse.Namespace) -> int:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
-            pass
+            print("stopping the control plane", file=sys.stderr, flush=True)
     return 0
