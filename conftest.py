@@ -20,6 +20,8 @@ ROOT = Path(__file__).parent
 pytest_plugins = ["steps.common", *sorted(f"steps.{p.stem}" for p in (ROOT / "steps").glob("*_steps.py"))]
 
 NEEDS_PREFIX = "needs-"
+#: Target options that travel in ``TargetOptions.extra``.
+EXTRA_OPTIONS = ("profile", "cluster", "kubeconfig", "context")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,6 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--profile", default=None, help="profile of --webhook-config (caa-chart, openshift); default detected"
     )
+    group.addoption("--cluster", default=None, help="cluster target: local, kind or k3s")
+    group.addoption("--kubeconfig", default=None, help="cluster target: the kubeconfig of the cluster")
+    group.addoption("--context", default=None, help="cluster target: the kubeconfig context")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -59,7 +64,7 @@ def target(pytestconfig: pytest.Config) -> Iterator[Target]:
         webhook_url=pytestconfig.getoption("webhook_url"),
         webhook_ca=_path_option(pytestconfig, "webhook_ca"),
         webhook_config=_path_option(pytestconfig, "webhook_config"),
-        extra={"profile": pytestconfig.getoption("profile") or ""},
+        extra={k: v for k in EXTRA_OPTIONS if (v := pytestconfig.getoption(k))},
     )
     built = create_target(pytestconfig.getoption("target"), options)
     yield built

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sim.cli.webhook",
     "sim.cli.diff",
     "sim.cli.lpar",
+    "sim.cli.cluster",
 )
 
 #: Sub-commands that need an optional extra of the package (pyproject.toml), by command name.

@@ -26,6 +26,8 @@ from sim.targets import TARGETS, create_target
 from sim.targets.base import TargetOptions
 
 STEPS_DIR = PROJECT_ROOT / "steps"
+CLUSTER_KINDS = ("local", "kind", "k3s")
+CLUSTER_OPTIONS = ("cluster", "kubeconfig", "context")
 EXIT_NO_SCENARIO = 5
 
 
@@ -50,6 +52,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--profile", default=None, help="profile of --webhook-config (caa-chart, openshift); default detected"
     )
+    parser.add_argument(
+        "--cluster", default=None, choices=CLUSTER_KINDS, help="cluster target: local, kind or k3s"
+    )
+    parser.add_argument("--kubeconfig", default=None, help="cluster target: run on this kubeconfig's cluster")
+    parser.add_argument("--context", default=None, help="cluster target: the kubeconfig context to use")
     parser.set_defaults(func=run, accepts_extra=True)
 
 
@@ -72,7 +79,7 @@ def _options(args: argparse.Namespace) -> TargetOptions:
         webhook_url=args.webhook_url,
         webhook_ca=args.webhook_ca,
         webhook_config=args.webhook_config,
-        extra={"profile": args.profile or ""},
+        extra={k: getattr(args, k) for k in ("profile", *CLUSTER_OPTIONS) if getattr(args, k, None)},
     )
 
 
@@ -95,8 +102,8 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
         "-o",
         "junit_suite_name=peerpods-conformance",
     ]
-    for option in ("libvirt_uri", "webhook_url", "webhook_ca", "webhook_config", "profile"):
-        value = getattr(args, option)
+    for option in ("libvirt_uri", "webhook_url", "webhook_ca", "webhook_config", "profile", *CLUSTER_OPTIONS):
+        value = getattr(args, option, None)
         if value is not None:
             argv.append(f"--{option.replace('_', '-')}={value}")
     if args.tags:

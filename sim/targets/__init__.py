@@ -16,6 +16,7 @@ TARGETS: dict[str, str] = {
     "reference": "sim.targets.reference:ReferenceTarget",
     "webhook": "sim.targets.webhook:WebhookTarget",
     "lpar": "sim.targets.lpar:LparTarget",
+    "cluster": "sim.targets.cluster:ClusterTarget",
 }
 
 

@@ -32,7 +32,7 @@ from sim.providers import Provider
 from sim.providers.memory import MemoryProvider
 from sim.targets.base import Environment, LparCheck, NotApplicable, PodOutcome, Target, TargetOptions
 from sim.webhook import WebhookSettings
-from sim.yamlload import load_one
+from sim.yamlload import load_all, load_one
 
 FIXTURES = PROJECT_ROOT / "fixtures"
 PROFILES: dict[str, Path] = {
@@ -43,6 +43,7 @@ DEFAULT_PROFILE = "caa-chart"
 #: The Kata runtime configuration each profile deploys (configuration-remote.toml).
 KATA_CONFIGS: dict[str, KataConfig] = {"caa-chart": UPSTREAM_CONFIG, "openshift": OPENSHIFT_CONFIG}
 RUNTIME_CLASS = FIXTURES / "cluster" / "runtimeclass-kata-remote.yaml"
+OTHER_RUNTIME_CLASSES = FIXTURES / "cluster" / "runtimeclasses-other.yaml"
 PEER_PODS_CM = FIXTURES / "cluster" / "peer-pods-cm.yaml"
 #: Keys OpenShift keeps in Secret peer-pods-secret instead of peer-pods-cm
 #: (openshift/sandboxed-containers-operator config/peerpods/peerpodssecret.yaml).
@@ -55,6 +56,11 @@ def load_yaml(path: Path) -> dict[str, Any]:
     """A fixture manifest."""
     document: dict[str, Any] = load_one(read_text_bounded(path, what="fixture"), source=str(path))
     return document
+
+
+#: Where the caa-chart profile's Service points (peer-pods-webhook-webhook-service).
+SERVICE_HOST = "peer-pods-webhook-webhook-service.peer-pods-webhook-system.svc"
+SERVICE_IP = "10.96.112.10"
 
 
 class SwitchableWebhookCaller:
@@ -70,7 +76,11 @@ class SwitchableWebhookCaller:
 
     def __call__(self, webhook: MutatingWebhook, review: dict[str, Any]) -> dict[str, Any]:
         if not self.reachable:
-            raise WebhookCallError("dial tcp: connect: connection refused")
+            # kube-apiserver's words for a refused connection (measured on v1.37.2), with the
+            # address the chart's Service would have
+            url = f"https://{SERVICE_HOST}:443{webhook.path or ''}?timeout={webhook.timeout_seconds}s"
+            refused = f"dial tcp {SERVICE_IP}:443: connect: connection refused"
+            raise WebhookCallError(f'failed to call webhook: Post "{url}": {refused}')
         return InProcessWebhookCaller(self.settings)(webhook, review)
 
 
@@ -91,8 +101,12 @@ class ClusterEnvironment(Environment):
             caller=self._recorder,
             provider=provider,
             default_requests_from_limits=True,
+            strict_runtime_classes=True,  # kube-apiserver refuses a pod naming an unknown class
         )
         self._cluster.apply_runtime_class(load_yaml(RUNTIME_CLASS))
+        others = read_text_bounded(OTHER_RUNTIME_CLASSES, what="fixture")
+        for other in load_all(others, source=str(OTHER_RUNTIME_CLASSES)):
+            self._cluster.apply_runtime_class(other)
         self._cm = load_yaml(PEER_PODS_CM)
         self._cm_defaults = {k: v for k, v in (self._cm.get("data") or {}).items() if k not in SCENARIO_KEYS}
         self._cm_data: dict[str, str] = {}

@@ -23,6 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 VM = "kata.peerpods.io/vm"
 
 
+def insufficient(nodes: int) -> str:
+    """kube-scheduler's Unschedulable message when no node has a kata.peerpods.io/vm left."""
+    return (
+        f"0/{nodes} nodes are available: {nodes} Insufficient {VM}. preemption: 0/{nodes} nodes are "
+        f"available: {nodes} No preemption victims found for incoming pod."
+    )
+
+
 def fixture(*parts: str) -> dict[str, Any]:
     document: dict[str, Any] = yaml.safe_load((ROOT / "fixtures").joinpath(*parts).read_text())
     return document
@@ -125,7 +133,7 @@ def test_limit_then_pending_with_reason_then_freed_on_delete(tmp_path: Path) -> 
     cluster.add_node("worker-0")
     states = [cluster.create_pod(pod(f"peer-{i}")) for i in range(3)]
     assert [s.phase for s in states] == ["Running", "Running", "Pending"]
-    assert states[2].reason == f"0/1 nodes are available: 1 Insufficient {VM}."
+    assert states[2].reason == insufficient(1)
     vm = states[0].vm
     cluster.delete_pod("workloads", "peer-0")
     assert vm not in cluster.pod_vms()
@@ -147,7 +155,7 @@ def test_the_limit_applies_per_node(tmp_path: Path) -> None:
         cluster.add_node(f"worker-{index}")
     states = [cluster.create_pod(pod(f"peer-{i}")) for i in range(7)]
     assert [s.phase for s in states].count("Running") == 6
-    assert states[-1].reason == f"0/3 nodes are available: 3 Insufficient {VM}."
+    assert states[-1].reason == insufficient(3)
     assert all(cluster.node_allocated(f"worker-{i}")[VM] == "2" for i in range(3))
 
 
@@ -156,7 +164,7 @@ def test_negative_limit_advertises_nothing(tmp_path: Path) -> None:
     cluster.add_node("worker-0")
     assert VM not in cluster.node_capacity("worker-0") and VM not in cluster.node_allocatable("worker-0")
     state = cluster.create_pod(pod("homeless"))
-    assert state.phase == "Pending" and state.reason == f"0/1 nodes are available: 1 Insufficient {VM}."
+    assert state.phase == "Pending" and state.reason == insufficient(1)
 
 
 def test_a_changed_limit_needs_a_restart_and_then_unblocks_waiting_pods(tmp_path: Path) -> None:
@@ -225,7 +233,7 @@ def test_declaring_the_resource_in_an_excluded_namespace_is_counted(tmp_path: Pa
     declared = cluster.create_pod(pod("declared", ns="kube-system", requests={VM: "1"}, limits={VM: "1"}))
     third = cluster.create_pod(pod("third", ns="kube-system", requests={VM: "1"}, limits={VM: "1"}))
     assert declared.phase == "Running" and third.phase == "Pending"
-    assert third.reason == f"0/1 nodes are available: 1 Insufficient {VM}."
+    assert third.reason == insufficient(1)
 
 
 def test_openshift_profile_excludes_its_list(tmp_path: Path) -> None:
@@ -376,6 +384,33 @@ def test_requests_default_from_limits_when_asked(tmp_path: Path) -> None:
     cluster.add_node("worker-0")
     state = cluster.create_pod(pod("sized", limits={"cpu": "3"}))
     assert state.pod["metadata"]["annotations"]["io.katacontainers.config.hypervisor.default_vcpus"] == "3"
+
+
+class LimitsOnlyCaller:
+    """Fake webhook: patches the first container to carry a limit and no request."""
+
+    def __call__(self, webhook: MutatingWebhook, review: dict[str, Any]) -> dict[str, Any]:
+        import base64
+        import json
+
+        patch = [{"op": "add", "path": "/spec/containers/0/resources", "value": {"limits": {"cpu": "2"}}}]
+        response = {
+            "uid": review["request"]["uid"],
+            "allowed": True,
+            "patchType": "JSONPatch",
+            "patch": base64.b64encode(json.dumps(patch).encode()).decode(),
+        }
+        return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+
+
+def test_a_webhooks_patched_pod_is_defaulted_again(tmp_path: Path) -> None:
+    # kube-apiserver's mutating dispatcher runs the defaulters over the patched object
+    # (k8s.io/apiserver v0.37.2, pkg/admission/plugin/webhook/mutating/dispatcher.go), so a
+    # limit a webhook adds without a request becomes the request too.
+    cluster = make_cluster(tmp_path, caller=LimitsOnlyCaller(), default_requests_from_limits=True)
+    state = cluster.create_pod(pod("patched"))
+    resources = state.pod["spec"]["containers"][0]["resources"]
+    assert resources == {"limits": {"cpu": "2"}, "requests": {"cpu": "2"}}
 
 
 def test_generate_name(tmp_path: Path) -> None:
