@@ -24,7 +24,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -32,6 +32,10 @@ sys.path.insert(0, str(ROOT))
 from sim.kube.build import find_binaries  # noqa: E402
 from sim.kube.controlplane import ControlPlane  # noqa: E402
 from sim.scheduler import Scheduler, effective_request, node_amounts  # noqa: E402
+
+if TYPE_CHECKING:
+    import urllib3
+    from kubernetes.client import ApiClient
 
 LIMIT = 10
 NODE = {"cpu": "8", "memory": "32Gi", "pods": "110", "kata.peerpods.io/vm": str(LIMIT)}
@@ -68,13 +72,15 @@ def kube_rate(plane: ControlPlane, pods: int, nodes: int, clients: int) -> tuple
     """(pods/s scheduled, pods/s created, pods bound) through kube-apiserver and kube-scheduler."""
     from kubernetes import client, config
 
-    api = config.new_client_from_config(config_file=str(plane.kubeconfig))
+    # kubernetes.config.new_client_from_config has no annotations
+    api: ApiClient = config.new_client_from_config(config_file=str(plane.kubeconfig))  # type: ignore[no-untyped-call]
     api.configuration.connection_pool_maxsize = clients
     core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": "bench"}})
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="bench")))
     for n in range(nodes):
         name = f"worker-{n}"
-        core.create_node({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}})
+        labels = {"kubernetes.io/hostname": name}
+        core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=name, labels=labels)))
         # TaintNodesByCondition taints a new node not-ready; the node lifecycle controller
         # (not run here) would lift it once the node is Ready
         core.patch_node(name, {"spec": {"taints": []}})
@@ -100,7 +106,12 @@ def kube_rate(plane: ControlPlane, pods: int, nodes: int, clients: int) -> tuple
     created = time.perf_counter() - start
     bound = 0
     while time.perf_counter() - start < 300:
-        listed = core.list_namespaced_pod("bench", field_selector="spec.nodeName!=", _preload_content=False)
+        # read raw, without building models: the client then returns the urllib3 response,
+        # though its annotation always says V1PodList
+        listed = cast(
+            "urllib3.HTTPResponse",
+            core.list_namespaced_pod("bench", field_selector="spec.nodeName!=", _preload_content=False),
+        )
         import json
 
         bound = len(json.loads(listed.data)["items"])
@@ -108,7 +119,7 @@ def kube_rate(plane: ControlPlane, pods: int, nodes: int, clients: int) -> tuple
             break
         time.sleep(0.1)
     elapsed = time.perf_counter() - start
-    api.close()
+    api.close()  # type: ignore[no-untyped-call]  # kubernetes' ApiClient.close has no annotations
     return bound / elapsed, pods / created, bound
 
 

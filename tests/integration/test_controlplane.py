@@ -7,6 +7,7 @@ The control plane tests need the binaries `peerpods-conformance cluster prepare`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,13 +15,18 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
 from sim.kube import controlplane
 from sim.kube.build import ControlPlaneBinaries, find_binaries
 from sim.kube.controlplane import ControlPlane, clean_stale_runs
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient, CoreV1Api, V1ObjectMeta, V1Taint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,10 +56,44 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _api(plane: ControlPlane) -> object:
-    from kubernetes import client, config
+def _client(plane: ControlPlane) -> ApiClient:
+    """A Kubernetes API client for the plane's kubeconfig."""
+    from kubernetes import config
 
-    return client.CoreV1Api(config.new_client_from_config(config_file=str(plane.kubeconfig)))
+    # kubernetes.config.new_client_from_config has no annotations
+    api: ApiClient = config.new_client_from_config(config_file=str(plane.kubeconfig))  # type: ignore[no-untyped-call]
+    return api
+
+
+def _closing(plane: ControlPlane) -> contextlib.closing[ApiClient]:
+    """A client that the ``with`` block closes."""
+    return contextlib.closing(_client(plane))
+
+
+def _api(plane: ControlPlane) -> CoreV1Api:
+    from kubernetes import client
+
+    return client.CoreV1Api(_client(plane))
+
+
+class _Stored(Protocol):
+    """An object as the API server returns it (a namespace, pod, node...)."""
+
+    @property
+    def metadata(self) -> V1ObjectMeta | None: ...
+
+
+def _names(objects: Iterable[_Stored]) -> list[str | None]:
+    return [o.metadata.name if o.metadata is not None else None for o in objects]
+
+
+def _node_resources(core: CoreV1Api, name: str) -> tuple[dict[str, str], dict[str, str], list[V1Taint]]:
+    """A node's capacity, allocatable and taints as the API server stores them."""
+    node = core.read_node(name)
+    assert node.status is not None and node.spec is not None, node
+    capacity, allocatable = node.status.capacity, node.status.allocatable
+    assert capacity is not None and allocatable is not None, node.status
+    return capacity, allocatable, node.spec.taints or []
 
 
 def test_starts_answers_and_teardown_leaves_no_process(binaries: ControlPlaneBinaries, runs: Path) -> None:
@@ -64,7 +104,7 @@ def test_starts_answers_and_teardown_leaves_no_process(binaries: ControlPlaneBin
         assert len(pids) == 3 and all(_alive(pid) for pid in pids)
         assert plane.ready_seconds is not None and plane.ready_seconds > 0
         core = _api(plane)
-        names = {ns.metadata.name for ns in core.list_namespace().items}  # type: ignore[attr-defined]
+        names = set(_names(core.list_namespace().items))
         assert {"default", "kube-system"} <= names
     finally:
         plane.stop()
@@ -93,7 +133,7 @@ def test_a_port_in_use_gets_another_port(
         with ControlPlane(binaries, root=runs, log=logged.append) as plane:
             assert plane.api_port not in (None, taken)
             assert any(f"port {taken} was taken" in line for line in logged), logged
-            _api(plane).list_namespace()  # type: ignore[attr-defined]
+            _api(plane).list_namespace()
     finally:
         squatter.close()
 
@@ -262,12 +302,11 @@ def test_a_cluster_given_by_kubeconfig_is_used_as_deployed_and_cleaned(
     import json
 
     import yaml
-    from kubernetes import client, config
+    from kubernetes import client
 
     from sim.server.launch import launched
 
-    with ControlPlane(binaries, root=runs) as plane, launched() as server:
-        api = config.new_client_from_config(config_file=str(plane.kubeconfig))
+    with ControlPlane(binaries, root=runs) as plane, launched() as server, _closing(plane) as api:
         core = client.CoreV1Api(api)
         client.NodeV1Api(api).create_runtime_class(
             yaml.safe_load((ROOT / "fixtures/cluster/runtimeclass-kata-remote.yaml").read_text())
@@ -291,45 +330,45 @@ def test_a_cluster_given_by_kubeconfig_is_used_as_deployed_and_cleaned(
         assert not_applicable and all("needs cluster" in r for r in not_applicable), outcomes
         assert summary["target"]["kube-apiserver"] == f"kube-apiserver {binaries.kubernetes_version}"
         # what the run made is gone or going (no namespace controller runs here to finish it)
-        workloads = core.read_namespace("workloads")
-        assert workloads.metadata.labels.get("peerpods-conformance/run")
-        assert workloads.metadata.deletion_timestamp is not None
+        workloads = core.read_namespace("workloads").metadata
+        assert workloads is not None and workloads.labels is not None, workloads
+        assert workloads.labels.get("peerpods-conformance/run")
+        assert workloads.deletion_timestamp is not None
         left = core.list_pod_for_all_namespaces(label_selector="peerpods-conformance/run").items
-        assert [p.metadata.name for p in left] == []
-        api.close()
+        assert _names(left) == []
 
 
 def test_a_node_agent_advertises_the_limit_as_caa_does_and_removes_it_on_stop(
     binaries: ControlPlaneBinaries, runs: Path
 ) -> None:
-    from kubernetes import client, config
+    from kubernetes import client
 
     from sim.kube.nodeagent import NodeAgent
     from sim.providers.memory import MemoryProvider
 
     vm = "kata.peerpods.io/vm"
-    with ControlPlane(binaries, root=runs) as plane:
-        api = config.new_client_from_config(config_file=str(plane.kubeconfig))
+    with ControlPlane(binaries, root=runs) as plane, _closing(plane) as api:
         core = client.CoreV1Api(api)
-        core.create_namespace({"metadata": {"name": "openshift-sandboxed-containers-operator"}})
-        cm = {"metadata": {"name": "peer-pods-cm"}, "data": {"PEERPODS_LIMIT_PER_NODE": "4"}}
-        core.create_namespaced_config_map("openshift-sandboxed-containers-operator", cm)
+        namespace = "openshift-sandboxed-containers-operator"
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+        cm = client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="peer-pods-cm"), data={"PEERPODS_LIMIT_PER_NODE": "4"}
+        )
+        core.create_namespaced_config_map(namespace, cm)
         provider = MemoryProvider()
         agent = NodeAgent("worker-0", api, provider)
         agent.register()
-        node = core.read_node("worker-0")
-        assert node.status.capacity[vm] == "4" and node.status.allocatable[vm] == "4"
-        assert not [t for t in node.spec.taints or [] if t.key == "node.kubernetes.io/not-ready"]
+        capacity, allocatable, taints = _node_resources(core, "worker-0")
+        assert capacity[vm] == "4" and allocatable[vm] == "4"
+        assert not [t for t in taints if t.key == "node.kubernetes.io/not-ready"]
         agent.restart_adaptor({"PEERPODS_LIMIT_PER_NODE": "-1"})  # negative: nothing advertised
-        node = core.read_node("worker-0")
-        assert vm not in node.status.capacity and vm not in node.status.allocatable
+        capacity, allocatable, _ = _node_resources(core, "worker-0")
+        assert vm not in capacity and vm not in allocatable
         agent.restart_adaptor({})  # unset: CAA's default of 10
-        assert core.read_node("worker-0").status.capacity[vm] == "10"
+        assert _node_resources(core, "worker-0")[0][vm] == "10"
         agent.stop()
-        names = [n.metadata.name for n in core.list_node().items]
-        assert names == []
+        assert _names(core.list_node().items) == []
         provider.close()
-        api.close()
 
 
 def test_a_killed_cluster_run_leaves_no_webhook_server_behind(binaries: ControlPlaneBinaries) -> None:

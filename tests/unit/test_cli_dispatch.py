@@ -20,7 +20,7 @@ def import_failing(monkeypatch: pytest.MonkeyPatch, module: str, missing: str) -
             raise ModuleNotFoundError(f"No module named {missing!r}", name=missing)
         return real_import(name, package)
 
-    monkeypatch.setattr(cli.importlib, "import_module", patched)
+    monkeypatch.setattr(importlib, "import_module", patched)
 
 
 def test_a_command_whose_extra_is_missing_names_the_extra(

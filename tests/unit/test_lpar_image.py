@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sim.files import sha256_file
 from sim.lpar import assets, cpio
 from sim.lpar.builder import Plan
 
@@ -51,8 +52,8 @@ def _fake_build(cache: Path, *, agent: str | None = None) -> assets.Assets:
     (directory / "initrd.gz").write_bytes(b"initrd")
     manifest = {
         "key": "0123456789abcdef",
-        "kernel": {"file": "vmlinuz", "sha256": assets.sha256_file(directory / "vmlinuz")},
-        "initrd": {"file": "initrd.gz", "sha256": assets.sha256_file(directory / "initrd.gz")},
+        "kernel": {"file": "vmlinuz", "sha256": sha256_file(directory / "vmlinuz")},
+        "initrd": {"file": "initrd.gz", "sha256": sha256_file(directory / "initrd.gz")},
         "cmdline": "console=ttysclp0",
         "packages": {"busybox-static": "1"},
         "agent_source_sha256": agent or assets.agent_source_digest(),

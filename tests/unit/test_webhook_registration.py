@@ -114,7 +114,7 @@ def test_never_webhook_is_not_reinvoked_and_the_sidecar_keeps_its_resources() ->
 
 def test_the_sidecar_injector_adds_its_container_once() -> None:
     injector = SidecarInjector(SIDECAR)
-    review = {"request": {"uid": "u", "object": peer_pod()}}
+    review: dict[str, Any] = {"request": {"uid": "u", "object": peer_pod()}}
     answer = injector(sidecar_webhook(), review)
     assert answer["response"]["patchType"] == "JSONPatch"
     review["request"]["object"]["spec"]["containers"].append(dict(SIDECAR))
