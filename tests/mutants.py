@@ -18,6 +18,7 @@ import os
 import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -33,6 +34,7 @@ import sim.providers
 import sim.providers.libvirt
 import sim.providers.memory
 import sim.scheduler
+import sim.selectors
 import sim.targets.lpar
 import sim.targets.reference
 import sim.webhook
@@ -40,6 +42,15 @@ from sim import initdata
 
 REFERENCE = ("reference",)
 LPAR = ("lpar", "--libvirt-uri", "test:///default")
+
+
+def _rebind(module: ModuleType, name: str, replacement: object) -> None:
+    """Replace what ``module``'s code finds under ``name``: often a name it imported, which is
+    not part of its typed interface. A name the module lacks is an error, so a mutant cannot
+    quietly patch nothing after a rename."""
+    if not hasattr(module, name):
+        raise AttributeError(f"mutant: module {module.__name__} has no {name!r} to replace")
+    setattr(module, name, replacement)
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,7 @@ class Mutant:
 
 
 def _webhook_blind_to_init_containers() -> None:
-    original = sim.admission.review_response
+    original = sim.webhook.review_response
 
     def blind(review: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
         stripped = copy.deepcopy(review)
@@ -66,7 +77,7 @@ def _webhook_blind_to_init_containers() -> None:
             container.pop("resources", None)
         return original(stripped, *args, **kwargs)
 
-    sim.admission.review_response = blind
+    _rebind(sim.admission, "review_response", blind)
 
 
 def _webhook_prefers_requests() -> None:
@@ -79,7 +90,7 @@ def _webhook_prefers_requests() -> None:
 
 
 def _webhook_rounds_down() -> None:
-    sim.webhook.ceil_int = lambda value: int(value)  # type: ignore[assignment,return-value]
+    _rebind(sim.webhook, "ceil_int", lambda value: int(value))
 
 
 def _webhook_marks_every_container() -> None:
@@ -108,8 +119,9 @@ def _webhook_ignores_runtimeclass() -> None:
 
     def plan(pod: object, settings: sim.webhook.WebhookSettings) -> Any:
         spec = (pod.get("spec") if isinstance(pod, dict) else None) or {}
-        wanted = spec.get("runtimeClassName") if isinstance(spec, dict) else None
-        return original(pod, dataclasses.replace(settings, target_runtimeclass=wanted))
+        if isinstance(pod, dict) and isinstance(spec, dict):  # any runtime class reads as the target's
+            pod = {**pod, "spec": {**spec, "runtimeClassName": settings.target_runtimeclass}}
+        return original(pod, settings)
 
     sim.webhook._plan = plan
 
@@ -163,21 +175,26 @@ def _webhook_ignores_document_profile() -> None:
 
 
 def _admission_ignores_namespace_selector() -> None:
-    original = sim.admission.label_selector_matches
+    original = sim.selectors.label_selector_matches
 
     def selector(selector: Any, labels: Mapping[str, str], *, where: str) -> bool:
         if "namespaceSelector" in where:
             return True
         return original(selector, labels, where=where)
 
-    sim.admission.label_selector_matches = selector
+    _rebind(sim.admission, "label_selector_matches", selector)
 
 
 def _admission_fails_open() -> None:
     original = sim.admission._call_one
 
-    def call(webhook: Any, *args: Any) -> bool:
-        return original(dataclasses.replace(webhook, failure_policy="Ignore"), *args)
+    def call(
+        webhook: sim.admission.MutatingWebhook,
+        outcome: sim.admission.AdmissionOutcome,
+        caller: sim.admission.WebhookCaller,
+        request: dict[str, Any],
+    ) -> bool:
+        return original(dataclasses.replace(webhook, failure_policy="Ignore"), outcome, caller, request)
 
     sim.admission._call_one = call
 
@@ -200,13 +217,18 @@ def _admission_never_reinvokes() -> None:
     original = sim.admission._call_one
     called: set[tuple[int, str]] = set()
 
-    def call(webhook: Any, outcome: Any, *args: Any) -> bool:
+    def call(
+        webhook: sim.admission.MutatingWebhook,
+        outcome: sim.admission.AdmissionOutcome,
+        caller: sim.admission.WebhookCaller,
+        request: dict[str, Any],
+    ) -> bool:
         key = (id(outcome), webhook.name)
         if key in called and webhook.name in outcome.reinvoked:
             outcome.reinvoked.remove(webhook.name)
             return True
         called.add(key)
-        return bool(original(webhook, outcome, *args))
+        return original(webhook, outcome, caller, request)
 
     sim.admission._call_one = call
 
@@ -279,11 +301,11 @@ def _adaptor_ignores_global_initdata() -> None:
 def _adaptor_starts_with_broken_initdata() -> None:
     original = sim.adaptor.CloudApiAdaptor.start
 
-    def start(self: sim.adaptor.CloudApiAdaptor, cm: Mapping[str, str] | None) -> int | None:
-        data = dict(cm or {})
+    def start(self: sim.adaptor.CloudApiAdaptor, peer_pods_cm: Mapping[str, str] | None) -> int | None:
+        data = dict(peer_pods_cm or {})
         data.pop(initdata.CM_KEY, None)
         advertised = original(self, data)
-        self.config = sim.adaptor.AdaptorConfig.from_configmap(cm)
+        self.config = sim.adaptor.AdaptorConfig.from_configmap(peer_pods_cm)
         return advertised
 
     sim.adaptor.CloudApiAdaptor.start = start  # type: ignore[method-assign]
@@ -292,11 +314,11 @@ def _adaptor_starts_with_broken_initdata() -> None:
 def _adaptor_parses_empty_initdata() -> None:
     original = sim.adaptor.CloudApiAdaptor.start
 
-    def start(self: sim.adaptor.CloudApiAdaptor, cm: Mapping[str, str] | None) -> int | None:
-        if (cm or {}).get(initdata.CM_KEY) == "":  # "set" is taken to mean "set to something"
+    def start(self: sim.adaptor.CloudApiAdaptor, peer_pods_cm: Mapping[str, str] | None) -> int | None:
+        if (peer_pods_cm or {}).get(initdata.CM_KEY) == "":  # "set" is taken to mean "set to something"
             self.config, self.start_error = None, "failed to parse global initdata: initdata is empty"
             raise sim.adaptor.AdaptorStartError(self.start_error)
-        return original(self, cm)
+        return original(self, peer_pods_cm)
 
     sim.adaptor.CloudApiAdaptor.start = start  # type: ignore[method-assign]
 
@@ -349,8 +371,8 @@ def _podvm_no_default_initdata() -> None:
 def _adaptor_ignores_limit() -> None:
     original = sim.adaptor.CloudApiAdaptor.start
 
-    def fixed(self: sim.adaptor.CloudApiAdaptor, cm: Mapping[str, str] | None) -> int | None:
-        original(self, cm)
+    def fixed(self: sim.adaptor.CloudApiAdaptor, peer_pods_cm: Mapping[str, str] | None) -> int | None:
+        original(self, peer_pods_cm)
         return 10
 
     sim.adaptor.CloudApiAdaptor.start = fixed  # type: ignore[method-assign]
@@ -404,12 +426,12 @@ def _kata_ignores_its_configuration() -> None:
 
 
 def _scheduler_ignores_extended_resource() -> None:
-    original = getattr(sim.cluster, "effective_request")  # noqa: B009
+    original = sim.scheduler.effective_request
 
     def without(pod: Mapping[str, Any]) -> dict[str, int]:
         return {k: v for k, v in original(pod).items() if k != "kata.peerpods.io/vm"}
 
-    setattr(sim.cluster, "effective_request", without)  # noqa: B010 - mypy: not re-exported
+    _rebind(sim.cluster, "effective_request", without)
 
 
 def _scheduler_never_frees() -> None:
@@ -417,18 +439,18 @@ def _scheduler_never_frees() -> None:
 
 
 def _scheduler_ignores_overhead() -> None:
-    original = getattr(sim.cluster, "effective_request")  # noqa: B009
+    original = sim.scheduler.effective_request
 
     def no_overhead(pod: Mapping[str, Any]) -> dict[str, int]:
         stripped = copy.deepcopy(dict(pod))
         (stripped.get("spec") or {}).pop("overhead", None)
         return original(stripped)
 
-    setattr(sim.cluster, "effective_request", no_overhead)  # noqa: B010
+    _rebind(sim.cluster, "effective_request", no_overhead)
 
 
 def _scheduler_charges_every_peer_pod() -> None:
-    original = getattr(sim.cluster, "effective_request")  # noqa: B009
+    original = sim.scheduler.effective_request
 
     def charged(pod: Mapping[str, Any]) -> dict[str, int]:
         request = original(pod)
@@ -436,7 +458,7 @@ def _scheduler_charges_every_peer_pod() -> None:
             request["kata.peerpods.io/vm"] = max(request.get("kata.peerpods.io/vm", 0), 1)
         return request
 
-    setattr(sim.cluster, "effective_request", charged)  # noqa: B010
+    _rebind(sim.cluster, "effective_request", charged)
 
 
 # --- the libvirt provider ---------------------------------------------------------------------------
@@ -471,7 +493,7 @@ def _provider_does_not_truncate() -> None:
     def untruncated(pod_name: str, sandbox_id: str, max_length: int = 63) -> str:
         return sim.providers._NOT_NAME.sub("-", f"podvm-{pod_name}-{sandbox_id[:8]}".lower())
 
-    setattr(sim.providers.libvirt, "podvm_name", untruncated)  # noqa: B010
+    _rebind(sim.providers.libvirt, "podvm_name", untruncated)
 
 
 def _provider_base_sized_root() -> None:
@@ -508,7 +530,7 @@ def _provider_raw_boot_disk() -> None:
 
 
 def _provider_unknown_launch_security_accepted() -> None:
-    setattr(sim.providers.libvirt, "LAUNCH_SECURITY_VALUES", ("s390-pv", "sev-snp", "tdx"))  # noqa: B010
+    _rebind(sim.providers.libvirt, "LAUNCH_SECURITY_VALUES", ("s390-pv", "sev-snp", "tdx"))
 
 
 # --- the LPAR prerequisites --------------------------------------------------------------------------
