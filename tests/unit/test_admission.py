@@ -79,7 +79,8 @@ def test_caa_chart_fixture_has_the_upstream_registration() -> None:
     assert webhook.reinvocation_policy == "IfNeeded"
     assert webhook.admission_review_versions == ("v1",)
     assert webhook.rules == (Rule(("CREATE",), ("",), ("v1",), ("pods",), "*"),)
-    (expression,) = webhook.namespace_selector["matchExpressions"]  # type: ignore[index]
+    assert webhook.namespace_selector is not None
+    (expression,) = webhook.namespace_selector["matchExpressions"]
     assert expression["operator"] == "NotIn"
     assert expression["values"] == names(CAA_LIST)
 
@@ -87,7 +88,8 @@ def test_caa_chart_fixture_has_the_upstream_registration() -> None:
 def test_openshift_fixture_registers_create_and_update_and_excludes_the_operator_list() -> None:
     (webhook,) = load(OPENSHIFT)
     assert webhook.rules[0].operations == ("CREATE", "UPDATE")
-    (expression,) = webhook.namespace_selector["matchExpressions"]  # type: ignore[index]
+    assert webhook.namespace_selector is not None
+    (expression,) = webhook.namespace_selector["matchExpressions"]
     assert expression["key"] == "kubernetes.io/metadata.name"
     assert expression["values"] == names(OPENSHIFT_LIST), "openshift-mwc.yaml drifted from the exclusion list"
 

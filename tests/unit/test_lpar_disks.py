@@ -50,23 +50,22 @@ def test_report_written_later_is_picked_up(tmp_path: Path) -> None:
     assert console.wait_for_report(log, timeout=5) == {"ok": True}
 
 
-def spec(**changes: object) -> domain.DomainSpec:
-    values: dict[str, object] = {
-        "name": "podvm-web-01234567",
-        "vcpus": 2,
-        "memory_mib": 8192,
-        "domain_type": "qemu",
-        "machine": "s390-ccw-virtio-7.2",
-        "emulator": "/usr/bin/qemu-system-s390x",
-        "boot_volume": "/pool/podvm-web-01234567-root.qcow2",
-        "cidata_volume": "/pool/podvm-web-01234567-cloudinit.iso",
-        "network": "default",
-        "console_path": "/var/log/libvirt/qemu/podvm-web-01234567.console",
-        "boot": domain.BootAssets("/boot/k", "/boot/i", "console=ttysclp0"),
-        "launch_security": None,
-    }
-    values.update(changes)
-    return domain.DomainSpec(**values)  # type: ignore[arg-type]
+def spec(*, launch_security: str | None = None) -> domain.DomainSpec:
+    """A pod VM's domain spec, as the provider builds it for an s390x pod VM."""
+    return domain.DomainSpec(
+        name="podvm-web-01234567",
+        vcpus=2,
+        memory_mib=8192,
+        domain_type="qemu",
+        machine="s390-ccw-virtio-7.2",
+        emulator="/usr/bin/qemu-system-s390x",
+        boot_volume="/pool/podvm-web-01234567-root.qcow2",
+        cidata_volume="/pool/podvm-web-01234567-cloudinit.iso",
+        network="default",
+        console_path="/var/log/libvirt/qemu/podvm-web-01234567.console",
+        boot=domain.BootAssets("/boot/k", "/boot/i", "console=ttysclp0"),
+        launch_security=launch_security,
+    )
 
 
 def test_domain_xml_has_the_s390x_shape_of_spec_section_6() -> None:
