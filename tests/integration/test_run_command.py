@@ -4,8 +4,10 @@ read back by real consumers (junitparser for JUnit, a JSON Schema validator for 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +248,27 @@ def test_missing_webhook_ca_file_is_named(tmp_path: Path) -> None:
 def test_a_selection_matching_nothing_is_not_a_pass(tmp_path: Path) -> None:
     completed = run("run", "--report-dir", str(tmp_path), "-k", "no_such_scenario_anywhere", "-q")
     assert completed.returncode == 5, completed.stdout + completed.stderr
+
+
+def test_an_interrupted_run_leaves_the_previous_reports_whole(tmp_path: Path) -> None:
+    first = run("run", "--report-dir", str(tmp_path), "--tags", "NL-002", "-q")
+    assert first.returncode == 3, first.stdout + first.stderr
+    before = {name: (tmp_path / name).read_bytes() for name in FOUR}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sim", "run", "--report-dir", str(tmp_path), "-p", "tests.slow_scenarios"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".run-*")):
+        assert time.monotonic() < deadline and process.poll() is None, "the run never started"
+        time.sleep(0.05)
+    time.sleep(2)  # inside the scenarios now: each waits 0.5 s
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, out[-2000:] + err[-2000:]
+    assert "keeps the previous run's reports" in err
+    assert {name: (tmp_path / name).read_bytes() for name in FOUR} == before
+    assert not list(tmp_path.glob(".run-*"))
