@@ -260,3 +260,21 @@ def test_bad_tag_expressions_are_named(expression: str, culprit: str) -> None:
 def test_good_tag_expressions_pass() -> None:
     for expression in ("WH-006 or NL-002", "not needs-guest and (WH-001 or WH-002)", "needs-guest"):
         check_tags(expression, load_catalogue(), feature_scenarios())
+
+
+def test_the_console_line_gives_musts_and_advisories_in_the_suites_words(tmp_path: Path) -> None:
+    from sim.cli.run import console_summary
+
+    summary = summary_of(
+        [result("a", PASSED, "WH-001"), result("b", FAILED, "WH-099"), result("c", NOT_APPLICABLE, "LP-001")],
+        tmp_path,
+        should=("WH-099",),
+        full=False,
+    )
+    text = console_summary(summary, "reference", tmp_path)
+    lines = text.splitlines()
+    assert lines[0] == f"peerpods-conformance: {HEADLINES[PARTIAL]}"
+    assert "MUST requirements: 1 passed, 0 failed, 1 not applicable, 1 not run" in text
+    assert "advisories (SHOULD requirements): 0 passed, 1 failed, 0 not applicable, 0 not run" in text
+    assert "not run: 0 scenario(s), 1 requirement(s): NL-001" in text
+    assert "skipped" not in text and "run-1" in text
