@@ -272,3 +272,20 @@ def test_an_interrupted_run_leaves_the_previous_reports_whole(tmp_path: Path) ->
     assert "keeps the previous run's reports" in err
     assert {name: (tmp_path / name).read_bytes() for name in FOUR} == before
     assert not list(tmp_path.glob(".run-*"))
+
+
+def test_a_report_dir_without_write_permission_exits_2(tmp_path: Path) -> None:
+    """An immutable directory refuses writes even to root (CI runs as root, so mode bits would not)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    chattr = subprocess.run(["chattr", "+i", str(locked)], capture_output=True, text=True, check=False)
+    if chattr.returncode != 0:
+        pytest.skip(f"chattr +i is not possible here: {chattr.stderr.strip()}")
+    try:
+        for report_dir in (locked, locked / "sub"):
+            completed = run("run", "--report-dir", str(report_dir), "--tags", "NL-002")
+            assert completed.returncode == 2, completed.stdout + completed.stderr
+            assert f"{locked} is not writable" in completed.stderr
+            assert "passed" not in completed.stdout
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], check=False)
