@@ -206,6 +206,11 @@ def console_summary(summary: dict[str, Any], target: str, report_dir: Path) -> s
         f"  MUST requirements: {_counts(counts['must'])}",
         f"  advisories (SHOULD requirements): {_counts(counts['should'])}",
     ]
+    failed = [r["id"] for r in summary["requirements"] if r["level"] == "MUST" and r["verdict"] == "failed"]
+    if failed:
+        lines.append(f"  failed MUST requirements: {', '.join(failed)}")
+    if summary["advisories"]:
+        lines.append(f"  advisories: {', '.join(a['id'] for a in summary['advisories'])} (SHOULD, failed)")
     not_run = summary["scope"]["requirements_not_run"]
     if not summary["scope"]["full"]:
         lines.append(

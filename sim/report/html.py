@@ -80,11 +80,21 @@ def _scope(summary: dict[str, Any]) -> str:
         + "</li>"
         for a in advisories
     )
+    failed = [r for r in summary["requirements"] if r.get("level") == "MUST" and r["verdict"] == FAILED]
+    failed_row = (
+        "<tr><th>failed MUST requirements</th><td>"
+        + ", ".join(f"<code>{escape(r['id'])}</code>" for r in failed)
+        + "</td></tr>"
+        if failed
+        else ""
+    )
     return (
         '<table class="scope">'
         f"<tr><th>scope</th><td>{'full' if scope['full'] else 'partial'}: {extent}</td></tr>"
         f"<tr><th>MUST requirements (decide the verdict)</th><td>{_counts_text(counts['must'])}</td></tr>"
-        f"<tr><th>advisories (SHOULD requirements, do not)</th><td>{_counts_text(counts['should'])}</td></tr>"
+        + failed_row
+        + "<tr><th>advisories (SHOULD requirements, do not)</th>"
+        + f"<td>{_counts_text(counts['should'])}</td></tr>"
         f"<tr><th>scenarios</th><td>{_counts_text(counts['scenarios'])}</td></tr>"
         f"<tr><th>run</th><td><code>{escape(summary['run_id'])}</code>, {escape(summary['started'])} to "
         f"{escape(summary['finished'])}, target {escape(summary['target'].get('name', ''))}</td></tr>"

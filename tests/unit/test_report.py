@@ -118,6 +118,8 @@ def test_one_failed_must_fails_the_run_and_its_requirement(tmp_path: Path) -> No
     assert verdicts["WH-001"] == FAILED and verdicts["NL-001"] == FAILED
     assert summary["verdict"] == NOT_CONFORMANT
     assert summary["counts"]["must"][FAILED] == 2
+    html = render_report(summary, "0" * 64)
+    assert "failed MUST requirements</th><td><code>WH-001</code>, <code>NL-001</code>" in html
 
 
 def test_a_failed_should_is_an_advisory_not_a_verdict(tmp_path: Path) -> None:
