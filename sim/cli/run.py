@@ -40,7 +40,8 @@ EXIT_HELP = """exit status:
        an unusable --report-dir, or another run holding the same --report-dir
   3    PARTIAL: a selection (--tags, -k, -m, -x, ...) ran; every applicable MUST scenario in it
        passed, but a selection is not a certificate
-  4    the run broke (a pytest internal error); the previous reports are left as they were
+  4    the run broke (a collection error, a pytest internal error); the previous reports are
+       left as they were
   5    NOTHING VERIFIED: no applicable MUST scenario ran
   130  interrupted; the previous reports are left as they were
 SHOULD requirements never change the exit status: they are reported as advisories."""
@@ -118,11 +119,14 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
     return argv + list(args.extra)
 
 
-def _exit_for_pytest(status: int) -> int | None:
-    """The run's exit status when pytest itself did not finish a run; None when it did."""
+def _exit_for_pytest(status: int, keyboard_interrupt: bool) -> int | None:
+    """The run's exit status when pytest itself did not finish a run; None when it did.
+
+    pytest says "interrupted" for Ctrl-C and for a collection error alike; only Ctrl-C is 130.
+    """
     if status in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
         return None
-    if status == pytest.ExitCode.INTERRUPTED:
+    if status == pytest.ExitCode.INTERRUPTED and keyboard_interrupt:
         return EXIT_INTERRUPTED
     if status == pytest.ExitCode.USAGE_ERROR:
         return EXIT_BAD_INPUT
@@ -149,7 +153,7 @@ def _run_into(args: argparse.Namespace, output: ReportDir, catalogue: Any, ident
     started = datetime.now(UTC)
     status = pytest.main(pytest_arguments(args, staging), plugins=[recorder])
     finished = datetime.now(UTC)
-    broken = _exit_for_pytest(status)
+    broken = _exit_for_pytest(status, recorder.keyboard_interrupt)
     if broken is not None:
         print(
             f"peerpods-conformance: the run did not finish (pytest exit {int(status)}); "

@@ -145,8 +145,13 @@ class ResultRecorder:
     deselected: dict[str, str] = field(default_factory=dict)
     #: Scenarios selected to run, in order: nodeid -> label.
     selected: dict[str, str] = field(default_factory=dict)
+    #: Set when the user interrupted the run (Ctrl-C), as against a collection error.
+    keyboard_interrupt: bool = False
     _step_started: float = 0.0
     _current: dict[str, int] = field(default_factory=dict)
+
+    def pytest_keyboard_interrupt(self) -> None:
+        self.keyboard_interrupt = True
 
     # -- collection -----------------------------------------------------------------------
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
