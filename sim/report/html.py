@@ -31,7 +31,8 @@ text-align:left;vertical-align:top}th{background:#f6f8fa}td.n{text-align:right;w
 .banner.PARTIAL,.banner.NOTHING-VERIFIED{background:#fff8c5}
 .scope{font-size:.95rem}.scope td,.scope th{border:none;padding:.15rem 1rem .15rem 0}
 .scope th{background:none}
-code{font-size:.85rem}td:last-child{overflow-wrap:anywhere}details summary{cursor:pointer}details ul{margin:.3rem 0 .3rem 1rem;padding:0}
+code{font-size:.85rem}td:last-child{overflow-wrap:anywhere}
+details summary{cursor:pointer}details ul{margin:.3rem 0 .3rem 1rem;padding:0}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{font-weight:600}dd{margin:0}
 .level{font-size:.75rem;font-weight:600;padding:0 .3rem;border:1px solid currentColor;border-radius:.2rem}
 .level.SHOULD{color:#6e7781}
