@@ -33,7 +33,7 @@ from sim.adaptor import AdaptorConfig, AdaptorStartError, CloudApiAdaptor, PodVM
 from sim.admission import DEFAULT_USER_INFO, MutatingWebhook, WebhookCaller, admit
 from sim.bounds import excerpt
 from sim.errors import ConformanceInputError
-from sim.kata import UPSTREAM_CONFIG, KataConfig, KataRuntime, SandboxError
+from sim.kata import PEER_POD_HANDLER, UPSTREAM_CONFIG, KataConfig, KataRuntime, SandboxError
 from sim.podchecks import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
@@ -48,7 +48,7 @@ from sim.podchecks import (
 from sim.podvm import GuestReport
 from sim.providers import Provider
 from sim.scheduler import Scheduler, effective_request, format_amount, node_amounts
-from sim.webhook import EXTENDED_RESOURCE_DEFAULT, TARGET_RUNTIMECLASS_DEFAULT
+from sim.webhook import WebhookSettings
 
 __all__ = [
     "NAMESPACE_NAME_LABEL",
@@ -65,7 +65,6 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 PEER_PODS_CM = "peer-pods-cm"
 PEER_PODS_SECRET = "peer-pods-secret"
 OSC_NAMESPACE = "openshift-sandboxed-containers-operator"
-PEER_POD_HANDLER = TARGET_RUNTIMECLASS_DEFAULT
 
 
 def _with_preemption(reason: str | None, nodes: int) -> str | None:
@@ -102,7 +101,7 @@ class PeerPodNamespacePolicy:
     """
 
     allowed_namespaces: frozenset[str]
-    runtime_class: str = TARGET_RUNTIMECLASS_DEFAULT
+    runtime_class: str
     name: str = "peer-pods-allowed-namespaces"
 
     def denial(self, pod: Mapping[str, Any], namespace: str) -> str | None:
@@ -170,16 +169,18 @@ class Cluster:
         provider: Provider | None = None,
         *,
         caa_namespace: str = OSC_NAMESPACE,
-        extended_resource: str = EXTENDED_RESOURCE_DEFAULT,
+        settings: WebhookSettings | None = None,
         strict_runtime_classes: bool = False,
         default_requests_from_limits: bool = False,
         user_info: Mapping[str, Any] | None = None,
         kata_config: KataConfig = UPSTREAM_CONFIG,
     ) -> None:
+        #: The webhook deployment's settings (its peer-pods RuntimeClass names the policy's).
+        self.settings = settings if settings is not None else WebhookSettings()
         if caller is None:
             from sim.admission import InProcessWebhookCaller
 
-            caller = InProcessWebhookCaller()
+            caller = InProcessWebhookCaller(self.settings)
         if provider is None:
             from sim.providers.memory import MemoryProvider
 
@@ -188,7 +189,6 @@ class Cluster:
         self.caller: WebhookCaller = caller
         self.provider: Provider = provider
         self.caa_namespace = caa_namespace
-        self.extended_resource = extended_resource
         self.strict_runtime_classes = strict_runtime_classes
         self.default_requests_from_limits = default_requests_from_limits
         self.user_info = dict(user_info if user_info is not None else DEFAULT_USER_INFO)
@@ -277,10 +277,12 @@ class Cluster:
         return copy.deepcopy(found) if found else None
 
     def apply_admission_policy(
-        self, allowed_namespaces: Sequence[str], *, runtime_class: str = TARGET_RUNTIMECLASS_DEFAULT
+        self, allowed_namespaces: Sequence[str], *, runtime_class: str | None = None
     ) -> PeerPodNamespacePolicy:
-        """Install the document's recommended policy (replaces an earlier one)."""
-        self.policy = PeerPodNamespacePolicy(frozenset(allowed_namespaces), runtime_class)
+        """Install the document's recommended policy (replaces an earlier one); it guards
+        ``runtime_class``, by default the webhook's TARGET_RUNTIMECLASS."""
+        guarded = runtime_class or self.settings.target_runtimeclass
+        self.policy = PeerPodNamespacePolicy(frozenset(allowed_namespaces), guarded)
         return self.policy
 
     # ------------------------------------------------------------------ nodes and adaptors
@@ -315,7 +317,7 @@ class Cluster:
             raise ClusterError(f'nodes "{name}" already exists')
         base = {"cpu": str(cpu), "memory": str(memory), "pods": str(pods), **dict(extra or {})}
         amounts = node_amounts(base, where=f"node {name}: capacity")
-        adaptor = CloudApiAdaptor(name, self.provider, self.extended_resource)
+        adaptor = CloudApiAdaptor(name, self.provider)
         advertised = _start(adaptor, self._peer_pods_data())  # a bad config map fails before the node exists
         obj = {
             "apiVersion": "v1",
@@ -334,9 +336,9 @@ class Cluster:
         node = self._nodes[name]
         status = node.obj["status"]
         for part in ("capacity", "allocatable"):
-            status[part] = {k: v for k, v in status[part].items() if k != self.extended_resource}
+            status[part] = {k: v for k, v in status[part].items() if k != node.adaptor.resource}
             if advertised is not None:
-                status[part][self.extended_resource] = str(advertised)
+                status[part][node.adaptor.resource] = str(advertised)
         self.scheduler.set_allocatable(name, node_amounts(status["allocatable"], where=f"node {name}"))
 
     def start_adaptors(self) -> None:

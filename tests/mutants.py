@@ -374,7 +374,7 @@ def _adaptor_advertises_the_webhooks_name() -> None:
     def set_env(self: Any, name: str, value: str) -> None:
         original(self, name, value)
         if name == "POD_VM_EXTENDED_RESOURCE":
-            self._cluster.extended_resource = value
+            sim.adaptor.CloudApiAdaptor.resource = value  # every adaptor, including later ones
             for node in self._cluster.nodes():
                 self._cluster._advertise(node, self._cluster._nodes[node].adaptor.config.advertised)
 

@@ -60,12 +60,10 @@ def _sides(args: argparse.Namespace) -> tuple[tuple[str, Endpoint], tuple[str, E
     first = (urls[0], https_endpoint(urls[0], per_url[0], args.timeout))
     if len(urls) == 2:
         return first, (urls[1], https_endpoint(urls[1], per_url[1], args.timeout))
-    env = dict(os.environ)
-    if args.target_runtimeclass:
-        env["TARGET_RUNTIMECLASS"] = args.target_runtimeclass
-    if args.extended_resource:
-        env["POD_VM_EXTENDED_RESOURCE"] = args.extended_resource
-    return first, ("reference", reference_endpoint(WebhookSettings.from_env(env)))
+    settings = WebhookSettings.resolve(
+        os.environ, target_runtimeclass=args.target_runtimeclass, extended_resource=args.extended_resource
+    )
+    return first, ("reference", reference_endpoint(settings))
 
 
 def run_diff(args: argparse.Namespace) -> int:

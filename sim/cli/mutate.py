@@ -8,7 +8,6 @@ webhook reads (TARGET_RUNTIMECLASS, POD_VM_EXTENDED_RESOURCE); flags win over th
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from typing import Any
@@ -49,14 +48,12 @@ def load_pod(data: bytes, *, source: str) -> dict[str, Any]:
 
 def _settings(args: argparse.Namespace) -> WebhookSettings:
     """Environment first, then the flags that were given."""
-    settings = WebhookSettings.from_env(os.environ)
-    if args.runtimeclass:
-        settings = dataclasses.replace(settings, target_runtimeclass=args.runtimeclass)
-    if args.extended_resource:
-        settings = dataclasses.replace(settings, extended_resource=args.extended_resource)
-    if args.no_annotations:
-        settings = dataclasses.replace(settings, annotations=False)
-    return settings
+    return WebhookSettings.resolve(
+        os.environ,
+        target_runtimeclass=args.runtimeclass,
+        extended_resource=args.extended_resource,
+        annotations=False if args.no_annotations else None,
+    )
 
 
 def _handle(args: argparse.Namespace) -> int:

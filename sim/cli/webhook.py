@@ -97,12 +97,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def settings_from(args: argparse.Namespace, env: dict[str, str]) -> WebhookSettings:
     """Command-line flags override upstream's environment variables, which override defaults."""
-    merged = dict(env)
-    if args.target_runtimeclass:
-        merged["TARGET_RUNTIMECLASS"] = args.target_runtimeclass
-    if args.extended_resource:
-        merged["POD_VM_EXTENDED_RESOURCE"] = args.extended_resource
-    return WebhookSettings.from_env(merged)
+    return WebhookSettings.resolve(
+        env, target_runtimeclass=args.target_runtimeclass, extended_resource=args.extended_resource
+    )
 
 
 def check_bindable(host: str, port: int) -> None:

@@ -41,15 +41,14 @@ import kubernetes.watch as _watch
 from kubernetes.client.exceptions import ApiException
 
 from sim.adaptor import CloudApiAdaptor, PodVMError
+from sim.kata import PEER_POD_HANDLER
 from sim.providers import Provider
 from sim.scheduler import effective_request, node_amounts
-from sim.webhook import EXTENDED_RESOURCE_DEFAULT
 
 #: The Kubernetes client, untyped here: objects are read as JSON-shaped data.
 client: Any = _client
 watch: Any = _watch
 
-PEER_POD_HANDLER = "kata-remote"
 PEER_PODS_CM = "peer-pods-cm"
 OSC_NAMESPACE = "openshift-sandboxed-containers-operator"
 NODE_LABEL = "peerpods-conformance/simulated-node"
@@ -85,7 +84,6 @@ class NodeAgent:
         api: Any,
         provider: Provider,
         *,
-        extended_resource: str = EXTENDED_RESOURCE_DEFAULT,
         caa_namespace: str = OSC_NAMESPACE,
         labels: Mapping[str, str] | None = None,
     ) -> None:
@@ -93,10 +91,9 @@ class NodeAgent:
         self.api = api
         self.core = client.CoreV1Api(api)
         self.node_api = client.NodeV1Api(api)
-        self.extended_resource = extended_resource
         self.caa_namespace = caa_namespace
         self.labels = dict(labels or {})
-        self.adaptor = CloudApiAdaptor(name, provider, extended_resource)
+        self.adaptor = CloudApiAdaptor(name, provider)
         self.pods: dict[tuple[str, str], PodRecord] = {}
         self.lock = threading.RLock()
 
@@ -170,10 +167,10 @@ class NodeAgent:
         kubelet's status loop mirrors extended resources into ``status.allocatable``."""
         node = self.core.read_node_status(self.name)
         capacity = node.status.capacity or {}
-        path = f"/status/capacity/{_escape(self.extended_resource)}"
+        path = f"/status/capacity/{_escape(self.adaptor.resource)}"
         if value is not None:
             self.core.patch_node_status(self.name, [{"op": "add", "path": path, "value": str(value)}])
-        elif self.extended_resource in capacity:
+        elif self.adaptor.resource in capacity:
             self.core.patch_node_status(self.name, [{"op": "remove", "path": path}])
         self._sync_allocatable()
 

@@ -45,7 +45,7 @@ from sim.providers import Provider
 from sim.providers.memory import MemoryProvider
 from sim.scheduler import effective_request, format_amount
 from sim.targets.base import Environment, LparCheck, NotApplicable, PodOutcome, Target, TargetOptions
-from sim.webhook import EXTENDED_RESOURCE_DEFAULT
+from sim.webhook import WebhookSettings
 
 #: The Kubernetes client, untyped here: objects are read as JSON-shaped data.
 client: Any = _client
@@ -58,6 +58,8 @@ PROFILES: dict[str, Path] = {
 }
 DEFAULT_PROFILE = "caa-chart"
 RUNTIME_CLASS = FIXTURES / "cluster" / "runtimeclass-kata-remote.yaml"
+#: The peer-pods RuntimeClass the chart deploys (RUNTIME_CLASS): the webhook's default target.
+RUNTIME_CLASS_NAME = WebhookSettings().target_runtimeclass
 PEER_PODS_CM = FIXTURES / "cluster" / "peer-pods-cm.yaml"
 SCENARIO_KEYS = ("PEERPODS_LIMIT_PER_NODE", "INITDATA")
 #: RuntimeClasses the features name besides kata-remote (kube-apiserver refuses a pod naming
@@ -359,7 +361,7 @@ class KubeEnvironment(Environment):
         self._refused: dict[tuple[str, str], PodOutcome] = {}
         self._nodes: list[str] = []
         self._namespaces: set[str] = set()
-        self._webhook_env: dict[str, str] = {}
+        self._settings = WebhookSettings()  # the webhook server's (upstream's defaults to start with)
         self._profile = DEFAULT_PROFILE
         self._failure_policy: str | None = None
         self._configuration: Path | None = None
@@ -368,7 +370,6 @@ class KubeEnvironment(Environment):
         self._mwc_names: set[str] = set()
         self._policy = False
         self._changed_at = 0.0
-        self._extended_resource = EXTENDED_RESOURCE_DEFAULT
         cm = _load_yaml(PEER_PODS_CM)
         self._cm = cm
         self._cm_defaults = {k: v for k, v in (cm.get("data") or {}).items() if k not in SCENARIO_KEYS}
@@ -438,9 +439,7 @@ class KubeEnvironment(Environment):
 
     def set_webhook_env(self, name: str, value: str) -> None:
         self._local_only(f"setting the webhook's {name}")
-        self._webhook_env[name] = value
-        if name == "POD_VM_EXTENDED_RESOURCE":
-            self._extended_resource = value or EXTENDED_RESOURCE_DEFAULT
+        self._settings = self._settings.with_env(name, value)
         self._mwc_dirty = True
 
     def use_sizing_annotations(self, enabled: bool) -> None:
@@ -473,6 +472,7 @@ class KubeEnvironment(Environment):
         self._local_only("installing a cluster-wide admission policy")
         allowed = ", ".join(sorted(namespaces)) or "none"
         listed = ", ".join(f"'{n}'" for n in sorted(namespaces))
+        guarded = self._settings.target_runtimeclass
         policy = {
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingAdmissionPolicy",
@@ -492,8 +492,8 @@ class KubeEnvironment(Environment):
                 "validations": [
                     {
                         "expression": f"!has(object.spec.runtimeClassName) || "
-                        f"object.spec.runtimeClassName != 'kata-remote' || request.namespace in [{listed}]",
-                        "messageExpression": "'runtimeClassName kata-remote is not allowed in namespace ' + "
+                        f"object.spec.runtimeClassName != '{guarded}' || request.namespace in [{listed}]",
+                        "messageExpression": f"'runtimeClassName {guarded} is not allowed in namespace ' + "
                         f"request.namespace + ' (peer pods are allowed only in: {allowed})'",
                     }
                 ],
@@ -540,7 +540,7 @@ class KubeEnvironment(Environment):
         self._local_only(f"adding node {name}")
         from sim.kube.nodeagent import NodeAgent
 
-        agent = NodeAgent(name, self.api, self.provider, extended_resource=self._extended_resource)
+        agent = NodeAgent(name, self.api, self.provider)
         agent.register()
         self.t.agents.add(agent)
         self._nodes.append(name)
@@ -565,7 +565,7 @@ class KubeEnvironment(Environment):
         if not self._mwc_dirty or not self.t.local:
             return
         assert self.t.webhooks is not None
-        server = self.t.webhooks.get(self._webhook_env)
+        server = self.t.webhooks.get(self._settings.to_env())
         url = server.url
         if self._unreachable:
             url = f"https://127.0.0.1:{_closed_port()}/mutate-v1-pod"
@@ -596,11 +596,11 @@ class KubeEnvironment(Environment):
             "kind": "Pod",
             "metadata": {"name": f"peerpods-probe-{secrets.token_hex(3)}", "namespace": probe_ns},
             "spec": {
-                "runtimeClassName": self._webhook_env.get("TARGET_RUNTIMECLASS") or "kata-remote",
+                "runtimeClassName": self._settings.target_runtimeclass,
                 "containers": [{"name": "probe", "image": "probe"}],
             },
         }
-        if probe["spec"]["runtimeClassName"] not in ("kata-remote", *OTHER_RUNTIME_CLASSES):
+        if probe["spec"]["runtimeClassName"] not in (RUNTIME_CLASS_NAME, *OTHER_RUNTIME_CLASSES):
             return
         deadline = time.monotonic() + CONFIG_SETTLE_S
         while time.monotonic() < deadline:
@@ -611,7 +611,7 @@ class KubeEnvironment(Environment):
                     return
             else:
                 limits = (made.spec.containers[0].resources.limits or {}) if made.spec.containers else {}
-                if self._extended_resource in limits:
+                if self._settings.extended_resource in limits:
                     return
             time.sleep(0.05)
 
@@ -667,7 +667,10 @@ class KubeEnvironment(Environment):
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": "peerpods-policy-probe", "namespace": pending[0]},
-            "spec": {"runtimeClassName": "kata-remote", "containers": [{"name": "probe", "image": "probe"}]},
+            "spec": {
+                "runtimeClassName": self._settings.target_runtimeclass,
+                "containers": [{"name": "probe", "image": "probe"}],
+            },
         }
         deadline = time.monotonic() + CONFIG_SETTLE_S
         while time.monotonic() < deadline:

@@ -100,6 +100,7 @@ class ClusterEnvironment(Environment):
             webhooks=self._profile(DEFAULT_PROFILE, None),
             caller=self._recorder,
             provider=provider,
+            settings=self._caller.settings,
             default_requests_from_limits=True,
             strict_runtime_classes=True,  # kube-apiserver refuses a pod naming an unknown class
         )
@@ -155,12 +156,10 @@ class ClusterEnvironment(Environment):
         self._caller.reachable = False
 
     def set_webhook_env(self, name: str, value: str) -> None:
-        current = self._caller.settings
-        updated = WebhookSettings.from_env({**_settings_env(current), name: value})
-        self._caller.settings = replace(updated, annotations=current.annotations)
+        self._caller.settings = self._cluster.settings = self._caller.settings.with_env(name, value)
 
     def use_sizing_annotations(self, enabled: bool) -> None:
-        self._caller.settings = replace(self._caller.settings, annotations=enabled)
+        self._caller.settings = self._cluster.settings = replace(self._caller.settings, annotations=enabled)
 
     def add_sidecar_webhook(self, container: Mapping[str, Any]) -> None:
         webhook = sidecar_webhook()
@@ -262,13 +261,6 @@ class ClusterEnvironment(Environment):
 
     def close(self) -> None:
         self._cluster.close()
-
-
-def _settings_env(settings: WebhookSettings) -> dict[str, str]:
-    return {
-        "TARGET_RUNTIMECLASS": settings.target_runtimeclass,
-        "POD_VM_EXTENDED_RESOURCE": settings.extended_resource,
-    }
 
 
 def _outcome(state: PodState) -> PodOutcome:

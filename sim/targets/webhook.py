@@ -50,6 +50,7 @@ from sim.cluster import PeerPodNamespacePolicy
 from sim.errors import ConformanceInputError
 from sim.server.tls import certificate_identity_der, load_certificates
 from sim.targets.base import Environment, LparCheck, NotApplicable, PodOutcome, Target, TargetOptions
+from sim.webhook import WebhookSettings
 
 #: What kube-apiserver waits for a webhook when the configuration does not say.
 DEFAULT_TIMEOUT_S = 10.0
@@ -319,7 +320,8 @@ class WebhookEnvironment(Environment):
         self._namespaces.setdefault(name, namespace_object(name, labels))
 
     def allow_peer_pods_only_in(self, namespaces: list[str]) -> None:
-        self._policy = PeerPodNamespacePolicy(frozenset(namespaces))
+        guarded = self._target.settings.target_runtimeclass
+        self._policy = PeerPodNamespacePolicy(frozenset(namespaces), guarded)
 
     def set_peer_pods_config(self, data: Mapping[str, str]) -> None:
         raise NotApplicable("the webhook target has no cloud-api-adaptor to configure")
@@ -440,6 +442,9 @@ class WebhookTarget(Target):
         self.ca = ca
         self.config = config
         self.caller = HttpsWebhookCaller(url, ca, timeout)
+        #: The endpoint's settings as the suite assumes them: it cannot read or change the
+        #: endpoint's environment, so upstream's defaults (they name the policy's RuntimeClass).
+        self.settings = WebhookSettings()
         self.webhooks = read_configuration(config) if config else self.profile("caa-chart")
         #: The profile the deployed configuration is judged against (None: none was given).
         self.deployed_profile: str | None = None
