@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sim.adaptor import AdaptorConfig, AdaptorStartError, CloudApiAdaptor, PodVMError
-from sim.admission import DEFAULT_USER_INFO, MutatingWebhook, WebhookCaller, admit
+from sim.admission import DEFAULT_USER_INFO, MutatingWebhook, PeerPodNamespacePolicy, WebhookCaller, admit
 from sim.bounds import excerpt
 from sim.errors import ConformanceInputError
 from sim.kata import PEER_POD_HANDLER, UPSTREAM_CONFIG, KataConfig, KataRuntime, SandboxError
@@ -57,7 +57,6 @@ __all__ = [
     "AdmissionDenied",
     "Cluster",
     "ClusterError",
-    "PeerPodNamespacePolicy",
     "PodState",
 ]
 
@@ -90,32 +89,6 @@ class PodState:
     node: str | None = None
     reason: str | None = None
     vm: str | None = None
-
-
-@dataclass(frozen=True)
-class PeerPodNamespacePolicy:
-    """The document's best practice as a validating policy: peer pods only where allowed.
-
-    Equivalent to a ValidatingAdmissionPolicy whose CEL rule refuses a pod whose
-    ``runtimeClassName`` is the peer-pods class unless its namespace is listed.
-    """
-
-    allowed_namespaces: frozenset[str]
-    runtime_class: str
-    name: str = "peer-pods-allowed-namespaces"
-
-    def denial(self, pod: Mapping[str, Any], namespace: str) -> str | None:
-        """The refusal message, or None when the pod is allowed."""
-        if (pod.get("spec") or {}).get("runtimeClassName") != self.runtime_class:
-            return None
-        if namespace in self.allowed_namespaces:
-            return None
-        allowed = ", ".join(sorted(self.allowed_namespaces)) or "none"
-        return (
-            f"ValidatingAdmissionPolicy '{self.name}' with binding '{self.name}-binding' denied request: "
-            f"runtimeClassName {self.runtime_class} is not allowed in namespace {namespace} "
-            f"(peer pods are allowed only in: {allowed})"
-        )
 
 
 def _start(adaptor: CloudApiAdaptor, data: Mapping[str, str]) -> int | None:

@@ -29,12 +29,13 @@ import sim.kata
 import sim.lpar.domain
 import sim.lpar.prerequisites
 import sim.podvm
+import sim.profiles
 import sim.providers
 import sim.providers.libvirt
 import sim.providers.memory
 import sim.scheduler
+import sim.targets.inprocess
 import sim.targets.lpar
-import sim.targets.reference
 import sim.webhook
 from sim import initdata
 
@@ -222,7 +223,7 @@ def _admission_never_sends_update() -> None:
 
 
 def _policy_allows_everywhere() -> None:
-    sim.cluster.PeerPodNamespacePolicy.denial = lambda self, pod, namespace: None  # type: ignore[method-assign]
+    sim.admission.PeerPodNamespacePolicy.denial = lambda self, pod, namespace: None  # type: ignore[method-assign]
 
 
 # --- the initdata layers: Kata runtime, adaptor, pod VM ---------------------------------------------
@@ -369,7 +370,7 @@ def _negative_limit_advertises_zero() -> None:
 
 
 def _adaptor_advertises_the_webhooks_name() -> None:
-    original = sim.targets.reference.ClusterEnvironment.set_webhook_env
+    original = sim.targets.inprocess.ClusterEnvironment.set_webhook_env
 
     def set_env(self: Any, name: str, value: str) -> None:
         original(self, name, value)
@@ -378,7 +379,7 @@ def _adaptor_advertises_the_webhooks_name() -> None:
             for node in self._cluster.nodes():
                 self._cluster._advertise(node, self._cluster._nodes[node].adaptor.config.advertised)
 
-    sim.targets.reference.ClusterEnvironment.set_webhook_env = set_env  # type: ignore[method-assign]
+    sim.targets.inprocess.ClusterEnvironment.set_webhook_env = set_env  # type: ignore[method-assign]
 
 
 def _adaptor_reads_config_live() -> None:
@@ -397,7 +398,7 @@ def _adaptor_ignores_annotations() -> None:
 
 
 def _kata_ignores_its_configuration() -> None:
-    sim.targets.reference.KATA_CONFIGS["openshift"] = sim.kata.UPSTREAM_CONFIG
+    sim.profiles.KATA_CONFIGS["openshift"] = sim.kata.UPSTREAM_CONFIG
 
 
 # --- the scheduler ---------------------------------------------------------------------------------
@@ -495,7 +496,7 @@ def _provider_keeps_volumes_on_delete() -> None:
 
 def _provider_ignores_secret() -> None:
     sim.targets.lpar.LparEnvironment.set_peer_pods_secret = (  # type: ignore[method-assign]
-        sim.targets.reference.ClusterEnvironment.set_peer_pods_secret
+        sim.targets.inprocess.ClusterEnvironment.set_peer_pods_secret
     )
 
 

@@ -179,6 +179,23 @@ class LibvirtProvider:
             raise ConformanceInputError("a libvirt provider that boots guests needs the pod VM assets")
 
     # --- configuration ------------------------------------------------------------------
+    def inject_fault(self, step: str) -> None:
+        """Make libvirt fail at one creation step (one of :data:`STEPS`) from now on."""
+        if step not in STEPS:
+            raise ConformanceInputError(f"unknown creation step {step!r} (known: {', '.join(STEPS)})")
+
+        def fail(at: str) -> None:
+            if at == step:
+                raise self.libvirt.libvirtError(f"injected libvirt failure while making the {step}")
+
+        self.fault = fail
+
+    def silence_guests(self, timeout: float) -> None:
+        """Boot guests into a shell instead of the agent, so they never report; wait ``timeout`` s.
+        Only real guests can be silenced (check :attr:`simulated` first)."""
+        self.cmdline_extra = "rdinit=/bin/sh"
+        self.report_timeout = timeout
+
     def configure(self, data: Mapping[str, str]) -> None:
         """Apply peer-pods-cm. A bad value is kept and fails every creation, naming it, as
         CAA's provider fails on it: the pod then shows the reason instead of the suite."""

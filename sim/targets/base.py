@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sim.lpar.prerequisites import LparCheck as LparCheck  # a fact the interface returns
+
 #: Capability names a scenario can require with a ``@needs-<name>`` tag.
 CAPABILITIES: dict[str, str] = {
     "mutation": "pods are sent through the mutating webhook and the admitted pod can be read back",
@@ -58,15 +60,6 @@ class PodOutcome:
     reason: str | None = None
     vm: str | None = None
     code: int | None = None  # the HTTP status of a refusal, as kube-apiserver answers it
-
-
-@dataclass(frozen=True)
-class LparCheck:
-    """The verdict on one LPAR prerequisite (doc 4.1.1)."""
-
-    name: str
-    satisfied: bool
-    detail: str
 
 
 class Environment(ABC):

@@ -38,9 +38,9 @@ import kubernetes.config as _kube_config
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from sim import __version__
-from sim.catalogue import PROJECT_ROOT
+from sim import __version__, profiles
 from sim.errors import ConformanceInputError, TargetError
+from sim.paths import FIXTURES_DIR
 from sim.providers import Provider
 from sim.providers.memory import MemoryProvider
 from sim.scheduler import effective_request, format_amount
@@ -51,12 +51,7 @@ from sim.webhook import WebhookSettings
 client: Any = _client
 kube_config: Any = _kube_config
 
-FIXTURES = PROJECT_ROOT / "fixtures"
-PROFILES: dict[str, Path] = {
-    "caa-chart": FIXTURES / "admission" / "caa-chart-mwc.yaml",
-    "openshift": FIXTURES / "admission" / "openshift-mwc.yaml",
-}
-DEFAULT_PROFILE = "caa-chart"
+FIXTURES = FIXTURES_DIR
 RUNTIME_CLASS = FIXTURES / "cluster" / "runtimeclass-kata-remote.yaml"
 #: The peer-pods RuntimeClass the chart deploys (RUNTIME_CLASS): the webhook's default target.
 RUNTIME_CLASS_NAME = WebhookSettings().target_runtimeclass
@@ -162,12 +157,12 @@ class ClusterTarget(Target):
             if self.local
             else frozenset({"mutation"})
         )
-        #: with --libvirt-uri the adaptors' provider is the lpar target's libvirt provider
+        #: with --libvirt-uri the adaptors' provider is a libvirt provider on that LPAR
         self.lpar: Any = None
         if libvirt_uri:
-            from sim.targets.lpar import LparTarget
+            from sim.targets.lparhost import LparHost
 
-            self.lpar = LparTarget(libvirt_uri)
+            self.lpar = LparHost(libvirt_uri)
             self.capabilities |= self.lpar.capabilities & {"lpar-host", "guest"}
         self.webhooks = WebhookServers(plane) if self.local else None
         self.created_namespaces: set[str] = set()
@@ -362,7 +357,7 @@ class KubeEnvironment(Environment):
         self._nodes: list[str] = []
         self._namespaces: set[str] = set()
         self._settings = WebhookSettings()  # the webhook server's (upstream's defaults to start with)
-        self._profile = DEFAULT_PROFILE
+        self._profile = profiles.DEFAULT_PROFILE
         self._failure_policy: str | None = None
         self._configuration: Path | None = None
         self._unreachable = False
@@ -384,8 +379,7 @@ class KubeEnvironment(Environment):
             )
 
     def use_webhook_profile(self, profile: str, *, failure_policy: str | None = None) -> None:
-        if profile not in PROFILES:
-            raise ConformanceInputError(f"unknown webhook profile {profile!r} (known: {', '.join(PROFILES)})")
+        profiles.path(profile)  # an unknown profile is named
         if not self.t.local:
             self._check_deployed(profile, failure_policy)
             return
@@ -398,8 +392,7 @@ class KubeEnvironment(Environment):
         failurePolicy)."""
         wanted = [
             webhook
-            for document in yaml.safe_load_all(PROFILES[profile].read_text(encoding="utf-8"))
-            if document
+            for document in profiles.documents(profiles.path(profile))
             for webhook in document.get("webhooks") or ()
         ]
         deployed: dict[str, dict[str, Any]] = {}
@@ -570,16 +563,14 @@ class KubeEnvironment(Environment):
         if self._unreachable:
             url = f"https://127.0.0.1:{_closed_port()}/mutate-v1-pod"
         ca_bundle = base64.b64encode(server.ca.read_bytes()).decode()
-        path = self._configuration or PROFILES[self._profile]
-        documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+        path = self._configuration or profiles.path(self._profile)
+        documents = profiles.documents(path, self._failure_policy)
         self._delete_webhooks()
         for document in documents:
             if document.get("kind") != "MutatingWebhookConfiguration":
                 continue
             for webhook in document.get("webhooks") or ():
                 webhook["clientConfig"] = {"url": url, "caBundle": ca_bundle}
-                if self._failure_policy is not None:
-                    webhook["failurePolicy"] = self._failure_policy
             document.setdefault("metadata", {})
             document["metadata"].pop("resourceVersion", None)
             self.admission.create_mutating_webhook_configuration(document)
@@ -815,16 +806,14 @@ class KubeEnvironment(Environment):
     def inject_libvirt_fault(self, step: str) -> None:
         if self._libvirt is None:
             raise NotApplicable("pod VMs are not libvirt domains here (give --libvirt-uri)")
-        from sim.targets.lpar import LparEnvironment
-
-        LparEnvironment.inject_libvirt_fault(self, step)  # type: ignore[arg-type]
+        self._libvirt.inject_fault(step)
 
     def silence_guests(self, timeout: float) -> None:
         if self._libvirt is None:
             raise NotApplicable("no guests boot here (give --libvirt-uri qemu:///system)")
-        from sim.targets.lpar import LparEnvironment
-
-        LparEnvironment.silence_guests(self, timeout)  # type: ignore[arg-type]
+        if self._libvirt.simulated:
+            raise NotApplicable("the libvirt simulator boots no guests")
+        self._libvirt.silence_guests(timeout)
 
     # ------------------------------------------------------------------ teardown
     def close(self) -> None:

@@ -36,8 +36,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from sim import profiles
 from sim.admission import (
     MutatingWebhook,
+    PeerPodNamespacePolicy,
     RecordingCaller,
     SidecarInjector,
     WebhookCallError,
@@ -46,7 +48,6 @@ from sim.admission import (
     sidecar_webhook,
 )
 from sim.bounds import MAX_REPLY_BYTES, format_size, read_text_bounded
-from sim.cluster import PeerPodNamespacePolicy
 from sim.errors import ConformanceInputError
 from sim.server.tls import certificate_identity_der, load_certificates
 from sim.targets.base import Environment, LparCheck, NotApplicable, PodOutcome, Target, TargetOptions
@@ -475,13 +476,7 @@ class WebhookTarget(Target):
         """A named configuration profile, unless the user gave their own configuration."""
         if self.config is not None:
             return read_configuration(self.config)
-        from sim.targets.reference import PROFILES
-
-        try:
-            return read_configuration(PROFILES[profile])
-        except KeyError:
-            known = ", ".join(PROFILES)
-            raise ConformanceInputError(f"unknown webhook profile {profile!r} (known: {known})") from None
+        return profiles.webhooks(profile)
 
     def identity(self) -> dict[str, str]:
         ident = {
