@@ -14,7 +14,7 @@ import pytest
 
 from sim.catalogue import load_catalogue
 from sim.targets import TARGETS, create_target
-from sim.targets.base import CAPABILITIES, Environment, NotApplicable, Target, TargetOptions
+from sim.targets.base import CAPABILITIES, Environment, Lacking, NotApplicable, Target, TargetOptions
 
 ROOT = Path(__file__).parent
 pytest_plugins = ["steps.common", *sorted(f"steps.{p.stem}" for p in (ROOT / "steps").glob("*_steps.py"))]
@@ -103,5 +103,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """A step that asks the target something it cannot answer makes the scenario not applicable."""
     try:
         return (yield)
+    except Lacking as exc:  # a step needed an interface the target's environment lacks
+        pytest.skip(f"not applicable on target {item.config.getoption('target')!r}: {exc}")
     except NotApplicable as exc:
         pytest.skip(f"not applicable: {exc}")

@@ -14,7 +14,7 @@ import yaml
 from pytest_bdd import given, parsers, then, when
 
 from sim.bounds import MAX_MANIFEST_BYTES, excerpt
-from sim.targets.base import Environment, PodOutcome
+from sim.targets.base import Environment, Nodes, PodOutcome, WebhookEnv, need
 from sim.yamlload import load_one
 from steps import pods
 from steps.pods import Pod
@@ -114,7 +114,7 @@ def webhook_unreachable(env: Environment) -> None:
 
 @given(parsers.parse('the webhook runs with {name:w} set to "{value}"'))
 def webhook_env(env: Environment, name: str, value: str) -> None:
-    env.set_webhook_env(name, value)
+    need(env, WebhookEnv).set_webhook_env(name, value)
 
 
 @given("the webhook adds no sizing annotations, as the document describes")
@@ -140,24 +140,24 @@ def peer_pod_policy(env: Environment, name: str) -> None:
 @given(step('peer-pods-cm sets {key:w} to "{value:Text}"'))
 def cm_sets(env: Environment, world: World, key: str, value: str) -> None:
     world.peer_pods_cm[key] = value
-    env.set_peer_pods_config(world.peer_pods_cm)
+    need(env, Nodes).set_peer_pods_config(world.peer_pods_cm)
 
 
 @given(parsers.parse('peer-pods-cm sets INITDATA to the initdata of "{file_name}"'))
 def cm_sets_initdata(env: Environment, world: World, file_name: str) -> None:
     world.peer_pods_cm["INITDATA"] = pods.encode_initdata(pods.initdata_toml(file_name))
-    env.set_peer_pods_config(world.peer_pods_cm)
+    need(env, Nodes).set_peer_pods_config(world.peer_pods_cm)
 
 
 @given(parsers.parse("peer-pods-cm does not set {key:w}"))
 def cm_unset(env: Environment, world: World, key: str) -> None:
     world.peer_pods_cm.pop(key, None)
-    env.set_peer_pods_config(world.peer_pods_cm)
+    need(env, Nodes).set_peer_pods_config(world.peer_pods_cm)
 
 
 @given(parsers.parse('a worker node "{name}"'))
 def worker_node(env: Environment, world: World, name: str) -> None:
-    env.add_node(name)
+    need(env, Nodes).add_node(name)
     world.nodes.append(name)
 
 
@@ -278,7 +278,7 @@ def cm_changed(env: Environment, world: World, key: str, value: str) -> None:
 
 @when("the cloud-api-adaptors restart")
 def adaptors_restart(env: Environment) -> None:
-    env.restart_adaptors()
+    need(env, Nodes).restart_adaptors()
 
 
 # --- admission verdicts ------------------------------------------------------------------

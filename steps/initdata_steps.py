@@ -13,7 +13,7 @@ import tomllib
 
 from pytest_bdd import given, parsers, then
 
-from sim.targets.base import Environment
+from sim.targets.base import Environment, PodVMs, need
 from steps import pods
 from steps.common import World, cloud_config_files, step
 
@@ -68,7 +68,7 @@ def current(world: World) -> tuple[str, str]:
 
 def user_data_files(env: Environment, key: tuple[str, str]) -> dict[str, str]:
     """The cloud-config write_files of the pod's VM: path -> content."""
-    user_data = env.pod_vm(*key)["user_data"]
+    user_data = need(env, PodVMs).pod_vm(*key)["user_data"]
     assert user_data.startswith("#cloud-config"), f"user data is not a cloud-config: {user_data[:40]!r}"
     return cloud_config_files(user_data)
 
@@ -77,18 +77,18 @@ def assert_received(env: Environment, key: tuple[str, str], file_name: str) -> N
     """The pod VM decoded exactly this initdata: same digest, same allow-listed files."""
     toml = pods.initdata_toml(file_name)
     document = tomllib.loads(toml.decode())
-    report = env.guest_report(*key)
-    assert report.get("error") is None, f"the pod VM refused its initdata: {report['error']}"
-    assert not report["dummy"], "the pod VM fell back to the default initdata"
+    report = need(env, PodVMs).guest_report(*key)
+    assert report.error is None, f"the pod VM refused its initdata: {report.error}"
+    assert not report.dummy, "the pod VM fell back to the default initdata"
     expected = hashlib.new(document["algorithm"], toml).hexdigest()
-    assert (report["algorithm"], report["digest"]) == (document["algorithm"], expected), (
-        f"the pod VM digested {report['algorithm']}:{report['digest']}, "
+    assert (report.algorithm, report.digest) == (document["algorithm"], expected), (
+        f"the pod VM digested {report.algorithm}:{report.digest}, "
         f"expected {document['algorithm']}:{expected}"
     )
     for name, content in document["data"].items():
         if name in ALLOW_LISTED:
             path = f"{PEERPOD_DIR}/{name}"
-            assert report["written"].get(path) == hashlib.sha256(content.encode()).hexdigest(), (
+            assert report.written.get(path) == hashlib.sha256(content.encode()).hexdigest(), (
                 f"{path} was not written with the content of {file_name}"
             )
 
@@ -121,57 +121,57 @@ def named_received(env: Environment, name: str, namespace: str, file_name: str) 
 
 @then("the pod VM used the default initdata")
 def used_default(env: Environment, world: World) -> None:
-    report = env.guest_report(*current(world))
-    assert report["dummy"], "the pod VM did not fall back to the default initdata"
-    assert report["algorithm"] == DEFAULT_INITDATA_ALGORITHM, (
-        f"default initdata digested with {report['algorithm']}"
+    report = need(env, PodVMs).guest_report(*current(world))
+    assert report.dummy, "the pod VM did not fall back to the default initdata"
+    assert report.algorithm == DEFAULT_INITDATA_ALGORITHM, (
+        f"default initdata digested with {report.algorithm}"
     )
-    assert len(report["digest"]) == hashlib.sha256().digest_size * 2, (
-        f"digest {report['digest']!r} is not sha256"
+    assert len(report.digest) == hashlib.sha256().digest_size * 2, (
+        f"digest {report.digest!r} is not sha256"
     )
 
 
 @then(step("the pod VM wrote {listed:QuotedList}"))
 def wrote(env: Environment, world: World, listed: str) -> None:
-    report = env.guest_report(*current(world))
+    report = need(env, PodVMs).guest_report(*current(world))
     expected = listed.strip('"').replace('" and "', '", "').split('", "')
-    missing = [path for path in expected if path not in report["written"]]
-    assert not missing, f"the pod VM did not write {missing}; it wrote {sorted(report['written'])}"
+    missing = [path for path in expected if path not in report.written]
+    assert not missing, f"the pod VM did not write {missing}; it wrote {sorted(report.written)}"
 
 
 @then(parsers.parse('the pod VM ignored the keys "{first}" and "{second}"'))
 def ignored(env: Environment, world: World, first: str, second: str) -> None:
-    report = env.guest_report(*current(world))
-    assert {first, second} <= set(report["ignored"]), f"ignored keys were {report['ignored']}"
-    escaped = [path for path in report["written"] if not path.startswith(PEERPOD_DIR + "/")]
+    report = need(env, PodVMs).guest_report(*current(world))
+    assert {first, second} <= set(report.ignored), f"ignored keys were {report.ignored}"
+    escaped = [path for path in report.written if not path.startswith(PEERPOD_DIR + "/")]
     assert not escaped, f"files written outside {PEERPOD_DIR}: {escaped}"
     for key in (first, second):
         leaf = key.rsplit("/", 1)[-1]
-        leaked = [path for path in report["written"] if path.rsplit("/", 1)[-1] == leaf]
+        leaked = [path for path in report.written if path.rsplit("/", 1)[-1] == leaf]
         assert not leaked, f"the ignored key {key!r} was written as {leaked}"
 
 
 @then(parsers.parse('the pod VM\'s initdata digest is the {algorithm} digest of "{file_name}"'))
 def digest_is(env: Environment, world: World, algorithm: str, file_name: str) -> None:
-    report = env.guest_report(*current(world))
+    report = need(env, PodVMs).guest_report(*current(world))
     expected = hashlib.new(algorithm, pods.initdata_toml(file_name)).hexdigest()
-    assert report["algorithm"] == algorithm, f"the pod VM used {report['algorithm']}, expected {algorithm}"
-    assert report["digest"] == expected, (
-        f"initdata.digest {report['digest']} != {algorithm}({file_name}) {expected}"
+    assert report.algorithm == algorithm, f"the pod VM used {report.algorithm}, expected {algorithm}"
+    assert report.digest == expected, (
+        f"initdata.digest {report.digest} != {algorithm}({file_name}) {expected}"
     )
 
 
 @then(parsers.parse('the pod VM refused the initdata with an error mentioning "{mention}"'))
 def refused(env: Environment, world: World, mention: str) -> None:
-    report = env.guest_report(*current(world))
-    assert report.get("error"), "the pod VM accepted broken initdata"
-    assert mention.lower() in report["error"].lower(), (
-        f"the error {report['error']!r} does not mention {mention!r}"
+    report = need(env, PodVMs).guest_report(*current(world))
+    assert report.error, "the pod VM accepted broken initdata"
+    assert mention.lower() in report.error.lower(), (
+        f"the error {report.error!r} does not mention {mention!r}"
     )
 
 
 @then("the pod VM wrote no initdata file")
 def wrote_nothing(env: Environment, world: World) -> None:
-    report = env.guest_report(*current(world))
-    written = [p for p in report["written"] if p.rsplit("/", 1)[-1] in ALLOW_LISTED]
+    report = need(env, PodVMs).guest_report(*current(world))
+    written = [p for p in report.written if p.rsplit("/", 1)[-1] in ALLOW_LISTED]
     assert not written, f"the pod VM wrote {written} from broken initdata"

@@ -14,7 +14,7 @@ import tomllib
 
 from pytest_bdd import given, then, when
 
-from sim.targets.base import Environment, PodOutcome
+from sim.targets.base import AdaptorProcess, Environment, Nodes, PodOutcome, PodVMs, need
 from steps import pods
 from steps.common import World, current_outcome, step, submit
 from steps.initdata_steps import broken_initdata, current, user_data_files
@@ -40,30 +40,30 @@ def annotated_inline(world: World, docstring: str) -> None:
 def cm_inline(env: Environment, world: World, docstring: str) -> None:
     world.inline_initdata = docstring.encode("utf-8")
     world.peer_pods_cm["INITDATA"] = pods.encode_initdata(world.inline_initdata)
-    env.set_peer_pods_config(world.peer_pods_cm)
+    need(env, Nodes).set_peer_pods_config(world.peer_pods_cm)
 
 
 @given(step("peer-pods-cm sets INITDATA to initdata that {problem}"))
 def cm_broken(env: Environment, world: World, problem: str) -> None:
     world.peer_pods_cm["INITDATA"] = broken_initdata(problem)
-    env.set_peer_pods_config(world.peer_pods_cm)
+    need(env, Nodes).set_peer_pods_config(world.peer_pods_cm)
 
 
 @when(step('peer-pods-cm is changed to set INITDATA to the initdata of "{file_name}"'))
 def cm_changed_initdata(env: Environment, world: World, file_name: str) -> None:
     world.peer_pods_cm["INITDATA"] = pods.encode_initdata(pods.initdata_toml(file_name))
-    env.set_peer_pods_config(world.peer_pods_cm)
+    need(env, Nodes).set_peer_pods_config(world.peer_pods_cm)
 
 
 @then("the pod VM received that initdata, digested with the algorithm it names")
 def received_inline(env: Environment, world: World) -> None:
     toml = _inline(world)
     algorithm = tomllib.loads(toml.decode())["algorithm"]
-    report = env.guest_report(*current(world))
-    assert report.get("error") is None, f"the pod VM refused the initdata: {report['error']}"
+    report = need(env, PodVMs).guest_report(*current(world))
+    assert report.error is None, f"the pod VM refused the initdata: {report.error}"
     expected = hashlib.new(algorithm, toml).hexdigest()
-    assert (report["algorithm"], report["digest"]) == (algorithm, expected), (
-        f"the pod VM digested {report['algorithm']}:{report['digest']}, expected {algorithm}:{expected}"
+    assert (report.algorithm, report.digest) == (algorithm, expected), (
+        f"the pod VM digested {report.algorithm}:{report.digest}, expected {algorithm}:{expected}"
     )
 
 
@@ -100,26 +100,26 @@ def sandbox_fails(env: Environment, world: World, text: str) -> None:
 def no_pod_vm(env: Environment, world: World) -> None:
     state = current_outcome(env, world)
     assert state.vm is None, f"the pod has a pod VM {state.vm}"
-    assert env.pod_vms() == [], f"pod VMs exist: {env.pod_vms()}"
+    assert need(env, PodVMs).pod_vms() == [], f"pod VMs exist: {need(env, PodVMs).pod_vms()}"
 
 
 @then(step('the cloud-api-adaptor on node "{node}" is not running, having said "{text}"'))
 def adaptor_exited(env: Environment, node: str, text: str) -> None:
-    error = env.adaptor_error(node)
+    error = need(env, AdaptorProcess).adaptor_error(node)
     assert error is not None, f"the cloud-api-adaptor on node {node} is running"
     assert text in error, f"the adaptor said {error!r}, not {text!r}"
 
 
 @then(step('node "{node}" advertises "{resource}" as "{value:Text}"'))
 def node_advertises_exactly(env: Environment, node: str, resource: str, value: str) -> None:
-    capacity = env.node_capacity(node)
+    capacity = need(env, Nodes).node_capacity(node)
     assert resource in capacity, f"node {node} does not advertise {resource} at all: {capacity}"
     assert capacity[resource] == value, f"node {node} advertises {resource}={capacity[resource]!r}"
 
 
 @then(step('node "{node}" does not advertise "{resource}" at all'))
 def node_lacks(env: Environment, node: str, resource: str) -> None:
-    capacity = env.node_capacity(node)
+    capacity = need(env, Nodes).node_capacity(node)
     assert resource not in capacity, f"node {node} advertises {resource}={capacity[resource]!r}"
 
 
@@ -165,7 +165,7 @@ def named_container_lacks(outcome: PodOutcome, name: str, resource: str) -> None
 @given(step('peer-pods-secret sets {key:w} to "{value:Text}"'))
 def secret_sets(env: Environment, world: World, key: str, value: str) -> None:
     world.peer_pods_secret[key] = value
-    env.set_peer_pods_secret(world.peer_pods_secret)
+    need(env, AdaptorProcess).set_peer_pods_secret(world.peer_pods_secret)
 
 
 @then(step('the pod still carries its pod-level resources "{amounts}"'))

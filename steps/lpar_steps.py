@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pytest_bdd import given, parsers, then, when
 
-from sim.targets.base import Environment, LparCheck, NotApplicable, Target
+from sim.targets.base import Environment, LparCheck, LparInspection, NotApplicable, Target, need
 
 
 @given(parsers.parse('the LPAR described in "{path}"'), target_fixture="lpar_description")
@@ -21,7 +21,7 @@ def own_lpar() -> Path | None:
 
 @when("its LPAR prerequisites are checked", target_fixture="lpar_verdicts")
 def check_lpar(env: Environment, lpar_description: Path | None) -> list[LparCheck]:
-    return env.lpar_checks(lpar_description)
+    return need(env, LparInspection).lpar_checks(lpar_description)
 
 
 def verdict(verdicts: list[LparCheck], name: str) -> LparCheck:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pytest_bdd import given, parsers, then, when
 
-from sim.targets.base import Environment, PodOutcome
+from sim.targets.base import Environment, PodOutcome, WebhookCalls, need
 from steps import pods
 from steps.common import World, submit
 
@@ -156,14 +156,14 @@ def deployed_configuration(env: Environment, profile: str) -> None:
 )
 def sidecar_webhook(env: Environment, container: str, requests: str, limits: str) -> None:
     entry = {"name": container, "image": SIDECAR_IMAGE, "resources": pods.resources(requests, limits)}
-    env.add_sidecar_webhook(entry)
+    need(env, WebhookCalls).add_sidecar_webhook(entry)
 
 
 @given(
     parsers.parse('another webhook, registered after it, adds a container "{container}" without resources')
 )
 def sidecar_webhook_bare(env: Environment, container: str) -> None:
-    env.add_sidecar_webhook({"name": container, "image": SIDECAR_IMAGE})
+    need(env, WebhookCalls).add_sidecar_webhook({"name": container, "image": SIDECAR_IMAGE})
 
 
 @when(parsers.parse('the pod is updated with the label "{key}" set to "{value}"'), target_fixture="outcome")
@@ -188,7 +188,7 @@ def _operations(text: str) -> list[str]:
 @then(parsers.parse('the webhook received the pod\'s requests "{operations}"'))
 def webhook_received(env: Environment, world: World, operations: str) -> None:
     assert world.current is not None, "no pod has been created yet"
-    received = env.webhook_requests(*world.current)
+    received = need(env, WebhookCalls).webhook_requests(*world.current)
     pod = "/".join(world.current)
     assert received == _operations(operations), (
         f"the webhook received {received or 'nothing'} for pod {pod}, expected {operations}"
@@ -198,14 +198,15 @@ def webhook_received(env: Environment, world: World, operations: str) -> None:
 @then("the pod was never sent to the webhook")
 def never_sent(env: Environment, world: World) -> None:
     assert world.current is not None, "no pod has been created yet"
-    received = env.webhook_requests(*world.current)
+    received = need(env, WebhookCalls).webhook_requests(*world.current)
     assert not received, f"pod {'/'.join(world.current)} was sent to the webhook: {received}"
 
 
 @then("none of those pods was sent to the webhook")
 def batch_never_sent(env: Environment, world: World) -> None:
     assert world.batch, "no pod was created"
-    sent = [namespace for namespace, name in world.batch if env.webhook_requests(namespace, name)]
+    calls = need(env, WebhookCalls)
+    sent = [namespace for namespace, name in world.batch if calls.webhook_requests(namespace, name)]
     assert not sent, f"pods in excluded namespaces were sent to the webhook: {sent}"
 
 
@@ -215,7 +216,7 @@ def batch_never_sent(env: Environment, world: World) -> None:
 def control_pod_sent(env: Environment, world: World, name: str, namespace: str) -> None:
     env.create_namespace(namespace)
     outcome = submit(env, world, world.add(pods.peer_pod(name, namespace)))
-    received = env.webhook_requests(namespace, name)
+    received = need(env, WebhookCalls).webhook_requests(namespace, name)
     assert received, (
         f"pod {namespace}/{name} was not sent to the webhook: the configuration sends nothing, "
         "so its exclusions prove nothing"

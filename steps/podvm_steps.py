@@ -14,7 +14,7 @@ from typing import Any
 
 from pytest_bdd import given, parsers, then
 
-from sim.targets.base import Environment
+from sim.targets.base import Environment, Guests, LibvirtFaults, PodVMFacts, PodVMs, need
 from steps import pods
 from steps.common import World, cloud_config_files, current_outcome
 
@@ -22,12 +22,12 @@ PEERPOD_DIR = "/run/peerpod"
 IBM_Z_MACHINE = re.compile(r"^[0-9]{4}$")
 
 
-def current_vm(env: Environment, world: World) -> dict[str, Any]:
+def current_vm(env: Environment, world: World) -> PodVMFacts:
     assert world.current is not None, "no pod has been created yet"
-    return env.pod_vm(*world.current)
+    return need(env, PodVMs).pod_vm(*world.current)
 
 
-def disk(facts: dict[str, Any], dev: str) -> dict[str, Any]:
+def disk(facts: PodVMFacts, dev: str) -> dict[str, Any]:
     found = [d for d in facts["disks"] if d["dev"] == dev]
     assert found, f"the pod VM has no disk {dev}: {facts['disks']}"
     return dict(found[0])
@@ -38,12 +38,12 @@ def disk(facts: dict[str, Any], dev: str) -> dict[str, Any]:
 
 @given(parsers.parse("libvirt fails while the pod VM's {step} is made"))
 def libvirt_fails(env: Environment, step: str) -> None:
-    env.inject_libvirt_fault(step)
+    need(env, LibvirtFaults).inject_libvirt_fault(step)
 
 
 @given(parsers.parse("the pod VMs' guests never report, and the provider waits {seconds:d} seconds"))
 def guests_silent(env: Environment, seconds: int) -> None:
-    env.silence_guests(float(seconds))
+    need(env, Guests).silence_guests(float(seconds))
 
 
 # --- the domain ----------------------------------------------------------------------------
@@ -159,10 +159,9 @@ def failed(env: Environment, world: World, text: str) -> None:
 
 @then("no pod VM and no volume remains")
 def nothing_left(env: Environment) -> None:
-    assert env.pod_vms() == [], f"pod VMs remain: {env.pod_vms()}"
-    leftovers = getattr(env, "leftovers", None)
-    if leftovers is not None:
-        assert leftovers() == [], f"left behind: {leftovers()}"
+    assert need(env, PodVMs).pod_vms() == [], f"pod VMs remain: {need(env, PodVMs).pod_vms()}"
+    left = need(env, PodVMs).leftovers()
+    assert left == [], f"left behind: {left}"
 
 
 # --- the guest's own report ------------------------------------------------------------------
@@ -171,34 +170,34 @@ def nothing_left(env: Environment) -> None:
 @then(parsers.parse('the guest reports architecture "{arch}" and an IBM Z machine type'))
 def guest_arch(env: Environment, world: World, arch: str) -> None:
     assert world.current is not None
-    report = env.guest_report(*world.current)
-    assert report["arch"] == arch, f"the guest reports architecture {report['arch']!r}"
-    assert IBM_Z_MACHINE.match(str(report["machine"])), f"the guest reports machine {report['machine']!r}"
+    report = need(env, PodVMs).guest_report(*world.current)
+    assert report.arch == arch, f"the guest reports architecture {report.arch!r}"
+    assert IBM_Z_MACHINE.match(str(report.machine)), f"the guest reports machine {report.machine!r}"
 
 
 @then(parsers.parse('the guest of pod "{name}" computed the {algorithm} digest of "{file_name}"'))
 def guest_digest(env: Environment, world: World, name: str, algorithm: str, file_name: str) -> None:
     toml = pods.initdata_toml(file_name)
     assert tomllib.loads(toml.decode())["algorithm"] == algorithm, f"{file_name} does not name {algorithm}"
-    report = env.guest_report(_namespace(world, name), name)
+    report = need(env, PodVMs).guest_report(_namespace(world, name), name)
     expected = hashlib.new(algorithm, toml).hexdigest()
-    assert report.get("error") is None, f"the guest refused the initdata: {report['error']}"
-    assert (report["algorithm"], report["digest"]) == (algorithm, expected), (
-        f"the guest computed {report['algorithm']}:{report['digest']}, expected {algorithm}:{expected}"
+    assert report.error is None, f"the guest refused the initdata: {report.error}"
+    assert (report.algorithm, report.digest) == (algorithm, expected), (
+        f"the guest computed {report.algorithm}:{report.digest}, expected {algorithm}:{expected}"
     )
 
 
 @then(parsers.parse('the guest of pod "{name}" wrote "{path}"'))
 def guest_wrote(env: Environment, world: World, name: str, path: str) -> None:
-    report = env.guest_report(_namespace(world, name), name)
-    assert path in report["written"], f"the guest wrote {sorted(report['written'])}, not {path}"
+    report = need(env, PodVMs).guest_report(_namespace(world, name), name)
+    assert path in report.written, f"the guest wrote {sorted(report.written)}, not {path}"
 
 
 @then(parsers.parse('the guest of pod "{name}" ignored "{key}" and wrote nothing outside /run/peerpod'))
 def guest_ignored(env: Environment, world: World, name: str, key: str) -> None:
-    report = env.guest_report(_namespace(world, name), name)
-    assert key in report["ignored"], f"the guest ignored {report['ignored']}, not {key!r}"
-    outside = [p for p in report["written"] if not p.startswith(PEERPOD_DIR + "/") or ".." in p]
+    report = need(env, PodVMs).guest_report(_namespace(world, name), name)
+    assert key in report.ignored, f"the guest ignored {report.ignored}, not {key!r}"
+    outside = [p for p in report.written if not p.startswith(PEERPOD_DIR + "/") or ".." in p]
     assert not outside, f"the guest wrote outside {PEERPOD_DIR}: {outside}"
 
 
@@ -217,10 +216,7 @@ def root_volume_size(env: Environment, world: World, gib: int) -> None:
 
 @then(parsers.parse("no pod VM and no volume remains, where upstream would leave {upstream}"))
 def nothing_left_unlike_upstream(env: Environment, upstream: str) -> None:
-    left = [f"domain {name}" for name in env.pod_vms()]
-    leftovers = getattr(env, "leftovers", None)
-    if leftovers is not None:
-        left = leftovers()
+    left = need(env, PodVMs).leftovers()
     assert left == [], (
         f"left behind: {left} (upstream's CreateDomain would leave {upstream}; the suite recommends nothing)"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_bdd import parsers, then
 
-from sim.targets.base import Environment, PodOutcome
+from sim.targets.base import Environment, Nodes, PodOutcome, need
 from steps import pods
 from steps.common import World, current_outcome, step
 
@@ -60,7 +60,7 @@ def batch_pending(env: Environment, world: World, count: int, verb: str, reason:
 
 @then(parsers.parse('node "{node}" advertises {count:d} "{resource}"'))
 def node_advertises(env: Environment, node: str, count: int, resource: str) -> None:
-    capacity = env.node_capacity(node)
+    capacity = need(env, Nodes).node_capacity(node)
     assert resource in capacity, f"node {node} advertises no {resource}: {capacity}"
     assert pods.quantity(capacity[resource]) == count, (
         f"node {node} advertises {resource}={capacity[resource]}"
@@ -69,14 +69,14 @@ def node_advertises(env: Environment, node: str, count: int, resource: str) -> N
 
 @then(parsers.parse('node "{node}" advertises no "{resource}"'))
 def node_advertises_none(env: Environment, node: str, resource: str) -> None:
-    capacity = env.node_capacity(node)
+    capacity = need(env, Nodes).node_capacity(node)
     assert pods.quantity(capacity.get(resource, "0")) == 0, (
         f"node {node} advertises {resource}={capacity[resource]}"
     )
 
 
 def allocated(env: Environment, node: str, resource: str) -> str:
-    return env.node_allocated(node).get(resource, "0")
+    return need(env, Nodes).node_allocated(node).get(resource, "0")
 
 
 @then(parsers.parse('node "{node}" has {count:d} "{resource}" allocated'))

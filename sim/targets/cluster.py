@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kubernetes.client as _client
 import kubernetes.config as _kube_config
@@ -41,10 +41,25 @@ from kubernetes.client.exceptions import ApiException
 from sim import __version__, profiles
 from sim.errors import ConformanceInputError, TargetError
 from sim.paths import FIXTURES_DIR
+from sim.podvm import GuestReport
 from sim.providers import Provider
 from sim.providers.memory import MemoryProvider
 from sim.scheduler import effective_request, format_amount
-from sim.targets.base import Environment, LparCheck, NotApplicable, PodOutcome, Target, TargetOptions
+from sim.targets.base import (
+    Environment,
+    Guests,
+    LibvirtFaults,
+    LparCheck,
+    LparInspection,
+    Nodes,
+    NotApplicable,
+    PodOutcome,
+    PodVMFacts,
+    PodVMs,
+    Target,
+    TargetOptions,
+    WebhookEnv,
+)
 from sim.webhook import WebhookSettings
 
 #: The Kubernetes client, untyped here: objects are read as JSON-shaped data.
@@ -152,18 +167,12 @@ class ClusterTarget(Target):
         self.run_id = secrets.token_hex(4)
         self.local = plane is not None
         self.started = False
-        self.capabilities = (
-            frozenset({"mutation", "webhook-settings", "cluster", "podvm"})
-            if self.local
-            else frozenset({"mutation"})
-        )
         #: with --libvirt-uri the adaptors' provider is a libvirt provider on that LPAR
         self.lpar: Any = None
         if libvirt_uri:
             from sim.targets.lparhost import LparHost
 
             self.lpar = LparHost(libvirt_uri)
-            self.capabilities |= self.lpar.capabilities & {"lpar-host", "guest"}
         self.webhooks = WebhookServers(plane) if self.local else None
         self.created_namespaces: set[str] = set()
         self.server_version = ""
@@ -194,6 +203,18 @@ class ClusterTarget(Target):
         except BaseException:
             self.close()
             raise
+
+    def withheld(self) -> frozenset[str]:
+        """A given cluster is used as deployed (no nodes, settings or pod VMs of the suite's);
+        an LPAR only with --libvirt-uri, and guests only on a real one."""
+        withheld: set[str] = set()
+        if not self.local:
+            withheld |= {"webhook-settings", "cluster", "podvm"}
+        if self.lpar is None:
+            withheld |= {"lpar-host", "guest"}
+        elif self.lpar.simulated:
+            withheld.add("guest")
+        return frozenset(withheld)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -341,7 +362,7 @@ def require_container_engine(mode: str) -> None:
     )
 
 
-class KubeEnvironment(Environment):
+class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspection, LibvirtFaults):
     """One scenario on a real API server."""
 
     def __init__(self, target: ClusterTarget, provider: Provider) -> None:
@@ -419,6 +440,13 @@ class KubeEnvironment(Environment):
                         f"the deployed webhook {webhook['name']!r} is not registered as in the {profile!r} "
                         f"profile: its {field_name} is {have!r}, the profile's {value!r}"
                     )
+
+    def use_deployment_profile(self, profile: str) -> None:
+        """The webhook registration of ``profile`` (the nodes' Kata runtime is the reference's)."""
+        self.use_webhook_profile(profile)
+
+    def use_deployed_webhook_configuration(self, profile: str) -> None:
+        self.use_webhook_profile(profile)
 
     def use_webhook_configuration(self, path: Path) -> None:
         self._local_only("registering another MutatingWebhookConfiguration")
@@ -774,16 +802,17 @@ class KubeEnvironment(Environment):
             raise AssertionError(f"pod {namespace}/{name} has no pod VM ({outcome.phase}: {outcome.reason})")
         return outcome.vm
 
-    def pod_vm(self, namespace: str, name: str) -> dict[str, Any]:
+    def pod_vm(self, namespace: str, name: str) -> PodVMFacts:
         self._local_only("reading pod VMs")
-        return self.provider.describe(self._vm(namespace, name))
+        return cast(PodVMFacts, self.provider.describe(self._vm(namespace, name)))
 
-    def guest_report(self, namespace: str, name: str) -> dict[str, Any]:
+    def guest_report(self, namespace: str, name: str) -> GuestReport:
         self._local_only("reading pod VMs")
-        import json
+        return self.provider.guest_report(self._vm(namespace, name))
 
-        report: dict[str, Any] = json.loads(self.provider.guest_report(self._vm(namespace, name)).to_json())
-        return report
+    def leftovers(self) -> list[str]:
+        """The pod VMs that still exist (what the node agents' adaptors hold)."""
+        return [f"domain {name}" for name in self.pod_vms()]
 
     def pod_vms(self) -> list[str]:
         self._local_only("listing pod VMs")
@@ -846,3 +875,6 @@ class KubeEnvironment(Environment):
         self.t.agents.errors.clear()
         if errors:
             raise TargetError("; ".join(errors))
+
+
+ClusterTarget.environment_class = KubeEnvironment

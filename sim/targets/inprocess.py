@@ -7,11 +7,10 @@ reference target gives it the in-memory provider, the ``lpar`` target gives it l
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sim import profiles
 from sim.admission import (
@@ -27,8 +26,18 @@ from sim.bounds import read_text_bounded
 from sim.cluster import AdmissionDenied, Cluster, PodState
 from sim.kata import KataRuntime
 from sim.paths import FIXTURES_DIR
+from sim.podvm import GuestReport
 from sim.providers import Provider
-from sim.targets.base import Environment, LparCheck, NotApplicable, PodOutcome
+from sim.targets.base import (
+    AdaptorProcess,
+    Environment,
+    Nodes,
+    PodOutcome,
+    PodVMFacts,
+    PodVMs,
+    WebhookCalls,
+    WebhookEnv,
+)
 from sim.webhook import WebhookSettings
 from sim.yamlload import load_all, load_one
 
@@ -72,14 +81,11 @@ class SwitchableWebhookCaller:
         return InProcessWebhookCaller(self.settings)(webhook, review)
 
 
-class ClusterEnvironment(Environment):
+class ClusterEnvironment(Environment, WebhookEnv, Nodes, PodVMs, WebhookCalls, AdaptorProcess):
     """One scenario on the in-process cluster, with pod VMs from ``provider``."""
 
-    def __init__(
-        self, provider: Provider, lpar_checks: Callable[[Path | None], list[LparCheck]] | None = None
-    ):
+    def __init__(self, provider: Provider) -> None:
         self._provider = provider
-        self._lpar_checks = lpar_checks
         self._caller = SwitchableWebhookCaller()
         self._recorder = RecordingCaller(self._caller)
         # The API server defaults a missing request to its limit before any webhook sees
@@ -107,6 +113,10 @@ class ClusterEnvironment(Environment):
     # --- configuration -------------------------------------------------------------------
     def use_webhook_profile(self, profile: str, *, failure_policy: str | None = None) -> None:
         self._cluster.webhooks = profiles.webhooks(profile, failure_policy)
+
+    def use_deployed_webhook_configuration(self, profile: str) -> None:
+        """The suite deploys the webhook itself: what is deployed is the profile's."""
+        self.use_webhook_profile(profile)
 
     def use_deployment_profile(self, profile: str) -> None:
         self.use_webhook_profile(profile)
@@ -218,20 +228,18 @@ class ClusterEnvironment(Environment):
             raise AssertionError(f"pod {namespace}/{name} has no pod VM ({state.phase}: {state.reason})")
         return state.vm
 
-    def pod_vm(self, namespace: str, name: str) -> dict[str, Any]:
-        return self._provider.describe(self._vm(namespace, name))
+    def pod_vm(self, namespace: str, name: str) -> PodVMFacts:
+        return cast(PodVMFacts, self._provider.describe(self._vm(namespace, name)))
 
-    def guest_report(self, namespace: str, name: str) -> dict[str, Any]:
-        report: dict[str, Any] = json.loads(self._provider.guest_report(self._vm(namespace, name)).to_json())
-        return report
+    def guest_report(self, namespace: str, name: str) -> GuestReport:
+        return self._provider.guest_report(self._vm(namespace, name))
 
     def pod_vms(self) -> list[str]:
         return self._cluster.pod_vms()
 
-    def lpar_checks(self, description: Path | None) -> list[LparCheck]:
-        if self._lpar_checks is None:
-            raise NotApplicable("this target has no LPAR to inspect")
-        return self._lpar_checks(description)
+    def leftovers(self) -> list[str]:
+        """The in-memory provider holds nothing but its pod VMs."""
+        return [f"domain {name}" for name in self.pod_vms()]
 
     def close(self) -> None:
         self._cluster.close()

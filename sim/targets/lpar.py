@@ -17,18 +17,30 @@ from pathlib import Path
 from sim.errors import ConformanceInputError, TargetError
 from sim.lpar import host
 from sim.providers.libvirt import LibvirtProvider
-from sim.targets.base import NotApplicable, PodOutcome, Target, TargetOptions
+from sim.targets.base import (
+    Guests,
+    LibvirtFaults,
+    LparCheck,
+    LparInspection,
+    NotApplicable,
+    PodOutcome,
+    Target,
+    TargetOptions,
+)
 from sim.targets.inprocess import ClusterEnvironment
 from sim.targets.lparhost import LparHost
 
 
-class LparEnvironment(ClusterEnvironment):
+class LparEnvironment(ClusterEnvironment, Guests, LparInspection, LibvirtFaults):
     """One scenario: the reference cluster with the libvirt provider, checked for leftovers."""
 
     def __init__(self, target: LparTarget, provider: LibvirtProvider) -> None:
         self._target = target
         self._libvirt = provider
-        super().__init__(provider, lpar_checks=target.lpar_checks)
+        super().__init__(provider)
+
+    def lpar_checks(self, description: Path | None) -> list[LparCheck]:
+        return self._target.lpar_checks(description)
 
     def set_peer_pods_config(self, data: Mapping[str, str]) -> None:
         super().set_peer_pods_config(data)
@@ -89,7 +101,10 @@ class LparTarget(LparHost, Target):
     """Pod VMs as libvirt domains; real s390x guests on qemu:///system."""
 
     name = "lpar"
-    base_capabilities = frozenset({"mutation", "webhook-settings", "cluster", "podvm", "lpar-host"})
+    environment_class = LparEnvironment
+
+    def withheld(self) -> frozenset[str]:
+        return frozenset({"guest"}) if self.simulated else frozenset()
 
     @classmethod
     def from_options(cls, options: TargetOptions) -> LparTarget:

@@ -34,9 +34,6 @@ REPORT_TIMEOUT_S = 90.0
 class LparHost:
     """One libvirt connection prepared for pod VMs (pool, network, base volume, boot queue)."""
 
-    #: The capabilities an LPAR gives (a real one also boots guests).
-    base_capabilities: frozenset[str] = frozenset({"lpar-host"})
-
     def __init__(self, uri: str, *, cache: Path | None = None) -> None:
         self.uri = uri
         self.libvirt = host.import_libvirt()
@@ -59,7 +56,6 @@ class LparHost:
         host.ensure_base_volume(pool, self.settings.base_volume)
         #: peer-pods-cm keys this LPAR needs whatever the scenario sets (none so far).
         self.cm_overrides: dict[str, str] = {}
-        self.capabilities = self.base_capabilities | (frozenset() if self.simulated else frozenset({"guest"}))
         self._emulated_machine: str | None = None
         self.boot_queue = BootQueue()
         self._probe = self.provider()

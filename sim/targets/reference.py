@@ -17,7 +17,7 @@ class ReferenceTarget(Target):
     """The embedded reference implementation; answers every scenario but real guests and LPARs."""
 
     name = "reference"
-    capabilities = frozenset({"mutation", "webhook-settings", "cluster", "podvm"})
+    environment_class = ClusterEnvironment
 
     @classmethod
     def from_options(cls, options: TargetOptions) -> ReferenceTarget:

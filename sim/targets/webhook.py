@@ -50,7 +50,7 @@ from sim.admission import (
 from sim.bounds import MAX_REPLY_BYTES, format_size, read_text_bounded
 from sim.errors import ConformanceInputError
 from sim.server.tls import certificate_identity_der, load_certificates
-from sim.targets.base import Environment, LparCheck, NotApplicable, PodOutcome, Target, TargetOptions
+from sim.targets.base import Environment, NotApplicable, PodOutcome, Target, TargetOptions, WebhookCalls
 from sim.webhook import WebhookSettings
 
 #: What kube-apiserver waits for a webhook when the configuration does not say.
@@ -263,7 +263,7 @@ def namespace_object(name: str, labels: Mapping[str, str] | None = None) -> dict
     }
 
 
-class WebhookEnvironment(Environment):
+class WebhookEnvironment(Environment, WebhookCalls):
     """One scenario against the endpoint: namespaces and pods kept by the suite."""
 
     def __init__(self, target: WebhookTarget) -> None:
@@ -280,6 +280,10 @@ class WebhookEnvironment(Environment):
         if failure_policy is not None:
             webhooks = [replace(w, failure_policy=failure_policy) for w in webhooks]
         self._webhooks = webhooks
+
+    def use_deployment_profile(self, profile: str) -> None:
+        """Only the registration is the suite's to choose; the endpoint is as deployed."""
+        self.use_webhook_profile(profile)
 
     def use_webhook_configuration(self, path: Path) -> None:
         self._webhooks = read_configuration(path)
@@ -310,9 +314,6 @@ class WebhookEnvironment(Environment):
     def make_webhook_unreachable(self) -> None:
         self._caller.caller = HttpsWebhookCaller(UNREACHABLE_URL, None, timeout=self._target.caller.timeout)
 
-    def set_webhook_env(self, name: str, value: str) -> None:
-        raise NotApplicable(f"the endpoint's environment ({name}) cannot be set from the suite")
-
     def use_sizing_annotations(self, enabled: bool) -> None:
         if not enabled:
             raise NotApplicable("the endpoint's annotation profile cannot be switched from the suite")
@@ -324,14 +325,8 @@ class WebhookEnvironment(Environment):
         guarded = self._target.settings.target_runtimeclass
         self._policy = PeerPodNamespacePolicy(frozenset(namespaces), guarded)
 
-    def set_peer_pods_config(self, data: Mapping[str, str]) -> None:
-        raise NotApplicable("the webhook target has no cloud-api-adaptor to configure")
 
-    def add_node(self, name: str) -> None:
-        raise NotApplicable("the webhook target has no nodes")
 
-    def restart_adaptors(self) -> None:
-        raise NotApplicable("the webhook target has no cloud-api-adaptor")
 
     # --- actions and observations --------------------------------------------------------
     def create_pod(self, manifest: Mapping[str, Any], *, operation: str = "CREATE") -> PodOutcome:
@@ -369,24 +364,6 @@ class WebhookEnvironment(Environment):
         except KeyError:
             raise AssertionError(f"pod {namespace}/{name} was never created") from None
 
-    def node_capacity(self, node: str) -> dict[str, str]:
-        raise NotApplicable("the webhook target has no nodes")
-
-    def node_allocated(self, node: str) -> dict[str, str]:
-        raise NotApplicable("the webhook target has no nodes")
-
-    def pod_vm(self, namespace: str, name: str) -> dict[str, Any]:
-        raise NotApplicable("the webhook target creates no pod VMs")
-
-    def guest_report(self, namespace: str, name: str) -> dict[str, Any]:
-        raise NotApplicable("the webhook target creates no pod VMs")
-
-    def pod_vms(self) -> list[str]:
-        raise NotApplicable("the webhook target creates no pod VMs")
-
-    def lpar_checks(self, description: Path | None) -> list[LparCheck]:
-        raise NotApplicable("the webhook target has no LPAR to inspect")
-
     def close(self) -> None:
         self._pods.clear()
         self._namespaces.clear()
@@ -421,7 +398,7 @@ class WebhookTarget(Target):
     """Any AdmissionReview v1 endpoint reachable over HTTPS."""
 
     name = "webhook"
-    capabilities = frozenset({"mutation"})
+    environment_class = WebhookEnvironment
 
     def __init__(
         self,
