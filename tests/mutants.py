@@ -377,7 +377,8 @@ def _adaptor_advertises_the_webhooks_name() -> None:
         if name == "POD_VM_EXTENDED_RESOURCE":
             sim.adaptor.CloudApiAdaptor.resource = value  # every adaptor, including later ones
             for node in self._cluster.nodes():
-                self._cluster._advertise(node, self._cluster._nodes[node].adaptor.config.advertised)
+                pool = self._cluster.nodepool
+                pool.advertise(node, pool.adaptor(node).config.advertised)
 
     sim.targets.inprocess.ClusterEnvironment.set_webhook_env = set_env  # type: ignore[method-assign]
 
