@@ -32,6 +32,7 @@ import sim.podvm
 import sim.profiles
 import sim.providers
 import sim.providers.libvirt
+import sim.providers.libvirt_storage
 import sim.providers.memory
 import sim.scheduler
 import sim.targets.inprocess
@@ -484,15 +485,15 @@ def _provider_base_sized_root() -> None:
             f"<backingStore><path>{base.path()}</path><format type='qcow2'/></backingStore></volume>"
         )
 
-    sim.providers.libvirt.LibvirtProvider._root_volume_xml = root_xml  # type: ignore[method-assign]
+    sim.providers.libvirt_storage.LibvirtStorage.root_volume_xml = root_xml  # type: ignore[method-assign]
 
 
 def _provider_leaves_volumes() -> None:
-    sim.providers.libvirt._Undo.run = lambda self: []  # type: ignore[method-assign]
+    sim.providers.libvirt_storage.Undo.run = lambda self: []  # type: ignore[method-assign]
 
 
 def _provider_keeps_volumes_on_delete() -> None:
-    sim.providers.libvirt.LibvirtProvider._delete_volume = lambda self, pool, name: None  # type: ignore[method-assign]
+    sim.providers.libvirt_storage.LibvirtStorage.delete_volume = lambda self, pool, name: None  # type: ignore[method-assign]
 
 
 def _provider_ignores_secret() -> None:

@@ -144,7 +144,7 @@ class LparHost:
         self._probe.remove_leftovers()
         try:
             if self.simulated:  # the simulator's pool lives in our work dir, which goes now
-                self._probe._pool().destroy()
+                self._probe.storage.pool().destroy()
             self.connection.close()
         finally:
             shutil.rmtree(self.work_dir, ignore_errors=True)
