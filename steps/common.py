@@ -68,6 +68,11 @@ class World:
     #: initdata given inline in the feature (a TOML docstring), as bytes
     inline_initdata: bytes | None = None
 
+    def pod(self) -> tuple[str, str]:
+        """(namespace, name) of "the pod": the one the scenario last drafted or created."""
+        assert self.current is not None, "no pod has been created yet"
+        return self.current
+
     def draft(self) -> Pod:
         """The pod the scenario is talking about ("the pod", "its container")."""
         assert self.current is not None, "no pod has been described yet"
@@ -286,8 +291,7 @@ def adaptors_restart(env: Environment) -> None:
 
 def current_outcome(env: Environment, world: World) -> PodOutcome:
     """The latest state of the pod the scenario talks about."""
-    assert world.current is not None, "no pod has been created yet"
-    return env.get_pod(*world.current)
+    return env.get_pod(*world.pod())
 
 
 @then("the pod is admitted")

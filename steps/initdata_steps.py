@@ -61,11 +61,6 @@ def annotated_with_broken_initdata(world: World, problem: str) -> None:
     pods.annotate(world.draft(), pods.INITDATA_ANNOTATION, broken_initdata(problem))
 
 
-def current(world: World) -> tuple[str, str]:
-    assert world.current is not None, "no pod has been created yet"
-    return world.current
-
-
 def user_data_files(env: Environment, key: tuple[str, str]) -> dict[str, str]:
     """The cloud-config write_files of the pod's VM: path -> content."""
     user_data = need(env, PodVMs).pod_vm(*key)["user_data"]
@@ -95,7 +90,7 @@ def assert_received(env: Environment, key: tuple[str, str], file_name: str) -> N
 
 @then(parsers.parse("the pod VM's user data carries the pod's annotation at \"{path}\""))
 def user_data_carries_annotation(env: Environment, world: World, path: str) -> None:
-    key = current(world)
+    key = world.pod()
     sent = pods.pod_annotations(world.submitted[key])[pods.INITDATA_ANNOTATION]
     files = user_data_files(env, key)
     assert files.get(path) == sent, (
@@ -105,13 +100,13 @@ def user_data_carries_annotation(env: Environment, world: World, path: str) -> N
 
 @then(parsers.parse('the pod VM\'s user data carries nothing at "{path}"'))
 def user_data_lacks(env: Environment, world: World, path: str) -> None:
-    files = user_data_files(env, current(world))
+    files = user_data_files(env, world.pod())
     assert path not in files, f"the user data writes {path}: {files[path][:60]!r}"
 
 
 @then(parsers.parse('the pod VM received the initdata of "{file_name}"'))
 def received(env: Environment, world: World, file_name: str) -> None:
-    assert_received(env, current(world), file_name)
+    assert_received(env, world.pod(), file_name)
 
 
 @then(parsers.parse('pod "{name}" in namespace "{namespace}" received the initdata of "{file_name}"'))
@@ -121,7 +116,7 @@ def named_received(env: Environment, name: str, namespace: str, file_name: str) 
 
 @then("the pod VM used the default initdata")
 def used_default(env: Environment, world: World) -> None:
-    report = need(env, PodVMs).guest_report(*current(world))
+    report = need(env, PodVMs).guest_report(*world.pod())
     assert report.dummy, "the pod VM did not fall back to the default initdata"
     assert report.algorithm == DEFAULT_INITDATA_ALGORITHM, (
         f"default initdata digested with {report.algorithm}"
@@ -133,7 +128,7 @@ def used_default(env: Environment, world: World) -> None:
 
 @then(step("the pod VM wrote {listed:QuotedList}"))
 def wrote(env: Environment, world: World, listed: str) -> None:
-    report = need(env, PodVMs).guest_report(*current(world))
+    report = need(env, PodVMs).guest_report(*world.pod())
     expected = listed.strip('"').replace('" and "', '", "').split('", "')
     missing = [path for path in expected if path not in report.written]
     assert not missing, f"the pod VM did not write {missing}; it wrote {sorted(report.written)}"
@@ -141,7 +136,7 @@ def wrote(env: Environment, world: World, listed: str) -> None:
 
 @then(parsers.parse('the pod VM ignored the keys "{first}" and "{second}"'))
 def ignored(env: Environment, world: World, first: str, second: str) -> None:
-    report = need(env, PodVMs).guest_report(*current(world))
+    report = need(env, PodVMs).guest_report(*world.pod())
     assert {first, second} <= set(report.ignored), f"ignored keys were {report.ignored}"
     escaped = [path for path in report.written if not path.startswith(PEERPOD_DIR + "/")]
     assert not escaped, f"files written outside {PEERPOD_DIR}: {escaped}"
@@ -153,7 +148,7 @@ def ignored(env: Environment, world: World, first: str, second: str) -> None:
 
 @then(parsers.parse('the pod VM\'s initdata digest is the {algorithm} digest of "{file_name}"'))
 def digest_is(env: Environment, world: World, algorithm: str, file_name: str) -> None:
-    report = need(env, PodVMs).guest_report(*current(world))
+    report = need(env, PodVMs).guest_report(*world.pod())
     expected = hashlib.new(algorithm, pods.initdata_toml(file_name)).hexdigest()
     assert report.algorithm == algorithm, f"the pod VM used {report.algorithm}, expected {algorithm}"
     assert report.digest == expected, (
@@ -163,7 +158,7 @@ def digest_is(env: Environment, world: World, algorithm: str, file_name: str) ->
 
 @then(parsers.parse('the pod VM refused the initdata with an error mentioning "{mention}"'))
 def refused(env: Environment, world: World, mention: str) -> None:
-    report = need(env, PodVMs).guest_report(*current(world))
+    report = need(env, PodVMs).guest_report(*world.pod())
     assert report.error, "the pod VM accepted broken initdata"
     assert mention.lower() in report.error.lower(), (
         f"the error {report.error!r} does not mention {mention!r}"
@@ -172,6 +167,6 @@ def refused(env: Environment, world: World, mention: str) -> None:
 
 @then("the pod VM wrote no initdata file")
 def wrote_nothing(env: Environment, world: World) -> None:
-    report = need(env, PodVMs).guest_report(*current(world))
+    report = need(env, PodVMs).guest_report(*world.pod())
     written = [p for p in report.written if p.rsplit("/", 1)[-1] in ALLOW_LISTED]
     assert not written, f"the pod VM wrote {written} from broken initdata"

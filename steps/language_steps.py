@@ -17,7 +17,7 @@ from pytest_bdd import given, then, when
 from sim.targets.base import AdaptorProcess, Environment, Nodes, PodOutcome, PodVMs, need
 from steps import pods
 from steps.common import World, current_outcome, step, submit
-from steps.initdata_steps import broken_initdata, current, user_data_files
+from steps.initdata_steps import broken_initdata, user_data_files
 
 SANDBOX_FAILED = "FailedCreatePodSandBox"
 
@@ -59,7 +59,7 @@ def cm_changed_initdata(env: Environment, world: World, file_name: str) -> None:
 def received_inline(env: Environment, world: World) -> None:
     toml = _inline(world)
     algorithm = tomllib.loads(toml.decode())["algorithm"]
-    report = need(env, PodVMs).guest_report(*current(world))
+    report = need(env, PodVMs).guest_report(*world.pod())
     assert report.error is None, f"the pod VM refused the initdata: {report.error}"
     expected = hashlib.new(algorithm, toml).hexdigest()
     assert (report.algorithm, report.digest) == (algorithm, expected), (
@@ -76,7 +76,7 @@ def _decoded(value: str, path: str) -> bytes:
 
 @then(step('the pod VM\'s user data carries the TOML of "{file_name}", encoded again, at "{path}"'))
 def user_data_carries_toml(env: Environment, world: World, file_name: str, path: str) -> None:
-    files = user_data_files(env, current(world))
+    files = user_data_files(env, world.pod())
     assert path in files, f"the user data writes nothing at {path}: {sorted(files)}"
     assert _decoded(files[path], path) == pods.initdata_toml(file_name), (
         f"{path} does not decode to the TOML of {file_name}"
@@ -133,7 +133,7 @@ def openshift_deployment(env: Environment) -> None:
 
 @when("the pod is updated", target_fixture="outcome")
 def update_pod(env: Environment, world: World) -> PodOutcome:
-    key = current(world)
+    key = world.pod()
     stored = env.get_pod(*key)
     assert stored.pod is not None, f"pod {key[0]}/{key[1]} was refused: {stored.denial}"
     world.submitted[key] = pods.snapshot(stored.pod)

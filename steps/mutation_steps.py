@@ -168,8 +168,7 @@ def sidecar_webhook_bare(env: Environment, container: str) -> None:
 
 @when(parsers.parse('the pod is updated with the label "{key}" set to "{value}"'), target_fixture="outcome")
 def update_with_label(env: Environment, world: World, key: str, value: str) -> PodOutcome:
-    assert world.current is not None, "no pod has been created yet"
-    stored = admitted_pod(env.get_pod(*world.current))
+    stored = admitted_pod(env.get_pod(*world.pod()))
     updated = pods.snapshot(dict(stored))
     updated.setdefault("metadata", {}).setdefault("labels", {})[key] = value
     return env.create_pod(updated, operation="UPDATE")
@@ -187,9 +186,8 @@ def _operations(text: str) -> list[str]:
 
 @then(parsers.parse('the webhook received the pod\'s requests "{operations}"'))
 def webhook_received(env: Environment, world: World, operations: str) -> None:
-    assert world.current is not None, "no pod has been created yet"
-    received = need(env, WebhookCalls).webhook_requests(*world.current)
-    pod = "/".join(world.current)
+    received = need(env, WebhookCalls).webhook_requests(*world.pod())
+    pod = "/".join(world.pod())
     assert received == _operations(operations), (
         f"the webhook received {received or 'nothing'} for pod {pod}, expected {operations}"
     )
@@ -197,9 +195,8 @@ def webhook_received(env: Environment, world: World, operations: str) -> None:
 
 @then("the pod was never sent to the webhook")
 def never_sent(env: Environment, world: World) -> None:
-    assert world.current is not None, "no pod has been created yet"
-    received = need(env, WebhookCalls).webhook_requests(*world.current)
-    assert not received, f"pod {'/'.join(world.current)} was sent to the webhook: {received}"
+    received = need(env, WebhookCalls).webhook_requests(*world.pod())
+    assert not received, f"pod {'/'.join(world.pod())} was sent to the webhook: {received}"
 
 
 @then("none of those pods was sent to the webhook")

@@ -23,8 +23,7 @@ IBM_Z_MACHINE = re.compile(r"^[0-9]{4}$")
 
 
 def current_vm(env: Environment, world: World) -> PodVMFacts:
-    assert world.current is not None, "no pod has been created yet"
-    return need(env, PodVMs).pod_vm(*world.current)
+    return need(env, PodVMs).pod_vm(*world.pod())
 
 
 def disk(facts: PodVMFacts, dev: str) -> dict[str, Any]:
@@ -169,8 +168,7 @@ def nothing_left(env: Environment) -> None:
 
 @then(parsers.parse('the guest reports architecture "{arch}" and an IBM Z machine type'))
 def guest_arch(env: Environment, world: World, arch: str) -> None:
-    assert world.current is not None
-    report = need(env, PodVMs).guest_report(*world.current)
+    report = need(env, PodVMs).guest_report(*world.pod())
     assert report.arch == arch, f"the guest reports architecture {report.arch!r}"
     assert IBM_Z_MACHINE.match(str(report.machine)), f"the guest reports machine {report.machine!r}"
 
