@@ -17,7 +17,13 @@ import yaml
 
 from sim.difftest import Endpoint, compare, https_endpoint, reference_endpoint
 from sim.errors import ConformanceInputError
-from sim.webhook import WebhookSettings
+from sim.webhook import (
+    ENV_EXTENDED_RESOURCE,
+    ENV_TARGET_RUNTIMECLASS,
+    EXTENDED_RESOURCE_DEFAULT,
+    TARGET_RUNTIMECLASS_DEFAULT,
+    WebhookSettings,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -36,10 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed tries the same pods")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
     parser.add_argument(
-        "--target-runtimeclass", help="the reference's TARGET_RUNTIMECLASS (default: env, else kata-remote)"
+        "--target-runtimeclass",
+        help=f"the reference's {ENV_TARGET_RUNTIMECLASS} (default: env, else {TARGET_RUNTIMECLASS_DEFAULT})",
     )
     parser.add_argument(
-        "--extended-resource", help="the reference's POD_VM_EXTENDED_RESOURCE (default: env, else upstream)"
+        "--extended-resource",
+        help=f"the reference's {ENV_EXTENDED_RESOURCE} (default: env, else {EXTENDED_RESOURCE_DEFAULT})",
     )
     parser.set_defaults(func=run_diff)
 

@@ -16,7 +16,14 @@ import yaml
 
 from sim.bounds import MAX_MANIFEST_BYTES, read_bounded, short
 from sim.errors import ConformanceInputError
-from sim.webhook import WebhookSettings, mutate_pod
+from sim.webhook import (
+    ENV_EXTENDED_RESOURCE,
+    ENV_TARGET_RUNTIMECLASS,
+    EXTENDED_RESOURCE_DEFAULT,
+    TARGET_RUNTIMECLASS_DEFAULT,
+    WebhookSettings,
+    mutate_pod,
+)
 from sim.yamlload import load_all
 
 __all__ = ["load_pod", "read_source", "register"]
@@ -80,11 +87,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument("pod", metavar="POD.yaml", help="pod manifest, or '-' for stdin")
     parser.add_argument(
-        "--runtimeclass", help="runtime class to act on (env TARGET_RUNTIMECLASS, default kata-remote)"
+        "--runtimeclass",
+        help=f"runtime class to act on (env {ENV_TARGET_RUNTIMECLASS}, "
+        f"default {TARGET_RUNTIMECLASS_DEFAULT})",
     )
     parser.add_argument(
         "--extended-resource",
-        help="pod VM extended resource (env POD_VM_EXTENDED_RESOURCE, default kata.peerpods.io/vm)",
+        help=f"pod VM extended resource (env {ENV_EXTENDED_RESOURCE}, default {EXTENDED_RESOURCE_DEFAULT})",
     )
     parser.add_argument(
         "--no-annotations",
