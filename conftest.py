@@ -15,7 +15,7 @@ import pytest
 from sim.catalogue import load_catalogue, requirement_tags
 from sim.report.results import NOT_APPLICABLE, NOT_APPLICABLE_KEY, NotApplicableMark, is_scenario
 from sim.targets import TARGETS, create_target
-from sim.targets.base import CAPABILITIES, Environment, NotApplicable, Target, TargetOptions
+from sim.targets.base import CAPABILITIES, Environment, Lacking, NotApplicable, Target, TargetOptions
 
 ROOT = Path(__file__).parent
 pytest_plugins = ["steps.common", *sorted(f"steps.{p.stem}" for p in (ROOT / "steps").glob("*_steps.py"))]
@@ -110,6 +110,10 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """A step that asks the target something it cannot answer makes the scenario not applicable."""
     try:
         return (yield)
+    except Lacking as exc:  # a step needed an interface the target's environment lacks
+        reason = f"not applicable on target {item.config.getoption('target')!r}: {exc}"
+        item.stash[NOT_APPLICABLE_KEY] = NotApplicableMark(reason, exc.capability)
+        pytest.skip(reason)
     except NotApplicable as exc:
         reason = f"not applicable: {exc}"
         item.stash[NOT_APPLICABLE_KEY] = NotApplicableMark(reason)

@@ -113,13 +113,13 @@ def _try(args: argparse.Namespace) -> int:
             report = env.guest_report(namespace, name)
             source = "the guest's own report" if "guest" in target.capabilities else "reference pod VM logic"
             print(f"pod VM {outcome.vm} at {args.libvirt_uri} ({source}):", file=sys.stderr)
-            print(json.dumps(report, indent=2))
+            print(json.dumps(json.loads(report.to_json()), indent=2))
             env.delete_pod(namespace, name)
         finally:
             env.close()
     finally:
         target.close()
-    return 0 if report.get("error") is None else 1
+    return 0 if report.error is None else 1
 
 
 def _check(args: argparse.Namespace) -> int:

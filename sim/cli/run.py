@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from sim.catalogue import PROJECT_ROOT, feature_scenarios, load_catalogue
+from sim.catalogue import feature_scenarios, load_catalogue
 from sim.errors import ConformanceInputError
 from sim.files import sha256_file
+from sim.paths import PROJECT_ROOT
 from sim.report.cucumber import cucumber_report
 from sim.report.html import render_report
 from sim.report.junit import group_by_feature

@@ -17,8 +17,17 @@ from typing import Any
 
 from sim.bounds import read_text_bounded
 from sim.errors import ConformanceInputError
-from sim.targets.base import LparCheck
 from sim.yamlload import load_one
+
+
+@dataclass(frozen=True)
+class LparCheck:
+    """The verdict on one LPAR prerequisite (doc 4.1.1)."""
+
+    name: str
+    satisfied: bool
+    detail: str
+
 
 MACHINE_TYPE = "machine type"
 SECURE_UNPACK = "Secure Unpack Facility (prot_virt)"

@@ -27,8 +27,9 @@ from plumbum.commands.processes import CommandNotFound, ProcessExecutionError, P
 from pytest_bdd.feature import get_features
 
 from sim import __version__
-from sim.catalogue import FEATURES_DIR, PROJECT_ROOT, Catalogue
+from sim.catalogue import Catalogue
 from sim.files import sha256_file
+from sim.paths import FEATURES_DIR, PROJECT_ROOT
 from sim.report.results import FAILED, NOT_APPLICABLE, NOT_RUN, OUTCOMES, PASSED, ScenarioResult
 
 SCHEMA = "peerpods-conformance/summary/v2"
