@@ -7,14 +7,15 @@ each step text is defined in exactly one place.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
-from sim.catalogue import load_catalogue
+from sim.catalogue import load_catalogue, requirement_tags
+from sim.report.results import NOT_APPLICABLE, NOT_APPLICABLE_KEY, NotApplicableMark, is_scenario
 from sim.targets import TARGETS, create_target
-from sim.targets.base import CAPABILITIES, Environment, NotApplicable, Target, TargetOptions
+from sim.targets.base import CAPABILITIES, Environment, Lacking, NotApplicable, Target, TargetOptions
 
 ROOT = Path(__file__).parent
 pytest_plugins = ["steps.common", *sorted(f"steps.{p.stem}" for p in (ROOT / "steps").glob("*_steps.py"))]
@@ -86,16 +87,22 @@ def required_capabilities(item: pytest.Item) -> list[str]:
     )
 
 
-@pytest.fixture(autouse=True)
-def _applicability(request: pytest.FixtureRequest) -> None:
-    """Report a scenario as not applicable, before any step runs, when the target lacks a capability."""
+@pytest.hookimpl(trylast=True)
+def pytest_bdd_before_scenario(request: pytest.FixtureRequest) -> None:
+    """Report a scenario as not applicable, before any step runs, when the target lacks a capability.
+
+    Checked in pytest-bdd's public hook rather than a fixture, so the scenario (its feature,
+    its steps) is known to the report even when none of its steps runs.
+    """
     needed = required_capabilities(request.node)
     if not needed:
         return
     built: Target = request.getfixturevalue("target")
     for capability in needed:
         if capability not in built.capabilities:
-            pytest.skip(built.why_not(capability))
+            reason = built.why_not(capability)
+            request.node.stash[NOT_APPLICABLE_KEY] = NotApplicableMark(reason, capability)
+            pytest.skip(reason)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -103,5 +110,35 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """A step that asks the target something it cannot answer makes the scenario not applicable."""
     try:
         return (yield)
+    except Lacking as exc:  # a step needed an interface the target's environment lacks
+        reason = f"not applicable on target {item.config.getoption('target')!r}: {exc}"
+        item.stash[NOT_APPLICABLE_KEY] = NotApplicableMark(reason, exc.capability)
+        pytest.skip(reason)
     except NotApplicable as exc:
-        pytest.skip(f"not applicable: {exc}")
+        reason = f"not applicable: {exc}"
+        item.stash[NOT_APPLICABLE_KEY] = NotApplicableMark(reason)
+        pytest.skip(reason)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each scenario's requirement ids become JUnit properties (``requirement``), one per id."""
+    for item in items:
+        if is_scenario(item):
+            for requirement_id in requirement_tags(mark.name for mark in item.iter_markers()):
+                item.user_properties.append(("requirement", requirement_id))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Carry the not-applicable mark from the item's stash onto its report, for the status line."""
+    report = yield
+    if report.skipped and NOT_APPLICABLE_KEY in item.stash:
+        report.peerpods_not_applicable = True  # type: ignore[attr-defined]
+    return report
+
+
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    """pytest's own summary uses the suite's words: "23 not applicable", never "23 skipped"."""
+    if getattr(report, "peerpods_not_applicable", False):
+        return NOT_APPLICABLE, "n", "NOT APPLICABLE"
+    return None

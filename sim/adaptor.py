@@ -33,6 +33,7 @@ from sim.providers import InstanceSpec, Provider
 from sim.webhook import ANN_MEMORY, ANN_VCPUS, EXTENDED_RESOURCE_DEFAULT
 
 __all__ = [
+    "ADVERTISED_RESOURCE",
     "CPU_KEY",
     "DEFAULT_LIMIT",
     "DEFAULT_MEMORY_MIB",
@@ -52,6 +53,12 @@ MEMORY_KEY = "LIBVIRT_MEMORY"
 DEFAULT_LIMIT = 10
 DEFAULT_VCPUS = 2
 DEFAULT_MEMORY_MIB = 8192
+#: The extended resource every adaptor advertises on its node: the webhook's *default* name,
+#: fixed. Upstream's adaptor hard-codes ``kata.peerpods.io/vm`` (CAA
+#: ``pkg/adaptor/k8sops/node.go``) and does not read the webhook's ``POD_VM_EXTENDED_RESOURCE``,
+#: so a webhook that renames the resource leaves its peer pods Pending (NL-009). This is the one
+#: place that says so; the reference keeps upstream's behaviour on purpose, not a bug to fix.
+ADVERTISED_RESOURCE = EXTENDED_RESOURCE_DEFAULT
 
 
 class AdaptorConfigError(ConformanceInputError):
@@ -138,14 +145,16 @@ def _apf_json(pod: Mapping[str, Any]) -> str:
 
 
 class CloudApiAdaptor:
-    """One node's adaptor; :meth:`start` must run before it advertises or creates anything."""
+    """One node's adaptor; :meth:`start` must run before it advertises or creates anything.
 
-    def __init__(
-        self, node: str, provider: Provider, extended_resource: str = EXTENDED_RESOURCE_DEFAULT
-    ) -> None:
+    It advertises :attr:`resource` (:data:`ADVERTISED_RESOURCE`), whatever the webhook's settings.
+    """
+
+    resource: str = ADVERTISED_RESOURCE
+
+    def __init__(self, node: str, provider: Provider) -> None:
         self.node = node
         self.provider = provider
-        self.extended_resource = extended_resource
         self.config: AdaptorConfig | None = None
         self.start_error: str | None = None
 

@@ -45,6 +45,7 @@ __all__ = [
     "AdmissionOutcome",
     "InProcessWebhookCaller",
     "MutatingWebhook",
+    "PeerPodNamespacePolicy",
     "RecordingCaller",
     "Rule",
     "SidecarInjector",
@@ -647,3 +648,29 @@ def admit(
             if not _call_one(webhook, outcome, caller, request):
                 return outcome
     return outcome
+
+
+@dataclass(frozen=True)
+class PeerPodNamespacePolicy:
+    """The document's best practice as a validating policy: peer pods only where allowed.
+
+    Equivalent to a ValidatingAdmissionPolicy whose CEL rule refuses a pod whose
+    ``runtimeClassName`` is the peer-pods class unless its namespace is listed.
+    """
+
+    allowed_namespaces: frozenset[str]
+    runtime_class: str
+    name: str = "peer-pods-allowed-namespaces"
+
+    def denial(self, pod: Mapping[str, Any], namespace: str) -> str | None:
+        """The refusal message, or None when the pod is allowed."""
+        if (pod.get("spec") or {}).get("runtimeClassName") != self.runtime_class:
+            return None
+        if namespace in self.allowed_namespaces:
+            return None
+        allowed = ", ".join(sorted(self.allowed_namespaces)) or "none"
+        return (
+            f"ValidatingAdmissionPolicy '{self.name}' with binding '{self.name}-binding' denied request: "
+            f"runtimeClassName {self.runtime_class} is not allowed in namespace {namespace} "
+            f"(peer pods are allowed only in: {allowed})"
+        )

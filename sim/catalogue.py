@@ -17,10 +17,10 @@ from pytest_bdd.feature import get_features
 
 from sim.bounds import read_text_bounded
 from sim.errors import ConformanceInputError
+from sim.paths import FEATURES_DIR
+from sim.paths import PROJECT_ROOT as PROJECT_ROOT  # re-exported for sim.report and sim.cli.run
 from sim.yamlload import load_one
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-FEATURES_DIR = PROJECT_ROOT / "features"
 CATALOGUE_PATH = FEATURES_DIR / "requirements.yaml"
 
 #: The shape of a requirement id; any tag of this shape must be in the catalogue.

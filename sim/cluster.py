@@ -19,6 +19,10 @@ interplay (an excluded namespace escapes the webhook, hence the extended-resourc
 Refusals raise :class:`AdmissionDenied` whose text reads like kube-apiserver's; mistakes of
 the caller (asking for a pod or node that does not exist) raise :class:`ClusterError`.
 Pending pods are retried, in creation order, whenever resources are freed or added.
+
+The nodes and their adaptors are a :class:`sim.nodepool.NodePool`; the pending pods and
+how a pod is bound and started are a :class:`sim.pending.PendingQueue`; this class is the
+API server in front of both.
 """
 
 from __future__ import annotations
@@ -26,14 +30,15 @@ from __future__ import annotations
 import copy
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from sim.adaptor import AdaptorConfig, AdaptorStartError, CloudApiAdaptor, PodVMError
-from sim.admission import DEFAULT_USER_INFO, MutatingWebhook, WebhookCaller, admit
+from sim.admission import DEFAULT_USER_INFO, MutatingWebhook, PeerPodNamespacePolicy, WebhookCaller, admit
 from sim.bounds import excerpt
 from sim.errors import ConformanceInputError
-from sim.kata import UPSTREAM_CONFIG, KataConfig, KataRuntime, SandboxError
+from sim.kata import PEER_POD_HANDLER, UPSTREAM_CONFIG, KataConfig, KataRuntime
+from sim.nodepool import NodePool
+from sim.pending import PendingQueue, PodState
 from sim.podchecks import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
@@ -47,8 +52,8 @@ from sim.podchecks import (
 )
 from sim.podvm import GuestReport
 from sim.providers import Provider
-from sim.scheduler import Scheduler, effective_request, format_amount, node_amounts
-from sim.webhook import EXTENDED_RESOURCE_DEFAULT, TARGET_RUNTIMECLASS_DEFAULT
+from sim.scheduler import Scheduler, effective_request, node_amounts
+from sim.webhook import WebhookSettings
 
 __all__ = [
     "NAMESPACE_NAME_LABEL",
@@ -57,7 +62,6 @@ __all__ = [
     "AdmissionDenied",
     "Cluster",
     "ClusterError",
-    "PeerPodNamespacePolicy",
     "PodState",
 ]
 
@@ -65,66 +69,10 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 PEER_PODS_CM = "peer-pods-cm"
 PEER_PODS_SECRET = "peer-pods-secret"
 OSC_NAMESPACE = "openshift-sandboxed-containers-operator"
-PEER_POD_HANDLER = TARGET_RUNTIMECLASS_DEFAULT
-
-
-def _with_preemption(reason: str | None, nodes: int) -> str | None:
-    """The pod's Unschedulable message as kube-scheduler writes it: the filters' FitError,
-    then what the DefaultPreemption post-filter found. Every pod here has the same
-    priority, so no node has a victim to evict (message measured on kube-scheduler v1.37.2)."""
-    if not reason or not reason.startswith("0/"):
-        return reason
-    victims = f"{nodes} No preemption victims found for incoming pod"
-    return f"{reason} preemption: 0/{nodes} nodes are available: {victims}."
 
 
 class ClusterError(ConformanceInputError):
     """The caller asked for something the cluster does not have or cannot take."""
-
-
-@dataclass
-class PodState:
-    """A stored pod and what became of it. ``reason`` explains Pending and Failed."""
-
-    pod: dict[str, Any]
-    phase: str  # "Pending" | "Running" | "Failed"
-    node: str | None = None
-    reason: str | None = None
-    vm: str | None = None
-
-
-@dataclass(frozen=True)
-class PeerPodNamespacePolicy:
-    """The document's best practice as a validating policy: peer pods only where allowed.
-
-    Equivalent to a ValidatingAdmissionPolicy whose CEL rule refuses a pod whose
-    ``runtimeClassName`` is the peer-pods class unless its namespace is listed.
-    """
-
-    allowed_namespaces: frozenset[str]
-    runtime_class: str = TARGET_RUNTIMECLASS_DEFAULT
-    name: str = "peer-pods-allowed-namespaces"
-
-    def denial(self, pod: Mapping[str, Any], namespace: str) -> str | None:
-        """The refusal message, or None when the pod is allowed."""
-        if (pod.get("spec") or {}).get("runtimeClassName") != self.runtime_class:
-            return None
-        if namespace in self.allowed_namespaces:
-            return None
-        allowed = ", ".join(sorted(self.allowed_namespaces)) or "none"
-        return (
-            f"ValidatingAdmissionPolicy '{self.name}' with binding '{self.name}-binding' denied request: "
-            f"runtimeClassName {self.runtime_class} is not allowed in namespace {namespace} "
-            f"(peer pods are allowed only in: {allowed})"
-        )
-
-
-def _start(adaptor: CloudApiAdaptor, data: Mapping[str, str]) -> int | None:
-    """Start (or restart) an adaptor; one that exits at start-up advertises nothing."""
-    try:
-        return adaptor.start(data)
-    except AdaptorStartError:
-        return None
 
 
 def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -146,13 +94,6 @@ def _check_kind(obj: object, kind: str, api_versions: Sequence[str], what: str) 
     return obj
 
 
-@dataclass
-class _Node:
-    obj: dict[str, Any]
-    adaptor: CloudApiAdaptor
-    base_allocatable: dict[str, str]
-
-
 class Cluster:
     """API server, scheduler and one cloud-api-adaptor per node, in process.
 
@@ -170,16 +111,18 @@ class Cluster:
         provider: Provider | None = None,
         *,
         caa_namespace: str = OSC_NAMESPACE,
-        extended_resource: str = EXTENDED_RESOURCE_DEFAULT,
+        settings: WebhookSettings | None = None,
         strict_runtime_classes: bool = False,
         default_requests_from_limits: bool = False,
         user_info: Mapping[str, Any] | None = None,
         kata_config: KataConfig = UPSTREAM_CONFIG,
     ) -> None:
+        #: The webhook deployment's settings (its peer-pods RuntimeClass names the policy's).
+        self.settings = settings if settings is not None else WebhookSettings()
         if caller is None:
             from sim.admission import InProcessWebhookCaller
 
-            caller = InProcessWebhookCaller()
+            caller = InProcessWebhookCaller(self.settings)
         if provider is None:
             from sim.providers.memory import MemoryProvider
 
@@ -188,7 +131,6 @@ class Cluster:
         self.caller: WebhookCaller = caller
         self.provider: Provider = provider
         self.caa_namespace = caa_namespace
-        self.extended_resource = extended_resource
         self.strict_runtime_classes = strict_runtime_classes
         self.default_requests_from_limits = default_requests_from_limits
         self.user_info = dict(user_info if user_info is not None else DEFAULT_USER_INFO)
@@ -200,9 +142,13 @@ class Cluster:
         self._runtime_classes: dict[str, dict[str, Any]] = {}
         self._configmaps: dict[tuple[str, str], dict[str, Any]] = {}
         self._secrets: dict[tuple[str, str], dict[str, Any]] = {}
-        self._nodes: dict[str, _Node] = {}
         self._pods: dict[tuple[str, str], PodState] = {}
-        self._pending: dict[tuple[str, str], dict[str, int]] = {}  # insertion order = retry order
+        #: The worker nodes and their cloud-api-adaptors.
+        self.nodepool = NodePool(provider, self.scheduler, ClusterError)
+        #: Pending pods, retried whenever nodes or resources change.
+        self.queue = PendingQueue(
+            self.scheduler, self.nodepool, self._pods, lambda: self.kata, self._is_peer_pod
+        )
 
     # ------------------------------------------------------------------ namespaces
     def has_namespace(self, name: str) -> bool:
@@ -277,10 +223,12 @@ class Cluster:
         return copy.deepcopy(found) if found else None
 
     def apply_admission_policy(
-        self, allowed_namespaces: Sequence[str], *, runtime_class: str = TARGET_RUNTIMECLASS_DEFAULT
+        self, allowed_namespaces: Sequence[str], *, runtime_class: str | None = None
     ) -> PeerPodNamespacePolicy:
-        """Install the document's recommended policy (replaces an earlier one)."""
-        self.policy = PeerPodNamespacePolicy(frozenset(allowed_namespaces), runtime_class)
+        """Install the document's recommended policy (replaces an earlier one); it guards
+        ``runtime_class``, by default the webhook's TARGET_RUNTIMECLASS."""
+        guarded = runtime_class or self.settings.target_runtimeclass
+        self.policy = PeerPodNamespacePolicy(frozenset(allowed_namespaces), guarded)
         return self.policy
 
     # ------------------------------------------------------------------ nodes and adaptors
@@ -311,80 +259,41 @@ class Cluster:
         extra: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Add a worker node; its adaptor starts at once with the current peer-pods-cm."""
-        if name in self._nodes:
-            raise ClusterError(f'nodes "{name}" already exists')
-        base = {"cpu": str(cpu), "memory": str(memory), "pods": str(pods), **dict(extra or {})}
-        amounts = node_amounts(base, where=f"node {name}: capacity")
-        adaptor = CloudApiAdaptor(name, self.provider, self.extended_resource)
-        advertised = _start(adaptor, self._peer_pods_data())  # a bad config map fails before the node exists
-        obj = {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-            "status": {"capacity": dict(base), "allocatable": dict(base)},
-        }
-        self._nodes[name] = _Node(obj, adaptor, base)
-        self.scheduler.add_node(name, amounts)
-        self._advertise(name, advertised)
-        self._retry_pending()
-        return copy.deepcopy(obj)
-
-    def _advertise(self, name: str, advertised: int | None) -> None:
-        """Patch the node's extended resource (capacity and allocatable) as CAA does."""
-        node = self._nodes[name]
-        status = node.obj["status"]
-        for part in ("capacity", "allocatable"):
-            status[part] = {k: v for k, v in status[part].items() if k != self.extended_resource}
-            if advertised is not None:
-                status[part][self.extended_resource] = str(advertised)
-        self.scheduler.set_allocatable(name, node_amounts(status["allocatable"], where=f"node {name}"))
+        obj = self.nodepool.add(name, self._peer_pods_data(), cpu=cpu, memory=memory, pods=pods, extra=extra)
+        self.queue.retry()
+        return obj
 
     def start_adaptors(self) -> None:
         """Start every adaptor that has not started (nodes start theirs when added)."""
-        for name, node in self._nodes.items():
-            if node.adaptor.config is None:
-                self._advertise(name, _start(node.adaptor, self._peer_pods_data()))
-        self._retry_pending()
+        self.nodepool.start_adaptors(self._peer_pods_data())
+        self.queue.retry()
 
     def restart_adaptors(self) -> None:
-        """Restart every adaptor: each re-reads peer-pods-cm and re-patches its node.
-
-        The config map is checked once before any adaptor restarts, so a bad value leaves
-        every node as it was.
-        """
-        data = self._peer_pods_data()
-        AdaptorConfig.from_configmap(data)
-        for name, node in self._nodes.items():
-            self._advertise(name, _start(node.adaptor, data))
-        self._retry_pending()
+        """Restart every adaptor: each re-reads peer-pods-cm and re-patches its node (a bad
+        value is found before any adaptor restarts, leaving every node as it was)."""
+        self.nodepool.restart_adaptors(self._peer_pods_data())
+        self.queue.retry()
 
     def node(self, name: str) -> dict[str, Any]:
-        return copy.deepcopy(self._node(name).obj)
+        return self.nodepool.node(name)
 
     def adaptor_error(self, name: str) -> str | None:
         """Why the node's cloud-api-adaptor is not running (its exit message), or None."""
-        return self._node(name).adaptor.start_error
+        return self.nodepool.adaptor_error(name)
 
     def nodes(self) -> list[str]:
-        return list(self._nodes)
-
-    def _node(self, name: str) -> _Node:
-        try:
-            return self._nodes[name]
-        except KeyError:
-            raise ClusterError(f'nodes "{name}" not found') from None
+        return self.nodepool.names()
 
     def node_capacity(self, node: str) -> dict[str, str]:
         """The node's ``status.capacity`` as strings."""
-        return dict(self._node(node).obj["status"]["capacity"])
+        return self.nodepool.capacity(node)
 
     def node_allocatable(self, node: str) -> dict[str, str]:
-        return dict(self._node(node).obj["status"]["allocatable"])
+        return self.nodepool.allocatable(node)
 
     def node_allocated(self, node: str) -> dict[str, str]:
         """What the pods bound to the node request, per resource, as quantity strings."""
-        self._node(node)
-        return {r: format_amount(r, a) for r, a in sorted(self.scheduler.allocated(node).items())}
+        return self.nodepool.allocated(node)
 
     # ------------------------------------------------------------------ pods
     def create_pod(self, pod: Mapping[str, Any], *, operation: str = "CREATE") -> PodState:
@@ -425,7 +334,7 @@ class Cluster:
         state = PodState(pod=stored, phase="Pending")
         stored.setdefault("status", {})["phase"] = "Pending"
         self._pods[key] = state
-        self._schedule(key, state, request)
+        self.queue.schedule(key, state, request)
         return replace(state)
 
     def update_pod(self, pod: Mapping[str, Any]) -> PodState:
@@ -469,11 +378,11 @@ class Cluster:
         state = self._pods.pop(key, None)
         if state is None:
             raise ClusterError(f'pods "{name}" not found in namespace {namespace}')
-        self._pending.pop(key, None)
+        self.queue.discard(key)
         if state.vm is not None and state.node is not None:
-            self._nodes[state.node].adaptor.delete_pod_vm(state.vm)
+            self.nodepool.adaptor(state.node).delete_pod_vm(state.vm)
         if self.scheduler.release(key) is not None:
-            self._retry_pending()
+            self.queue.retry()
 
     def get_pod(self, namespace: str, name: str) -> PodState:
         """The pod's current state (a new PodState; the pod dict is the stored one)."""
@@ -497,7 +406,7 @@ class Cluster:
 
     def close(self) -> None:
         """Delete every pod (and pod VM), then close the provider if it can be closed."""
-        self._pending.clear()  # nothing may start while everything is being torn down
+        self.queue.clear()  # nothing may start while everything is being torn down
         for namespace, name in list(self._pods):
             self.delete_pod(namespace, name)
         close = getattr(self.provider, "close", None)
@@ -592,88 +501,3 @@ class Cluster:
         runtime_class = self._runtime_classes.get(class_name)
         handler = runtime_class.get("handler") if runtime_class else class_name
         return handler == PEER_POD_HANDLER
-
-    def _schedule(
-        self, key: tuple[str, str], state: PodState, request: Mapping[str, int] | None = None
-    ) -> bool:
-        """Try to bind a pending pod; on a bound peer pod the adaptor creates its VM."""
-        if request is None:
-            request = self._pending.get(key) or effective_request(state.pod)
-        wanted = (state.pod.get("spec") or {}).get("nodeName")
-        if wanted and state.node is None:
-            return self._admit_on_node(key, state, str(wanted), request)
-        placement = self.scheduler.schedule(key, request)
-        if placement.node is None:
-            state.reason = _with_preemption(placement.reason, len(self.scheduler.node_names()))
-            self._pending[key] = dict(request)
-            return False
-        self._pending.pop(key, None)
-        return self._started(key, state, placement.node)
-
-    def _started(self, key: tuple[str, str], state: PodState, node: str) -> bool:
-        """The pod is bound: record it and, for a peer pod, have the node's adaptor create its VM."""
-        state.node = node
-        state.pod.setdefault("spec", {})["nodeName"] = node
-        state.reason = None
-        if self._is_peer_pod(state.pod):
-            try:
-                request = self.kata.sandbox_request(state.pod)
-            except SandboxError as exc:
-                # kubelet keeps retrying the sandbox: the pod stays Pending on its node, holding
-                # its unit, and never runs; no pod VM was requested.
-                state.phase, state.reason = "Pending", str(exc)
-                state.pod["status"] = {"phase": "Pending", "reason": "ContainerCreating", "message": str(exc)}
-                return True
-            try:
-                state.vm = self._nodes[node].adaptor.create_pod_vm(request)
-            except PodVMError as exc:
-                # A failed pod is terminal; kube-scheduler stops counting its requests.
-                self.scheduler.release(key)
-                state.phase, state.reason = "Failed", str(exc)
-                state.pod["status"] = {
-                    "phase": "Failed",
-                    "reason": "PodVMCreationFailed",
-                    "message": str(exc),
-                }
-                return True
-        state.phase = "Running"
-        state.pod["status"] = {"phase": "Running"}
-        return True
-
-    def _admit_on_node(
-        self, key: tuple[str, str], state: PodState, node: str, request: Mapping[str, int]
-    ) -> bool:
-        """A pod that names its node skips the scheduler; that node's kubelet admits or fails it."""
-        if not self.scheduler.has_node(node):
-            state.reason = f'node "{node}" not found: the pod waits for it'
-            self._pending[key] = dict(request)
-            return False
-        self._pending.pop(key, None)
-        placement = self.scheduler.bind_to(key, node, request)
-        if placement.node is None:
-            state.phase, state.reason = "Failed", placement.reason
-            reason = (placement.reason or "").split(":", 1)[0]
-            state.pod["status"] = {"phase": "Failed", "reason": reason, "message": placement.reason}
-            return True
-        return self._started(key, state, node)
-
-    def _retry_pending(self) -> None:
-        """Give every pending pod another chance, oldest first, as the scheduling queue does.
-
-        Until some pod binds, nothing changes, so a request that just failed fails again
-        with the same reason: those are answered from a memo instead of the scheduler.
-        """
-        failed: dict[frozenset[tuple[str, int]], str | None] = {}
-        for key, request in list(self._pending.items()):
-            state = self._pods.get(key)
-            if state is None:
-                self._pending.pop(key, None)
-                continue
-            signature = frozenset(request.items())
-            if signature in failed:
-                state.reason = failed[signature]
-                continue
-            if self._schedule(key, state, request):
-                failed.clear()
-            else:
-                failed[signature] = state.reason

@@ -38,6 +38,7 @@ __all__ = [
     "ANN_MEMORY",
     "ANN_VCPUS",
     "OPENSHIFT_CONFIG",
+    "PEER_POD_HANDLER",
     "UPSTREAM_CONFIG",
     "KataConfig",
     "KataRuntime",
@@ -47,6 +48,9 @@ __all__ = [
 ANN_PREFIX = "io.katacontainers.config.hypervisor."
 ANN_VCPUS = ANN_PREFIX + "default_vcpus"
 ANN_MEMORY = ANN_PREFIX + "default_memory"
+#: The RuntimeClass handler of Kata's remote hypervisor: a pod whose RuntimeClass has this
+#: handler is a peer pod (the chart's RuntimeClass ``kata-remote`` names it).
+PEER_POD_HANDLER = "kata-remote"
 #: What kubelet records when the runtime refuses to create a sandbox.
 SANDBOX_FAILED = "FailedCreatePodSandBox"
 

@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sim.bounds import excerpt
-from sim.quantities import QuantityError
-from sim.scheduler import to_amount
+from sim.quantities import QuantityError, to_amount
 
 __all__ = [
     "AdmissionDenied",

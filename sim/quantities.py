@@ -51,6 +51,7 @@ from sim.bounds import MAX_QUANTITY_CHARS, excerpt
 from sim.errors import ConformanceInputError
 
 __all__ = [
+    "AMOUNT_CACHE",
     "CONTEXT",
     "MAX_QUANTITY",
     "MIB",
@@ -59,6 +60,7 @@ __all__ = [
     "format_decimal_si",
     "parse_quantity",
     "quantity_value",
+    "to_amount",
     "to_mib_ceil",
 ]
 
@@ -229,3 +231,28 @@ def format_decimal_si(d: Decimal) -> str:
         if nanos % scale == 0:
             return f"{int(nanos / scale)}{suffix}"
     raise AssertionError("unreachable: 'n' always divides")  # pragma: no cover
+
+
+#: :func:`to_amount`'s results by (resource, text); the scheduler reads it directly on its hot path.
+AMOUNT_CACHE: dict[tuple[str, str], int] = {}
+
+
+def to_amount(resource: str, value: object, *, where: str) -> int:
+    """A quantity in the scheduler's integer unit: millicores for CPU, whole units otherwise
+    (what kube-scheduler and the API server's pod checks count in).
+
+    Memoised by text: a cluster sees the same few quantity strings again and again, and the
+    scheduler benchmark requires parsing to cost nothing per node.
+    """
+    key = (resource, value if isinstance(value, str) else repr(value))
+    cached = AMOUNT_CACHE.get(key)
+    if cached is not None:
+        return cached
+    parsed = parse_quantity(value, where=where)  # type: ignore[arg-type]  # checked by parse_quantity
+    if parsed.copy_abs() > MAX_QUANTITY:  # Go's MilliValue()/Value() cannot hold it either
+        raise QuantityError(f"{where}: {parsed} is outside the int64 range the scheduler counts in")
+    scaled = parsed * Decimal(1000) if resource == "cpu" else parsed
+    amount = int(scaled.to_integral_value(rounding=ROUND_UP))
+    if len(AMOUNT_CACHE) < 65536:
+        AMOUNT_CACHE[key] = amount
+    return amount

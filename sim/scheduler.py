@@ -37,12 +37,12 @@ import bisect
 import heapq
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_UP, Decimal
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
 from sim.errors import ConformanceInputError
-from sim.quantities import MAX_QUANTITY, parse_quantity
+from sim.quantities import AMOUNT_CACHE, to_amount
 
 __all__ = [
     "CPU",
@@ -54,7 +54,6 @@ __all__ = [
     "effective_request",
     "format_amount",
     "node_amounts",
-    "to_amount",
 ]
 
 CPU = "cpu"
@@ -66,29 +65,6 @@ _MILLI = Decimal(1000)
 
 class SchedulerError(ConformanceInputError):
     """A scheduling request that names something the scheduler does not know."""
-
-
-_AMOUNTS: dict[tuple[str, str], int] = {}
-
-
-def to_amount(resource: str, value: object, *, where: str) -> int:
-    """A quantity in the scheduler's integer unit: millicores for CPU, whole units otherwise.
-
-    Memoised by text: a cluster sees the same few quantity strings again and again, and the
-    scheduler benchmark requires parsing to cost nothing per node.
-    """
-    key = (resource, value if isinstance(value, str) else repr(value))
-    cached = _AMOUNTS.get(key)
-    if cached is not None:
-        return cached
-    parsed = parse_quantity(value, where=where)  # type: ignore[arg-type]  # checked by parse_quantity
-    if parsed.copy_abs() > MAX_QUANTITY:  # Go's MilliValue()/Value() cannot hold it either
-        raise SchedulerError(f"{where}: {parsed} is outside the int64 range the scheduler counts in")
-    scaled = parsed * _MILLI if resource == CPU else parsed
-    amount = int(scaled.to_integral_value(rounding=ROUND_UP))
-    if len(_AMOUNTS) < 65536:
-        _AMOUNTS[key] = amount
-    return amount
 
 
 def format_amount(resource: str, amount: int) -> str:
@@ -115,7 +91,7 @@ def _parsed(values: object, where: Callable[[], str]) -> dict[str, int]:
         raise SchedulerError(f"{where()}: must be a mapping, got {values!r}")
     result = {}
     for name, value in values.items():
-        amount = _AMOUNTS.get((name, value)) if isinstance(value, str) else None
+        amount = AMOUNT_CACHE.get((name, value)) if isinstance(value, str) else None
         result[name] = (
             amount if amount is not None else to_amount(str(name), value, where=f"{where()}.{name}")
         )

@@ -53,6 +53,8 @@ __all__ = [
     "ANN_GPUS",
     "ANN_MEMORY",
     "ANN_VCPUS",
+    "ENV_EXTENDED_RESOURCE",
+    "ENV_TARGET_RUNTIMECLASS",
     "EXTENDED_RESOURCE_DEFAULT",
     "GPU_RESOURCE",
     "TARGET_RUNTIMECLASS_DEFAULT",
@@ -63,6 +65,10 @@ __all__ = [
     "review_response",
 ]
 
+#: The webhook's settings: upstream's environment variables and their defaults. This is their
+#: one home; the CLI, the server and every target go through :class:`WebhookSettings`.
+ENV_TARGET_RUNTIMECLASS = "TARGET_RUNTIMECLASS"
+ENV_EXTENDED_RESOURCE = "POD_VM_EXTENDED_RESOURCE"
 EXTENDED_RESOURCE_DEFAULT = "kata.peerpods.io/vm"
 TARGET_RUNTIMECLASS_DEFAULT = "kata-remote"
 ANN_VCPUS = "io.katacontainers.config.hypervisor.default_vcpus"
@@ -83,19 +89,56 @@ class PodError(ConformanceInputError):
 
 @dataclass(frozen=True)
 class WebhookSettings:
-    """What a webhook deployment is configured with (CAA reads these from its environment)."""
+    """What a webhook deployment is configured with (CAA reads these from its environment).
+
+    The webhook's ``POD_VM_EXTENDED_RESOURCE`` renames only what the webhook *requests*; the
+    cloud-api-adaptor advertises ``kata.peerpods.io/vm`` whatever it says (see
+    :data:`sim.adaptor.ADVERTISED_RESOURCE`).
+    """
 
     target_runtimeclass: str = TARGET_RUNTIMECLASS_DEFAULT
     extended_resource: str = EXTENDED_RESOURCE_DEFAULT
     annotations: bool = True  # False = the document's profile: no CAA sizing annotations
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> WebhookSettings:
-        """Read TARGET_RUNTIMECLASS and POD_VM_EXTENDED_RESOURCE; empty means default, as in CAA."""
+    def resolve(
+        cls,
+        env: Mapping[str, str],
+        *,
+        target_runtimeclass: str | None = None,
+        extended_resource: str | None = None,
+        annotations: bool | None = None,
+    ) -> WebhookSettings:
+        """Defaults, overridden by upstream's variables in ``env``, overridden by the flags given.
+
+        An empty variable or flag means the default, as in CAA.
+        """
         return cls(
-            target_runtimeclass=env.get("TARGET_RUNTIMECLASS") or TARGET_RUNTIMECLASS_DEFAULT,
-            extended_resource=env.get("POD_VM_EXTENDED_RESOURCE") or EXTENDED_RESOURCE_DEFAULT,
+            target_runtimeclass=(
+                target_runtimeclass or env.get(ENV_TARGET_RUNTIMECLASS) or TARGET_RUNTIMECLASS_DEFAULT
+            ),
+            extended_resource=(
+                extended_resource or env.get(ENV_EXTENDED_RESOURCE) or EXTENDED_RESOURCE_DEFAULT
+            ),
+            annotations=True if annotations is None else annotations,
         )
+
+    def to_env(self) -> dict[str, str]:
+        """The variables a webhook process is started with to have these settings
+        (``annotations`` has no upstream variable: only the in-process reference switches it)."""
+        return {
+            ENV_TARGET_RUNTIMECLASS: self.target_runtimeclass,
+            ENV_EXTENDED_RESOURCE: self.extended_resource,
+        }
+
+    def with_env(self, name: str, value: str) -> WebhookSettings:
+        """These settings with one of upstream's variables set (annotations kept)."""
+        if name not in (ENV_TARGET_RUNTIMECLASS, ENV_EXTENDED_RESOURCE):
+            raise ConformanceInputError(
+                f"the webhook has no setting {name!r} "
+                f"(known: {ENV_TARGET_RUNTIMECLASS}, {ENV_EXTENDED_RESOURCE})"
+            )
+        return WebhookSettings.resolve({**self.to_env(), name: value}, annotations=self.annotations)
 
 
 @dataclass

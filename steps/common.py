@@ -1,4 +1,5 @@
-"""Steps shared by every feature: the cluster's configuration, drafting pods, submitting them.
+"""The world of a scenario, and the steps several features share (drafting pods, submitting
+them, the cluster's configuration, what became of a pod).
 
 The state of one scenario lives in :class:`World`; the target's answers come back as
 :class:`~sim.targets.base.PodOutcome` objects, passed on with ``target_fixture``.
@@ -6,17 +7,38 @@ The state of one scenario lives in :class:`World`; the target's answers come bac
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import yaml
 from pytest_bdd import given, parsers, then, when
 
-from sim.bounds import MAX_MANIFEST_BYTES, excerpt
-from sim.targets.base import Environment, PodOutcome
+from sim.targets.base import (
+    Environment,
+    Nodes,
+    PodOutcome,
+    PodVMs,
+    WebhookCalls,
+    WebhookEnv,
+    need,
+)
 from sim.yamlload import load_one
 from steps import pods
+from steps.expect import (
+    DEFAULT_INITDATA_ALGORITHM,
+    SANDBOX_FAILED,
+    admitted_pod,
+    allocated,
+    assert_first_container_carries,
+    assert_nothing_requests,
+    assert_pending,
+    assert_received,
+    assert_running,
+    broken_initdata,
+    current_vm,
+    operation_list,
+)
 from steps.pods import Pod
 
 
@@ -68,6 +90,11 @@ class World:
     #: initdata given inline in the feature (a TOML docstring), as bytes
     inline_initdata: bytes | None = None
 
+    def pod(self) -> tuple[str, str]:
+        """(namespace, name) of "the pod": the one the scenario last drafted or created."""
+        assert self.current is not None, "no pod has been created yet"
+        return self.current
+
     def draft(self) -> Pod:
         """The pod the scenario is talking about ("the pod", "its container")."""
         assert self.current is not None, "no pod has been described yet"
@@ -94,7 +121,9 @@ def submit(env: Environment, world: World, pod: Pod) -> PodOutcome:
     return env.create_pod(pod)
 
 
-# --- configuration ---------------------------------------------------------------------
+def current_outcome(env: Environment, world: World) -> PodOutcome:
+    """The latest state of the pod the scenario talks about."""
+    return env.get_pod(*world.pod())
 
 
 @given(parsers.parse('the webhook is registered as in the "{profile}" profile'))
@@ -102,24 +131,9 @@ def webhook_profile(env: Environment, profile: str) -> None:
     env.use_webhook_profile(profile)
 
 
-@given(parsers.parse('the webhook is registered as in the "{profile}" profile with failurePolicy "{policy}"'))
-def webhook_profile_with_policy(env: Environment, profile: str, policy: str) -> None:
-    env.use_webhook_profile(profile, failure_policy=policy)
-
-
-@given("the webhook endpoint cannot be reached")
-def webhook_unreachable(env: Environment) -> None:
-    env.make_webhook_unreachable()
-
-
 @given(parsers.parse('the webhook runs with {name:w} set to "{value}"'))
 def webhook_env(env: Environment, name: str, value: str) -> None:
-    env.set_webhook_env(name, value)
-
-
-@given("the webhook adds no sizing annotations, as the document describes")
-def document_profile(env: Environment) -> None:
-    env.use_sizing_annotations(False)
+    need(env, WebhookEnv).set_webhook_env(name, value)
 
 
 @given(step('a namespace "{name}"'))
@@ -127,47 +141,22 @@ def namespace(env: Environment, name: str) -> None:
     env.create_namespace(name)
 
 
-@given(step('a namespace "{name}" labelled "{labels:Text}"'))
-def labelled_namespace(env: Environment, name: str, labels: str) -> None:
-    env.create_namespace(name, pods.resource_list(labels))
-
-
-@given(parsers.parse('peer pods are allowed only in namespace "{name}"'))
-def peer_pod_policy(env: Environment, name: str) -> None:
-    env.allow_peer_pods_only_in([name])
-
-
 @given(step('peer-pods-cm sets {key:w} to "{value:Text}"'))
 def cm_sets(env: Environment, world: World, key: str, value: str) -> None:
     world.peer_pods_cm[key] = value
-    env.set_peer_pods_config(world.peer_pods_cm)
+    need(env, Nodes).set_peer_pods_config(world.peer_pods_cm)
 
 
 @given(parsers.parse('peer-pods-cm sets INITDATA to the initdata of "{file_name}"'))
 def cm_sets_initdata(env: Environment, world: World, file_name: str) -> None:
     world.peer_pods_cm["INITDATA"] = pods.encode_initdata(pods.initdata_toml(file_name))
-    env.set_peer_pods_config(world.peer_pods_cm)
-
-
-@given(parsers.parse("peer-pods-cm does not set {key:w}"))
-def cm_unset(env: Environment, world: World, key: str) -> None:
-    world.peer_pods_cm.pop(key, None)
-    env.set_peer_pods_config(world.peer_pods_cm)
+    need(env, Nodes).set_peer_pods_config(world.peer_pods_cm)
 
 
 @given(parsers.parse('a worker node "{name}"'))
 def worker_node(env: Environment, world: World, name: str) -> None:
-    env.add_node(name)
+    need(env, Nodes).add_node(name)
     world.nodes.append(name)
-
-
-@given(parsers.parse("{count:d} worker nodes"))
-def worker_nodes(env: Environment, world: World, count: int) -> None:
-    for index in range(count):
-        worker_node(env, world, f"worker-{index}")
-
-
-# --- drafting pods -----------------------------------------------------------------------
 
 
 @given(parsers.parse('a pod "{name}" in namespace "{namespace}" with runtimeClassName "{runtime_class}"'))
@@ -188,28 +177,6 @@ def first_container_resources(world: World, container: str, requests: str, limit
         first["resources"] = block
 
 
-@given(step('it has a container "{container}" requesting "{requests:Text}" and limited to "{limits:Text}"'))
-def extra_container(world: World, container: str, requests: str, limits: str) -> None:
-    entry = {
-        "name": container,
-        "image": "registry.example/app:1.0",
-        "resources": pods.resources(requests, limits),
-    }
-    world.draft()["spec"]["containers"].append(entry)
-
-
-@given(
-    step('it has an init container "{container}" requesting "{requests:Text}" and limited to "{limits:Text}"')
-)
-def init_container(world: World, container: str, requests: str, limits: str) -> None:
-    entry = {
-        "name": container,
-        "image": "registry.example/init:1.0",
-        "resources": pods.resources(requests, limits),
-    }
-    world.draft()["spec"].setdefault("initContainers", []).append(entry)
-
-
 @given(step('the pod is annotated "{key}" with "{value:Text}"'))
 def annotated(world: World, key: str, value: str) -> None:
     pods.annotate(world.draft(), key, value)
@@ -219,9 +186,6 @@ def annotated(world: World, key: str, value: str) -> None:
 def pod_manifest(world: World, docstring: str) -> None:
     manifest: Any = load_one(docstring, source='the "the pod:" manifest')  # the manifests' one loader
     world.add(manifest)
-
-
-# --- submitting --------------------------------------------------------------------------
 
 
 @when("the pod is created", target_fixture="outcome")
@@ -240,54 +204,9 @@ def create_peer_pod(env: Environment, world: World, name: str, namespace: str) -
     return submit(env, world, world.add(pods.peer_pod(name, namespace)))
 
 
-@when(
-    parsers.parse('another pod "{name}" that declares "{declared}" is created in namespace "{namespace}"'),
-    target_fixture="outcome",
-)
-def create_declaring_pod(
-    env: Environment, world: World, name: str, declared: str, namespace: str
-) -> PodOutcome:
-    pod = world.add(pods.peer_pod(name, namespace))
-    pod["spec"]["containers"][0]["resources"] = pods.resources(declared, declared)
-    return submit(env, world, pod)
-
-
-@when(parsers.parse('{count:d} peer pods are created in namespace "{namespace}"'))
-def create_batch(env: Environment, world: World, count: int, namespace: str) -> None:
-    for index in range(count):
-        pod = world.add(pods.peer_pod(f"peer-{index}", namespace))
-        submit(env, world, pod)
-        world.batch.append((namespace, f"peer-{index}"))
-
-
-@when("the first of them is deleted")
-def delete_first(env: Environment, world: World) -> None:
-    namespace, name = world.batch.pop(0)
-    env.delete_pod(namespace, name)
-
-
-@when(parsers.parse('pod "{name}" in namespace "{namespace}" is deleted'))
-def delete_pod(env: Environment, name: str, namespace: str) -> None:
-    env.delete_pod(namespace, name)
-
-
-@when(step('peer-pods-cm is changed to set {key:w} to "{value:Text}"'))
-def cm_changed(env: Environment, world: World, key: str, value: str) -> None:
-    cm_sets(env, world, key, value)
-
-
 @when("the cloud-api-adaptors restart")
 def adaptors_restart(env: Environment) -> None:
-    env.restart_adaptors()
-
-
-# --- admission verdicts ------------------------------------------------------------------
-
-
-def current_outcome(env: Environment, world: World) -> PodOutcome:
-    """The latest state of the pod the scenario talks about."""
-    assert world.current is not None, "no pod has been created yet"
-    return env.get_pod(*world.current)
+    need(env, Nodes).restart_adaptors()
 
 
 @then("the pod is admitted")
@@ -295,54 +214,162 @@ def pod_admitted(outcome: PodOutcome) -> None:
     assert outcome.admitted, f"the pod was refused: {outcome.denial}"
 
 
-@then(parsers.parse('the pod is refused with a reason mentioning "{text}"'))
-def pod_refused(outcome: PodOutcome, text: str) -> None:
-    assert not outcome.admitted, "the pod was admitted, but it must be refused"
-    assert outcome.denial and text in outcome.denial, (
-        f"the refusal {outcome.denial!r} does not mention {text!r}"
+@given(parsers.parse('the pod is annotated with the initdata of "{file_name}"'))
+def annotated_with_initdata(world: World, file_name: str) -> None:
+    pods.annotate(
+        world.draft(), pods.INITDATA_ANNOTATION, pods.encode_initdata(pods.initdata_toml(file_name))
     )
 
 
-@then(parsers.parse('the refusal mentions "{text}"'))
-def refusal_mentions(outcome: PodOutcome, text: str) -> None:
-    assert outcome.denial and text in outcome.denial, (
-        f"the refusal {outcome.denial!r} does not mention {text!r}"
+@given(parsers.parse("the pod is annotated with initdata that {problem}"))
+def annotated_with_broken_initdata(world: World, problem: str) -> None:
+    pods.annotate(world.draft(), pods.INITDATA_ANNOTATION, broken_initdata(problem))
+
+
+@then(parsers.parse('pod "{name}" in namespace "{namespace}" received the initdata of "{file_name}"'))
+def named_received(env: Environment, name: str, namespace: str, file_name: str) -> None:
+    assert_received(env, (namespace, name), file_name)
+
+
+@then("the pod VM used the default initdata")
+def used_default(env: Environment, world: World) -> None:
+    report = need(env, PodVMs).guest_report(*world.pod())
+    assert report.dummy, "the pod VM did not fall back to the default initdata"
+    assert report.algorithm == DEFAULT_INITDATA_ALGORITHM, (
+        f"default initdata digested with {report.algorithm}"
+    )
+    assert len(report.digest) == hashlib.sha256().digest_size * 2, (
+        f"digest {report.digest!r} is not sha256"
     )
 
 
-@then(parsers.parse('pod "{name}" in namespace "{namespace}" was admitted'))
-def named_pod_admitted(env: Environment, name: str, namespace: str) -> None:
-    state = env.get_pod(namespace, name)
-    assert state.admitted, f"pod {namespace}/{name} was refused: {state.denial}"
+@then(step('the pod never runs: its sandbox fails with a reason mentioning "{text}"'))
+def sandbox_fails(env: Environment, world: World, text: str) -> None:
+    state = current_outcome(env, world)
+    assert state.admitted, f"the pod was refused at admission: {state.denial}"
+    assert state.phase != "Running", "the pod is Running with broken initdata"
+    reason = state.reason or ""
+    assert SANDBOX_FAILED in reason, f"the pod's reason {reason!r} is not {SANDBOX_FAILED}"
+    assert text.lower() in reason.lower(), f"the reason {reason!r} does not mention {text!r}"
 
 
-@then(parsers.parse('pod "{name}" in namespace "{namespace}" was refused with a reason mentioning "{text}"'))
-def named_pod_refused(env: Environment, name: str, namespace: str, text: str) -> None:
-    state = env.get_pod(namespace, name)
-    assert not state.admitted, f"pod {namespace}/{name} was admitted, but it must be refused"
-    assert state.denial and text in state.denial, f"the refusal {state.denial!r} does not mention {text!r}"
+@then("no pod VM was requested")
+def no_pod_vm(env: Environment, world: World) -> None:
+    state = current_outcome(env, world)
+    assert state.vm is None, f"the pod has a pod VM {state.vm}"
+    assert need(env, PodVMs).pod_vms() == [], f"pod VMs exist: {need(env, PodVMs).pod_vms()}"
 
 
-def cloud_config_files(user_data: str) -> dict[str, str]:
-    """The ``write_files`` of the cloud-config a target gave a pod VM: path -> content.
+@then(step('node "{node}" does not advertise "{resource}" at all'))
+def node_lacks(env: Environment, node: str, resource: str) -> None:
+    capacity = need(env, Nodes).node_capacity(node)
+    assert resource not in capacity, f"node {node} advertises {resource}={capacity[resource]!r}"
 
-    This is the target's output under judgement, so it is parsed as a pod VM would parse it
-    (``yaml.safe_load``: YAML that cloud-init and Go's decoder accept, anchors included, is
-    not refused here), after a size bound, and anything malformed fails the scenario with
-    the reason, quoting bounded excerpts.
-    """
-    assert user_data.startswith("#cloud-config"), f"not a cloud-config: {excerpt(user_data[:40])}"
-    assert len(user_data) <= MAX_MANIFEST_BYTES, f"user data of {len(user_data):,} characters"
-    try:
-        document = yaml.safe_load(user_data) or {}
-    except yaml.YAMLError as exc:
-        raise AssertionError(f"user data is not valid YAML: {excerpt(str(exc))}") from None
-    assert isinstance(document, dict), f"the cloud-config is not a mapping: {excerpt(document)}"
-    entries = document.get("write_files") or []
-    assert isinstance(entries, list), f"write_files is not a list: {excerpt(entries)}"
-    files: dict[str, str] = {}
-    for index, entry in enumerate(entries):
-        assert isinstance(entry, dict), f"write_files[{index}] is not a mapping: {excerpt(entry)}"
-        assert isinstance(entry.get("path"), str), f"write_files[{index}] has no path: {excerpt(entry)}"
-        files[entry["path"]] = entry.get("content", "")
-    return files
+
+@then(parsers.parse('the first container requests and is limited to "{resource}" "{value}"'))
+def first_container_carries(outcome: PodOutcome, resource: str, value: str) -> None:
+    assert_first_container_carries(admitted_pod(outcome), resource, value)
+
+
+@then(parsers.parse('no container requests "{resource}"'))
+def no_container_requests(outcome: PodOutcome, resource: str) -> None:
+    assert_nothing_requests(admitted_pod(outcome), resource)
+
+
+@then(parsers.parse('the pod\'s "{short}" annotation is "{value}"'))
+def sizing_annotation(outcome: PodOutcome, short: str, value: str) -> None:
+    key = pods.SIZING_PREFIX + short
+    found = pods.pod_annotations(admitted_pod(outcome))
+    if value == "absent":
+        assert key not in found, f"expected no {key}, found {found.get(key)!r}"
+    else:
+        assert found.get(key) == value, f"expected {key}={value!r}, found {found.get(key)!r}"
+
+
+@then("the webhook left the pod's resources as submitted")
+def resources_untouched(outcome: PodOutcome, world: World) -> None:
+    pod = admitted_pod(outcome)
+    sent = world.submitted[world.current] if world.current else {}
+    for kind in ("containers", "initContainers"):
+        before = [c.get("resources") or {} for c in pods.containers(sent, kind)]
+        after = [c.get("resources") or {} for c in pods.containers(pod, kind)]
+        assert after == before, f"{kind} resources changed from {before} to {after}"
+    added = [key for key in pods.SIZING_ANNOTATIONS if key in pods.pod_annotations(pod)]
+    assert not added, f"sizing annotations were added: {added}"
+
+
+@then(parsers.parse('container "{name}" has no resources'))
+def container_without_resources(outcome: PodOutcome, name: str) -> None:
+    container = pods.find_container(admitted_pod(outcome), name)
+    assert not (container.get("resources") or {}).get("requests") and not (
+        container.get("resources") or {}
+    ).get("limits"), f"container {name!r} still has resources {container.get('resources')}"
+
+
+@then(parsers.parse('container "{name}" has no resources other than "{resource}"'))
+def container_only_extended(outcome: PodOutcome, name: str, resource: str) -> None:
+    block = pods.find_container(admitted_pod(outcome), name).get("resources") or {}
+    for part in ("requests", "limits"):
+        others = sorted(set(block.get(part) or {}) - {resource})
+        assert not others, f"container {name!r} still {part} {others}"
+
+
+@given(parsers.parse('the MutatingWebhookConfiguration of the "{profile}" profile is deployed'))
+def deployed_configuration(env: Environment, profile: str) -> None:
+    env.use_deployed_webhook_configuration(profile)
+
+
+@then(parsers.parse('the webhook received the pod\'s requests "{operations}"'))
+def webhook_received(env: Environment, world: World, operations: str) -> None:
+    received = need(env, WebhookCalls).webhook_requests(*world.pod())
+    pod = "/".join(world.pod())
+    assert received == operation_list(operations), (
+        f"the webhook received {received or 'nothing'} for pod {pod}, expected {operations}"
+    )
+
+
+@then(parsers.parse("the pod VM has {vcpus:d} vCPUs and {memory:d} MiB of memory"))
+def sized(env: Environment, world: World, vcpus: int, memory: int) -> None:
+    facts = current_vm(env, world)
+    assert (facts["vcpus"], facts["memory_mib"]) == (vcpus, memory), (
+        f"the pod VM has {facts['vcpus']} vCPUs and {facts['memory_mib']} MiB"
+    )
+
+
+@then(parsers.parse('the pod is Failed with a reason mentioning "{text}"'))
+def failed(env: Environment, world: World, text: str) -> None:
+    state = current_outcome(env, world)
+    assert state.phase == "Failed", f"the pod is {state.phase} ({state.reason}), expected Failed"
+    assert state.reason and text in state.reason, f"the reason {state.reason!r} does not mention {text!r}"
+
+
+@then("no pod VM and no volume remains")
+def nothing_left(env: Environment) -> None:
+    assert need(env, PodVMs).pod_vms() == [], f"pod VMs remain: {need(env, PodVMs).pod_vms()}"
+    left = need(env, PodVMs).leftovers()
+    assert left == [], f"left behind: {left}"
+
+
+@then("the pod is Running")
+def current_running(env: Environment, world: World) -> None:
+    assert_running(current_outcome(env, world), "the pod")
+
+
+@then(parsers.parse('pod "{name}" in namespace "{namespace}" is Pending because of "{reason}"'))
+def named_pending(env: Environment, name: str, namespace: str, reason: str) -> None:
+    assert_pending(env.get_pod(namespace, name), f"pod {namespace}/{name}", reason)
+
+
+@then(parsers.parse('node "{node}" advertises {count:d} "{resource}"'))
+def node_advertises(env: Environment, node: str, count: int, resource: str) -> None:
+    capacity = need(env, Nodes).node_capacity(node)
+    assert resource in capacity, f"node {node} advertises no {resource}: {capacity}"
+    assert pods.quantity(capacity[resource]) == count, (
+        f"node {node} advertises {resource}={capacity[resource]}"
+    )
+
+
+@then(parsers.parse('node "{node}" has {count:d} "{resource}" allocated'))
+def node_allocated_count(env: Environment, node: str, count: int, resource: str) -> None:
+    found = allocated(env, node, resource)
+    assert pods.quantity(found) == count, f"node {node} has {resource}={found} allocated, expected {count}"

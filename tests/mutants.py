@@ -30,13 +30,15 @@ import sim.kata
 import sim.lpar.domain
 import sim.lpar.prerequisites
 import sim.podvm
+import sim.profiles
 import sim.providers
 import sim.providers.libvirt
+import sim.providers.libvirt_storage
 import sim.providers.memory
 import sim.scheduler
 import sim.selectors
+import sim.targets.inprocess
 import sim.targets.lpar
-import sim.targets.reference
 import sim.webhook
 from sim import initdata
 
@@ -244,7 +246,7 @@ def _admission_never_sends_update() -> None:
 
 
 def _policy_allows_everywhere() -> None:
-    sim.cluster.PeerPodNamespacePolicy.denial = lambda self, pod, namespace: None  # type: ignore[method-assign]
+    sim.admission.PeerPodNamespacePolicy.denial = lambda self, pod, namespace: None  # type: ignore[method-assign]
 
 
 # --- the initdata layers: Kata runtime, adaptor, pod VM ---------------------------------------------
@@ -391,16 +393,17 @@ def _negative_limit_advertises_zero() -> None:
 
 
 def _adaptor_advertises_the_webhooks_name() -> None:
-    original = sim.targets.reference.ClusterEnvironment.set_webhook_env
+    original = sim.targets.inprocess.ClusterEnvironment.set_webhook_env
 
     def set_env(self: Any, name: str, value: str) -> None:
         original(self, name, value)
         if name == "POD_VM_EXTENDED_RESOURCE":
-            self._cluster.extended_resource = value
+            sim.adaptor.CloudApiAdaptor.resource = value  # every adaptor, including later ones
             for node in self._cluster.nodes():
-                self._cluster._advertise(node, self._cluster._nodes[node].adaptor.config.advertised)
+                pool = self._cluster.nodepool
+                pool.advertise(node, pool.adaptor(node).config.advertised)
 
-    sim.targets.reference.ClusterEnvironment.set_webhook_env = set_env  # type: ignore[method-assign]
+    sim.targets.inprocess.ClusterEnvironment.set_webhook_env = set_env  # type: ignore[method-assign]
 
 
 def _adaptor_reads_config_live() -> None:
@@ -419,7 +422,7 @@ def _adaptor_ignores_annotations() -> None:
 
 
 def _kata_ignores_its_configuration() -> None:
-    sim.targets.reference.KATA_CONFIGS["openshift"] = sim.kata.UPSTREAM_CONFIG
+    sim.profiles.KATA_CONFIGS["openshift"] = sim.kata.UPSTREAM_CONFIG
 
 
 # --- the scheduler ---------------------------------------------------------------------------------
@@ -504,20 +507,20 @@ def _provider_base_sized_root() -> None:
             f"<backingStore><path>{base.path()}</path><format type='qcow2'/></backingStore></volume>"
         )
 
-    sim.providers.libvirt.LibvirtProvider._root_volume_xml = root_xml  # type: ignore[method-assign]
+    sim.providers.libvirt_storage.LibvirtStorage.root_volume_xml = root_xml  # type: ignore[method-assign]
 
 
 def _provider_leaves_volumes() -> None:
-    sim.providers.libvirt._Undo.run = lambda self: []  # type: ignore[method-assign]
+    sim.providers.libvirt_storage.Undo.run = lambda self: []  # type: ignore[method-assign]
 
 
 def _provider_keeps_volumes_on_delete() -> None:
-    sim.providers.libvirt.LibvirtProvider._delete_volume = lambda self, pool, name: None  # type: ignore[method-assign]
+    sim.providers.libvirt_storage.LibvirtStorage.delete_volume = lambda self, pool, name: None  # type: ignore[method-assign]
 
 
 def _provider_ignores_secret() -> None:
     sim.targets.lpar.LparEnvironment.set_peer_pods_secret = (  # type: ignore[method-assign]
-        sim.targets.reference.ClusterEnvironment.set_peer_pods_secret
+        sim.targets.inprocess.ClusterEnvironment.set_peer_pods_secret
     )
 
 

@@ -17,7 +17,13 @@ import yaml
 
 from sim.difftest import Endpoint, compare, https_endpoint, reference_endpoint
 from sim.errors import ConformanceInputError
-from sim.webhook import WebhookSettings
+from sim.webhook import (
+    ENV_EXTENDED_RESOURCE,
+    ENV_TARGET_RUNTIMECLASS,
+    EXTENDED_RESOURCE_DEFAULT,
+    TARGET_RUNTIMECLASS_DEFAULT,
+    WebhookSettings,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -36,10 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed tries the same pods")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
     parser.add_argument(
-        "--target-runtimeclass", help="the reference's TARGET_RUNTIMECLASS (default: env, else kata-remote)"
+        "--target-runtimeclass",
+        help=f"the reference's {ENV_TARGET_RUNTIMECLASS} (default: env, else {TARGET_RUNTIMECLASS_DEFAULT})",
     )
     parser.add_argument(
-        "--extended-resource", help="the reference's POD_VM_EXTENDED_RESOURCE (default: env, else upstream)"
+        "--extended-resource",
+        help=f"the reference's {ENV_EXTENDED_RESOURCE} (default: env, else {EXTENDED_RESOURCE_DEFAULT})",
     )
     parser.set_defaults(func=run_diff)
 
@@ -60,12 +68,10 @@ def _sides(args: argparse.Namespace) -> tuple[tuple[str, Endpoint], tuple[str, E
     first = (urls[0], https_endpoint(urls[0], per_url[0], args.timeout))
     if len(urls) == 2:
         return first, (urls[1], https_endpoint(urls[1], per_url[1], args.timeout))
-    env = dict(os.environ)
-    if args.target_runtimeclass:
-        env["TARGET_RUNTIMECLASS"] = args.target_runtimeclass
-    if args.extended_resource:
-        env["POD_VM_EXTENDED_RESOURCE"] = args.extended_resource
-    return first, ("reference", reference_endpoint(WebhookSettings.from_env(env)))
+    settings = WebhookSettings.resolve(
+        os.environ, target_runtimeclass=args.target_runtimeclass, extended_resource=args.extended_resource
+    )
+    return first, ("reference", reference_endpoint(settings))
 
 
 def run_diff(args: argparse.Namespace) -> int:

@@ -22,6 +22,9 @@ from sim.yamlload import load_one
 
 __all__ = ["register"]
 
+#: The one default of every ``lpar`` sub-command: the emulated LPAR, libvirtd with QEMU.
+DEFAULT_URI = host.SYSTEM_URI
+
 
 def register(subparsers: Any) -> None:
     """Add ``lpar`` and its sub-commands."""
@@ -45,7 +48,7 @@ def register(subparsers: Any) -> None:
     try_ = commands.add_parser("try", help="start one pod on the LPAR target and print its pod VM's report")
     try_.add_argument("pod", help="Pod manifest (YAML), '-' for stdin")
     try_.add_argument("--peer-pods-cm", default=None, help="ConfigMap peer-pods-cm (YAML) to apply first")
-    try_.add_argument("--libvirt-uri", default=host.TEST_URI, help=f"libvirt URI (default {host.TEST_URI})")
+    try_.add_argument("--libvirt-uri", default=DEFAULT_URI, help=f"libvirt URI (default {DEFAULT_URI})")
     try_.add_argument("--cache", type=Path, default=None, help="pod VM image cache directory")
     try_.set_defaults(func=_try)
 
@@ -56,9 +59,7 @@ def register(subparsers: Any) -> None:
         type=Path,
         help="LPAR description (fixtures/lpar/*.yaml); none: the emulated LPAR at --libvirt-uri",
     )
-    check.add_argument(
-        "--libvirt-uri", default=host.SYSTEM_URI, help=f"libvirt URI (default {host.SYSTEM_URI})"
-    )
+    check.add_argument("--libvirt-uri", default=DEFAULT_URI, help=f"libvirt URI (default {DEFAULT_URI})")
     check.set_defaults(func=_check)
 
 
@@ -112,13 +113,13 @@ def _try(args: argparse.Namespace) -> int:
             report = env.guest_report(namespace, name)
             source = "the guest's own report" if "guest" in target.capabilities else "reference pod VM logic"
             print(f"pod VM {outcome.vm} at {args.libvirt_uri} ({source}):", file=sys.stderr)
-            print(json.dumps(report, indent=2))
+            print(json.dumps(json.loads(report.to_json()), indent=2))
             env.delete_pod(namespace, name)
         finally:
             env.close()
     finally:
         target.close()
-    return 0 if report.get("error") is None else 1
+    return 0 if report.error is None else 1
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -127,11 +128,14 @@ def _check(args: argparse.Namespace) -> int:
 
         checks = evaluate(load_description(args.description))
     else:
+        from sim.targets.base import NotApplicable
         from sim.targets.lpar import LparTarget
 
         target = LparTarget(args.libvirt_uri)
         try:
             checks = target.lpar_checks(None)
+        except NotApplicable as exc:
+            raise ConformanceInputError(f"--libvirt-uri {args.libvirt_uri}: {exc}") from exc
         finally:
             target.close()
     for check in checks:

@@ -8,7 +8,6 @@ webhook reads (TARGET_RUNTIMECLASS, POD_VM_EXTENDED_RESOURCE); flags win over th
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from typing import Any
@@ -17,7 +16,14 @@ import yaml
 
 from sim.bounds import MAX_MANIFEST_BYTES, read_bounded, short
 from sim.errors import ConformanceInputError
-from sim.webhook import WebhookSettings, mutate_pod
+from sim.webhook import (
+    ENV_EXTENDED_RESOURCE,
+    ENV_TARGET_RUNTIMECLASS,
+    EXTENDED_RESOURCE_DEFAULT,
+    TARGET_RUNTIMECLASS_DEFAULT,
+    WebhookSettings,
+    mutate_pod,
+)
 from sim.yamlload import load_all
 
 __all__ = ["load_pod", "read_source", "register"]
@@ -49,14 +55,12 @@ def load_pod(data: bytes, *, source: str) -> dict[str, Any]:
 
 def _settings(args: argparse.Namespace) -> WebhookSettings:
     """Environment first, then the flags that were given."""
-    settings = WebhookSettings.from_env(os.environ)
-    if args.runtimeclass:
-        settings = dataclasses.replace(settings, target_runtimeclass=args.runtimeclass)
-    if args.extended_resource:
-        settings = dataclasses.replace(settings, extended_resource=args.extended_resource)
-    if args.no_annotations:
-        settings = dataclasses.replace(settings, annotations=False)
-    return settings
+    return WebhookSettings.resolve(
+        os.environ,
+        target_runtimeclass=args.runtimeclass,
+        extended_resource=args.extended_resource,
+        annotations=False if args.no_annotations else None,
+    )
 
 
 def _handle(args: argparse.Namespace) -> int:
@@ -83,11 +87,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument("pod", metavar="POD.yaml", help="pod manifest, or '-' for stdin")
     parser.add_argument(
-        "--runtimeclass", help="runtime class to act on (env TARGET_RUNTIMECLASS, default kata-remote)"
+        "--runtimeclass",
+        help=f"runtime class to act on (env {ENV_TARGET_RUNTIMECLASS}, "
+        f"default {TARGET_RUNTIMECLASS_DEFAULT})",
     )
     parser.add_argument(
         "--extended-resource",
-        help="pod VM extended resource (env POD_VM_EXTENDED_RESOURCE, default kata.peerpods.io/vm)",
+        help=f"pod VM extended resource (env {ENV_EXTENDED_RESOURCE}, default {EXTENDED_RESOURCE_DEFAULT})",
     )
     parser.add_argument(
         "--no-annotations",

@@ -1,9 +1,9 @@
 """``peerpods-conformance run``: the conformance run, as a CI gate and as a certification.
 
-Runs the features through pytest on the chosen target, then writes, beside pytest's
-``junit.xml`` and pytest-bdd's ``cucumber.json``, the suite's own ``summary.json`` and
-``report.html``. Exit status: 0 only when every applicable scenario passed; 1 when one
-failed; 5 when the selection ran no applicable scenario; 2 on bad input.
+Runs the features through pytest on the chosen target and writes one run's result files,
+bound by its run id: ``summary.json`` and ``report.html`` (the suite's), ``junit.xml``
+(pytest's, grouped by feature), ``cucumber.json`` (every scenario) and ``SHA256SUMS``.
+Exit status: see :data:`EXIT_HELP`.
 """
 
 from __future__ import annotations
@@ -11,24 +11,43 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sim.catalogue import PROJECT_ROOT, load_catalogue
+from sim.catalogue import feature_scenarios, load_catalogue
 from sim.errors import ConformanceInputError
 from sim.files import sha256_file
+from sim.paths import PROJECT_ROOT
+from sim.report.cucumber import cucumber_report
 from sim.report.html import render_report
-from sim.report.results import NOT_APPLICABLE, PASSED, ResultRecorder
-from sim.report.summary import build_summary
+from sim.report.junit import group_by_feature
+from sim.report.output import RESULT_FILES, ReportDir, check_report_dir
+from sim.report.results import OUTCOMES, ResultRecorder
+from sim.report.selection import check_tags
+from sim.report.summary import EXIT_CODES, build_summary
 from sim.targets import TARGETS, create_target
 from sim.targets.base import TargetOptions
 
 STEPS_DIR = PROJECT_ROOT / "steps"
 CLUSTER_KINDS = ("local", "kind", "k3s")
 CLUSTER_OPTIONS = ("cluster", "kubeconfig", "context")
-EXIT_NO_SCENARIO = 5
+EXIT_BAD_INPUT, EXIT_BROKEN, EXIT_INTERRUPTED = 2, 4, 130
+EXIT_HELP = """exit status:
+  0    CONFORMANT: the whole catalogue ran and every applicable MUST scenario passed
+  1    NOT CONFORMANT: a MUST requirement failed
+  2    bad input, before anything ran: an option, an unknown tag or requirement id in --tags,
+       an unusable --report-dir, or another run holding the same --report-dir
+  3    PARTIAL: a selection (--tags, -k, -m, -x, ...) ran; every applicable MUST scenario in it
+       passed, but a selection is not a certificate
+  4    the run broke (a collection error, a pytest internal error); the previous reports are
+       left as they were
+  5    NOTHING VERIFIED: no applicable MUST scenario ran
+  130  interrupted; the previous reports are left as they were
+SHOULD requirements never change the exit status: they are reported as advisories."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,9 +56,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the conformance features against a target and write the reports",
         description="Run the conformance features against a target. Arguments after the options are "
         "passed to pytest (for example -k EXPR, -x, -q).",
+        epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--target", default="reference", choices=sorted(TARGETS), help="system under test")
-    parser.add_argument("--report-dir", type=Path, default=Path("reports"), help="where to write the reports")
+    parser.add_argument("--report-dir", default="reports", help="where to write the reports")
     parser.add_argument(
         "--tags", default=None, help='requirement or capability tags, e.g. "WH-001 or NL-002"'
     )
@@ -84,7 +105,7 @@ def _options(args: argparse.Namespace) -> TargetOptions:
 
 
 def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
-    """The pytest command line for this run."""
+    """The pytest command line for this run (``report_dir``: where junit.xml goes)."""
     argv = [
         str(STEPS_DIR),
         f"--rootdir={PROJECT_ROOT}",
@@ -96,7 +117,6 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
         "ignore::pytest.PytestAssertRewriteWarning",  # this process imported pytest-bdd before pytest.main
         f"--target={args.target}",
         f"--junitxml={report_dir / 'junit.xml'}",
-        f"--cucumberjson={report_dir / 'cucumber.json'}",
         "-o",
         "junit_family=xunit2",
         "-o",
@@ -111,41 +131,107 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
     return argv + list(args.extra)
 
 
+def _exit_for_pytest(status: int, keyboard_interrupt: bool) -> int | None:
+    """The run's exit status when pytest itself did not finish a run; None when it did.
+
+    pytest says "interrupted" for Ctrl-C and for a collection error alike; only Ctrl-C is 130.
+    """
+    if status in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+        return None
+    if status == pytest.ExitCode.INTERRUPTED and keyboard_interrupt:
+        return EXIT_INTERRUPTED
+    if status == pytest.ExitCode.USAGE_ERROR:
+        return EXIT_BAD_INPUT
+    return EXIT_BROKEN
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the features, then write summary.json and report.html."""
+    """Check the input, run the features into a staging directory, then swap the results in."""
     catalogue = load_catalogue()
-    identity = _target_identity(args)
-    report_dir: Path = args.report_dir
-    report_dir.mkdir(parents=True, exist_ok=True)
+    if args.tags is not None:
+        check_tags(args.tags, catalogue, feature_scenarios())
+    report_path = check_report_dir(args.report_dir)
+    run_id = str(uuid.uuid4())
+    output = ReportDir(report_path, run_id).open()
+    try:
+        return _run_into(args, output, catalogue, _target_identity(args))
+    finally:
+        output.close()
+
+
+def _run_into(args: argparse.Namespace, output: ReportDir, catalogue: Any, identity: dict[str, str]) -> int:
+    staging = output.staging
     recorder = ResultRecorder()
     started = datetime.now(UTC)
-    status = pytest.main(pytest_arguments(args, report_dir), plugins=[recorder])
+    status = pytest.main(pytest_arguments(args, staging), plugins=[recorder])
     finished = datetime.now(UTC)
-    if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
-        return int(status)
-    artifacts = {
-        name: report_dir / name for name in ("junit.xml", "cucumber.json") if (report_dir / name).exists()
-    }
+    broken = _exit_for_pytest(status, recorder.keyboard_interrupt)
+    if broken is not None:
+        print(
+            f"peerpods-conformance: the run did not finish (pytest exit {int(status)}); "
+            f"{output.path}/ keeps the previous run's reports",
+            file=sys.stderr,
+        )
+        return broken
+    cucumber = staging / "cucumber.json"
+    cucumber.write_text(
+        json.dumps(cucumber_report(recorder.features, recorder.results.values(), output.run_id), indent=2)
+        + "\n",
+        encoding="utf-8",
+    )
+    artifacts = {name: staging / name for name in ("junit.xml", "cucumber.json")}
+    if not artifacts["junit.xml"].exists():
+        artifacts.pop("junit.xml")
     summary = build_summary(
         catalogue=catalogue,
         results=recorder.results.values(),
         target={"name": args.target, **identity},
-        artifacts=artifacts,
+        artifacts={},
         started=started,
         finished=finished,
         selection=list(args.extra) + (["-m", args.tags] if args.tags else []),
+        run_id=output.run_id,
+        not_run=recorder.not_run(),
+        narrowed=bool(args.tags) or bool(recorder.deselected),
     )
-    summary_path = report_dir / "summary.json"
+    if "junit.xml" in artifacts:
+        group_by_feature(artifacts["junit.xml"], recorder.results, output.run_id, summary["verdict"])
+    summary["artifacts"] = {
+        name: {"file": path.name, "sha256": sha256_file(path)} for name, path in artifacts.items()
+    }
+    summary_path = staging / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    report_path = report_dir / "report.html"
-    report_path.write_text(render_report(summary, sha256_file(summary_path)), encoding="utf-8")
-    counts = summary["counts"]["scenarios"]
-    print(
-        f"peerpods-conformance: {summary['verdict'].upper()} on target {args.target}: "
-        + ", ".join(f"{n} {k}" for k, n in counts.items())
-        + f"; reports in {report_dir}/ (report.html, summary.json, junit.xml, cucumber.json)"
-    )
-    if not any(r.outcome != NOT_APPLICABLE for r in recorder.results.values()):
-        print("peerpods-conformance: no applicable scenario ran: nothing was verified", file=sys.stderr)
-        return EXIT_NO_SCENARIO
-    return 0 if summary["verdict"] == PASSED else 1
+    (staging / "report.html").write_text(render_report(summary, sha256_file(summary_path)), encoding="utf-8")
+    sums = [f"{sha256_file(staging / n)}  {n}" for n in RESULT_FILES[:-1] if (staging / n).exists()]
+    (staging / "SHA256SUMS").write_text("\n".join(sums) + "\n", encoding="utf-8")
+    output.publish()
+    print(console_summary(summary, args.target, output.path))
+    return EXIT_CODES[summary["verdict"]]
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts.get(word, 0)} {word}" for word in OUTCOMES)
+
+
+def console_summary(summary: dict[str, Any], target: str, report_dir: Path) -> str:
+    """The closing lines: the verdict, its scope, MUSTs, advisories, and where the reports are."""
+    counts = summary["counts"]
+    lines = [
+        f"peerpods-conformance: {summary['headline']}",
+        f"  target {target}, run {summary['run_id']}; scenarios: {_counts(counts['scenarios'])}",
+        f"  MUST requirements: {_counts(counts['must'])}",
+        f"  advisories (SHOULD requirements): {_counts(counts['should'])}",
+    ]
+    failed = [r["id"] for r in summary["requirements"] if r["level"] == "MUST" and r["verdict"] == "failed"]
+    if failed:
+        lines.append(f"  failed MUST requirements: {', '.join(failed)}")
+    if summary["advisories"]:
+        lines.append(f"  advisories: {', '.join(a['id'] for a in summary['advisories'])} (SHOULD, failed)")
+    not_run = summary["scope"]["requirements_not_run"]
+    if not summary["scope"]["full"]:
+        lines.append(
+            f"  not run: {len(summary['scope']['scenarios_not_run'])} scenario(s), "
+            f"{len(not_run)} requirement(s){': ' + ', '.join(not_run) if not_run else ''}"
+        )
+    lines.append(f"  reports in {report_dir}/: {', '.join(RESULT_FILES)}")
+    return "\n".join(lines)

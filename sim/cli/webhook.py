@@ -30,7 +30,13 @@ from sim.server.tls import (
     self_signed,
     server_key_pkcs8,
 )
-from sim.webhook import WebhookSettings
+from sim.webhook import (
+    ENV_EXTENDED_RESOURCE,
+    ENV_TARGET_RUNTIMECLASS,
+    EXTENDED_RESOURCE_DEFAULT,
+    TARGET_RUNTIMECLASS_DEFAULT,
+    WebhookSettings,
+)
 
 DEFAULT_PORT = 9443  # controller-runtime's webhook port, which the upstream chart uses
 DEFAULT_CA_FILE = "webhook-ca.pem"
@@ -66,11 +72,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     serve.add_argument("--tls-min-version", choices=sorted(TLS_MIN_VERSIONS), default="1.3")
     serve.add_argument(
         "--target-runtimeclass",
-        help="RuntimeClass whose pods are mutated (default: env TARGET_RUNTIMECLASS, else kata-remote)",
+        help=f"RuntimeClass whose pods are mutated (default: env {ENV_TARGET_RUNTIMECLASS}, "
+        f"else {TARGET_RUNTIMECLASS_DEFAULT})",
     )
     serve.add_argument(
         "--extended-resource",
-        help="pod VM extended resource (default: env POD_VM_EXTENDED_RESOURCE, else kata.peerpods.io/vm)",
+        help=f"pod VM extended resource (default: env {ENV_EXTENDED_RESOURCE}, "
+        f"else {EXTENDED_RESOURCE_DEFAULT})",
     )
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1; one per CPU)")
     serve.add_argument(
@@ -97,12 +105,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def settings_from(args: argparse.Namespace, env: dict[str, str]) -> WebhookSettings:
     """Command-line flags override upstream's environment variables, which override defaults."""
-    merged = dict(env)
-    if args.target_runtimeclass:
-        merged["TARGET_RUNTIMECLASS"] = args.target_runtimeclass
-    if args.extended_resource:
-        merged["POD_VM_EXTENDED_RESOURCE"] = args.extended_resource
-    return WebhookSettings.from_env(merged)
+    return WebhookSettings.resolve(
+        env, target_runtimeclass=args.target_runtimeclass, extended_resource=args.extended_resource
+    )
 
 
 def check_bindable(host: str, port: int) -> None:

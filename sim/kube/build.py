@@ -23,12 +23,12 @@ from pathlib import Path
 
 from plumbum import ProcessExecutionError, local
 
-from sim.catalogue import PROJECT_ROOT
 from sim.errors import ConformanceInputError
+from sim.paths import CONTROLPLANE_DIR
 
 KUBERNETES_VERSION = "v1.37.2"
 ETCD_VERSION = "v3.7.3"
-MODULES_DIR = PROJECT_ROOT / "controlplane"
+MODULES_DIR = CONTROLPLANE_DIR
 #: (module directory, Go package, binary name)
 PACKAGES: tuple[tuple[str, str, str], ...] = (
     ("etcd", "go.etcd.io/etcd/server/v3", "etcd"),

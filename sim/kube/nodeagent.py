@@ -7,9 +7,10 @@ A :class:`NodeAgent` stands for what runs on one worker node of a peer-pods clus
   ``status.allocatable`` as the kubelet's node-status loop does, admits each pod bound to
   its node (a pod naming its node directly can be refused, ``OutOf<resource>``), and sets
   the pod's status as the kubelet reports it;
-* **the Kata runtime**: a pod whose RuntimeClass handler is ``kata-remote`` is a peer pod,
-  handed to the adaptor (the initdata it carries is decoded by the adaptor's
-  :func:`sim.initdata.select`, the code the reference uses);
+* **the Kata runtime**: a pod whose RuntimeClass handler is ``kata-remote`` is a peer pod;
+  the reference :class:`sim.kata.KataRuntime` decodes its initdata and sizing annotations
+  before any pod VM is requested (a broken one fails the sandbox: the pod stays Pending,
+  waiting in ``ContainerCreating``, with a ``FailedCreatePodSandBox`` event);
 * **the cloud-api-adaptor**: the reference :class:`sim.adaptor.CloudApiAdaptor`, reading
   ``peer-pods-cm`` from the API server when it starts; it patches the node's
   ``status.capacity`` with ``kata.peerpods.io/vm`` as CAA's ``k8sops.AdvertiseExtendedResources``
@@ -40,16 +41,15 @@ import kubernetes.client as _client
 import kubernetes.watch as _watch
 from kubernetes.client.exceptions import ApiException
 
-from sim.adaptor import CloudApiAdaptor, PodVMError
+from sim.adaptor import AdaptorStartError, CloudApiAdaptor, PodVMError
+from sim.kata import PEER_POD_HANDLER, UPSTREAM_CONFIG, KataConfig, KataRuntime, SandboxError
 from sim.providers import Provider
 from sim.scheduler import effective_request, node_amounts
-from sim.webhook import EXTENDED_RESOURCE_DEFAULT
 
 #: The Kubernetes client, untyped here: objects are read as JSON-shaped data.
 client: Any = _client
 watch: Any = _watch
 
-PEER_POD_HANDLER = "kata-remote"
 PEER_PODS_CM = "peer-pods-cm"
 OSC_NAMESPACE = "openshift-sandboxed-containers-operator"
 NODE_LABEL = "peerpods-conformance/simulated-node"
@@ -85,18 +85,18 @@ class NodeAgent:
         api: Any,
         provider: Provider,
         *,
-        extended_resource: str = EXTENDED_RESOURCE_DEFAULT,
         caa_namespace: str = OSC_NAMESPACE,
         labels: Mapping[str, str] | None = None,
+        kata_config: KataConfig = UPSTREAM_CONFIG,
     ) -> None:
         self.name = name
         self.api = api
         self.core = client.CoreV1Api(api)
         self.node_api = client.NodeV1Api(api)
-        self.extended_resource = extended_resource
         self.caa_namespace = caa_namespace
         self.labels = dict(labels or {})
-        self.adaptor = CloudApiAdaptor(name, provider, extended_resource)
+        self.kata = KataRuntime(kata_config)
+        self.adaptor = CloudApiAdaptor(name, provider)
         self.pods: dict[tuple[str, str], PodRecord] = {}
         self.lock = threading.RLock()
 
@@ -104,7 +104,7 @@ class NodeAgent:
     def register(self, *, cpu: str = "8", memory: str = "32Gi", pods: int = 110) -> None:
         """Create the Node object, then start the adaptor (which advertises the pod VM limit)."""
         data = self._peer_pods_data()
-        self.adaptor.start(data)  # a bad peer-pods-cm fails here, before the node exists
+        self._start_adaptor(data)  # a bad peer-pods-cm fails here, before the node exists
         base = {"cpu": str(cpu), "memory": str(memory), "pods": str(pods)}
         status = {
             "capacity": dict(base),
@@ -153,8 +153,14 @@ class NodeAgent:
 
     def restart_adaptor(self, data: Mapping[str, str]) -> None:
         """The adaptor restarts: it re-reads peer-pods-cm and re-patches the node."""
-        self.adaptor.start(data)
+        self._start_adaptor(data)
         self._advertise(self.adaptor.config.advertised if self.adaptor.config else None)
+
+    def _start_adaptor(self, data: Mapping[str, str]) -> None:
+        """Start the adaptor process; one that exits at start-up (a broken global INITDATA)
+        advertises nothing and keeps its exit message in ``adaptor.start_error``."""
+        with contextlib.suppress(AdaptorStartError):
+            self.adaptor.start(data)
 
     def stop(self) -> None:
         """The adaptor stops (removing its extended resource); then the Node object goes."""
@@ -170,10 +176,10 @@ class NodeAgent:
         kubelet's status loop mirrors extended resources into ``status.allocatable``."""
         node = self.core.read_node_status(self.name)
         capacity = node.status.capacity or {}
-        path = f"/status/capacity/{_escape(self.extended_resource)}"
+        path = f"/status/capacity/{_escape(self.adaptor.resource)}"
         if value is not None:
             self.core.patch_node_status(self.name, [{"op": "add", "path": path, "value": str(value)}])
-        elif self.extended_resource in capacity:
+        elif self.adaptor.resource in capacity:
             self.core.patch_node_status(self.name, [{"op": "remove", "path": path}])
         self._sync_allocatable()
 
@@ -229,7 +235,25 @@ class NodeAgent:
             return record
         if self._is_peer_pod(pod):
             try:
-                record.vm = self.adaptor.create_pod_vm(pod)
+                request = self.kata.sandbox_request(pod)
+            except SandboxError as exc:
+                # kubelet retries the sandbox: the pod stays Pending and never runs; no pod VM.
+                record.reason = str(exc)
+                self._event(pod, "FailedCreatePodSandBox", str(exc))
+                self._set_status(
+                    pod,
+                    {
+                        "phase": "Pending",
+                        "reason": "ContainerCreating",
+                        "message": str(exc),
+                        "containerStatuses": _container_statuses(
+                            pod, waiting=("ContainerCreating", str(exc))
+                        ),
+                    },
+                )
+                return record
+            try:
+                record.vm = self.adaptor.create_pod_vm(request)
             except PodVMError as exc:
                 record.phase, record.reason = "Failed", str(exc)
                 self._event(pod, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")

@@ -1,7 +1,9 @@
 """``lpar prepare``: build the s390x pod VM image from Debian packages and the agent source.
 
-Only Debian's archive is contacted (``apt-get download``); Go builds the agent offline in
-GOPATH mode from Debian's packaged libraries. The build is keyed (see :mod:`assets`), so a
+Debian's archive gives the s390x kernel and busybox (``apt-get download``); Go (1.21 or later:
+/usr/local/go's when present, else the one on PATH) builds the agent in module mode, its two
+libraries pinned by ``podvm-agent/go.mod`` and verified by ``go.sum``, fetched through the Go
+module proxy once into the module cache. The build is keyed (see :mod:`assets`), so a
 second run with nothing changed reuses the cache, and a changed agent source or package
 version builds a fresh directory next to the old one.
 """
@@ -40,7 +42,8 @@ BUSYBOX = "busybox-static"
 MODULES = ("virtio_blk", "cdrom", "isofs")
 CMDLINE = "console=ttysclp0 quiet panic=-1"
 FORMAT = 1  # bump when the image layout changes, so old caches are not reused
-GO_LIBRARIES = ("golang-github-burntsushi-toml-dev", "golang-gopkg-yaml.v3-dev")
+#: Preferred over the ``go`` on PATH (Debian 12's golang-go is 1.19; go.mod needs 1.21).
+LOCAL_GO = Path("/usr/local/go/bin/go")
 
 Log = Callable[[str], None]
 
@@ -114,11 +117,18 @@ def plan() -> Plan:
         raise BuildError(f"cannot tell which kernel {KERNEL_META}:{ARCH} depends on ({depends!r})")
     kernel = match.group(1)
     packages = {kernel: _candidate(f"{kernel}:{ARCH}")[0], BUSYBOX: _candidate(f"{BUSYBOX}:{ARCH}")[0]}
-    for library in GO_LIBRARIES:
-        packages[library] = _run(["dpkg-query", "-W", "-f", "${Version}", library]).strip() or "missing"
-    return Plan(
-        packages=packages, go_version=_run(["go", "version"]).strip(), agent_sha256=agent_source_digest()
-    )
+    go_version = _run([go_binary(), "version"]).strip()
+    return Plan(packages=packages, go_version=go_version, agent_sha256=agent_source_digest())
+
+
+def go_binary() -> str:
+    """The Go toolchain to build the agent with: /usr/local/go's if present, else ``go`` on PATH."""
+    if LOCAL_GO.is_file():
+        return str(LOCAL_GO)
+    found = shutil.which("go")
+    if found is None:
+        raise BuildError("no Go toolchain: install Go 1.21 or later (/usr/local/go or on PATH)")
+    return found
 
 
 def _download(packages: dict[str, str], debs: Path, log: Log) -> dict[str, Path]:
@@ -126,8 +136,6 @@ def _download(packages: dict[str, str], debs: Path, log: Log) -> dict[str, Path]
     debs.mkdir(parents=True, exist_ok=True)
     found: dict[str, Path] = {}
     for name, version in packages.items():
-        if name in GO_LIBRARIES:
-            continue
         plain = version.split(":", 1)[-1]
         existing = sorted(debs.glob(f"{name}_*{plain}_{ARCH}.deb"))
         if not existing:
@@ -144,23 +152,19 @@ def _download(packages: dict[str, str], debs: Path, log: Log) -> dict[str, Path]
 
 
 def build_agent(output: Path, gocache: Path) -> None:
-    """Compile the agent for s390x, statically, offline, reproducibly."""
-    gopath = "/usr/share/gocode"
-    if not Path(gopath, "src/github.com/BurntSushi/toml").is_dir():
-        raise BuildError("Go TOML library missing; apt-get install golang-github-burntsushi-toml-dev")
+    """Compile the agent for s390x, statically, reproducibly, in module mode (go.mod, go.sum)."""
     env = dict(os.environ)
     env.update(
-        GO111MODULE="off",
-        GOPATH=gopath,
-        GOPROXY="off",
-        GOFLAGS="",
+        GO111MODULE="on",
+        GOFLAGS="-mod=readonly",  # go.sum decides; a module that does not match it fails the build
+        GOTOOLCHAIN="local",
         GOCACHE=str(gocache),
         CGO_ENABLED="0",
         GOOS="linux",
         GOARCH=ARCH,
     )
     _run(
-        ["go", "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", str(output), "."],
+        [go_binary(), "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", str(output), "."],
         cwd=AGENT_SOURCE,
         env=env,
     )

@@ -17,8 +17,17 @@ from typing import Any
 
 from sim.bounds import read_text_bounded
 from sim.errors import ConformanceInputError
-from sim.targets.base import LparCheck
 from sim.yamlload import load_one
+
+
+@dataclass(frozen=True)
+class LparCheck:
+    """The verdict on one LPAR prerequisite (doc 4.1.1)."""
+
+    name: str
+    satisfied: bool
+    detail: str
+
 
 MACHINE_TYPE = "machine type"
 SECURE_UNPACK = "Secure Unpack Facility (prot_virt)"
@@ -120,7 +129,12 @@ def check_secure_unpack(evidence: LparEvidence) -> LparCheck:
     cmdline = evidence.kernel_cmdline or ""
     in_cmdline = re.search(r"(^|\s)prot_virt=(1|y|yes|on)(\s|$)", cmdline) is not None
     host_flag = (evidence.prot_virt_host or "").strip() == "1"
-    flag = "reads 1" if host_flag else f"is not 1 ({evidence.prot_virt_host!r})"
+    if host_flag:
+        flag = "reads 1"
+    elif evidence.prot_virt_host is None:
+        flag = "is absent"
+    else:
+        flag = f"is not 1 ({evidence.prot_virt_host.strip()!r})"
     detail = (
         f"kernel parameter prot_virt=1 {'set' if in_cmdline else 'missing'}; "
         f"/sys/firmware/uv/prot_virt_host {flag}"

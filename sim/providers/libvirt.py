@@ -18,25 +18,31 @@ leaving the volumes it made).
 On ``test:///default`` nothing boots: the guest report is the reference pod VM logic
 (:func:`sim.podvm.process_user_data`) run on the user data read back from the cloud-init
 ISO the domain really has attached.
+
+The volumes are :mod:`sim.providers.libvirt_storage`'s (``provider.storage``); starting the
+domains and reading their guests' reports is :mod:`sim.providers.libvirt_boot`'s
+(``provider.boot``); this class decides and orders the creation, and describes the result.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sim.errors import ConformanceInputError, TargetError
-from sim.lpar import cidata, console, domain, host
+from sim.lpar import cidata, domain, host
 from sim.lpar.assets import Assets
 from sim.podvm import GuestReport, process_user_data
 from sim.providers import InstanceSpec, podvm_name
+from sim.providers.libvirt_boot import BootQueue, GuestBoot, Instance, libvirt_message
+from sim.providers.libvirt_storage import LibvirtStorage, Undo, raw_volume_xml
+
+__all__ = ["STEPS", "BootQueue", "LaunchSecurityError", "LibvirtProvider", "LibvirtSettings"]
 
 LAUNCH_SECURITY_VALUES = (domain.LAUNCH_SECURITY_SE,)
 DEFAULT_POOL = "default"
@@ -89,61 +95,6 @@ class LibvirtSettings:
         )
 
 
-@dataclass
-class _Instance:
-    """What the provider remembers about one pod VM it made, and how its boot went."""
-
-    name: str
-    volumes: list[str]
-    console: Path
-    report: GuestReport | None = None
-    failure: str | None = None
-    defined_at: float = 0.0
-    started_at: float | None = None
-    reported_at: float | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass
-class _Undo:
-    """Cleanup actions registered while creating, run newest first if creation fails."""
-
-    actions: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
-
-    def push(self, what: str, action: Callable[[], None]) -> None:
-        self.actions.append((what, action))
-
-    def run(self) -> list[str]:
-        problems = []
-        for what, action in reversed(self.actions):
-            try:
-                action()
-            except Exception as exc:  # keep undoing; report what could not be undone
-                problems.append(f"{what}: {exc}")
-        self.actions.clear()
-        return problems
-
-
-class BootQueue:
-    """Boots pod VMs in the background, as many at once as the host has cores.
-
-    Emulated s390x guests are CPU-bound (QEMU TCG); more concurrent boots than cores only
-    slow every one of them down, and their report timeouts start only once they start.
-    """
-
-    def __init__(self, workers: int | None = None) -> None:
-        self.workers = workers or os.cpu_count() or 1
-        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="podvm-boot")
-
-    def submit(self, job: Callable[[], None]) -> None:
-        self._pool.submit(job)
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=False)
-
-
 class LibvirtProvider:
     """The Provider protocol over one libvirt connection."""
 
@@ -164,21 +115,71 @@ class LibvirtProvider:
         self.simulated = host.is_test_driver(connection)
         self.assets = assets
         self.settings = settings or LibvirtSettings()
-        self.report_timeout = report_timeout
         #: Test seam: called with each step name in STEPS; raising there simulates libvirt failing.
         self.fault = fault
-        self.cmdline_extra = cmdline_extra
         self._own_work = work_dir is None
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="peerpods-lpar-"))
-        self._instances: dict[str, _Instance] = {}
+        self._instances: dict[str, Instance] = {}
         self._lock = threading.Lock()
-        self._boot: domain.BootAssets | None = None
-        self._queue = boot_queue
         self.config_error: LaunchSecurityError | None = None
+        #: The pool and the volumes in it.
+        self.storage = LibvirtStorage(
+            connection,
+            self.libvirt,
+            simulated=self.simulated,
+            work_dir=self.work_dir,
+            settings=lambda: self.settings,
+        )
+        #: Starting the domains and reading their guests' reports.
+        self.boot = GuestBoot(
+            connection,
+            self.libvirt,
+            simulated=self.simulated,
+            assets=assets,
+            work_dir=self.work_dir,
+            report_timeout=report_timeout,
+            cmdline_extra=cmdline_extra,
+            queue=boot_queue,
+        )
         if not self.simulated and assets is None:
             raise ConformanceInputError("a libvirt provider that boots guests needs the pod VM assets")
 
     # --- configuration ------------------------------------------------------------------
+    def inject_fault(self, step: str) -> None:
+        """Make libvirt fail at one creation step (one of :data:`STEPS`) from now on."""
+        if step not in STEPS:
+            raise ConformanceInputError(f"unknown creation step {step!r} (known: {', '.join(STEPS)})")
+
+        def fail(at: str) -> None:
+            if at == step:
+                raise self.libvirt.libvirtError(f"injected libvirt failure while making the {step}")
+
+        self.fault = fail
+
+    def silence_guests(self, timeout: float) -> None:
+        """Boot guests into a shell instead of the agent, so they never report; wait ``timeout`` s.
+        Only real guests can be silenced (check :attr:`simulated` first)."""
+        self.cmdline_extra = "rdinit=/bin/sh"
+        self.report_timeout = timeout
+
+    @property
+    def cmdline_extra(self) -> str:
+        """Appended to the guests' kernel command line."""
+        return self.boot.cmdline_extra
+
+    @cmdline_extra.setter
+    def cmdline_extra(self, value: str) -> None:
+        self.boot.cmdline_extra = value
+
+    @property
+    def report_timeout(self) -> float:
+        """Seconds a booting guest has to report."""
+        return self.boot.report_timeout
+
+    @report_timeout.setter
+    def report_timeout(self, value: float) -> None:
+        self.boot.report_timeout = value
+
     def configure(self, data: Mapping[str, str]) -> None:
         """Apply peer-pods-cm. A bad value is kept and fails every creation, naming it, as
         CAA's provider fails on it: the pod then shows the reason instead of the suite."""
@@ -224,27 +225,11 @@ class LibvirtProvider:
             f"({host.PACKAGES_HINT}; restart libvirtd afterwards)"
         )
 
-    def _boot_assets(self) -> domain.BootAssets | None:
-        if self.assets is None:
-            return None
-        if self._boot is None:
-            if self.simulated:
-                kernel, initrd = self.assets.kernel, self.assets.initrd
-            else:
-                kernel = host.stage_boot_file(self.assets.kernel, self.assets.kernel_sha256)
-                initrd = host.stage_boot_file(self.assets.initrd, self.assets.initrd_sha256)
-            self._boot = domain.BootAssets(str(kernel), str(initrd), self.assets.cmdline)
-        if self.cmdline_extra:
-            return domain.BootAssets(
-                self._boot.kernel, self._boot.initrd, f"{self._boot.cmdline} {self.cmdline_extra}"
-            )
-        return self._boot
-
     # --- Provider protocol ----------------------------------------------------------------
     def create_instance(self, spec: InstanceSpec) -> str:
         """Define, start and (on QEMU) wait for the pod VM's report; nothing remains on failure."""
         name = podvm_name(spec.pod_name, spec.sandbox_id)
-        undo = _Undo()
+        undo = Undo()
         try:
             return self._create(name, spec, undo)
         except BaseException as exc:
@@ -256,33 +241,34 @@ class LibvirtProvider:
             if isinstance(exc, (TargetError, ConformanceInputError)):
                 raise
             if isinstance(exc, self.libvirt.libvirtError):
-                raise TargetError(f"creating {name} failed: {_message(exc)}") from None
+                raise TargetError(f"creating {name} failed: {libvirt_message(exc)}") from None
             raise
 
     def _step(self, step: str) -> None:
         if self.fault is not None:
             self.fault(step)
 
-    def _create(self, name: str, spec: InstanceSpec, undo: _Undo) -> str:
+    def _create(self, name: str, spec: InstanceSpec, undo: Undo) -> str:
         if self.config_error is not None:
             raise self.config_error
         self.launch_security()  # an unknown LIBVIRT_LAUNCH_SECURITY fails here, as upstream
         if name in self._domain_names():
             with self._lock:  # CreateDomain: "Instance already exists" is success
                 volumes = [f"{name}-root.qcow2", f"{name}-cloudinit.iso"]
-                existing = _Instance(name, volumes, self._console_path(name))
+                existing = Instance(name, volumes, self.boot.console_path(name))
                 self._instances.setdefault(name, existing).done.set()
             return name
         domain_type, machine, emulator = self.guest_caps()
-        pool = self._pool()
-        base = self._base_volume(pool)
+        storage = self.storage
+        pool = storage.pool()
+        base = storage.base_volume(pool)
         self._step("root-volume")
-        root = self._create_volume(pool, undo, self._root_volume_xml(f"{name}-root.qcow2", base))
+        root = storage.create_volume(pool, undo, storage.root_volume_xml(f"{name}-root.qcow2", base))
         self._step("cidata-volume")
         iso = cidata.build_nocloud_iso(spec.user_data, hostname=name)
-        iso_volume = self._create_volume(pool, undo, _raw_volume_xml(f"{name}-cloudinit.iso", len(iso)))
-        self._upload(iso_volume, iso)
-        console_path = self._console_path(name)
+        iso_volume = storage.create_volume(pool, undo, raw_volume_xml(f"{name}-cloudinit.iso", len(iso)))
+        storage.upload(iso_volume, iso)
+        console_path = self.boot.console_path(name)
         undo.push(f"console {console_path}", lambda: console_path.unlink(missing_ok=True))
         xml = domain.build_domain_xml(
             domain.DomainSpec(
@@ -296,14 +282,14 @@ class LibvirtProvider:
                 cidata_volume=iso_volume.path(),
                 network=self.settings.network,
                 console_path=str(console_path),
-                boot=self._boot_assets(),
+                boot=self.boot.boot_assets(),
                 launch_security=None,  # createDomainXMLs390x emits no <launchSecurity>
             )
         )
         self._step("define")
         dom = self.connection.defineXML(xml)
         undo.push(f"domain {name}", lambda: self._remove_domain(name))
-        instance = _Instance(name=name, volumes=[root.name(), iso_volume.name()], console=console_path)
+        instance = Instance(name=name, volumes=[root.name(), iso_volume.name()], console=console_path)
         instance.defined_at = time.monotonic()
         if self.simulated:
             self._step("start")
@@ -314,53 +300,8 @@ class LibvirtProvider:
             self._instances[name] = instance
         undo.actions.clear()
         if not self.simulated:
-            # The boot runs in the background, at most one per core: pods created together
-            # boot together, and a pod nobody looks at costs no waiting (see wait_ready).
-            self._boot_queue().submit(lambda: self._boot_and_report(instance))
+            self.boot.boot_later(instance, self._step)  # in the background, at most one per core
         return name
-
-    def _boot_queue(self) -> BootQueue:
-        if self._queue is None:
-            self._queue = BootQueue()
-        return self._queue
-
-    def _boot_and_report(self, instance: _Instance) -> None:
-        """Start the domain and read its report; on failure the domain is destroyed and the
-        reason kept for the pod (a pod VM that never reports never becomes ready)."""
-        try:
-            with instance.lock:
-                if instance.cancelled.is_set():
-                    instance.failure = "deleted before it started"
-                    return
-                try:
-                    self._step("start")
-                    self.connection.lookupByName(instance.name).create()
-                except self.libvirt.libvirtError as exc:
-                    instance.failure = f"starting the domain failed: {_message(exc)}"
-                    return
-                except Exception as exc:
-                    instance.failure = f"starting the domain failed: {exc}"
-                    return
-                instance.started_at = time.monotonic()
-            raw = console.wait_for_report(
-                instance.console,
-                timeout=self.report_timeout,
-                alive=lambda: self._active(instance.name) and not instance.cancelled.is_set(),
-            )
-            instance.report = GuestReport.from_json(_json(raw))
-            instance.reported_at = time.monotonic()
-        except (TargetError, ConformanceInputError) as exc:
-            instance.failure = f"pod VM {instance.name}: {exc}"
-            with instance.lock:
-                self._destroy(instance.name)
-        finally:
-            instance.done.set()
-
-    def _active(self, name: str) -> bool:
-        try:
-            return bool(self.connection.lookupByName(name).isActive())
-        except self.libvirt.libvirtError:
-            return False
 
     def stop_all(self) -> None:
         """Stop every pod VM of this provider at once, before they are deleted one by one.
@@ -370,30 +311,13 @@ class LibvirtProvider:
         """
         with self._lock:
             instances = list(self._instances.values())
-        if not instances:
-            return
-        for instance in instances:
-            instance.cancelled.set()  # a queued boot will not start now
-        with ThreadPoolExecutor(max_workers=len(instances), thread_name_prefix="podvm-stop") as pool:
-            list(pool.map(lambda instance: self._destroy(instance.name), instances))
-
-    def _destroy(self, name: str) -> None:
-        try:
-            dom = self.connection.lookupByName(name)
-            if dom.isActive():
-                dom.destroy()
-        except self.libvirt.libvirtError:
-            pass
+        self.boot.stop(instances)
 
     def wait_ready(self, instance_id: str) -> GuestReport | None:
         """Block until the pod VM reported (its report) or failed (TargetError with why).
 
         On the simulator there is nothing to wait for and no report (None)."""
-        instance = self._instance(instance_id)
-        instance.done.wait()
-        if instance.failure is not None:
-            raise TargetError(instance.failure)
-        return instance.report
+        return self.boot.wait_ready(self._instance(instance_id))
 
     def failure(self, instance_id: str) -> str | None:
         """Why the pod VM never became ready (waits for the boot), or None."""
@@ -412,7 +336,7 @@ class LibvirtProvider:
 
         return {"start": since(instance.started_at), "report": since(instance.reported_at)}
 
-    def _instance(self, instance_id: str) -> _Instance:
+    def _instance(self, instance_id: str) -> Instance:
         with self._lock:
             instance = self._instances.get(instance_id)
         if instance is None:
@@ -433,17 +357,17 @@ class LibvirtProvider:
             else:
                 self._remove_domain(instance_id)
         except self.libvirt.libvirtError as exc:
-            problems.append(f"domain: {_message(exc)}")
-        pool = self._pool()
+            problems.append(f"domain: {libvirt_message(exc)}")
+        pool = self.storage.pool()
         names = (
             instance.volumes if instance else [f"{instance_id}-root.qcow2", f"{instance_id}-cloudinit.iso"]
         )
         for volume in names:
             try:
-                self._delete_volume(pool, volume)
+                self.storage.delete_volume(pool, volume)
             except self.libvirt.libvirtError as exc:
-                problems.append(f"volume {volume}: {_message(exc)}")
-        self._console_path(instance_id).unlink(missing_ok=True)
+                problems.append(f"volume {volume}: {libvirt_message(exc)}")
+        self.boot.console_path(instance_id).unlink(missing_ok=True)
         if problems:
             raise TargetError(f"deleting pod VM {instance_id}: {'; '.join(problems)}")
 
@@ -472,9 +396,9 @@ class LibvirtProvider:
         facts["active"] = bool(dom.isActive())
         facts["pool"] = self.settings.pool
         facts["base_volume"] = self.settings.base_volume
-        facts["volumes"] = sorted(v for v in self._pool().listVolumes() if v.startswith(instance_id + "-"))
-        facts["backing_store"] = self._backing(facts["volumes"])
-        facts["root_capacity"] = self._capacity(f"{instance_id}-root.qcow2")
+        facts["volumes"] = self.storage.volumes_of(instance_id)
+        facts["backing_store"] = self.storage.backing(facts["volumes"])
+        facts["root_capacity"] = self.storage.capacity(f"{instance_id}-root.qcow2")
         facts["user_data"] = self._attached_user_data(instance_id, facts)
         return facts
 
@@ -483,23 +407,14 @@ class LibvirtProvider:
         iso_path = next((d["source"] for d in facts["disks"] if d["dev"] == "vdb"), None)
         if iso_path is None:
             raise TargetError(f"domain {instance_id} has no cloud-init disk (vdb)")
-        return cidata.read_user_data(self._read_volume(iso_path), where=f"{instance_id} vdb ({iso_path})")
+        data = self.storage.read_volume(iso_path)
+        return cidata.read_user_data(data, where=f"{instance_id} vdb ({iso_path})")
 
     # --- leftovers (the after-every-run check) ----------------------------------------------
     def leftovers(self) -> list[str]:
         """Every podvm-* domain and volume that exists now (should be none after a run)."""
         found = [f"domain {n}" for n in self._domain_names() if n.startswith(PODVM_PREFIX)]
-        try:
-            pool = self.connection.storagePoolLookupByName(self.settings.pool)
-            pool.refresh(0)
-            found += [
-                f"volume {v}"
-                for v in pool.listVolumes()
-                if v.startswith(PODVM_PREFIX) and v != self.settings.base_volume
-            ]
-        except self.libvirt.libvirtError:
-            pass
-        return sorted(found)
+        return sorted(found + self.storage.leftovers(PODVM_PREFIX))
 
     def remove_leftovers(self) -> None:
         """Delete every podvm-* domain and volume (teardown after a failed scenario)."""
@@ -509,7 +424,7 @@ class LibvirtProvider:
                 if kind == "domain":
                     self._remove_domain(name)
                 else:
-                    self._delete_volume(self._pool(), name)
+                    self.storage.delete_volume(self.storage.pool(), name)
             except self.libvirt.libvirtError:
                 continue
 
@@ -524,55 +439,6 @@ class LibvirtProvider:
     def _domain_names(self) -> list[str]:
         return [d.name() for d in self.connection.listAllDomains(0)]
 
-    def _pool(self) -> Any:
-        try:
-            pool = self.connection.storagePoolLookupByName(self.settings.pool)
-        except self.libvirt.libvirtError:
-            uri = self.connection.getURI()
-            raise TargetError(
-                f"libvirt at {uri} has no storage pool {self.settings.pool!r} (LIBVIRT_POOL)"
-            ) from None
-        return pool
-
-    def _base_volume(self, pool: Any) -> Any:
-        try:
-            return pool.storageVolLookupByName(self.settings.base_volume)
-        except self.libvirt.libvirtError:
-            raise TargetError(
-                f"pool {self.settings.pool!r} has no base volume {self.settings.base_volume!r} "
-                "(LIBVIRT_VOL_NAME); run `peerpods-conformance lpar prepare` or upload the pod VM image"
-            ) from None
-
-    def _root_volume_xml(self, name: str, base: Any) -> str:
-        capacity = max(self.settings.root_disk_gib << 30, int(base.info()[1]))
-        return (
-            f"<volume><name>{name}</name><capacity unit='B'>{capacity}</capacity>"
-            "<target><format type='qcow2'/></target>"
-            f"<backingStore><path>{base.path()}</path><format type='qcow2'/></backingStore></volume>"
-        )
-
-    def _create_volume(self, pool: Any, undo: _Undo, xml: str) -> Any:
-        volume = pool.createXML(xml, 0)
-        name = volume.name()
-        undo.push(f"volume {name}", lambda: self._delete_volume(pool, name))
-        return volume
-
-    def _capacity(self, volume: str) -> int | None:
-        try:
-            return int(self._pool().storageVolLookupByName(volume).info()[1])
-        except self.libvirt.libvirtError:
-            return None
-
-    def _delete_volume(self, pool: Any, name: str) -> None:
-        try:
-            volume = pool.storageVolLookupByName(name)
-        except self.libvirt.libvirtError:
-            return
-        path = Path(volume.path())
-        volume.delete(0)
-        if self.simulated and path.is_relative_to(self.work_dir):
-            path.unlink(missing_ok=True)  # the bytes _upload wrote in the driver's stead
-
     def _remove_domain(self, name: str) -> None:
         try:
             dom = self.connection.lookupByName(name)
@@ -585,68 +451,3 @@ class LibvirtProvider:
                 if dom.isActive():
                     raise
         dom.undefine()
-
-    def _upload(self, volume: Any, data: bytes) -> None:
-        """Stream the bytes into the volume; the test driver cannot, so write its file."""
-        if self.simulated:
-            path = Path(volume.path())
-            if not path.parent.is_dir() or not path.is_relative_to(self.work_dir):
-                raise TargetError(
-                    f"test pool volume {path} is not in the provider's directory {self.work_dir}"
-                )
-            path.write_bytes(data)
-            return
-        stream = self.connection.newStream(0)
-        volume.upload(stream, 0, len(data), 0)
-        stream.send(data)
-        stream.finish()
-
-    def _read_volume(self, path: str) -> bytes:
-        """A volume's bytes through libvirt (works for remote hosts); the test driver has no
-        download, so there the file _upload wrote is read."""
-        if self.simulated:
-            return Path(path).read_bytes()
-        volume = self.connection.storageVolLookupByPath(path)
-        size = int(volume.info()[1])
-        stream = self.connection.newStream(0)
-        volume.download(stream, 0, size, 0)
-        chunks = []
-        while True:
-            chunk = stream.recv(1 << 18)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        stream.finish()
-        return b"".join(chunks)
-
-    def _console_path(self, name: str) -> Path:
-        directory = self.work_dir if self.simulated else host.CONSOLE_DIR
-        return directory / f"{name}.console"
-
-    def _backing(self, volumes: list[str]) -> str | None:
-        import xml.etree.ElementTree as ET
-
-        for volume in volumes:
-            if volume.endswith("-root.qcow2"):
-                xml = self._pool().storageVolLookupByName(volume).XMLDesc(0)
-                return ET.fromstring(xml).findtext("backingStore/path")
-        return None
-
-
-def _message(exc: Exception) -> str:
-    """libvirt's own message, or the text of an error raised without one (injected faults)."""
-    get = getattr(exc, "get_error_message", None)
-    return str((get() if get else None) or exc)
-
-
-def _raw_volume_xml(name: str, size: int) -> str:
-    return (
-        f"<volume><name>{name}</name><capacity unit='B'>{size}</capacity>"
-        "<target><format type='raw'/></target></volume>"
-    )
-
-
-def _json(raw: Mapping[str, Any]) -> str:
-    import json
-
-    return json.dumps(raw)

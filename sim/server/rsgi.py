@@ -145,7 +145,7 @@ def create_app() -> RsgiApp:
     variables) and the limit variables before starting the workers.
     """
     env = os.environ
-    app = RsgiApp(ReviewHandler(WebhookSettings.from_env(env), ServerLimits.from_env(env)))
+    app = RsgiApp(ReviewHandler(WebhookSettings.resolve(env), ServerLimits.from_env(env)))
     tune_gc()
     return app
 

@@ -56,10 +56,7 @@ class ServeConfig:
 
 def worker_env(config: ServeConfig) -> dict[str, str]:
     """The variables the workers rebuild their settings and limits from."""
-    env = {
-        "TARGET_RUNTIMECLASS": config.settings.target_runtimeclass,
-        "POD_VM_EXTENDED_RESOURCE": config.settings.extended_resource,
-    }
+    env = config.settings.to_env()
     env.update(config.limits.to_env())
     return env
 

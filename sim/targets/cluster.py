@@ -31,33 +31,46 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kubernetes.client as _client
 import kubernetes.config as _kube_config
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from sim import __version__
-from sim.catalogue import PROJECT_ROOT
+from sim import __version__, profiles
 from sim.errors import ConformanceInputError, TargetError
+from sim.kata import UPSTREAM_CONFIG, KataRuntime
+from sim.paths import FIXTURES_DIR
+from sim.podvm import GuestReport
 from sim.providers import Provider
 from sim.providers.memory import MemoryProvider
 from sim.scheduler import effective_request, format_amount
-from sim.targets.base import Environment, LparCheck, NotApplicable, PodOutcome, Target, TargetOptions
-from sim.webhook import EXTENDED_RESOURCE_DEFAULT
+from sim.targets.base import (
+    Environment,
+    Guests,
+    LibvirtFaults,
+    LparCheck,
+    LparInspection,
+    Nodes,
+    NotApplicable,
+    PodOutcome,
+    PodVMFacts,
+    PodVMs,
+    Target,
+    TargetOptions,
+    WebhookEnv,
+)
+from sim.webhook import WebhookSettings
 
 #: The Kubernetes client, untyped here: objects are read as JSON-shaped data.
 client: Any = _client
 kube_config: Any = _kube_config
 
-FIXTURES = PROJECT_ROOT / "fixtures"
-PROFILES: dict[str, Path] = {
-    "caa-chart": FIXTURES / "admission" / "caa-chart-mwc.yaml",
-    "openshift": FIXTURES / "admission" / "openshift-mwc.yaml",
-}
-DEFAULT_PROFILE = "caa-chart"
+FIXTURES = FIXTURES_DIR
 RUNTIME_CLASS = FIXTURES / "cluster" / "runtimeclass-kata-remote.yaml"
+#: The peer-pods RuntimeClass the chart deploys (RUNTIME_CLASS): the webhook's default target.
+RUNTIME_CLASS_NAME = WebhookSettings().target_runtimeclass
 PEER_PODS_CM = FIXTURES / "cluster" / "peer-pods-cm.yaml"
 SCENARIO_KEYS = ("PEERPODS_LIMIT_PER_NODE", "INITDATA")
 #: RuntimeClasses the features name besides kata-remote (kube-apiserver refuses a pod naming
@@ -155,18 +168,12 @@ class ClusterTarget(Target):
         self.run_id = secrets.token_hex(4)
         self.local = plane is not None
         self.started = False
-        self.capabilities = (
-            frozenset({"mutation", "webhook-settings", "cluster", "podvm"})
-            if self.local
-            else frozenset({"mutation"})
-        )
-        #: with --libvirt-uri the adaptors' provider is the lpar target's libvirt provider
+        #: with --libvirt-uri the adaptors' provider is a libvirt provider on that LPAR
         self.lpar: Any = None
         if libvirt_uri:
-            from sim.targets.lpar import LparTarget
+            from sim.targets.lparhost import LparHost
 
-            self.lpar = LparTarget(libvirt_uri)
-            self.capabilities |= self.lpar.capabilities & {"lpar-host", "guest"}
+            self.lpar = LparHost(libvirt_uri)
         self.webhooks = WebhookServers(plane) if self.local else None
         self.created_namespaces: set[str] = set()
         self.server_version = ""
@@ -197,6 +204,18 @@ class ClusterTarget(Target):
         except BaseException:
             self.close()
             raise
+
+    def withheld(self) -> frozenset[str]:
+        """A given cluster is used as deployed (no nodes, settings or pod VMs of the suite's);
+        an LPAR only with --libvirt-uri, and guests only on a real one."""
+        withheld: set[str] = set()
+        if not self.local:
+            withheld |= {"webhook-settings", "cluster", "podvm"}
+        if self.lpar is None:
+            withheld |= {"lpar-host", "guest"}
+        elif self.lpar.simulated:
+            withheld.add("guest")
+        return frozenset(withheld)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -344,7 +363,7 @@ def require_container_engine(mode: str) -> None:
     )
 
 
-class KubeEnvironment(Environment):
+class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspection, LibvirtFaults):
     """One scenario on a real API server."""
 
     def __init__(self, target: ClusterTarget, provider: Provider) -> None:
@@ -358,9 +377,10 @@ class KubeEnvironment(Environment):
         self._pods: list[tuple[str, str]] = []
         self._refused: dict[tuple[str, str], PodOutcome] = {}
         self._nodes: list[str] = []
+        self._kata_config = UPSTREAM_CONFIG
         self._namespaces: set[str] = set()
-        self._webhook_env: dict[str, str] = {}
-        self._profile = DEFAULT_PROFILE
+        self._settings = WebhookSettings()  # the webhook server's (upstream's defaults to start with)
+        self._profile = profiles.DEFAULT_PROFILE
         self._failure_policy: str | None = None
         self._configuration: Path | None = None
         self._unreachable = False
@@ -368,7 +388,6 @@ class KubeEnvironment(Environment):
         self._mwc_names: set[str] = set()
         self._policy = False
         self._changed_at = 0.0
-        self._extended_resource = EXTENDED_RESOURCE_DEFAULT
         cm = _load_yaml(PEER_PODS_CM)
         self._cm = cm
         self._cm_defaults = {k: v for k, v in (cm.get("data") or {}).items() if k not in SCENARIO_KEYS}
@@ -383,8 +402,7 @@ class KubeEnvironment(Environment):
             )
 
     def use_webhook_profile(self, profile: str, *, failure_policy: str | None = None) -> None:
-        if profile not in PROFILES:
-            raise ConformanceInputError(f"unknown webhook profile {profile!r} (known: {', '.join(PROFILES)})")
+        profiles.path(profile)  # an unknown profile is named
         if not self.t.local:
             self._check_deployed(profile, failure_policy)
             return
@@ -397,8 +415,7 @@ class KubeEnvironment(Environment):
         failurePolicy)."""
         wanted = [
             webhook
-            for document in yaml.safe_load_all(PROFILES[profile].read_text(encoding="utf-8"))
-            if document
+            for document in profiles.documents(profiles.path(profile))
             for webhook in document.get("webhooks") or ()
         ]
         deployed: dict[str, dict[str, Any]] = {}
@@ -426,6 +443,18 @@ class KubeEnvironment(Environment):
                         f"profile: its {field_name} is {have!r}, the profile's {value!r}"
                     )
 
+    def use_deployment_profile(self, profile: str) -> None:
+        """The webhook registration of ``profile``, and its Kata runtime configuration on every node."""
+        self.use_webhook_profile(profile)
+        self._kata_config = profiles.KATA_CONFIGS[profile]
+        for name in self._nodes:
+            agent = self.t.agents.agent(name)
+            if agent is not None:
+                agent.kata = KataRuntime(self._kata_config)
+
+    def use_deployed_webhook_configuration(self, profile: str) -> None:
+        self.use_webhook_profile(profile)
+
     def use_webhook_configuration(self, path: Path) -> None:
         self._local_only("registering another MutatingWebhookConfiguration")
         self._configuration = path
@@ -438,9 +467,7 @@ class KubeEnvironment(Environment):
 
     def set_webhook_env(self, name: str, value: str) -> None:
         self._local_only(f"setting the webhook's {name}")
-        self._webhook_env[name] = value
-        if name == "POD_VM_EXTENDED_RESOURCE":
-            self._extended_resource = value or EXTENDED_RESOURCE_DEFAULT
+        self._settings = self._settings.with_env(name, value)
         self._mwc_dirty = True
 
     def use_sizing_annotations(self, enabled: bool) -> None:
@@ -473,6 +500,7 @@ class KubeEnvironment(Environment):
         self._local_only("installing a cluster-wide admission policy")
         allowed = ", ".join(sorted(namespaces)) or "none"
         listed = ", ".join(f"'{n}'" for n in sorted(namespaces))
+        guarded = self._settings.target_runtimeclass
         policy = {
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingAdmissionPolicy",
@@ -492,8 +520,8 @@ class KubeEnvironment(Environment):
                 "validations": [
                     {
                         "expression": f"!has(object.spec.runtimeClassName) || "
-                        f"object.spec.runtimeClassName != 'kata-remote' || request.namespace in [{listed}]",
-                        "messageExpression": "'runtimeClassName kata-remote is not allowed in namespace ' + "
+                        f"object.spec.runtimeClassName != '{guarded}' || request.namespace in [{listed}]",
+                        "messageExpression": f"'runtimeClassName {guarded} is not allowed in namespace ' + "
                         f"request.namespace + ' (peer pods are allowed only in: {allowed})'",
                     }
                 ],
@@ -540,7 +568,7 @@ class KubeEnvironment(Environment):
         self._local_only(f"adding node {name}")
         from sim.kube.nodeagent import NodeAgent
 
-        agent = NodeAgent(name, self.api, self.provider, extended_resource=self._extended_resource)
+        agent = NodeAgent(name, self.api, self.provider, kata_config=self._kata_config)
         agent.register()
         self.t.agents.add(agent)
         self._nodes.append(name)
@@ -565,21 +593,19 @@ class KubeEnvironment(Environment):
         if not self._mwc_dirty or not self.t.local:
             return
         assert self.t.webhooks is not None
-        server = self.t.webhooks.get(self._webhook_env)
+        server = self.t.webhooks.get(self._settings.to_env())
         url = server.url
         if self._unreachable:
             url = f"https://127.0.0.1:{_closed_port()}/mutate-v1-pod"
         ca_bundle = base64.b64encode(server.ca.read_bytes()).decode()
-        path = self._configuration or PROFILES[self._profile]
-        documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+        path = self._configuration or profiles.path(self._profile)
+        documents = profiles.documents(path, self._failure_policy)
         self._delete_webhooks()
         for document in documents:
             if document.get("kind") != "MutatingWebhookConfiguration":
                 continue
             for webhook in document.get("webhooks") or ():
                 webhook["clientConfig"] = {"url": url, "caBundle": ca_bundle}
-                if self._failure_policy is not None:
-                    webhook["failurePolicy"] = self._failure_policy
             document.setdefault("metadata", {})
             document["metadata"].pop("resourceVersion", None)
             self.admission.create_mutating_webhook_configuration(document)
@@ -596,11 +622,11 @@ class KubeEnvironment(Environment):
             "kind": "Pod",
             "metadata": {"name": f"peerpods-probe-{secrets.token_hex(3)}", "namespace": probe_ns},
             "spec": {
-                "runtimeClassName": self._webhook_env.get("TARGET_RUNTIMECLASS") or "kata-remote",
+                "runtimeClassName": self._settings.target_runtimeclass,
                 "containers": [{"name": "probe", "image": "probe"}],
             },
         }
-        if probe["spec"]["runtimeClassName"] not in ("kata-remote", *OTHER_RUNTIME_CLASSES):
+        if probe["spec"]["runtimeClassName"] not in (RUNTIME_CLASS_NAME, *OTHER_RUNTIME_CLASSES):
             return
         deadline = time.monotonic() + CONFIG_SETTLE_S
         while time.monotonic() < deadline:
@@ -611,7 +637,7 @@ class KubeEnvironment(Environment):
                     return
             else:
                 limits = (made.spec.containers[0].resources.limits or {}) if made.spec.containers else {}
-                if self._extended_resource in limits:
+                if self._settings.extended_resource in limits:
                     return
             time.sleep(0.05)
 
@@ -667,7 +693,10 @@ class KubeEnvironment(Environment):
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": "peerpods-policy-probe", "namespace": pending[0]},
-            "spec": {"runtimeClassName": "kata-remote", "containers": [{"name": "probe", "image": "probe"}]},
+            "spec": {
+                "runtimeClassName": self._settings.target_runtimeclass,
+                "containers": [{"name": "probe", "image": "probe"}],
+            },
         }
         deadline = time.monotonic() + CONFIG_SETTLE_S
         while time.monotonic() < deadline:
@@ -703,6 +732,9 @@ class KubeEnvironment(Environment):
         if node:
             if self.t.agents.agent(str(node)) is None and node not in self._nodes:
                 outcome.reason = f'node "{node}" not found: the pod waits for it'
+                return outcome, True
+            if status.get("message"):  # the kubelet reported why the sandbox does not start
+                outcome.reason = status.get("message")
                 return outcome, True
             return outcome, False  # bound: the node's kubelet has not reported yet
         for condition in status.get("conditions") or ():
@@ -780,16 +812,17 @@ class KubeEnvironment(Environment):
             raise AssertionError(f"pod {namespace}/{name} has no pod VM ({outcome.phase}: {outcome.reason})")
         return outcome.vm
 
-    def pod_vm(self, namespace: str, name: str) -> dict[str, Any]:
+    def pod_vm(self, namespace: str, name: str) -> PodVMFacts:
         self._local_only("reading pod VMs")
-        return self.provider.describe(self._vm(namespace, name))
+        return cast(PodVMFacts, self.provider.describe(self._vm(namespace, name)))
 
-    def guest_report(self, namespace: str, name: str) -> dict[str, Any]:
+    def guest_report(self, namespace: str, name: str) -> GuestReport:
         self._local_only("reading pod VMs")
-        import json
+        return self.provider.guest_report(self._vm(namespace, name))
 
-        report: dict[str, Any] = json.loads(self.provider.guest_report(self._vm(namespace, name)).to_json())
-        return report
+    def leftovers(self) -> list[str]:
+        """The pod VMs that still exist (what the node agents' adaptors hold)."""
+        return [f"domain {name}" for name in self.pod_vms()]
 
     def pod_vms(self) -> list[str]:
         self._local_only("listing pod VMs")
@@ -812,16 +845,14 @@ class KubeEnvironment(Environment):
     def inject_libvirt_fault(self, step: str) -> None:
         if self._libvirt is None:
             raise NotApplicable("pod VMs are not libvirt domains here (give --libvirt-uri)")
-        from sim.targets.lpar import LparEnvironment
-
-        LparEnvironment.inject_libvirt_fault(self, step)  # type: ignore[arg-type]
+        self._libvirt.inject_fault(step)
 
     def silence_guests(self, timeout: float) -> None:
         if self._libvirt is None:
             raise NotApplicable("no guests boot here (give --libvirt-uri qemu:///system)")
-        from sim.targets.lpar import LparEnvironment
-
-        LparEnvironment.silence_guests(self, timeout)  # type: ignore[arg-type]
+        if self._libvirt.simulated:
+            raise NotApplicable("the libvirt simulator boots no guests")
+        self._libvirt.silence_guests(timeout)
 
     # ------------------------------------------------------------------ teardown
     def close(self) -> None:
@@ -854,3 +885,6 @@ class KubeEnvironment(Environment):
         self.t.agents.errors.clear()
         if errors:
             raise TargetError("; ".join(errors))
+
+
+ClusterTarget.environment_class = KubeEnvironment

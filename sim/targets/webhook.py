@@ -36,8 +36,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from sim import profiles
 from sim.admission import (
     MutatingWebhook,
+    PeerPodNamespacePolicy,
     RecordingCaller,
     SidecarInjector,
     WebhookCallError,
@@ -46,10 +48,10 @@ from sim.admission import (
     sidecar_webhook,
 )
 from sim.bounds import MAX_REPLY_BYTES, format_size, read_text_bounded
-from sim.cluster import PeerPodNamespacePolicy
 from sim.errors import ConformanceInputError
 from sim.server.tls import certificate_identity_der, load_certificates
-from sim.targets.base import Environment, LparCheck, NotApplicable, PodOutcome, Target, TargetOptions
+from sim.targets.base import Environment, NotApplicable, PodOutcome, Target, TargetOptions, WebhookCalls
+from sim.webhook import WebhookSettings
 
 #: What kube-apiserver waits for a webhook when the configuration does not say.
 DEFAULT_TIMEOUT_S = 10.0
@@ -261,7 +263,7 @@ def namespace_object(name: str, labels: Mapping[str, str] | None = None) -> dict
     }
 
 
-class WebhookEnvironment(Environment):
+class WebhookEnvironment(Environment, WebhookCalls):
     """One scenario against the endpoint: namespaces and pods kept by the suite."""
 
     def __init__(self, target: WebhookTarget) -> None:
@@ -278,6 +280,10 @@ class WebhookEnvironment(Environment):
         if failure_policy is not None:
             webhooks = [replace(w, failure_policy=failure_policy) for w in webhooks]
         self._webhooks = webhooks
+
+    def use_deployment_profile(self, profile: str) -> None:
+        """Only the registration is the suite's to choose; the endpoint is as deployed."""
+        self.use_webhook_profile(profile)
 
     def use_webhook_configuration(self, path: Path) -> None:
         self._webhooks = read_configuration(path)
@@ -308,9 +314,6 @@ class WebhookEnvironment(Environment):
     def make_webhook_unreachable(self) -> None:
         self._caller.caller = HttpsWebhookCaller(UNREACHABLE_URL, None, timeout=self._target.caller.timeout)
 
-    def set_webhook_env(self, name: str, value: str) -> None:
-        raise NotApplicable(f"the endpoint's environment ({name}) cannot be set from the suite")
-
     def use_sizing_annotations(self, enabled: bool) -> None:
         if not enabled:
             raise NotApplicable("the endpoint's annotation profile cannot be switched from the suite")
@@ -319,16 +322,11 @@ class WebhookEnvironment(Environment):
         self._namespaces.setdefault(name, namespace_object(name, labels))
 
     def allow_peer_pods_only_in(self, namespaces: list[str]) -> None:
-        self._policy = PeerPodNamespacePolicy(frozenset(namespaces))
+        guarded = self._target.settings.target_runtimeclass
+        self._policy = PeerPodNamespacePolicy(frozenset(namespaces), guarded)
 
-    def set_peer_pods_config(self, data: Mapping[str, str]) -> None:
-        raise NotApplicable("the webhook target has no cloud-api-adaptor to configure")
 
-    def add_node(self, name: str) -> None:
-        raise NotApplicable("the webhook target has no nodes")
 
-    def restart_adaptors(self) -> None:
-        raise NotApplicable("the webhook target has no cloud-api-adaptor")
 
     # --- actions and observations --------------------------------------------------------
     def create_pod(self, manifest: Mapping[str, Any], *, operation: str = "CREATE") -> PodOutcome:
@@ -366,24 +364,6 @@ class WebhookEnvironment(Environment):
         except KeyError:
             raise AssertionError(f"pod {namespace}/{name} was never created") from None
 
-    def node_capacity(self, node: str) -> dict[str, str]:
-        raise NotApplicable("the webhook target has no nodes")
-
-    def node_allocated(self, node: str) -> dict[str, str]:
-        raise NotApplicable("the webhook target has no nodes")
-
-    def pod_vm(self, namespace: str, name: str) -> dict[str, Any]:
-        raise NotApplicable("the webhook target creates no pod VMs")
-
-    def guest_report(self, namespace: str, name: str) -> dict[str, Any]:
-        raise NotApplicable("the webhook target creates no pod VMs")
-
-    def pod_vms(self) -> list[str]:
-        raise NotApplicable("the webhook target creates no pod VMs")
-
-    def lpar_checks(self, description: Path | None) -> list[LparCheck]:
-        raise NotApplicable("the webhook target has no LPAR to inspect")
-
     def close(self) -> None:
         self._pods.clear()
         self._namespaces.clear()
@@ -418,7 +398,7 @@ class WebhookTarget(Target):
     """Any AdmissionReview v1 endpoint reachable over HTTPS."""
 
     name = "webhook"
-    capabilities = frozenset({"mutation"})
+    environment_class = WebhookEnvironment
 
     def __init__(
         self,
@@ -440,6 +420,9 @@ class WebhookTarget(Target):
         self.ca = ca
         self.config = config
         self.caller = HttpsWebhookCaller(url, ca, timeout)
+        #: The endpoint's settings as the suite assumes them: it cannot read or change the
+        #: endpoint's environment, so upstream's defaults (they name the policy's RuntimeClass).
+        self.settings = WebhookSettings()
         self.webhooks = read_configuration(config) if config else self.profile("caa-chart")
         #: The profile the deployed configuration is judged against (None: none was given).
         self.deployed_profile: str | None = None
@@ -470,13 +453,7 @@ class WebhookTarget(Target):
         """A named configuration profile, unless the user gave their own configuration."""
         if self.config is not None:
             return read_configuration(self.config)
-        from sim.targets.reference import PROFILES
-
-        try:
-            return read_configuration(PROFILES[profile])
-        except KeyError:
-            known = ", ".join(PROFILES)
-            raise ConformanceInputError(f"unknown webhook profile {profile!r} (known: {known})") from None
+        return profiles.webhooks(profile)
 
     def identity(self) -> dict[str, str]:
         ident = {

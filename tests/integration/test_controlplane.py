@@ -322,7 +322,8 @@ def test_a_cluster_given_by_kubeconfig_is_used_as_deployed_and_cleaned(
         completed = _run(
             "--kubeconfig", str(plane.kubeconfig), "--report-dir", str(reports), "--tags", "WH-003 or NL-001"
         )
-        assert completed.returncode == 0, completed.stdout + completed.stderr
+        # a --tags selection is never a certificate: PARTIAL (exit 3) when all it ran passed
+        assert completed.returncode == 3, completed.stdout + completed.stderr
         summary = json.loads((reports / "summary.json").read_text())
         outcomes = {s["scenario"]: (s["outcome"], s.get("reason") or "") for s in summary["scenarios"]}
         assert any(o == "passed" for o, _ in outcomes.values()), outcomes

@@ -60,7 +60,7 @@ def test_reference_server_passes_every_applicable_scenario(
 ) -> None:
     completed, summary = certify(server.url, server.ca, tmp_path, "--webhook-config", str(PROFILES[profile]))
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    assert summary["verdict"] == "passed"
+    assert summary["verdict"] == "CONFORMANT"
     assert summary["counts"]["scenarios"]["failed"] == 0
     assert summary["counts"]["scenarios"]["passed"] >= 20
     assert summary["target"]["url"] == server.url
@@ -139,7 +139,7 @@ def test_a_deviating_build_fails_certification(tmp_path: Path) -> None:
     with launched(["--extended-resource", "example.com/vm"]) as server:
         completed, summary = certify(server.url, server.ca, tmp_path)
     assert completed.returncode != 0
-    assert summary["verdict"] == "failed"
+    assert summary["verdict"] == "NOT CONFORMANT"
     assert summary["counts"]["scenarios"]["failed"] > 0
 
 

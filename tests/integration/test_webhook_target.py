@@ -24,7 +24,18 @@ import trustme
 
 from sim.errors import ConformanceInputError
 from sim.server.launch import LaunchedServer, launched
-from sim.targets.base import NotApplicable, TargetOptions
+from sim.targets.base import (
+    Guests,
+    Lacking,
+    LparInspection,
+    Nodes,
+    NotApplicable,
+    PodVMs,
+    TargetOptions,
+    WebhookCalls,
+    WebhookEnv,
+    need,
+)
 from sim.targets.webhook import WebhookEnvironment, WebhookTarget
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,17 +119,12 @@ def test_other_runtime_class_is_left_alone(env: WebhookEnvironment) -> None:
 
 
 def test_nodes_and_vms_are_not_applicable(env: WebhookEnvironment) -> None:
-    for call in (
-        lambda: env.add_node("n1"),
-        lambda: env.node_capacity("n1"),
-        lambda: env.pod_vms(),
-        lambda: env.pod_vm("workloads", "peer"),
-        lambda: env.set_webhook_env("TARGET_RUNTIMECLASS", "x"),
-        lambda: env.use_sizing_annotations(False),
-        lambda: env.lpar_checks(None),
-    ):
-        with pytest.raises(NotApplicable):
-            call()
+    for interface in (Nodes, PodVMs, WebhookEnv, LparInspection, Guests):
+        with pytest.raises(Lacking, match=r"^needs [a-z-]+ \("):
+            need(env, interface)
+    assert need(env, WebhookCalls) is env
+    with pytest.raises(NotApplicable):
+        env.use_sizing_annotations(False)
 
 
 def test_identity_names_url_and_certificate(server: LaunchedServer) -> None:

@@ -12,7 +12,6 @@ import base64
 import gzip
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,17 +21,21 @@ import pytest
 from sim.cloudconfig import build_user_data
 from sim.initdata import DUMMY_ENCODED, encode
 from sim.lpar.assets import AGENT_SOURCE
+from sim.lpar.builder import BuildError, go_binary
 from sim.podvm import process_user_data
 
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("go") is None or not Path("/usr/share/gocode/src/github.com/BurntSushi/toml").is_dir():
-        pytest.skip("Go and Debian's Go libraries are not installed (run .ci/setup-lpar-host)")
+    try:
+        go = go_binary()
+    except BuildError as exc:
+        pytest.skip(str(exc))
     out = tmp_path_factory.mktemp("agent") / "podvm-agent"
-    env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode", GOPROXY="off", CGO_ENABLED="0")
+    # module mode, as the image builder does: go.mod pins the libraries, go.sum verifies them
+    env = dict(os.environ, GO111MODULE="on", GOFLAGS="-mod=readonly", GOTOOLCHAIN="local", CGO_ENABLED="0")
     env.setdefault("GOCACHE", str(tmp_path_factory.mktemp("gocache")))
-    subprocess.run(["go", "build", "-o", str(out), "."], cwd=AGENT_SOURCE, env=env, check=True)
+    subprocess.run([go, "build", "-o", str(out), "."], cwd=AGENT_SOURCE, env=env, check=True)
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from steps.common import cloud_config_files
+from steps.expect import cloud_config_files
 
 BOMB = "#cloud-config\n" + "\n".join(
     [

@@ -213,14 +213,24 @@ def test_mutation_is_idempotent() -> None:
     assert mutation_patch(once) == []
 
 
-def test_from_env() -> None:
-    assert WebhookSettings.from_env({}) == WebhookSettings()
+def test_resolve_flags_over_env_over_defaults() -> None:
+    assert WebhookSettings.resolve({}) == WebhookSettings()
     assert (
-        WebhookSettings.from_env({"TARGET_RUNTIMECLASS": "", "POD_VM_EXTENDED_RESOURCE": ""})
+        WebhookSettings.resolve({"TARGET_RUNTIMECLASS": "", "POD_VM_EXTENDED_RESOURCE": ""})
         == WebhookSettings()
     )
     env = {"TARGET_RUNTIMECLASS": "rc", "POD_VM_EXTENDED_RESOURCE": "x/y"}
-    assert WebhookSettings.from_env(env) == WebhookSettings(target_runtimeclass="rc", extended_resource="x/y")
+    assert WebhookSettings.resolve(env) == WebhookSettings(target_runtimeclass="rc", extended_resource="x/y")
+    assert WebhookSettings.resolve(env, extended_resource="a/b", annotations=False) == WebhookSettings(
+        target_runtimeclass="rc", extended_resource="a/b", annotations=False
+    )
+    assert WebhookSettings.resolve(WebhookSettings(target_runtimeclass="rc").to_env()) == WebhookSettings(
+        target_runtimeclass="rc"
+    )
+    changed = WebhookSettings(annotations=False).with_env("POD_VM_EXTENDED_RESOURCE", "x/y")
+    assert changed == WebhookSettings(extended_resource="x/y", annotations=False)
+    with pytest.raises(ConformanceInputError, match="TARGET_RUNTIMECLAS'"):
+        WebhookSettings().with_env("TARGET_RUNTIMECLAS", "x")
 
 
 # ----------------------------------------------------------------- errors

@@ -21,7 +21,8 @@ from sim.admission import (
 from sim.errors import ConformanceInputError
 from sim.providers.memory import MemoryProvider
 from sim.targets.base import NotApplicable, TargetOptions
-from sim.targets.reference import ClusterEnvironment, ReferenceTarget
+from sim.targets.inprocess import ClusterEnvironment
+from sim.targets.reference import ReferenceTarget
 from sim.targets.webhook import WebhookTarget, detect_profile, excluded_namespaces, read_configuration
 
 ROOT = Path(__file__).resolve().parents[2]

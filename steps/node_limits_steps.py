@@ -1,42 +1,57 @@
-"""Then-steps on scheduling, node capacity and the worker node's accounting."""
+"""Steps of features/node_limits.feature (steps it shares with other features are in common.py)."""
 
 from __future__ import annotations
 
-from pytest_bdd import parsers, then
+from pytest_bdd import given, parsers, then, when
 
-from sim.targets.base import Environment, PodOutcome
+from sim.targets.base import (
+    Environment,
+    Nodes,
+    need,
+)
 from steps import pods
-from steps.common import World, current_outcome, step
+from steps.common import (
+    World,
+    cm_sets,
+    step,
+    submit,
+    worker_node,
+)
+from steps.expect import (
+    allocated,
+    batch_phases,
+)
 
 
-def assert_running(state: PodOutcome, who: str) -> None:
-    assert state.admitted, f"{who} was refused: {state.denial}"
-    assert state.phase == "Running", f"{who} is {state.phase} ({state.reason}), expected Running"
+@given(parsers.parse("peer-pods-cm does not set {key:w}"))
+def cm_unset(env: Environment, world: World, key: str) -> None:
+    world.peer_pods_cm.pop(key, None)
+    need(env, Nodes).set_peer_pods_config(world.peer_pods_cm)
 
 
-def assert_pending(state: PodOutcome, who: str, reason: str) -> None:
-    assert state.admitted, f"{who} was refused: {state.denial}"
-    assert state.phase == "Pending", f"{who} is {state.phase}, expected Pending"
-    assert state.reason and reason in state.reason, f"{who} waits for {state.reason!r}, expected {reason!r}"
+@given(parsers.parse("{count:d} worker nodes"))
+def worker_nodes(env: Environment, world: World, count: int) -> None:
+    for index in range(count):
+        worker_node(env, world, f"worker-{index}")
 
 
-@then("the pod is Running")
-def current_running(env: Environment, world: World) -> None:
-    assert_running(current_outcome(env, world), "the pod")
+@when(parsers.parse('{count:d} peer pods are created in namespace "{namespace}"'))
+def create_batch(env: Environment, world: World, count: int, namespace: str) -> None:
+    for index in range(count):
+        pod = world.add(pods.peer_pod(f"peer-{index}", namespace))
+        submit(env, world, pod)
+        world.batch.append((namespace, f"peer-{index}"))
 
 
-@then(parsers.parse('pod "{name}" in namespace "{namespace}" is Running'))
-def named_running(env: Environment, name: str, namespace: str) -> None:
-    assert_running(env.get_pod(namespace, name), f"pod {namespace}/{name}")
+@when("the first of them is deleted")
+def delete_first(env: Environment, world: World) -> None:
+    namespace, name = world.batch.pop(0)
+    env.delete_pod(namespace, name)
 
 
-@then(parsers.parse('pod "{name}" in namespace "{namespace}" is Pending because of "{reason}"'))
-def named_pending(env: Environment, name: str, namespace: str, reason: str) -> None:
-    assert_pending(env.get_pod(namespace, name), f"pod {namespace}/{name}", reason)
-
-
-def batch_phases(env: Environment, world: World) -> dict[tuple[str, str], PodOutcome]:
-    return {key: env.get_pod(*key) for key in world.batch}
+@when(step('peer-pods-cm is changed to set {key:w} to "{value:Text}"'))
+def cm_changed(env: Environment, world: World, key: str, value: str) -> None:
+    cm_sets(env, world, key, value)
 
 
 @then(step("{count:d} of them {verb:IsAre} Running"))
@@ -58,31 +73,12 @@ def batch_pending(env: Environment, world: World, count: int, verb: str, reason:
     )
 
 
-@then(parsers.parse('node "{node}" advertises {count:d} "{resource}"'))
-def node_advertises(env: Environment, node: str, count: int, resource: str) -> None:
-    capacity = env.node_capacity(node)
-    assert resource in capacity, f"node {node} advertises no {resource}: {capacity}"
-    assert pods.quantity(capacity[resource]) == count, (
-        f"node {node} advertises {resource}={capacity[resource]}"
-    )
-
-
 @then(parsers.parse('node "{node}" advertises no "{resource}"'))
 def node_advertises_none(env: Environment, node: str, resource: str) -> None:
-    capacity = env.node_capacity(node)
+    capacity = need(env, Nodes).node_capacity(node)
     assert pods.quantity(capacity.get(resource, "0")) == 0, (
         f"node {node} advertises {resource}={capacity[resource]}"
     )
-
-
-def allocated(env: Environment, node: str, resource: str) -> str:
-    return env.node_allocated(node).get(resource, "0")
-
-
-@then(parsers.parse('node "{node}" has {count:d} "{resource}" allocated'))
-def node_allocated_count(env: Environment, node: str, count: int, resource: str) -> None:
-    found = allocated(env, node, resource)
-    assert pods.quantity(found) == count, f"node {node} has {resource}={found} allocated, expected {count}"
 
 
 @then(parsers.parse('every node has {count:d} "{resource}" allocated'))

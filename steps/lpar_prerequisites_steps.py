@@ -1,4 +1,4 @@
-"""Steps on the LPAR prerequisites of doc 4.1.1: described LPARs and the target's own."""
+"""Steps of features/lpar_prerequisites.feature (steps it shares with other features are in common.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,17 @@ from pathlib import Path
 
 from pytest_bdd import given, parsers, then, when
 
-from sim.targets.base import Environment, LparCheck, NotApplicable, Target
+from sim.targets.base import (
+    Environment,
+    LparCheck,
+    LparInspection,
+    NotApplicable,
+    Target,
+    need,
+)
+from steps.expect import (
+    verdict,
+)
 
 
 @given(parsers.parse('the LPAR described in "{path}"'), target_fixture="lpar_description")
@@ -21,13 +31,7 @@ def own_lpar() -> Path | None:
 
 @when("its LPAR prerequisites are checked", target_fixture="lpar_verdicts")
 def check_lpar(env: Environment, lpar_description: Path | None) -> list[LparCheck]:
-    return env.lpar_checks(lpar_description)
-
-
-def verdict(verdicts: list[LparCheck], name: str) -> LparCheck:
-    found = [check for check in verdicts if check.name == name]
-    assert found, f"no prerequisite named {name!r}; checked: {[check.name for check in verdicts]}"
-    return found[0]
+    return need(env, LparInspection).lpar_checks(lpar_description)
 
 
 @then("every LPAR prerequisite is satisfied")

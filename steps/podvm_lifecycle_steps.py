@@ -1,52 +1,43 @@
-"""Steps on pod VMs as libvirt domains, and on what the s390x guest itself reported.
-
-The facts come from ``Environment.pod_vm`` (libvirt's own XML of the domain, read back) and
-``Environment.guest_report`` (on a booting LPAR, the JSON line the guest's agent printed).
-Expected digests are computed here with hashlib over the fixture bytes.
-"""
+"""Steps of features/podvm_lifecycle.feature (steps it shares with other features are in common.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import re
-import tomllib
-from typing import Any
 
-from pytest_bdd import given, parsers, then
+from pytest_bdd import given, parsers, then, when
 
-from sim.targets.base import Environment
-from steps import pods
-from steps.common import World, cloud_config_files, current_outcome
-
-PEERPOD_DIR = "/run/peerpod"
-IBM_Z_MACHINE = re.compile(r"^[0-9]{4}$")
-
-
-def current_vm(env: Environment, world: World) -> dict[str, Any]:
-    assert world.current is not None, "no pod has been created yet"
-    return env.pod_vm(*world.current)
-
-
-def disk(facts: dict[str, Any], dev: str) -> dict[str, Any]:
-    found = [d for d in facts["disks"] if d["dev"] == dev]
-    assert found, f"the pod VM has no disk {dev}: {facts['disks']}"
-    return dict(found[0])
+from sim.targets.base import (
+    Environment,
+    Guests,
+    LibvirtFaults,
+    PodVMs,
+    need,
+)
+from steps.common import (
+    World,
+    current_outcome,
+)
+from steps.expect import (
+    PEERPOD_DIR,
+    cloud_config_files,
+    current_vm,
+    disk,
+)
 
 
-# --- faults --------------------------------------------------------------------------------
+@when(parsers.parse('pod "{name}" in namespace "{namespace}" is deleted'))
+def delete_pod(env: Environment, name: str, namespace: str) -> None:
+    env.delete_pod(namespace, name)
 
 
 @given(parsers.parse("libvirt fails while the pod VM's {step} is made"))
 def libvirt_fails(env: Environment, step: str) -> None:
-    env.inject_libvirt_fault(step)
+    need(env, LibvirtFaults).inject_libvirt_fault(step)
 
 
 @given(parsers.parse("the pod VMs' guests never report, and the provider waits {seconds:d} seconds"))
 def guests_silent(env: Environment, seconds: int) -> None:
-    env.silence_guests(float(seconds))
-
-
-# --- the domain ----------------------------------------------------------------------------
+    need(env, Guests).silence_guests(float(seconds))
 
 
 @then(parsers.parse('the pod VM is named "{prefix}" and 8 characters of its sandbox id'))
@@ -99,14 +90,6 @@ def devices(env: Environment, world: World, network: str) -> None:
     assert facts["memballoon_iommu"] == "on", "the memballoon has no iommu"
 
 
-@then(parsers.parse("the pod VM has {vcpus:d} vCPUs and {memory:d} MiB of memory"))
-def sized(env: Environment, world: World, vcpus: int, memory: int) -> None:
-    facts = current_vm(env, world)
-    assert (facts["vcpus"], facts["memory_mib"]) == (vcpus, memory), (
-        f"the pod VM has {facts['vcpus']} vCPUs and {facts['memory_mib']} MiB"
-    )
-
-
 @then("the pod VM has no launch security")
 def no_launch_security(env: Environment, world: World) -> None:
     found = current_vm(env, world)["launch_security"]
@@ -150,65 +133,6 @@ def not_running(env: Environment, world: World) -> None:
     assert not current_vm(env, world)["active"], "the pod VM's domain is still running"
 
 
-@then(parsers.parse('the pod is Failed with a reason mentioning "{text}"'))
-def failed(env: Environment, world: World, text: str) -> None:
-    state = current_outcome(env, world)
-    assert state.phase == "Failed", f"the pod is {state.phase} ({state.reason}), expected Failed"
-    assert state.reason and text in state.reason, f"the reason {state.reason!r} does not mention {text!r}"
-
-
-@then("no pod VM and no volume remains")
-def nothing_left(env: Environment) -> None:
-    assert env.pod_vms() == [], f"pod VMs remain: {env.pod_vms()}"
-    leftovers = getattr(env, "leftovers", None)
-    if leftovers is not None:
-        assert leftovers() == [], f"left behind: {leftovers()}"
-
-
-# --- the guest's own report ------------------------------------------------------------------
-
-
-@then(parsers.parse('the guest reports architecture "{arch}" and an IBM Z machine type'))
-def guest_arch(env: Environment, world: World, arch: str) -> None:
-    assert world.current is not None
-    report = env.guest_report(*world.current)
-    assert report["arch"] == arch, f"the guest reports architecture {report['arch']!r}"
-    assert IBM_Z_MACHINE.match(str(report["machine"])), f"the guest reports machine {report['machine']!r}"
-
-
-@then(parsers.parse('the guest of pod "{name}" computed the {algorithm} digest of "{file_name}"'))
-def guest_digest(env: Environment, world: World, name: str, algorithm: str, file_name: str) -> None:
-    toml = pods.initdata_toml(file_name)
-    assert tomllib.loads(toml.decode())["algorithm"] == algorithm, f"{file_name} does not name {algorithm}"
-    report = env.guest_report(_namespace(world, name), name)
-    expected = hashlib.new(algorithm, toml).hexdigest()
-    assert report.get("error") is None, f"the guest refused the initdata: {report['error']}"
-    assert (report["algorithm"], report["digest"]) == (algorithm, expected), (
-        f"the guest computed {report['algorithm']}:{report['digest']}, expected {algorithm}:{expected}"
-    )
-
-
-@then(parsers.parse('the guest of pod "{name}" wrote "{path}"'))
-def guest_wrote(env: Environment, world: World, name: str, path: str) -> None:
-    report = env.guest_report(_namespace(world, name), name)
-    assert path in report["written"], f"the guest wrote {sorted(report['written'])}, not {path}"
-
-
-@then(parsers.parse('the guest of pod "{name}" ignored "{key}" and wrote nothing outside /run/peerpod'))
-def guest_ignored(env: Environment, world: World, name: str, key: str) -> None:
-    report = env.guest_report(_namespace(world, name), name)
-    assert key in report["ignored"], f"the guest ignored {report['ignored']}, not {key!r}"
-    outside = [p for p in report["written"] if not p.startswith(PEERPOD_DIR + "/") or ".." in p]
-    assert not outside, f"the guest wrote outside {PEERPOD_DIR}: {outside}"
-
-
-def _namespace(world: World, name: str) -> str:
-    for namespace, pod_name in world.submitted:
-        if pod_name == name:
-            return namespace
-    raise AssertionError(f"no pod {name!r} was created in this scenario")
-
-
 @then(parsers.parse("the pod VM's root volume holds {gib:d} GiB"))
 def root_volume_size(env: Environment, world: World, gib: int) -> None:
     found = current_vm(env, world).get("root_capacity")
@@ -217,10 +141,7 @@ def root_volume_size(env: Environment, world: World, gib: int) -> None:
 
 @then(parsers.parse("no pod VM and no volume remains, where upstream would leave {upstream}"))
 def nothing_left_unlike_upstream(env: Environment, upstream: str) -> None:
-    left = [f"domain {name}" for name in env.pod_vms()]
-    leftovers = getattr(env, "leftovers", None)
-    if leftovers is not None:
-        left = leftovers()
+    left = need(env, PodVMs).leftovers()
     assert left == [], (
         f"left behind: {left} (upstream's CreateDomain would leave {upstream}; the suite recommends nothing)"
     )
