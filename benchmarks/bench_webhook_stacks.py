@@ -53,7 +53,7 @@ class ConstantHandler(ReviewHandler):
 
 def make_handler(app: str) -> ReviewHandler:
     cls = ConstantHandler if app == "constant" else ReviewHandler
-    return cls(WebhookSettings.from_env(os.environ), ServerLimits.from_env(os.environ))
+    return cls(WebhookSettings.resolve(os.environ), ServerLimits.from_env(os.environ))
 
 
 def rsgi_constant() -> RsgiApp:

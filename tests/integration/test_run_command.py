@@ -15,7 +15,8 @@ import jsonschema
 import pytest
 from junitparser import JUnitXml, Properties, Skipped, TestCase
 
-from sim.catalogue import FEATURES_DIR, feature_scenarios
+from sim.catalogue import feature_scenarios
+from sim.paths import FEATURES_DIR
 from sim.report.output import ReportDir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +114,8 @@ def test_the_schema_refuses_what_consumers_refuse() -> None:
 
 def case_properties(case: TestCase) -> list[tuple[str, str]]:
     """A testcase's <properties> (junitparser reads them as Properties children)."""
-    return [(p.name, p.value) for group in case.iterchildren(Properties) for p in group]
+    groups = case.iterchildren(Properties)  # type: ignore[no-untyped-call]  # junitparser: unannotated
+    return [(p.name, p.value) for group in groups for p in group]
 
 
 def test_junit_groups_testcases_by_feature_with_requirement_properties(
@@ -134,7 +136,8 @@ def test_junit_groups_testcases_by_feature_with_requirement_properties(
         assert any(k == "feature" for k, _ in props)
     skipped = [c for c in cases if any(isinstance(r, Skipped) for r in c.result)]
     assert len(skipped) == summary(report_dir)["counts"]["scenarios"]["not applicable"]
-    suite_props = {p.name: p.value for p in suites[0].properties()}
+    properties = suites[0].properties()  # type: ignore[no-untyped-call]  # junitparser: unannotated
+    suite_props = {p.name: p.value for p in properties}
     assert suite_props["run_id"] == summary(report_dir)["run_id"]
 
 
