@@ -107,7 +107,7 @@ class LparTarget(Target):
     name = "lpar"
     base_capabilities = frozenset({"mutation", "webhook-settings", "cluster", "podvm", "lpar-host"})
 
-    def __init__(self, uri: str, *, cache: Path | None = None) -> None:
+    def __init__(self, uri: str, *, cache: Path | None = None, kernel: str | None = None) -> None:
         self.uri = uri
         self.libvirt = host.import_libvirt()
         self.connection = host.connect(uri)
@@ -116,7 +116,7 @@ class LparTarget(Target):
         self.settings = LibvirtSettings()
         self.assets: Assets | None
         try:
-            self.assets = find_assets(cache)
+            self.assets = find_assets(cache, kernel=kernel)  # kernel None: $PEERPODS_KERNEL, else minimal
         except AssetsMissing:
             if not self.simulated:
                 raise
@@ -173,9 +173,9 @@ class LparTarget(Target):
         if self.assets is not None:
             packages = sorted(self.assets.packages.items())
             built_from = ", ".join(
-                f"{k} {v}" for k, v in packages if k.startswith(("linux-image", "busybox"))
+                f"{k} {v}" for k, v in packages if k.startswith(("linux-image", "linux-source", "busybox"))
             )
-            facts["pod VM image"] = f"{self.assets.key} ({built_from})"
+            facts["pod VM image"] = f"{self.assets.key} ({self.assets.flavour} kernel; {built_from})"
         return facts
 
     def _hypervisor_version(self) -> str:
