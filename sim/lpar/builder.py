@@ -89,6 +89,7 @@ class Plan:
         }
         if self.minimal_kernel:
             material["kernel"] = self.minimal_kernel
+            material["initramfs"] = "newc"  # uncompressed
         return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -211,8 +212,13 @@ def build_agent(output: Path, gocache: Path) -> None:
     )
 
 
-def _initramfs(root: Path, kernel_release: str, agent: Path, modules: tuple[str, ...] = MODULES) -> bytes:
-    """busybox (for debugging: boot with rdinit=/bin/sh), the modules, and the agent as /init."""
+def _initramfs(
+    root: Path, kernel_release: str, agent: Path, modules: tuple[str, ...] = MODULES, *, compress: bool = True
+) -> bytes:
+    """busybox (for debugging: boot with rdinit=/bin/sh), the modules, and the agent as /init.
+
+    Uncompressed (``compress=False``) the emulated CPU has nothing to inflate: measured
+    0.2-0.5 s less per boot than gzip for the minimal kernel's 5.5 MiB archive."""
     module_dir = root / "lib/modules" / kernel_release
     builtin = (module_dir / "modules.builtin").read_text() if modules else ""
     entries = [
@@ -238,7 +244,7 @@ def _initramfs(root: Path, kernel_release: str, agent: Path, modules: tuple[str,
         )
     entries.append(cpio.Entry("init", cpio.S_IFREG | 0o755, agent.read_bytes()))
     entries.sort(key=lambda entry: entry.name)
-    return cpio.gzip_newc(entries)
+    return cpio.gzip_newc(entries) if compress else cpio.write_newc(entries)
 
 
 def minimal_kernel(
@@ -315,7 +321,10 @@ def prepare(
         out.mkdir()
         shutil.copyfile(image, out / "vmlinuz")
         with _phase(log, f"writing the initramfs ({flavour} kernel {release})"):
-            (out / "initrd.gz").write_bytes(_initramfs(root, release, work / "podvm-agent", the_plan.modules))
+            initrd = "initrd.gz" if minimal is None else "initrd.cpio"
+            (out / initrd).write_bytes(
+                _initramfs(root, release, work / "podvm-agent", the_plan.modules, compress=minimal is None)
+            )
         kernel_facts: dict[str, object] = {
             "file": "vmlinuz",
             "sha256": sha256_file(out / "vmlinuz"),
@@ -327,7 +336,7 @@ def prepare(
         manifest = {
             "key": the_plan.key,
             "kernel": kernel_facts,
-            "initrd": {"file": "initrd.gz", "sha256": sha256_file(out / "initrd.gz")},
+            "initrd": {"file": initrd, "sha256": sha256_file(out / initrd)},
             "cmdline": CMDLINE,
             "packages": the_plan.packages,
             "go": the_plan.go_version,
