@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from plumbum import local
 
@@ -203,40 +204,33 @@ def main() -> int:
 
 
 def levers(assets: Assets, vcpus: int, memory: int, repeat: int) -> None:
-    """Bare boots of the minimal kernel's image, one thing changed at a time."""
+    """Bare boots of the minimal kernel's image, one thing changed at a time.
 
-    def median(
-        *,
-        cpus: int = vcpus,
-        mib: int = memory,
-        cpu: str | None = None,
-        initrd: Path | None = None,
-        extra_devices: bool = False,
-    ) -> float:
-        return statistics.median(
-            bare_boot(assets, cpus, mib, cpu=cpu, initrd=initrd, extra_devices=extra_devices)
-            for _ in range(repeat)
-        )
-
+    The variants take turns (round after round), so a change in the host's load hits all alike."""
     with tempfile.TemporaryDirectory() as tmp:
         data = assets.initrd.read_bytes()
         prepared = "gzip" if data[:2] == b"\x1f\x8b" else "uncompressed"
         other = Path(tmp) / "initrd.other"
         other.write_bytes(gzip.decompress(data) if prepared == "gzip" else gzip.compress(data, 6, mtime=0))
         sizes = f"{len(data) >> 10} KiB {prepared}, {other.stat().st_size >> 10} KiB otherwise"
-        rows = [
-            (f"as prepared ({prepared} initramfs, default -cpu)", median()),
-            (f"initramfs {'uncompressed' if prepared == 'gzip' else 'gzip'} ({sizes})", median(initrd=other)),
-            ("-cpu qemu", median(cpu="qemu")),
-            ("-cpu max", median(cpu="max")),
-            ("+ virtio RNG and balloon (as the domain has)", median(extra_devices=True)),
-            ("memory 2048 MiB", median(mib=2048)),
-            ("memory 512 MiB", median(mib=512)),
-            ("1 vCPU", median(cpus=1)),
-        ]  # fmt: skip
-    print(f"levers (bare QEMU, minimal kernel, median of {repeat}):")
-    for label, value in rows:
-        print(f"  {label:58} {value:6.2f} s")
+        variants: dict[str, dict[str, Any]] = {
+            f"as prepared ({prepared} initramfs, {memory} MiB, {vcpus} vCPUs)": {},
+            f"initramfs {'uncompressed' if prepared == 'gzip' else 'gzip'} ({sizes})": {"initrd": other},
+            "-cpu qemu": {"cpu": "qemu"},
+            "-cpu max": {"cpu": "max"},
+            "+ virtio RNG and balloon (as the domain has)": {"extra_devices": True},
+            "memory 2048 MiB": {"memory_mib": 2048},
+            "memory 512 MiB": {"memory_mib": 512},
+            "1 vCPU": {"vcpus": 1},
+        }
+        runs: dict[str, list[float]] = {label: [] for label in variants}
+        for _ in range(repeat):
+            for label, change in variants.items():
+                options: dict[str, Any] = {"vcpus": vcpus, "memory_mib": memory, **change}
+                runs[label].append(bare_boot(assets, **options))
+    print(f"levers (bare QEMU, minimal kernel, median of {repeat}, variants interleaved):")
+    for label, values in runs.items():
+        print(f"  {label:62} {statistics.median(values):6.2f} s  ({_fmt(values)})")
     target = LparTarget(host.SYSTEM_URI, kernel="minimal")
     try:
         for count in (1, 2, 3, 4):
