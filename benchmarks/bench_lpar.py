@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import os
 import statistics
 import subprocess
@@ -136,8 +137,23 @@ def feature_run(kernel: str, markers: str | None) -> tuple[float, str]:
         start = time.perf_counter()
         returncode, stdout, stderr = command.with_cwd(ROOT).with_env(**{KERNEL_ENV: kernel}).run(retcode=None)
         elapsed = time.perf_counter() - start
+        failed = _failed(Path(reports) / "summary.json")
     lines = (stdout.strip() or stderr.strip()).splitlines() or ["(no output)"]
-    return elapsed, f"exit {returncode}: {lines[-1][:90]}"
+    summary = f"exit {returncode}: {lines[-1][:90]}"
+    return elapsed, summary + "".join(f"\n    failed: {line}" for line in failed)
+
+
+def _failed(summary: Path) -> list[str]:
+    """Each failed scenario and the first line of its reason (from the run's summary.json)."""
+    try:
+        scenarios = json.loads(summary.read_text())["scenarios"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [
+        f"{s['scenario']}: {str(s.get('reason') or '').splitlines()[0][:160] if s.get('reason') else ''}"
+        for s in scenarios
+        if s.get("outcome") == "failed"
+    ]
 
 
 def _fmt(values: list[float]) -> str:
