@@ -1,24 +1,31 @@
-"""Pod VM boot on the emulated LPAR: libvirt's define-to-report beside a bare QEMU boot.
+"""Pod VM boot on the emulated LPAR: the minimal kernel beside Debian's, bare QEMU beside libvirt.
 
-Prints, from one run on this machine:
+Prints, from one run on this machine, for each prepared pod VM kernel (``lpar prepare
+--kernel minimal`` and ``--kernel debian``):
 
-* bare: ``qemu-system-s390x -kernel ... -initrd ...`` of the same prepared image, with the
-  same cloud-init ISO, vCPUs and memory, from process start to the guest's report line --
-  the physical limit of an emulated s390x guest here;
+* bare: ``qemu-system-s390x -kernel ... -initrd ...`` of the prepared image, with the same
+  cloud-init ISO, vCPUs and memory, from process start to the guest's report line -- the
+  physical limit of an emulated s390x guest here;
 * libvirt: define-to-report of the same guest through the LibvirtProvider on
   qemu:///system (volumes, ISO upload, domain definition, start, console read);
 * parallel: as many independent pod VMs as cores, created at once, wall time until all
   reported;
-* with ``--whole-run``: the wall time of the lpar features (``--target lpar``) on
-  test:///default and qemu:///system.
+* with ``--levers``: bare boots of the minimal kernel varying one thing at a time -- the pod
+  VM's memory, QEMU's ``-cpu`` model, a gzip or an uncompressed initramfs, no balloon/RNG
+  device -- and 1..4 pod VMs booting at once through libvirt;
+* with ``--whole-run``: the wall time of the whole feature run (``peerpods-conformance run
+  --target lpar``) on qemu:///system with each kernel, and of the guest features (LP, VM, GI).
 
-Goals: libvirt within 1.5x of bare; the lpar features under 10 s on test:///default and
-under 90 s on qemu:///system. Usage: python benchmarks/bench_lpar.py [--repeat N] [--whole-run]
+Goals on 2 cores: <= 1.5 s per pod VM through libvirt; the whole run on qemu:///system
+<= 90 s; the guest features <= 30 s. Other processes on the machine slow every figure.
+Usage: python benchmarks/bench_lpar.py [--repeat N] [--levers] [--whole-run]
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 import os
 import statistics
 import subprocess
@@ -26,19 +33,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from plumbum import local
 
 from sim.cloudconfig import build_user_data
 from sim.initdata import encode
 from sim.lpar import cidata, host
-from sim.lpar.assets import find_assets
+from sim.lpar.assets import KERNEL_ENV, KERNELS, Assets, AssetsMissing, find_assets
 from sim.lpar.console import REPORT_PREFIX
 from sim.providers import InstanceSpec
 from sim.targets.lpar import LparTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 TOML = b'algorithm = "sha384"\nversion = "0.1.0"\n\n[data]\n"aa.toml" = "bench"\n'
-#: The lpar features' requirement ids, as a pytest marker expression.
-LPAR_MARKERS = " or ".join(
+#: The guest features' requirement ids (LP, VM, GI), as a pytest marker expression.
+GUEST_MARKERS = " or ".join(
     [f"LP-00{i}" for i in range(1, 5)]
     + [f"VM-00{i}" for i in range(1, 9)]
     + [f"GI-00{i}" for i in range(1, 6)]
@@ -49,34 +59,47 @@ def user_data(tag: str) -> str:
     return build_user_data(apf_json="{}", initdata=encode(TOML.replace(b"bench", tag.encode())))
 
 
-def bare_boot(vcpus: int, memory_mib: int) -> float:
+def bare_boot(
+    assets: Assets,
+    vcpus: int,
+    memory_mib: int,
+    *,
+    cpu: str | None = None,
+    initrd: Path | None = None,
+    extra_devices: bool = False,
+) -> float:
     """Seconds from starting QEMU by hand to the guest's report line on its console."""
-    assets = find_assets()
     with tempfile.TemporaryDirectory() as tmp:
         iso = Path(tmp) / "cidata.iso"
         iso.write_bytes(cidata.build_nocloud_iso(user_data("bare"), hostname="bare"))
         root = Path(tmp) / "root.qcow2"
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "256M"], check=True)
-        command = [
-            "qemu-system-s390x", "-M", "s390-ccw-virtio", "-nodefaults", "-nographic", "-no-reboot",
+        local["qemu-img"]("create", "-q", "-f", "qcow2", str(root), "256M")
+        args = [
+            "-M", "s390-ccw-virtio", "-nodefaults", "-nographic", "-no-reboot",
             "-smp", str(vcpus), "-m", str(memory_mib),
-            "-kernel", str(assets.kernel), "-initrd", str(assets.initrd), "-append", assets.cmdline,
+            "-kernel", str(assets.kernel), "-initrd", str(initrd or assets.initrd), "-append", assets.cmdline,
             "-drive", f"file={root},format=qcow2,if=none,id=vda", "-device", "virtio-blk-ccw,drive=vda",
             "-drive", f"file={iso},format=raw,if=none,id=vdb,readonly=on",
             "-device", "virtio-blk-ccw,drive=vdb",
             "-serial", "none", "-chardev", "stdio,id=c", "-device", "sclpconsole,chardev=c",
         ]  # fmt: skip
+        if cpu:
+            args += ["-cpu", cpu]
+        if extra_devices:  # what libvirt's domain adds: a virtio RNG and a balloon
+            args += ["-object", "rng-random,id=rng0,filename=/dev/urandom",
+                     "-device", "virtio-rng-ccw,rng=rng0", "-device", "virtio-balloon-ccw"]  # fmt: skip
         start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        process = local["qemu-system-s390x"][args].popen(stdin=subprocess.DEVNULL, text=True)
         assert process.stdout is not None
+        elapsed = None
         for line in process.stdout:
             if REPORT_PREFIX in line:
                 elapsed = time.perf_counter() - start
                 break
-        else:
-            raise RuntimeError("the bare guest printed no report")
         process.kill()
         process.wait()
+    if elapsed is None:
+        raise RuntimeError(f"the bare guest ({assets.flavour} kernel) printed no report")
     return elapsed
 
 
@@ -87,10 +110,11 @@ def libvirt_boot(
     provider = target.provider()
     start = time.perf_counter()
     names = [
-        provider.create_instance(InstanceSpec(f"bench{i}", "bench", os.urandom(8).hex(), vcpus, memory_mib,
-                                              user_data(str(i))))
+        provider.create_instance(
+            InstanceSpec(f"bench{i}", "bench", os.urandom(8).hex(), vcpus, memory_mib, user_data(str(i)))
+        )
         for i in range(count)
-    ]  # fmt: skip
+    ]
     for name in names:
         report = provider.wait_ready(name)
         assert report is not None and report.error is None, report
@@ -102,54 +126,134 @@ def libvirt_boot(
     return wall, each
 
 
-def whole_run(uri: str) -> tuple[float, str]:
-    """Wall seconds of the lpar features (every LP, VM and GI scenario) on ``uri``."""
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "steps", "--target", "lpar",
-         "--libvirt-uri", uri, "-m", LPAR_MARKERS],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    elapsed = time.perf_counter() - start
-    return elapsed, (done.stdout.strip().splitlines() or ["(no output)"])[-1]
+def feature_run(kernel: str, markers: str | None) -> tuple[float, str]:
+    """Wall seconds of ``peerpods-conformance run --target lpar`` on qemu:///system."""
+    with tempfile.TemporaryDirectory() as reports:
+        command = local[str(Path(sys.executable).with_name("peerpods-conformance"))][
+            "run", "--target", "lpar", "--libvirt-uri", host.SYSTEM_URI, "--report-dir", reports
+        ]  # fmt: skip
+        if markers:
+            command = command["-m", markers]
+        start = time.perf_counter()
+        returncode, stdout, stderr = command.with_cwd(ROOT).with_env(**{KERNEL_ENV: kernel}).run(retcode=None)
+        elapsed = time.perf_counter() - start
+        failed = _failed(Path(reports) / "summary.json")
+    lines = (stdout.strip() or stderr.strip()).splitlines() or ["(no output)"]
+    summary = f"exit {returncode}: {lines[-1][:90]}"
+    return elapsed, summary + "".join(f"\n    failed: {line}" for line in failed)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--vcpus", type=int, default=2, help="LIBVIRT_CPU default")
-    parser.add_argument("--memory", type=int, default=8192, help="LIBVIRT_MEMORY default (MiB)")
-    parser.add_argument("--whole-run", action="store_true", help="also time the lpar features on both URIs")
-    args = parser.parse_args()
-    cores = os.cpu_count() or 1
-    target = LparTarget(host.SYSTEM_URI)
+def _failed(summary: Path) -> list[str]:
+    """Each failed scenario and the first line of its reason (from the run's summary.json)."""
     try:
-        bare: list[float] = []
-        single: list[float] = []
-        for _ in range(args.repeat):  # interleaved, so a busy moment of the host hits both alike
-            bare.append(bare_boot(args.vcpus, args.memory))
-            single.append(libvirt_boot(target, args.vcpus, args.memory)[1][0])
-        wall, each = libvirt_boot(target, args.vcpus, args.memory, count=cores)
-    finally:
-        target.close()
-    bare_median, libvirt_median = statistics.median(bare), statistics.median(single)
-    print(f"pod VM: {args.vcpus} vCPUs, {args.memory} MiB, {args.repeat} runs each, {cores} cores")
-    print(f"bare qemu-system-s390x boot to report   median {bare_median:6.2f} s  (runs {_fmt(bare)})")
-    print(f"libvirt define-to-report (qemu:///system) median {libvirt_median:6.2f} s  (runs {_fmt(single)})")
-    ratio = libvirt_median / bare_median
-    verdict = "met" if ratio <= 1.5 else "MISSED"
-    print(f"ratio libvirt/bare                      {ratio:6.2f}x  (goal <= 1.5x: {verdict})")
-    print(f"{cores} pod VMs at once: all reported in  {wall:6.2f} s  (each {_fmt(each)})")
-    if args.whole_run:
-        for uri, goal in ((host.TEST_URI, 10.0), (host.SYSTEM_URI, 90.0)):
-            elapsed, summary = whole_run(uri)
-            verdict = "met" if elapsed <= goal else "MISSED"
-            print(f"lpar features on {uri:17} {elapsed:6.2f} s  (goal < {goal:g} s: {verdict}; {summary})")
-    return 0
+        scenarios = json.loads(summary.read_text())["scenarios"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [
+        f"{s['scenario']}: {str(s.get('reason') or '').splitlines()[0][:160] if s.get('reason') else ''}"
+        for s in scenarios
+        if s.get("outcome") == "failed"
+    ]
 
 
 def _fmt(values: list[float]) -> str:
     return ", ".join(f"{value:.2f}" for value in values)
+
+
+def _verdict(value: float, goal: float) -> str:
+    return "met" if value <= goal else "MISSED"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--vcpus", type=int, default=2, help="LIBVIRT_CPU default")
+    parser.add_argument("--memory", type=int, default=8192, help="LIBVIRT_MEMORY default (MiB)")
+    parser.add_argument("--levers", action="store_true", help="also measure memory, -cpu, initramfs, devices")
+    parser.add_argument("--whole-run", action="store_true", help="also time the feature runs per kernel")
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    kernels: dict[str, Assets] = {}
+    for kernel in KERNELS:
+        try:
+            kernels[kernel] = find_assets(kernel=kernel)
+        except AssetsMissing as exc:
+            print(f"({kernel} kernel not prepared: {exc})")
+    load = os.getloadavg()[0]
+    print(f"pod VM: {args.vcpus} vCPUs, {args.memory} MiB, {args.repeat} runs each, {cores} cores")
+    print(f"host load average at the start: {load:.1f} (other processes slow every figure)")
+    header = f"{'bare QEMU median':>17} {'libvirt median':>15} {'ratio':>6}"
+    print(f"{'kernel':8} {header}  {cores} at once  runs (bare | libvirt)")
+    medians: dict[str, float] = {}
+    for kernel, assets in kernels.items():
+        target = LparTarget(host.SYSTEM_URI, kernel=kernel)
+        try:
+            bare: list[float] = []
+            single: list[float] = []
+            for _ in range(args.repeat):  # interleaved, so a busy moment of the host hits both alike
+                bare.append(bare_boot(assets, args.vcpus, args.memory))
+                single.append(libvirt_boot(target, args.vcpus, args.memory)[1][0])
+            wall, _ = libvirt_boot(target, args.vcpus, args.memory, count=cores)
+        finally:
+            target.close()
+        bare_median, libvirt_median = statistics.median(bare), statistics.median(single)
+        medians[kernel] = libvirt_median
+        print(
+            f"{kernel:8} {bare_median:15.2f} s {libvirt_median:13.2f} s {libvirt_median / bare_median:5.2f}x"
+            f"  {wall:7.2f} s  ({_fmt(bare)} | {_fmt(single)})"
+            f"  goal <= 1.5 s: {_verdict(libvirt_median, 1.5)}"
+        )
+    if len(medians) == 2:
+        speedup = medians["debian"] / medians["minimal"]
+        print(f"minimal kernel vs Debian's through libvirt: {speedup:.1f}x faster")
+    if args.levers and "minimal" in kernels:
+        levers(kernels["minimal"], args.vcpus, args.memory, args.repeat)
+    if args.whole_run:
+        for kernel in kernels:
+            for label, markers, goal in (("whole run", None, 90.0), ("guest features", GUEST_MARKERS, 30.0)):
+                elapsed, summary = feature_run(kernel, markers)
+                print(
+                    f"{label:15} on qemu:///system, {kernel:7} kernel {elapsed:7.1f} s "
+                    f"(goal <= {goal:g} s: {_verdict(elapsed, goal)}; {summary})"
+                )
+    return 0
+
+
+def levers(assets: Assets, vcpus: int, memory: int, repeat: int) -> None:
+    """Bare boots of the minimal kernel's image, one thing changed at a time.
+
+    The variants take turns (round after round), so a change in the host's load hits all alike."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = assets.initrd.read_bytes()
+        prepared = "gzip" if data[:2] == b"\x1f\x8b" else "uncompressed"
+        other = Path(tmp) / "initrd.other"
+        other.write_bytes(gzip.decompress(data) if prepared == "gzip" else gzip.compress(data, 6, mtime=0))
+        sizes = f"{len(data) >> 10} KiB {prepared}, {other.stat().st_size >> 10} KiB otherwise"
+        variants: dict[str, dict[str, Any]] = {
+            f"as prepared ({prepared} initramfs, {memory} MiB, {vcpus} vCPUs)": {},
+            f"initramfs {'uncompressed' if prepared == 'gzip' else 'gzip'} ({sizes})": {"initrd": other},
+            "-cpu qemu": {"cpu": "qemu"},
+            "-cpu max": {"cpu": "max"},
+            "+ virtio RNG and balloon (as the domain has)": {"extra_devices": True},
+            "memory 2048 MiB": {"memory_mib": 2048},
+            "memory 512 MiB": {"memory_mib": 512},
+            "1 vCPU": {"vcpus": 1},
+        }
+        runs: dict[str, list[float]] = {label: [] for label in variants}
+        for _ in range(repeat):
+            for label, change in variants.items():
+                options: dict[str, Any] = {"vcpus": vcpus, "memory_mib": memory, **change}
+                runs[label].append(bare_boot(assets, **options))
+    print(f"levers (bare QEMU, minimal kernel, median of {repeat}, variants interleaved):")
+    for label, values in runs.items():
+        print(f"  {label:62} {statistics.median(values):6.2f} s  ({_fmt(values)})")
+    target = LparTarget(host.SYSTEM_URI, kernel="minimal")
+    try:
+        for count in (1, 2, 3, 4):
+            wall, each = libvirt_boot(target, vcpus, memory, count=count)
+            print(f"  {count} pod VMs at once through libvirt: all reported in {wall:6.2f} s ({_fmt(each)})")
+    finally:
+        target.close()
 
 
 if __name__ == "__main__":

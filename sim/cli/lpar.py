@@ -43,6 +43,14 @@ def register(subparsers: Any) -> None:
     prepare.add_argument(
         "--force", action="store_true", help="rebuild even if the cache holds a current image"
     )
+    prepare.add_argument(
+        "--kernel",
+        choices=("minimal", "debian"),
+        default="minimal",
+        help="the pod VM kernel: minimal (built from Debian's linux-source; Debian's kernel if that "
+        "fails, with a warning) or debian (Debian's generic s390x kernel). A run boots the minimal "
+        "kernel's image when prepared; $PEERPODS_KERNEL=debian|minimal picks one",
+    )
     prepare.set_defaults(func=_prepare)
 
     try_ = commands.add_parser("try", help="start one pod on the LPAR target and print its pod VM's report")
@@ -66,9 +74,11 @@ def register(subparsers: Any) -> None:
 def _prepare(args: argparse.Namespace) -> int:
     from sim.lpar.builder import prepare
 
-    assets, reused = prepare(args.cache, log=lambda line: print(line, file=sys.stderr), force=args.force)
+    assets, reused = prepare(
+        args.cache, log=lambda line: print(line, file=sys.stderr), force=args.force, kernel=args.kernel
+    )
     state = "reused from the cache" if reused else "built"
-    print(f"pod VM image {assets.key} {state}: {assets.directory}")
+    print(f"pod VM image {assets.key} ({assets.flavour} kernel) {state}: {assets.directory}")
     return 0
 
 

@@ -50,6 +50,7 @@ from plumbum import local
 from sim.errors import TargetError
 from sim.kube.build import ControlPlaneBinaries
 from sim.kube.pki import KeyPair, Pki
+from sim.processes import Process, terminate
 
 RUNS_DIR_NAME = "peerpods-controlplane"
 READY_TIMEOUT_S = 60.0
@@ -165,7 +166,7 @@ class Component:
     """One running process of the control plane."""
 
     name: str
-    process: Any  # plumbum's Popen
+    process: Process  # plumbum's Popen
     log: Path
     port: int
     command: list[str] = field(default_factory=list)
@@ -468,11 +469,5 @@ def _http_ok(conn: http.client.HTTPConnection, path: str) -> bool:
         conn.close()
 
 
-def _terminate(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_S) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def _terminate(process: Process, timeout: float = STOP_TIMEOUT_S) -> None:
+    terminate(process, timeout)

@@ -22,6 +22,10 @@ from sim.files import sha256_file
 AGENT_SOURCE = Path(__file__).resolve().parents[2] / "podvm-agent"
 MANIFEST = "manifest.json"
 PREPARE_HINT = "run `peerpods-conformance lpar prepare` (or .ci/setup-lpar-host)"
+#: The pod VM kernels `lpar prepare --kernel` builds images with; the first is preferred.
+KERNELS = ("minimal", "debian")
+#: Selects the kernel of the pod VM image a run boots (default: minimal if prepared, else debian).
+KERNEL_ENV = "PEERPODS_KERNEL"
 
 
 class AssetsMissing(ConformanceInputError):
@@ -58,6 +62,8 @@ class Assets:
     kernel_sha256: str
     initrd_sha256: str
     packages: dict[str, str]
+    #: "minimal" (built by `lpar prepare`, see sim.lpar.kernel) or "debian" (Debian's s390x kernel).
+    flavour: str = "debian"
 
 
 def read_manifest(directory: Path) -> tuple[Assets, str]:
@@ -71,6 +77,7 @@ def read_manifest(directory: Path) -> tuple[Assets, str]:
         kernel_sha256=data["kernel"]["sha256"],
         initrd_sha256=data["initrd"]["sha256"],
         packages=dict(data["packages"]),
+        flavour=str(data["kernel"].get("flavour", "debian")),
     )
     return assets, str(data["agent_source_sha256"])
 
@@ -91,19 +98,46 @@ def verify(assets: Assets) -> None:
             )
 
 
-def find_assets(cache: Path | None = None, *, key: str | None = None) -> Assets:
-    """The verified build for the current agent source (or exactly ``key``)."""
+def kernel_choice(kernel: str | None = None) -> str | None:
+    """``kernel``, else $PEERPODS_KERNEL, else None (prefer minimal); an unknown name is refused."""
+    chosen = kernel if kernel is not None else (os.environ.get(KERNEL_ENV) or "").strip() or None
+    if chosen is not None and chosen not in KERNELS:
+        source = "kernel" if kernel is not None else f"${KERNEL_ENV}"
+        raise ConformanceInputError(
+            f"{source}={chosen!r} is not a pod VM kernel (known: {', '.join(KERNELS)})"
+        )
+    return chosen
+
+
+def find_assets(cache: Path | None = None, *, key: str | None = None, kernel: str | None = None) -> Assets:
+    """The verified build for the current agent source (or exactly ``key``).
+
+    ``kernel`` (or $PEERPODS_KERNEL) picks the image's kernel; unset, the minimal kernel's
+    image is preferred and Debian's is the fallback (what `lpar prepare` falls back to)."""
     cache = cache or default_cache_dir()
     want_agent = agent_source_digest()
+    wanted = kernel_choice(kernel)
     candidates = sorted(cache.glob(f"assets-*/{MANIFEST}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    current: dict[str, Assets] = {}
     for manifest in candidates:
         try:
             assets, agent_digest = read_manifest(manifest.parent)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, AttributeError):
             continue
-        if (key is not None and assets.key == key) or (key is None and agent_digest == want_agent):
+        if key is not None and assets.key == key:
             verify(assets)
             return assets
+        if key is None and agent_digest == want_agent:
+            current.setdefault(assets.flavour, assets)
+    for flavour in (wanted,) if wanted else KERNELS:
+        if flavour in current:
+            verify(current[flavour])
+            return current[flavour]
+    if wanted and current:
+        raise AssetsMissing(
+            f"no pod VM image with the {wanted} kernel in {cache} (there is: {', '.join(sorted(current))}); "
+            f"run `peerpods-conformance lpar prepare --kernel {wanted}`"
+        )
     if candidates:
         raise AssetsMissing(
             f"no pod VM image in {cache} was built from the current podvm-agent source; {PREPARE_HINT}"

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from plumbum import local
+from plumbum.commands.processes import CommandNotFound
 
 from sim.errors import ConformanceInputError, TargetError
 
@@ -57,8 +60,11 @@ def _running(name: str) -> bool:
             return True
         except (ValueError, ProcessLookupError, PermissionError):
             pass
-    found = subprocess.run(["pgrep", "-x", name], capture_output=True, check=False)
-    return found.returncode == 0
+    try:
+        returncode, _, _ = local["pgrep"]["-x", name].run(retcode=None)
+    except CommandNotFound:
+        return False
+    return bool(returncode == 0)
 
 
 def start_daemons(*, log: Callable[[str], None] = lambda message: None) -> list[str]:
@@ -77,7 +83,12 @@ def start_daemons(*, log: Callable[[str], None] = lambda message: None) -> list[
         if not Path(binary).exists():
             raise TargetError(f"{name} is not installed; {PACKAGES_HINT}")
         log(f"starting {name}")
-        subprocess.run([binary, "-d"], check=True)
+        # stderr goes to a file, not a pipe: the daemon's child may keep it open for good.
+        with tempfile.TemporaryFile(mode="w+") as errors:
+            returncode = local[binary]["-d"].popen(stdin=None, stdout=errors, stderr=errors).wait()
+            if returncode != 0:
+                errors.seek(0)
+                raise TargetError(f"{binary} -d failed ({returncode}): {errors.read().strip()[-400:]}")
     deadline = time.monotonic() + 10
     while not SOCKET.exists() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -22,7 +22,6 @@ import argparse
 import http.client
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -34,7 +33,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from plumbum import local
+
 from sim.errors import TargetError
+from sim.processes import Process, terminate
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
@@ -48,7 +50,7 @@ class LaunchedServer:
     url: str
     ca: Path
     port: int
-    process: subprocess.Popen[bytes]
+    process: Process
     log: Path
 
     def log_text(self) -> str:
@@ -95,15 +97,7 @@ def _ready(server: LaunchedServer) -> bool:
 
 def stop(server: LaunchedServer, timeout: float = STOP_TIMEOUT_S) -> int:
     """SIGTERM, as a kubelet would; SIGKILL if the server is still there after ``timeout``."""
-    proc = server.process
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
+    return terminate(server.process, timeout)
 
 
 @contextmanager
@@ -147,12 +141,11 @@ def _start(workdir: Path, extra_args: Sequence[str], env: dict[str, str] | None)
     workdir.mkdir(parents=True)
     ca, log = workdir / "ca.pem", workdir / "server.log"
     port = free_port()
-    cmd = [*serve_command(), "webhook", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--self-signed", str(ca), *extra_args]
-    with log.open("wb") as log_handle:
-        proc = subprocess.Popen(
-            cmd, stdout=log_handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-        )
+    program, *args = serve_command()
+    args += ["webhook", "serve", "--host", "127.0.0.1", "--port", str(port), "--self-signed", str(ca)]
+    command = local[program][[*args, *extra_args]]
+    with log.open("wb") as log_handle, local.env(**(env or {})):
+        proc = command.popen(stdout=log_handle, stderr=subprocess.STDOUT)
     return LaunchedServer(f"https://127.0.0.1:{port}{PATH}", ca, port, proc, log)
 
 

@@ -7,10 +7,11 @@ its node agents' pod VMs when given ``--libvirt-uri``.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from plumbum import CommandNotFound, ProcessTimedOut, local
 
 from sim import __version__
 from sim.errors import TargetError
@@ -34,7 +35,7 @@ REPORT_TIMEOUT_S = 90.0
 class LparHost:
     """One libvirt connection prepared for pod VMs (pool, network, base volume, boot queue)."""
 
-    def __init__(self, uri: str, *, cache: Path | None = None) -> None:
+    def __init__(self, uri: str, *, cache: Path | None = None, kernel: str | None = None) -> None:
         self.uri = uri
         self.libvirt = host.import_libvirt()
         self.connection = host.connect(uri)
@@ -43,7 +44,7 @@ class LparHost:
         self.settings = LibvirtSettings()
         self.assets: Assets | None
         try:
-            self.assets = find_assets(cache)
+            self.assets = find_assets(cache, kernel=kernel)  # kernel None: $PEERPODS_KERNEL, else minimal
         except AssetsMissing:
             if not self.simulated:
                 raise
@@ -89,9 +90,9 @@ class LparHost:
         if self.assets is not None:
             packages = sorted(self.assets.packages.items())
             built_from = ", ".join(
-                f"{k} {v}" for k, v in packages if k.startswith(("linux-image", "busybox"))
+                f"{k} {v}" for k, v in packages if k.startswith(("linux-image", "linux-source", "busybox"))
             )
-            facts["pod VM image"] = f"{self.assets.key} ({built_from})"
+            facts["pod VM image"] = f"{self.assets.key} ({self.assets.flavour} kernel; {built_from})"
         return facts
 
     def _hypervisor_version(self) -> str:
@@ -161,7 +162,7 @@ def _emulator_version(emulator: str | None) -> str:
     if not emulator:
         return "none"
     try:
-        out = subprocess.run([emulator, "--version"], capture_output=True, text=True, check=False, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        _, stdout, _ = local[emulator]["--version"].run(retcode=None, timeout=10)
+    except (OSError, ProcessTimedOut, CommandNotFound) as exc:
         return f"{emulator} (version unknown: {exc})"
-    return out.stdout.splitlines()[0] if out.stdout else emulator
+    return stdout.splitlines()[0] if stdout else emulator

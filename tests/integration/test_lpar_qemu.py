@@ -23,7 +23,7 @@ from sim.cloudconfig import build_user_data
 from sim.errors import TargetError
 from sim.initdata import encode
 from sim.lpar import host
-from sim.lpar.assets import AssetsMissing, find_assets
+from sim.lpar.assets import KERNELS, AssetsMissing, find_assets
 from sim.podvm import process_user_data
 from sim.providers import InstanceSpec
 from sim.providers.libvirt import LibvirtProvider
@@ -78,6 +78,28 @@ def test_the_guest_reports_what_the_reference_computes(provider: LibvirtProvider
     assert (report.arch, report.machine, report.algorithm) == ("s390x", "8561", "sha384")
     provider.delete_instance(name)
     assert provider.leftovers() == []
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_each_kernel_reports_what_the_reference_computes(kernel: str, tmp_path: Path) -> None:
+    """The minimal kernel and Debian's: same machine, architecture, digest, files, refusals."""
+    try:
+        find_assets(kernel=kernel)
+    except AssetsMissing as exc:
+        pytest.skip(f"no image with the {kernel} kernel: {exc}")
+    target = LparTarget(host.SYSTEM_URI, kernel=kernel)
+    try:
+        assert target.assets is not None and target.assets.flavour == kernel
+        provider = target.provider(report_timeout=60)
+        user_data = build_user_data(apf_json="{}", initdata=encode(TOML))
+        name = provider.create_instance(spec(f"kernel-{kernel}", user_data))
+        report = provider.guest_report(name)
+        provider.delete_instance(name)
+        expected = process_user_data(user_data, tmp_path, machine="8561")
+        assert report.to_json() == expected.to_json()
+        assert report.ignored == ["../../etc/x"] and "/run/peerpod/aa.toml" in report.written
+    finally:
+        target.close()
 
 
 def test_a_silent_guest_times_out_and_is_stopped(provider: LibvirtProvider) -> None:
