@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sim.errors import ConformanceInputError
+from sim.files import sha256_file
 from sim.lpar import assets, builder, kernel
 from sim.lpar.builder import Plan
 
@@ -96,7 +97,7 @@ class CountingBuild(kernel.KernelBuild):
         manifest = {
             "key": key,
             "image": "vmlinuz",
-            "image_sha256": kernel.sha256_file(entry / "vmlinuz"),
+            "image_sha256": sha256_file(entry / "vmlinuz"),
             "release": "6.1.0-test",
         }
         (entry / kernel.MANIFEST).write_text(json.dumps(manifest))
@@ -220,10 +221,10 @@ def _image(cache: Path, key: str, flavour: str) -> None:
         "key": key,
         "kernel": {
             "file": "vmlinuz",
-            "sha256": assets.sha256_file(directory / "vmlinuz"),
+            "sha256": sha256_file(directory / "vmlinuz"),
             "flavour": flavour,
         },
-        "initrd": {"file": "initrd.gz", "sha256": assets.sha256_file(directory / "initrd.gz")},
+        "initrd": {"file": "initrd.gz", "sha256": sha256_file(directory / "initrd.gz")},
         "cmdline": "console=ttysclp0",
         "packages": {},
         "agent_source_sha256": assets.agent_source_digest(),
