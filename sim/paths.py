@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["CONTROLPLANE_DIR", "FEATURES_DIR", "FIXTURES_DIR", "PROJECT_ROOT"]
+__all__ = ["CONTROLPLANE_DIR", "FEATURES_DIR", "FIXTURES_DIR", "PROJECT_ROOT", "STEPS_DIR"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FEATURES_DIR = PROJECT_ROOT / "features"
 FIXTURES_DIR = PROJECT_ROOT / "fixtures"
 CONTROLPLANE_DIR = PROJECT_ROOT / "controlplane"
+STEPS_DIR = PROJECT_ROOT / "steps"
