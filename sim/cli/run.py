@@ -79,6 +79,8 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
         str(STEPS_DIR),
         f"--rootdir={STEPS_DIR.parent}",
         "-p",
+        "sim.pytest_plugin",  # the wiring; a checkout's conftest.py loads the same module (once)
+        "-p",
         "no:cacheprovider",
         "-p",
         "no:hypothesispytest",  # the features use no hypothesis; its plugin costs ~1 s of imports
