@@ -14,18 +14,22 @@ declared in :mod:`sim.targets.options`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from importlib.util import find_spec
 
 import pytest
 
 from sim.catalogue import load_catalogue, requirement_tags
-from sim.paths import STEPS_DIR
+from sim.paths import CHECKOUT, STEPS_DIR
 from sim.report.results import NOT_APPLICABLE, NOT_APPLICABLE_KEY, NotApplicableMark, is_scenario
 from sim.targets import create_target
 from sim.targets.base import CAPABILITIES, Environment, Lacking, NotApplicable, Target
 from sim.targets.options import add_pytest_options, target_options
 
+if CHECKOUT and find_spec("steps") is None:  # a checkout installed before steps became a package
+    sys.path.insert(0, str(STEPS_DIR.parent))
 pytest_plugins = ["steps.common", *sorted(f"steps.{p.stem}" for p in STEPS_DIR.glob("*_steps.py"))]
 
 NEEDS_PREFIX = "needs-"
