@@ -13,12 +13,13 @@ import copy
 import gzip
 from collections.abc import Mapping
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+from sim.paths import FIXTURES_DIR
+
+FIXTURES = FIXTURES_DIR
 INITDATA_ANNOTATION = "io.katacontainers.config.hypervisor.cc_init_data"
 SIZING_PREFIX = "io.katacontainers.config.hypervisor."
 SIZING_ANNOTATIONS = tuple(

@@ -2,4 +2,6 @@
 
 from pytest_bdd import scenarios
 
-scenarios("../features")
+from sim.paths import FEATURES_DIR
+
+scenarios(str(FEATURES_DIR))

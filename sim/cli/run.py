@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from sim.catalogue import feature_scenarios, load_catalogue
-from sim.errors import ConformanceInputError
 from sim.files import sha256_file
-from sim.paths import PROJECT_ROOT
+from sim.paths import STEPS_DIR
+from sim.pytest_plugin import PresetTarget
 from sim.report.cucumber import cucumber_report
 from sim.report.html import render_report
 from sim.report.junit import group_by_feature
@@ -29,12 +29,10 @@ from sim.report.output import RESULT_FILES, ReportDir, check_report_dir
 from sim.report.results import OUTCOMES, ResultRecorder
 from sim.report.selection import check_tags
 from sim.report.summary import EXIT_CODES, build_summary
-from sim.targets import TARGETS, create_target
-from sim.targets.base import TargetOptions
+from sim.targets import create_target
+from sim.targets.base import Target
+from sim.targets.options import add_arguments, target_options
 
-STEPS_DIR = PROJECT_ROOT / "steps"
-CLUSTER_KINDS = ("local", "kind", "k3s")
-CLUSTER_OPTIONS = ("cluster", "kubeconfig", "context")
 EXIT_BAD_INPUT, EXIT_BROKEN, EXIT_INTERRUPTED = 2, 4, 130
 EXIT_HELP = """exit status:
   0    CONFORMANT: the whole catalogue ran and every applicable MUST scenario passed
@@ -59,73 +57,41 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--target", default="reference", choices=sorted(TARGETS), help="system under test")
+    add_arguments(parser)
     parser.add_argument("--report-dir", default="reports", help="where to write the reports")
     parser.add_argument(
         "--tags", default=None, help='requirement or capability tags, e.g. "WH-001 or NL-002"'
     )
-    parser.add_argument("--libvirt-uri", default=None, help="libvirt URI for the lpar target")
-    parser.add_argument("--webhook-url", default=None, help="AdmissionReview endpoint for the webhook target")
-    parser.add_argument(
-        "--webhook-ca", type=Path, default=None, help="CA bundle of the webhook's certificate"
-    )
-    parser.add_argument("--webhook-config", type=Path, default=None, help="MutatingWebhookConfiguration YAML")
-    parser.add_argument(
-        "--profile", default=None, help="profile of --webhook-config (caa-chart, openshift); default detected"
-    )
-    parser.add_argument(
-        "--cluster", default=None, choices=CLUSTER_KINDS, help="cluster target: local, kind or k3s"
-    )
-    parser.add_argument("--kubeconfig", default=None, help="cluster target: run on this kubeconfig's cluster")
-    parser.add_argument("--context", default=None, help="cluster target: the kubeconfig context to use")
     parser.set_defaults(func=run, accepts_extra=True)
 
 
-def _target_identity(args: argparse.Namespace) -> dict[str, str]:
-    """Build the target once up front: bad options fail here, before pytest, with exit 2."""
-    target = create_target(args.target, _options(args))
-    try:
-        return target.identity()
-    finally:
-        target.close()
-
-
-def _options(args: argparse.Namespace) -> TargetOptions:
-    for name in ("webhook_ca", "webhook_config"):
-        path = getattr(args, name)
-        if path is not None and not path.is_file():
-            raise ConformanceInputError(f"--{name.replace('_', '-')} {path}: no such file")
-    return TargetOptions(
-        libvirt_uri=args.libvirt_uri,
-        webhook_url=args.webhook_url,
-        webhook_ca=args.webhook_ca,
-        webhook_config=args.webhook_config,
-        extra={k: getattr(args, k) for k in ("profile", *CLUSTER_OPTIONS) if getattr(args, k, None)},
-    )
+def build_target(args: argparse.Namespace) -> Target:
+    """Build the run's target once, up front: bad options fail here, before pytest, with exit 2."""
+    return create_target(args.target, target_options(lambda dest: getattr(args, dest, None)))
 
 
 def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
-    """The pytest command line for this run (``report_dir``: where junit.xml goes)."""
+    """The pytest command line for this run (``report_dir``: where junit.xml goes).
+
+    The target options are not in it: the target travels in as a plugin (:class:`PresetTarget`).
+    """
     argv = [
         str(STEPS_DIR),
-        f"--rootdir={PROJECT_ROOT}",
+        f"--rootdir={STEPS_DIR.parent}",
+        "-p",
+        "sim.pytest_plugin",  # the wiring; a checkout's conftest.py loads the same module (once)
         "-p",
         "no:cacheprovider",
         "-p",
         "no:hypothesispytest",  # the features use no hypothesis; its plugin costs ~1 s of imports
         "-W",
         "ignore::pytest.PytestAssertRewriteWarning",  # this process imported pytest-bdd before pytest.main
-        f"--target={args.target}",
         f"--junitxml={report_dir / 'junit.xml'}",
         "-o",
         "junit_family=xunit2",
         "-o",
         "junit_suite_name=peerpods-conformance",
     ]
-    for option in ("libvirt_uri", "webhook_url", "webhook_ca", "webhook_config", "profile", *CLUSTER_OPTIONS):
-        value = getattr(args, option, None)
-        if value is not None:
-            argv.append(f"--{option.replace('_', '-')}={value}")
     if args.tags:
         argv += ["-m", args.tags]
     return argv + list(args.extra)
@@ -154,16 +120,22 @@ def run(args: argparse.Namespace) -> int:
     run_id = str(uuid.uuid4())
     output = ReportDir(report_path, run_id).open()
     try:
-        return _run_into(args, output, catalogue, _target_identity(args))
+        target = build_target(args)
+        try:
+            return _run_into(args, output, catalogue, target)
+        finally:
+            target.close()
     finally:
         output.close()
 
 
-def _run_into(args: argparse.Namespace, output: ReportDir, catalogue: Any, identity: dict[str, str]) -> int:
+def _run_into(args: argparse.Namespace, output: ReportDir, catalogue: Any, target: Target) -> int:
     staging = output.staging
     recorder = ResultRecorder()
+    identity = target.identity()
     started = datetime.now(UTC)
-    status = pytest.main(pytest_arguments(args, staging), plugins=[recorder])
+    plugins: list[object] = [recorder, PresetTarget(args.target, target)]
+    status = pytest.main(pytest_arguments(args, staging), plugins=plugins)
     finished = datetime.now(UTC)
     broken = _exit_for_pytest(status, recorder.keyboard_interrupt)
     if broken is not None:

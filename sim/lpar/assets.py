@@ -17,9 +17,10 @@ from pathlib import Path
 
 from sim.errors import ConformanceInputError
 from sim.files import sha256_file
+from sim.paths import AGENT_DIR
 
-#: The agent's source, next to the ``sim`` package in the repository.
-AGENT_SOURCE = Path(__file__).resolve().parents[2] / "podvm-agent"
+#: The agent's source (see sim.paths).
+AGENT_SOURCE = AGENT_DIR
 MANIFEST = "manifest.json"
 PREPARE_HINT = "run `peerpods-conformance lpar prepare` (or .ci/setup-lpar-host)"
 #: The pod VM kernels `lpar prepare --kernel` builds images with; the first is preferred.

@@ -29,7 +29,7 @@ from pytest_bdd.feature import get_features
 from sim import __version__
 from sim.catalogue import Catalogue
 from sim.files import sha256_file
-from sim.paths import FEATURES_DIR, PROJECT_ROOT
+from sim.paths import CHECKOUT, FEATURES_DIR, PROJECT_ROOT
 from sim.report.results import FAILED, NOT_APPLICABLE, NOT_RUN, OUTCOMES, PASSED, ScenarioResult
 
 SCHEMA = "peerpods-conformance/summary/v2"
@@ -51,8 +51,14 @@ HEADLINES = {
 EXIT_CODES = {CONFORMANT: 0, NOT_CONFORMANT: 1, PARTIAL: 3, NOTHING_VERIFIED: 5}
 
 
-def suite_commit(root: Path = PROJECT_ROOT) -> str:
-    """The suite's git commit, with ``-dirty`` when the work tree has changes; ``unknown`` outside git."""
+def suite_commit(root: Path | None = PROJECT_ROOT if CHECKOUT else None) -> str:
+    """The suite's git commit, with ``-dirty`` when the work tree has changes; ``unknown`` outside git.
+
+    An installed wheel has no commit (its version says which suite it is): never ask git about
+    whatever repository the environment it is installed in happens to sit in.
+    """
+    if root is None:
+        return "unknown"
     try:
         git = local["git"]["-C", str(root)]
         commit = str(git("rev-parse", "HEAD", timeout=10)).strip()

@@ -17,7 +17,7 @@ from sim import __version__
 from sim.errors import TargetError
 from sim.lpar import host, prerequisites
 from sim.lpar.assets import Assets, AssetsMissing, find_assets
-from sim.paths import PROJECT_ROOT
+from sim.paths import DATA_ROOT
 from sim.providers import InstanceSpec
 from sim.providers.libvirt import BootQueue, LibvirtProvider, LibvirtSettings
 from sim.targets.base import LparCheck, NotApplicable
@@ -106,7 +106,7 @@ class LparHost:
     def lpar_checks(self, description: Path | None) -> list[LparCheck]:
         """Judge a described LPAR, or this emulated one (what QEMU and libvirt really offer)."""
         if description is not None:
-            path = description if description.is_absolute() else PROJECT_ROOT / description
+            path = description if description.is_absolute() else DATA_ROOT / description
             return prerequisites.evaluate(prerequisites.load_description(path))
         return prerequisites.evaluate(self.emulated_evidence())
 
