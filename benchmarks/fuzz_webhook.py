@@ -243,9 +243,7 @@ def main() -> int:
     )
     print("  by case:   " + ", ".join(f"{k} {v}" for k, v in sorted(tally.cases.items())))
     print("  by status: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.statuses.items())))
-    print(
-        f"  of the 200s, reviews refusing the pod (allowed: false, code 400): {tally.refused_in_review}"
-    )
+    print(f"  of the 200s, reviews refusing the pod (allowed: false, code 400): {tally.refused_in_review}")
     print(
         f"  5xx: {five_xx}   dropped connections: {tally.dropped}   server alive: {alive}   "
         f"valid review still correct: {correct}"

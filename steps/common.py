@@ -238,9 +238,7 @@ def used_default(env: Environment, world: World) -> None:
     assert report.algorithm == DEFAULT_INITDATA_ALGORITHM, (
         f"default initdata digested with {report.algorithm}"
     )
-    assert len(report.digest) == hashlib.sha256().digest_size * 2, (
-        f"digest {report.digest!r} is not sha256"
-    )
+    assert len(report.digest) == hashlib.sha256().digest_size * 2, f"digest {report.digest!r} is not sha256"
 
 
 @then(step('the pod never runs: its sandbox fails with a reason mentioning "{text}"'))

@@ -108,8 +108,7 @@ def assert_received(env: Environment, key: tuple[str, str], file_name: str) -> N
     assert not report.dummy, "the pod VM fell back to the default initdata"
     expected = hashlib.new(document["algorithm"], toml).hexdigest()
     assert (report.algorithm, report.digest) == (document["algorithm"], expected), (
-        f"the pod VM digested {report.algorithm}:{report.digest}, "
-        f"expected {document['algorithm']}:{expected}"
+        f"the pod VM digested {report.algorithm}:{report.digest}, expected {document['algorithm']}:{expected}"
     )
     for name, content in document["data"].items():
         if name in ALLOW_LISTED:

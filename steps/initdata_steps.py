@@ -87,9 +87,7 @@ def digest_is(env: Environment, world: World, algorithm: str, file_name: str) ->
 def refused(env: Environment, world: World, mention: str) -> None:
     report = need(env, PodVMs).guest_report(*world.pod())
     assert report.error, "the pod VM accepted broken initdata"
-    assert mention.lower() in report.error.lower(), (
-        f"the error {report.error!r} does not mention {mention!r}"
-    )
+    assert mention.lower() in report.error.lower(), f"the error {report.error!r} does not mention {mention!r}"
 
 
 @then("the pod VM wrote no initdata file")

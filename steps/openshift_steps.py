@@ -15,7 +15,7 @@ from steps.common import (
 )
 
 
-@given("peer pods are deployed as in the \"openshift\" profile")
+@given('peer pods are deployed as in the "openshift" profile')
 def openshift_deployment(env: Environment) -> None:
     env.use_deployment_profile("openshift")
 

@@ -34,7 +34,7 @@ from plumbum.commands.processes import CommandNotFound
 from sim.errors import ConformanceInputError
 from sim.files import sha256_file
 
-CONFIG_FRAGMENT = Path(__file__).resolve().parent / "kernel" / "podvm.config"
+CONFIG_FRAGMENT = Path(__file__).resolve().parent / "podvm-kernel.config"
 SOURCE_DIR = Path("/usr/src")
 CROSS_COMPILE = "s390x-linux-gnu-"
 ARCH = "s390"
@@ -229,7 +229,7 @@ class KernelBuild:
                     log_path,
                     f"olddefconfig dropped {', '.join(lost)} (a dependency of {CONFIG_FRAGMENT} is missing)",
                 )
-            self.log("  configuration: every line of podvm.config survived olddefconfig")
+            self.log("  configuration: every line of podvm-kernel.config survived olddefconfig")
             self._step("compile", log_path, [*make, f"-j{self.jobs}", "bzImage"], cwd=tree)
             kernelrelease = local[make[0]][[*make[1:], "-s", "kernelrelease"]].with_cwd(tree)
             _, release, _ = kernelrelease.run(retcode=None)

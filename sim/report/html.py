@@ -100,8 +100,11 @@ def _scope(summary: dict[str, Any]) -> str:
         f"<tr><th>run</th><td><code>{escape(summary['run_id'])}</code>, {escape(summary['started'])} to "
         f"{escape(summary['finished'])}, target {escape(summary['target'].get('name', ''))}</td></tr>"
         "</table>"
-        + (f"<p><strong>Advisories</strong> (SHOULD requirements that failed):</p><ul>{advisory_items}</ul>"
-           if advisories else "")
+        + (
+            f"<p><strong>Advisories</strong> (SHOULD requirements that failed):</p><ul>{advisory_items}</ul>"
+            if advisories
+            else ""
+        )
     )
 
 

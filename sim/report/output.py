@@ -134,8 +134,6 @@ class ReportDir:
 def _describe(holder: str) -> str:
     try:
         info = json.loads(holder)
-        return (
-            f"run {info['run_id']}, pid {info['pid']} on host {info['host']}, started {info['started']}"
-        )
+        return f"run {info['run_id']}, pid {info['pid']} on host {info['host']}, started {info['started']}"
     except (ValueError, KeyError, TypeError):
         return "holder unknown"

@@ -171,8 +171,11 @@ def build_summary(
     ]
     ran = {(Path(s.feature_uri).name, s.line) for s in scenarios if s.outcome != NOT_RUN}
     missing_templates = (catalogue_scenarios() if expected is None else expected) - ran
-    full = not narrowed and not not_run and not missing_templates and all(
-        s.outcome != NOT_RUN for s in scenarios
+    full = (
+        not narrowed
+        and not not_run
+        and not missing_templates
+        and all(s.outcome != NOT_RUN for s in scenarios)
     )
     verdict = run_verdict(requirements, scenarios, full)
     not_run_labels = sorted(

@@ -249,5 +249,3 @@ def _outcome(state: PodState) -> PodOutcome:
     return PodOutcome(
         admitted=True, pod=state.pod, phase=state.phase, node=state.node, reason=state.reason, vm=state.vm
     )
-
-

@@ -325,9 +325,6 @@ class WebhookEnvironment(Environment, WebhookCalls):
         guarded = self._target.settings.target_runtimeclass
         self._policy = PeerPodNamespacePolicy(frozenset(namespaces), guarded)
 
-
-
-
     # --- actions and observations --------------------------------------------------------
     def create_pod(self, manifest: Mapping[str, Any], *, operation: str = "CREATE") -> PodOutcome:
         pod = json.loads(json.dumps(manifest))  # the suite's own copy, as the API server decodes it
