@@ -7,6 +7,7 @@ its node agents' pod VMs when given ``--libvirt-uri``.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,19 @@ class LparHost:
         self.boot_queue = BootQueue()
         self._probe = self.provider()
         self._probe.guest_caps()  # a missing s390x emulator fails here, before any scenario
+        self.removed_at_start = self._remove_stale()
+
+    def _remove_stale(self) -> list[str]:
+        """Pod VM domains and volumes an earlier run left behind (killed half-way) are removed
+        before the first scenario, so no scenario trips on them; says what it removed."""
+        stale = self._probe.leftovers()
+        if stale:
+            self._probe.remove_leftovers()
+            print(
+                f"peerpods-conformance: removed what an earlier run left on {self.uri}: {', '.join(stale)}",
+                file=sys.stderr,
+            )
+        return stale
 
     def provider(self, **kwargs: Any) -> LibvirtProvider:
         """A provider on this target's connection (one per scenario; tests add fault seams)."""
