@@ -208,15 +208,22 @@ class Cluster:
         Adaptors do not see the change until they (re)start, exactly as CAA reads its
         environment from peer-pods-cm only at process start.
         """
-        _check_kind(obj, "ConfigMap", ("v1",), "ConfigMap")
+        self._store(self._configmaps, obj, "ConfigMap", "data")
+
+    def _store(
+        self, table: dict[tuple[str, str], dict[str, Any]], obj: Mapping[str, Any], kind: str, field: str
+    ) -> None:
+        """Create or replace a ConfigMap or Secret whose ``field`` maps keys to strings; without
+        a namespace it goes to the adaptor's namespace."""
+        _check_kind(obj, kind, ("v1",), kind)
         name = _meta(obj)["name"]
-        data = obj.get("data") or {}
+        data = obj.get(field) or {}
         if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
-            raise ClusterError(f"ConfigMap {name}: data must map keys to strings")
+            raise ClusterError(f"{kind} {name}: {field} must map keys to strings")
         stored = copy.deepcopy(dict(obj))
         namespace = _meta(obj).get("namespace") or self.caa_namespace
         stored["metadata"]["namespace"] = namespace
-        self._configmaps[(namespace, name)] = stored
+        table[(namespace, name)] = stored
 
     def configmap(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         found = self._configmaps.get((namespace or self.caa_namespace, name))
@@ -234,14 +241,7 @@ class Cluster:
     # ------------------------------------------------------------------ nodes and adaptors
     def apply_secret(self, obj: Mapping[str, Any]) -> None:
         """Create or replace a Secret (``stringData``) in the adaptor's namespace by default."""
-        _check_kind(obj, "Secret", ("v1",), "Secret")
-        data = obj.get("stringData") or {}
-        if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
-            raise ClusterError(f"Secret {_meta(obj)['name']}: stringData must map keys to strings")
-        stored = copy.deepcopy(dict(obj))
-        namespace = _meta(obj).get("namespace") or self.caa_namespace
-        stored["metadata"]["namespace"] = namespace
-        self._secrets[(namespace, _meta(obj)["name"])] = stored
+        self._store(self._secrets, obj, "Secret", "stringData")
 
     def _peer_pods_data(self) -> dict[str, str]:
         """The adaptor's environment: peer-pods-secret, then peer-pods-cm (envFrom order)."""

@@ -238,37 +238,12 @@ class NodeAgent:
                 request = self.kata.sandbox_request(pod)
             except SandboxError as exc:
                 # kubelet retries the sandbox: the pod stays Pending and never runs; no pod VM.
-                record.reason = str(exc)
-                self._event(pod, "FailedCreatePodSandBox", str(exc))
-                self._set_status(
-                    pod,
-                    {
-                        "phase": "Pending",
-                        "reason": "ContainerCreating",
-                        "message": str(exc),
-                        "containerStatuses": _container_statuses(
-                            pod, waiting=("ContainerCreating", str(exc))
-                        ),
-                    },
-                )
-                return record
+                return self._sandbox_failed(pod, record, str(exc), str(exc), "Pending", "ContainerCreating")
             try:
                 record.vm = self.adaptor.create_pod_vm(request)
             except PodVMError as exc:
-                record.phase, record.reason = "Failed", str(exc)
-                self._event(pod, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
-                self._set_status(
-                    pod,
-                    {
-                        "phase": "Failed",
-                        "reason": "PodVMCreationFailed",
-                        "message": str(exc),
-                        "containerStatuses": _container_statuses(
-                            pod, waiting=("CreatePodSandboxError", str(exc))
-                        ),
-                    },
-                )
-                return record
+                event = f"Failed to create pod sandbox: {exc}"
+                return self._sandbox_failed(pod, record, str(exc), event, "Failed", "PodVMCreationFailed")
         record.phase = "Running"
         self._set_status(
             pod,
@@ -281,6 +256,27 @@ class NodeAgent:
                     for cond in ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready")
                 ],
                 "containerStatuses": _container_statuses(pod),
+            },
+        )
+        return record
+
+    def _sandbox_failed(
+        self, pod: dict[str, Any], record: PodRecord, message: str, event: str, phase: str, reason: str
+    ) -> PodRecord:
+        """kubelet's view of a sandbox that did not start: the event, and the pod's status
+        (``Pending``/``ContainerCreating`` while it retries, ``Failed`` when it gives up)."""
+        record.reason = message
+        if phase == "Failed":
+            record.phase = phase
+        self._event(pod, "FailedCreatePodSandBox", event)
+        waiting = ("ContainerCreating" if phase == "Pending" else "CreatePodSandboxError", message)
+        self._set_status(
+            pod,
+            {
+                "phase": phase,
+                "reason": reason,
+                "message": message,
+                "containerStatuses": _container_statuses(pod, waiting=waiting),
             },
         )
         return record

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypedDict, TypeVar, cast, runtime_checkable
 
+from sim.errors import ConformanceInputError
 from sim.lpar.prerequisites import LparCheck as LparCheck  # a fact the interface returns
 from sim.podvm import GuestReport
 
@@ -61,6 +62,13 @@ class TargetOptions:
     webhook_ca: Path | None = None
     webhook_config: Path | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    def refuse(self, target: str, *names: str) -> None:
+        """ConformanceInputError naming every one of these options the user gave to ``target``."""
+        given = [name for name in names if getattr(self, name)]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ConformanceInputError(f"the {target} target takes no {flags}")
 
 
 @dataclass

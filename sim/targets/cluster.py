@@ -220,11 +220,7 @@ class ClusterTarget(Target):
     # ------------------------------------------------------------------ building
     @classmethod
     def from_options(cls, options: TargetOptions) -> ClusterTarget:
-        unused = [name for name in ("webhook_url", "webhook_ca", "webhook_config") if getattr(options, name)]
-        if unused:
-            raise ConformanceInputError(
-                f"the cluster target takes no {', '.join('--' + n.replace('_', '-') for n in unused)}"
-            )
+        options.refuse("cluster", "webhook_url", "webhook_ca", "webhook_config")
         kubeconfig = options.extra.get("kubeconfig")
         context = options.extra.get("context")
         mode = options.extra.get("cluster") or ("kubeconfig" if kubeconfig else "local")

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from sim.errors import ConformanceInputError, TargetError
+from sim.errors import TargetError
 from sim.lpar import host
 from sim.providers.libvirt import LibvirtProvider
 from sim.targets.base import (
@@ -108,11 +108,7 @@ class LparTarget(LparHost, Target):
 
     @classmethod
     def from_options(cls, options: TargetOptions) -> LparTarget:
-        unused = [name for name in ("webhook_url", "webhook_ca", "webhook_config") if getattr(options, name)]
-        if unused:
-            raise ConformanceInputError(
-                f"the lpar target takes no {', '.join('--' + n.replace('_', '-') for n in unused)}"
-            )
+        options.refuse("lpar", "webhook_url", "webhook_ca", "webhook_config")
         cache = options.extra.get("lpar_cache")
         return cls(options.libvirt_uri or host.TEST_URI, cache=Path(cache) if cache else None)
 
