@@ -167,6 +167,15 @@ def test_a_killed_run_leaves_nothing_the_next_run_trips_on(
     assert removed == [Path(run_dir)] and not Path(run_dir).exists()
 
 
+def _wait_for_exec(process: subprocess.Popen[bytes], marker: str, timeout: float = 10.0) -> None:
+    """Until ``marker`` is in the process's command line (it has exec'd its program)."""
+    deadline = time.monotonic() + timeout
+    cmdline = Path(f"/proc/{process.pid}/cmdline")
+    while marker not in cmdline.read_bytes().decode(errors="replace"):
+        assert time.monotonic() < deadline, f"pid {process.pid} did not start {marker!r}"
+        time.sleep(0.01)
+
+
 def test_a_stale_pid_file_is_cleaned_and_only_its_own_processes_are_killed(runs: Path) -> None:
     stale = runs / "run-stale"
     stale.mkdir(parents=True)
@@ -175,6 +184,8 @@ def test_a_stale_pid_file_is_cleaned_and_only_its_own_processes_are_killed(runs:
     own = subprocess.Popen([sys.executable, "-c", "import time, sys; time.sleep(60)", str(stale)])
     server = subprocess.Popen([sys.executable, "-c", "import time, sys; time.sleep(60)", "/tmp/x/ca.pem"])
     try:
+        _wait_for_exec(own, str(stale))  # a child that has not exec'd yet still shows pytest's command line
+        _wait_for_exec(server, "/tmp/x/ca.pem")
         (stale / "pids").write_text(
             f"kube-apiserver {own.pid}\netcd {bystander.pid}\nwebhook-server {server.pid} /tmp/x/ca.pem\n"
         )
