@@ -745,7 +745,13 @@ class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspec
             if pod is None:
                 raise TargetError(f"pod {key[0]}/{key[1]} disappeared")
             outcome, settled = self._outcome(pod)
-            retrying = outcome.phase == "Pending" and time.monotonic() - self._changed_at < RETRY_WINDOW_S
+            # only an unbound pod can still be placed by kube-scheduler's retry; a bound one
+            # whose kubelet reported why its sandbox does not start has settled
+            retrying = (
+                outcome.phase == "Pending"
+                and not outcome.node
+                and time.monotonic() - self._changed_at < RETRY_WINDOW_S
+            )
             if (settled and not retrying) or time.monotonic() > deadline:
                 if not settled and outcome.reason is None:
                     outcome.reason = "not yet scheduled or started"
