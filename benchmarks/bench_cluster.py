@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, cast
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import bench_scheduler  # noqa: E402  (beside this script)
+
 from sim.kube.build import find_binaries  # noqa: E402
 from sim.kube.controlplane import ControlPlane  # noqa: E402
 from sim.scheduler import Scheduler, effective_request, node_amounts  # noqa: E402
@@ -42,16 +44,8 @@ NODE = {"cpu": "8", "memory": "32Gi", "pods": "110", "kata.peerpods.io/vm": str(
 
 
 def peer_pod(index: int) -> dict[str, Any]:
-    vm = {"kata.peerpods.io/vm": "1"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": f"peer-{index}", "namespace": "bench"},
-        "spec": {
-            "overhead": {"cpu": "250m", "memory": "120Mi"},
-            "containers": [{"name": "app", "image": "app", "resources": {"requests": vm, "limits": vm}}],
-        },
-    }
+    """bench_scheduler.py's peer pod, without a RuntimeClass (this cluster defines none)."""
+    return bench_scheduler.peer_pod(index, runtime_class=None)
 
 
 def reference_rate(pods: int, nodes: int) -> tuple[float, int]:

@@ -29,18 +29,21 @@ LIMIT = 10
 REQUIRED_RATE = 50_000
 
 
-def peer_pod(index: int) -> dict[str, Any]:
-    """A mutated peer pod as stored by the API server."""
+def peer_pod(index: int, runtime_class: str | None = "kata-remote") -> dict[str, Any]:
+    """A mutated peer pod as stored by the API server (``runtime_class`` None: no class, its
+    overhead already set, as bench_cluster.py submits it to a cluster without RuntimeClass)."""
     vm = {"kata.peerpods.io/vm": "1"}
+    spec: dict[str, Any] = {
+        "overhead": {"cpu": "250m", "memory": "120Mi"},
+        "containers": [{"name": "app", "image": "app", "resources": {"requests": vm, "limits": vm}}],
+    }
+    if runtime_class is not None:
+        spec = {"runtimeClassName": runtime_class, **spec}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": f"peer-{index}", "namespace": "bench"},
-        "spec": {
-            "runtimeClassName": "kata-remote",
-            "overhead": {"cpu": "250m", "memory": "120Mi"},
-            "containers": [{"name": "app", "image": "app", "resources": {"requests": vm, "limits": vm}}],
-        },
+        "spec": spec,
     }
 
 
