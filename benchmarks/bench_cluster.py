@@ -5,7 +5,7 @@
 2. 1,000 peer pods over 100 nodes (10 ``kata.peerpods.io/vm`` each), pods as stored after
    admission: through the real kube-scheduler (pods created through kube-apiserver by
    ``--clients`` threads; timed from the first create to the last binding) and through the
-   reference scheduler (sim.scheduler) -- pods/s of both and who is ahead;
+   reference scheduler (sim.kube.scheduler) -- pods/s of both and who is ahead;
 3. with ``--features``: the whole feature run on ``--target cluster --cluster local``
    (goal: 60 s or less), timed as a user runs it.
 
@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 import bench_scheduler  # noqa: E402  (beside this script)
 
-from sim.kube.build import find_binaries  # noqa: E402
-from sim.kube.controlplane import ControlPlane  # noqa: E402
-from sim.scheduler import Scheduler, effective_request, node_amounts  # noqa: E402
+from sim.harness.localcluster.build import find_binaries  # noqa: E402
+from sim.harness.localcluster.controlplane import ControlPlane  # noqa: E402
+from sim.kube.scheduler import Scheduler, effective_request, node_amounts  # noqa: E402
 
 if TYPE_CHECKING:
     import urllib3
@@ -169,7 +169,9 @@ def main() -> int:
         f"{fast:8,.0f} pods/s "
         f"({fast_bound} bound; pods are created while it schedules, so creation bounds it too)"
     )
-    print(f"  reference scheduler (sim.scheduler):          {reference:8,.0f} pods/s ({ref_bound} bound)")
+    print(
+        f"  reference scheduler (sim.kube.scheduler):          {reference:8,.0f} pods/s ({ref_bound} bound)"
+    )
     best = max(kube, fast)
     ahead = "reference" if reference > best else "kube-scheduler"
     print(f"  ahead: {ahead}, by {max(reference, best) / max(min(reference, best), 1e-9):,.0f}x")

@@ -37,13 +37,13 @@ from typing import Any
 
 from plumbum import local
 
-from sim.cloudconfig import build_user_data
-from sim.initdata import encode
+from sim.harness.targets.lpar import LparTarget
 from sim.lpar import cidata, host
 from sim.lpar.assets import KERNEL_ENV, KERNELS, Assets, AssetsMissing, find_assets
 from sim.lpar.console import REPORT_PREFIX
-from sim.providers import InstanceSpec
-from sim.targets.lpar import LparTarget
+from sim.peerpods.cloudconfig import build_user_data
+from sim.peerpods.initdata import encode
+from sim.peerpods.providers import InstanceSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 TOML = b'algorithm = "sha384"\nversion = "0.1.0"\n\n[data]\n"aa.toml" = "bench"\n'

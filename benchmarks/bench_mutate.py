@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sim.webhook import mutate_pod, mutation_patch, review_response
+from sim.peerpods.webhook import mutate_pod, mutation_patch, review_response
 
 
 def _container(name: str, cpu: tuple[str, str], memory: tuple[str, str]) -> dict[str, Any]:

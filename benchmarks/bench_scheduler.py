@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sim.scheduler import Scheduler, effective_request, node_amounts
+from sim.kube.scheduler import Scheduler, effective_request, node_amounts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,9 +72,9 @@ def end_to_end(nodes: int) -> tuple[float, float]:
     and milliseconds per delete while ``nodes`` pods wait (each delete retries them all)."""
     import yaml
 
-    from sim.admission import InProcessWebhookCaller, load_webhook_configuration
-    from sim.cluster import Cluster
-    from sim.providers.memory import MemoryProvider
+    from sim.kube.admission import InProcessWebhookCaller, load_webhook_configuration
+    from sim.kube.cluster import Cluster
+    from sim.peerpods.providers.memory import MemoryProvider
 
     mwc = ROOT / "fixtures" / "admission" / "caa-chart-mwc.yaml"
     webhooks = load_webhook_configuration(mwc.read_text(), source=str(mwc))

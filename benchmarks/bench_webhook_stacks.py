@@ -25,10 +25,10 @@ from typing import Any
 
 import orjson
 
+from sim.peerpods.webhook import WebhookSettings
 from sim.server.limits import ServerLimits
 from sim.server.review import Reply, ReviewHandler
 from sim.server.rsgi import RsgiApp, tune_gc
-from sim.webhook import WebhookSettings
 
 CONSTANT = Reply(
     200,

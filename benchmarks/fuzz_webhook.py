@@ -26,8 +26,8 @@ from typing import Any
 
 import jsonpatch
 
+from sim.peerpods.webhook import mutate_pod
 from sim.server.launch import LaunchedServer, launched
-from sim.webhook import mutate_pod
 
 ROOT = Path(__file__).resolve().parents[1]
 REVIEW: dict[str, Any] = json.loads((ROOT / "fixtures" / "webhook" / "review-3k.json").read_text())

@@ -6,7 +6,7 @@ import (
 )
 
 // Report is what the pod VM did with its user data. Its JSON keys are exactly those of
-// sim.podvm.GuestReport, so the host parses the guest's line with the reference class.
+// sim.peerpods.podvm.GuestReport, so the host parses the guest's line with the reference class.
 type Report struct {
 	Arch      string            `json:"arch"`
 	Machine   *string           `json:"machine"`

@@ -39,7 +39,7 @@ const (
 var AllowedFiles = []string{"aa.toml", "cdh.toml", "policy.rego"}
 
 // DummyEncoded is the initdata the pod VM writes for itself when none was delivered: the
-// same bytes as sim.initdata.DUMMY_ENCODED, so host and guest digest the same document.
+// same bytes as sim.peerpods.initdata.DUMMY_ENCODED, so host and guest digest the same document.
 const DummyEncoded = "H4sIAAAAAAACA0vMSc8vyizJyFWwVVAqzkg0MjVT4ipLLSrOzM8DCRnoGeoZKHFxRackliTGciklJuqV5OfmKAHl1NXVuYAYACVzsg5CAAAA"
 
 var algorithms = []string{"sha256", "sha384", "sha512"}
@@ -50,7 +50,7 @@ type writeFile struct {
 }
 
 // ProcessUserData does to root what the pod VM does to its / with the cloud-config text;
-// the rules and their order are those of sim/podvm.py.
+// the rules and their order are those of sim/peerpods/podvm.py.
 func ProcessUserData(text string, root string, arch string, machine *string) Report {
 	report := Report{Arch: arch, Machine: machine, Written: map[string]string{}, Ignored: []string{}}
 	if err := process(text, root, &report); err != nil {

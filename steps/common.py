@@ -2,7 +2,7 @@
 them, the cluster's configuration, what became of a pod).
 
 The state of one scenario lives in :class:`World`; the target's answers come back as
-:class:`~sim.targets.base.PodOutcome` objects, passed on with ``target_fixture``.
+:class:`~sim.harness.targets.base.PodOutcome` objects, passed on with ``target_fixture``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from sim.targets.base import (
+from sim.harness.targets.base import (
     Environment,
     Nodes,
     PodOutcome,

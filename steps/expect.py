@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from sim.bounds import MAX_MANIFEST_BYTES, excerpt
-from sim.targets.base import (
+from sim.harness.targets.base import (
     Environment,
     LparCheck,
     Nodes,

@@ -7,7 +7,7 @@ import tomllib
 
 from pytest_bdd import given, parsers, then, when
 
-from sim.targets.base import (
+from sim.harness.targets.base import (
     AdaptorProcess,
     Environment,
     Nodes,

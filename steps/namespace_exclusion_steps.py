@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_bdd import given, parsers, then, when
 
-from sim.targets.base import (
+from sim.harness.targets.base import (
     Environment,
     PodOutcome,
     WebhookCalls,

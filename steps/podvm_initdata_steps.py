@@ -7,7 +7,7 @@ import tomllib
 
 from pytest_bdd import parsers, then
 
-from sim.targets.base import (
+from sim.harness.targets.base import (
     Environment,
     PodVMs,
     need,

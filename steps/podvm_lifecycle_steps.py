@@ -6,7 +6,7 @@ import re
 
 from pytest_bdd import given, parsers, then, when
 
-from sim.targets.base import (
+from sim.harness.targets.base import (
     Environment,
     Guests,
     LibvirtFaults,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_bdd import given, then
 
-from sim.targets.base import (
+from sim.harness.targets.base import (
     Environment,
     Nodes,
     PodOutcome,

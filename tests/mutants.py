@@ -23,24 +23,24 @@ from typing import Any
 
 import pytest
 
-import sim.adaptor
-import sim.admission
-import sim.cluster
-import sim.kata
+import sim.harness.targets.inprocess
+import sim.harness.targets.lpar
+import sim.kube.admission
+import sim.kube.cluster
+import sim.kube.profiles
+import sim.kube.scheduler
+import sim.kube.selectors
 import sim.lpar.domain
 import sim.lpar.prerequisites
-import sim.podvm
-import sim.profiles
-import sim.providers
-import sim.providers.libvirt
-import sim.providers.libvirt_storage
-import sim.providers.memory
-import sim.scheduler
-import sim.selectors
-import sim.targets.inprocess
-import sim.targets.lpar
-import sim.webhook
-from sim import initdata
+import sim.peerpods.adaptor
+import sim.peerpods.kata
+import sim.peerpods.podvm
+import sim.peerpods.providers
+import sim.peerpods.providers.libvirt
+import sim.peerpods.providers.libvirt_storage
+import sim.peerpods.providers.memory
+import sim.peerpods.webhook
+from sim.peerpods import initdata
 
 REFERENCE = ("reference",)
 LPAR = ("lpar", "--libvirt-uri", "test:///default")
@@ -70,7 +70,7 @@ class Mutant:
 
 
 def _webhook_blind_to_init_containers() -> None:
-    original = sim.webhook.review_response
+    original = sim.peerpods.webhook.review_response
 
     def blind(review: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
         stripped = copy.deepcopy(review)
@@ -79,7 +79,7 @@ def _webhook_blind_to_init_containers() -> None:
             container.pop("resources", None)
         return original(stripped, *args, **kwargs)
 
-    _rebind(sim.admission, "review_response", blind)
+    _rebind(sim.kube.admission, "review_response", blind)
 
 
 def _webhook_prefers_requests() -> None:
@@ -88,68 +88,72 @@ def _webhook_prefers_requests() -> None:
             return requests
         return None
 
-    sim.webhook._size_annotation = requests_first
+    sim.peerpods.webhook._size_annotation = requests_first
 
 
 def _webhook_rounds_down() -> None:
-    _rebind(sim.webhook, "ceil_int", lambda value: int(value))
+    _rebind(sim.peerpods.webhook, "ceil_int", lambda value: int(value))
 
 
 def _webhook_marks_every_container() -> None:
-    def every(list_name: str, index: int, settings: sim.webhook.WebhookSettings) -> dict[str, Any]:
+    def every(list_name: str, index: int, settings: sim.peerpods.webhook.WebhookSettings) -> dict[str, Any]:
         if list_name == "containers":
             unit = {settings.extended_resource: "1"}
             return {"requests": dict(unit), "limits": dict(unit)}
         return {}
 
-    sim.webhook._resources_for = every
+    sim.peerpods.webhook._resources_for = every
 
 
 def _webhook_keeps_init_resources() -> None:
-    original = sim.webhook._plan
+    original = sim.peerpods.webhook._plan
 
-    def plan(pod: object, settings: sim.webhook.WebhookSettings) -> Any:
+    def plan(pod: object, settings: sim.peerpods.webhook.WebhookSettings) -> Any:
         result = original(pod, settings)
         counts = {k: v for k, v in result.container_counts.items() if k == "containers"}
         return dataclasses.replace(result, container_counts=counts)
 
-    sim.webhook._plan = plan
+    sim.peerpods.webhook._plan = plan
 
 
 def _webhook_ignores_runtimeclass() -> None:
-    original = sim.webhook._plan
+    original = sim.peerpods.webhook._plan
 
-    def plan(pod: object, settings: sim.webhook.WebhookSettings) -> Any:
+    def plan(pod: object, settings: sim.peerpods.webhook.WebhookSettings) -> Any:
         spec = (pod.get("spec") if isinstance(pod, dict) else None) or {}
         if isinstance(pod, dict) and isinstance(spec, dict):  # any runtime class reads as the target's
             pod = {**pod, "spec": {**spec, "runtimeClassName": settings.target_runtimeclass}}
         return original(pod, settings)
 
-    sim.webhook._plan = plan
+    sim.peerpods.webhook._plan = plan
 
 
 def _webhook_fixed_resource_name() -> None:
-    original = sim.webhook._resources_for
+    original = sim.peerpods.webhook._resources_for
 
-    def fixed(list_name: str, index: int, settings: sim.webhook.WebhookSettings) -> dict[str, Any]:
+    def fixed(list_name: str, index: int, settings: sim.peerpods.webhook.WebhookSettings) -> dict[str, Any]:
         return original(
             list_name, index, dataclasses.replace(settings, extended_resource="kata.peerpods.io/vm")
         )
 
-    sim.webhook._resources_for = fixed
+    sim.peerpods.webhook._resources_for = fixed
 
 
 def _webhook_writes_zero_annotations() -> None:
-    original = sim.webhook._annotations
+    original = sim.peerpods.webhook._annotations
 
     def always(pod: object, totals: Any) -> dict[str, str]:
-        return {sim.webhook.ANN_VCPUS: "0", sim.webhook.ANN_MEMORY: "0", **original(pod, totals)}
+        return {
+            sim.peerpods.webhook.ANN_VCPUS: "0",
+            sim.peerpods.webhook.ANN_MEMORY: "0",
+            **original(pod, totals),
+        }
 
-    sim.webhook._annotations = always
+    sim.peerpods.webhook._annotations = always
 
 
 def _webhook_counts_pod_level_resources() -> None:
-    original = sim.webhook._annotations
+    original = sim.peerpods.webhook._annotations
 
     def with_pod_level(pod: object, totals: Any) -> dict[str, str]:
         spec = (pod.get("spec") if isinstance(pod, dict) else None) or {}
@@ -161,68 +165,68 @@ def _webhook_counts_pod_level_resources() -> None:
             totals.cpu_limits += Decimal(str(requests))
         return original(pod, totals)
 
-    sim.webhook._annotations = with_pod_level
+    sim.peerpods.webhook._annotations = with_pod_level
 
 
 def _webhook_ignores_document_profile() -> None:
-    original = sim.webhook._plan
+    original = sim.peerpods.webhook._plan
 
-    def plan(pod: object, settings: sim.webhook.WebhookSettings) -> Any:
+    def plan(pod: object, settings: sim.peerpods.webhook.WebhookSettings) -> Any:
         return original(pod, dataclasses.replace(settings, annotations=True))
 
-    sim.webhook._plan = plan
+    sim.peerpods.webhook._plan = plan
 
 
 # --- API server admission ---------------------------------------------------------------------
 
 
 def _admission_ignores_namespace_selector() -> None:
-    original = sim.selectors.label_selector_matches
+    original = sim.kube.selectors.label_selector_matches
 
     def selector(selector: Any, labels: Mapping[str, str], *, where: str) -> bool:
         if "namespaceSelector" in where:
             return True
         return original(selector, labels, where=where)
 
-    _rebind(sim.admission, "label_selector_matches", selector)
+    _rebind(sim.kube.admission, "label_selector_matches", selector)
 
 
 def _admission_fails_open() -> None:
-    original = sim.admission._call_one
+    original = sim.kube.admission._call_one
 
     def call(
-        webhook: sim.admission.MutatingWebhook,
-        outcome: sim.admission.AdmissionOutcome,
-        caller: sim.admission.WebhookCaller,
+        webhook: sim.kube.admission.MutatingWebhook,
+        outcome: sim.kube.admission.AdmissionOutcome,
+        caller: sim.kube.admission.WebhookCaller,
         request: dict[str, Any],
     ) -> bool:
         return original(dataclasses.replace(webhook, failure_policy="Ignore"), outcome, caller, request)
 
-    sim.admission._call_one = call
+    sim.kube.admission._call_one = call
 
 
 def _namespace_labels_override_name() -> None:
-    original = sim.cluster.Cluster.create_namespace
+    original = sim.kube.cluster.Cluster.create_namespace
 
-    def create(self: sim.cluster.Cluster, name: str, labels: Mapping[str, str] | None = None) -> Any:
+    def create(self: sim.kube.cluster.Cluster, name: str, labels: Mapping[str, str] | None = None) -> Any:
         result = original(self, name, labels)
-        own = dict(labels or {}).get(sim.cluster.NAMESPACE_NAME_LABEL)
+        own = dict(labels or {}).get(sim.kube.cluster.NAMESPACE_NAME_LABEL)
         if own:
-            self._namespaces[name]["metadata"]["labels"][sim.cluster.NAMESPACE_NAME_LABEL] = own
+            self._namespaces[name]["metadata"]["labels"][sim.kube.cluster.NAMESPACE_NAME_LABEL] = own
         return result
 
-    sim.cluster.Cluster.create_namespace = create  # type: ignore[method-assign]
+    sim.kube.cluster.Cluster.create_namespace = create  # type: ignore[method-assign]
 
 
 def _admission_never_reinvokes() -> None:
     """An API server that ignores reinvocationPolicy: IfNeeded (calls each webhook once)."""
-    original = sim.admission._call_one
+    original = sim.kube.admission._call_one
     called: set[tuple[int, str]] = set()
 
     def call(
-        webhook: sim.admission.MutatingWebhook,
-        outcome: sim.admission.AdmissionOutcome,
-        caller: sim.admission.WebhookCaller,
+        webhook: sim.kube.admission.MutatingWebhook,
+        outcome: sim.kube.admission.AdmissionOutcome,
+        caller: sim.kube.admission.WebhookCaller,
         request: dict[str, Any],
     ) -> bool:
         key = (id(outcome), webhook.name)
@@ -232,39 +236,39 @@ def _admission_never_reinvokes() -> None:
         called.add(key)
         return original(webhook, outcome, caller, request)
 
-    sim.admission._call_one = call
+    sim.kube.admission._call_one = call
 
 
 def _admission_never_sends_update() -> None:
     """An API server whose rule matching knows only CREATE: UPDATE registrations are never called."""
-    original = sim.admission.rule_matches
+    original = sim.kube.admission.rule_matches
 
     def matches(rule: Any, *, operation: str, **kwargs: Any) -> bool:
         return operation != "UPDATE" and bool(original(rule, operation=operation, **kwargs))
 
-    sim.admission.rule_matches = matches
+    sim.kube.admission.rule_matches = matches
 
 
 def _policy_allows_everywhere() -> None:
-    sim.admission.PeerPodNamespacePolicy.denial = lambda self, pod, namespace: None  # type: ignore[method-assign]
+    sim.kube.admission.PeerPodNamespacePolicy.denial = lambda self, pod, namespace: None  # type: ignore[method-assign]
 
 
 # --- the initdata layers: Kata runtime, adaptor, pod VM ---------------------------------------------
 
 
 def _kata_skips_decoding() -> None:
-    def raw(self: sim.kata.KataRuntime, pod: Mapping[str, Any]) -> dict[str, Any]:
+    def raw(self: sim.peerpods.kata.KataRuntime, pod: Mapping[str, Any]) -> dict[str, Any]:
         sent = copy.deepcopy(dict(pod))
         annotations = sent.setdefault("metadata", {}).setdefault("annotations", {})
-        annotations.setdefault(sim.kata.ANN_VCPUS, str(self.config.default_vcpus))
-        annotations.setdefault(sim.kata.ANN_MEMORY, str(self.config.default_memory))
+        annotations.setdefault(sim.peerpods.kata.ANN_VCPUS, str(self.config.default_vcpus))
+        annotations.setdefault(sim.peerpods.kata.ANN_MEMORY, str(self.config.default_memory))
         return sent
 
-    sim.kata.KataRuntime.sandbox_request = raw  # type: ignore[method-assign]
+    sim.peerpods.kata.KataRuntime.sandbox_request = raw  # type: ignore[method-assign]
 
 
 def _kata_drops_broken_annotation() -> None:
-    original = sim.kata.decode_initdata
+    original = sim.peerpods.kata.decode_initdata
 
     def forgiving(value: str) -> str:
         try:
@@ -272,57 +276,63 @@ def _kata_drops_broken_annotation() -> None:
         except initdata.InitdataError:
             return ""
 
-    sim.kata.decode_initdata = forgiving
+    sim.peerpods.kata.decode_initdata = forgiving
 
 
 def _adaptor_does_not_reencode() -> None:
-    def raw(annotations: Mapping[str, str], config: sim.adaptor.AdaptorConfig) -> str | None:
+    def raw(annotations: Mapping[str, str], config: sim.peerpods.adaptor.AdaptorConfig) -> str | None:
         return annotations.get(initdata.ANNOTATION) or config.data.get(initdata.CM_KEY) or None
 
-    sim.adaptor.user_data_initdata = raw
+    sim.peerpods.adaptor.user_data_initdata = raw
 
 
 def _config_map_beats_annotation() -> None:
-    original = sim.adaptor.user_data_initdata
+    original = sim.peerpods.adaptor.user_data_initdata
 
-    def reversed_order(annotations: Mapping[str, str], config: sim.adaptor.AdaptorConfig) -> str | None:
+    def reversed_order(
+        annotations: Mapping[str, str], config: sim.peerpods.adaptor.AdaptorConfig
+    ) -> str | None:
         return config.data.get(initdata.CM_KEY) or original(annotations, config)
 
-    sim.adaptor.user_data_initdata = reversed_order
+    sim.peerpods.adaptor.user_data_initdata = reversed_order
 
 
 def _adaptor_ignores_global_initdata() -> None:
-    original = sim.adaptor.user_data_initdata
+    original = sim.peerpods.adaptor.user_data_initdata
 
-    def pod_only(annotations: Mapping[str, str], config: sim.adaptor.AdaptorConfig) -> str | None:
+    def pod_only(annotations: Mapping[str, str], config: sim.peerpods.adaptor.AdaptorConfig) -> str | None:
         return original(annotations, dataclasses.replace(config, data={}))
 
-    sim.adaptor.user_data_initdata = pod_only
+    sim.peerpods.adaptor.user_data_initdata = pod_only
 
 
 def _adaptor_starts_with_broken_initdata() -> None:
-    original = sim.adaptor.CloudApiAdaptor.start
+    original = sim.peerpods.adaptor.CloudApiAdaptor.start
 
-    def start(self: sim.adaptor.CloudApiAdaptor, peer_pods_cm: Mapping[str, str] | None) -> int | None:
+    def start(
+        self: sim.peerpods.adaptor.CloudApiAdaptor, peer_pods_cm: Mapping[str, str] | None
+    ) -> int | None:
         data = dict(peer_pods_cm or {})
         data.pop(initdata.CM_KEY, None)
         advertised = original(self, data)
-        self.config = sim.adaptor.AdaptorConfig.from_configmap(peer_pods_cm)
+        self.config = sim.peerpods.adaptor.AdaptorConfig.from_configmap(peer_pods_cm)
         return advertised
 
-    sim.adaptor.CloudApiAdaptor.start = start  # type: ignore[method-assign]
+    sim.peerpods.adaptor.CloudApiAdaptor.start = start  # type: ignore[method-assign]
 
 
 def _adaptor_parses_empty_initdata() -> None:
-    original = sim.adaptor.CloudApiAdaptor.start
+    original = sim.peerpods.adaptor.CloudApiAdaptor.start
 
-    def start(self: sim.adaptor.CloudApiAdaptor, peer_pods_cm: Mapping[str, str] | None) -> int | None:
+    def start(
+        self: sim.peerpods.adaptor.CloudApiAdaptor, peer_pods_cm: Mapping[str, str] | None
+    ) -> int | None:
         if (peer_pods_cm or {}).get(initdata.CM_KEY) == "":  # "set" is taken to mean "set to something"
             self.config, self.start_error = None, "failed to parse global initdata: initdata is empty"
-            raise sim.adaptor.AdaptorStartError(self.start_error)
+            raise sim.peerpods.adaptor.AdaptorStartError(self.start_error)
         return original(self, peer_pods_cm)
 
-    sim.adaptor.CloudApiAdaptor.start = start  # type: ignore[method-assign]
+    sim.peerpods.adaptor.CloudApiAdaptor.start = start  # type: ignore[method-assign]
 
 
 def _podvm_checks_version() -> None:
@@ -340,120 +350,123 @@ def _podvm_joins_as_python() -> None:
         document = initdata.parse(toml_bytes, source="initdata")
         hex_digest = initdata.digest(toml_bytes, document.algorithm)
         for key, content in document.data.items():
-            path = posixpath.normpath(posixpath.join(sim.podvm.PEERPOD_DIR, key))  # restarts at "/"
-            if path in sim.podvm._ALLOWED_PATHS:
+            path = posixpath.normpath(posixpath.join(sim.peerpods.podvm.PEERPOD_DIR, key))  # restarts at "/"
+            if path in sim.peerpods.podvm._ALLOWED_PATHS:
                 guest.write(path, content.encode())
             else:
                 report.ignored.append(key)
-        guest.write(sim.podvm.DIGEST_PATH, hex_digest.encode())
+        guest.write(sim.peerpods.podvm.DIGEST_PATH, hex_digest.encode())
         report.algorithm, report.digest = document.algorithm, hex_digest
 
-    sim.podvm._apply_initdata = apply
+    sim.peerpods.podvm._apply_initdata = apply
 
 
 def _podvm_writes_any_key() -> None:
     class Everything(frozenset[str]):
         def __contains__(self, path: object) -> bool:
-            return isinstance(path, str) and path.startswith(sim.podvm.PEERPOD_DIR + "/")
+            return isinstance(path, str) and path.startswith(sim.peerpods.podvm.PEERPOD_DIR + "/")
 
-    sim.podvm._ALLOWED_PATHS = Everything()
+    sim.peerpods.podvm._ALLOWED_PATHS = Everything()
 
 
 def _podvm_always_sha256() -> None:
-    sim.podvm.initdata_mod.digest = lambda toml, algorithm=None: hashlib.sha256(toml).hexdigest()  # type: ignore[attr-defined]
+    sim.peerpods.podvm.initdata_mod.digest = lambda toml, algorithm=None: hashlib.sha256(toml).hexdigest()  # type: ignore[attr-defined]
 
 
 def _podvm_no_default_initdata() -> None:
-    sim.podvm.initdata_mod.DUMMY_ENCODED = initdata.encode(b'algorithm = "sha384"\nversion = "0.1.0"\n')  # type: ignore[attr-defined]
+    fixed = initdata.encode(b'algorithm = "sha384"\nversion = "0.1.0"\n')
+    sim.peerpods.podvm.initdata_mod.DUMMY_ENCODED = fixed  # type: ignore[attr-defined]
 
 
 # --- the adaptor ---------------------------------------------------------------------------------
 
 
 def _adaptor_ignores_limit() -> None:
-    original = sim.adaptor.CloudApiAdaptor.start
+    original = sim.peerpods.adaptor.CloudApiAdaptor.start
 
-    def fixed(self: sim.adaptor.CloudApiAdaptor, peer_pods_cm: Mapping[str, str] | None) -> int | None:
+    def fixed(
+        self: sim.peerpods.adaptor.CloudApiAdaptor, peer_pods_cm: Mapping[str, str] | None
+    ) -> int | None:
         original(self, peer_pods_cm)
         return 10
 
-    sim.adaptor.CloudApiAdaptor.start = fixed  # type: ignore[method-assign]
+    sim.peerpods.adaptor.CloudApiAdaptor.start = fixed  # type: ignore[method-assign]
 
 
 def _adaptor_zero_advertises_nothing() -> None:
-    sim.adaptor.AdaptorConfig.advertised = property(  # type: ignore[method-assign,assignment]
+    sim.peerpods.adaptor.AdaptorConfig.advertised = property(  # type: ignore[method-assign,assignment]
         lambda self: None if self.limit <= 0 else self.limit
     )
 
 
 def _negative_limit_advertises_zero() -> None:
-    sim.adaptor.AdaptorConfig.advertised = property(  # type: ignore[method-assign,assignment]
+    sim.peerpods.adaptor.AdaptorConfig.advertised = property(  # type: ignore[method-assign,assignment]
         lambda self: max(self.limit, 0)
     )
 
 
 def _adaptor_advertises_the_webhooks_name() -> None:
-    original = sim.targets.inprocess.ClusterEnvironment.set_webhook_env
+    original = sim.harness.targets.inprocess.ClusterEnvironment.set_webhook_env
 
     def set_env(self: Any, name: str, value: str) -> None:
         original(self, name, value)
         if name == "POD_VM_EXTENDED_RESOURCE":
-            sim.adaptor.CloudApiAdaptor.resource = value  # every adaptor, including later ones
+            sim.peerpods.adaptor.CloudApiAdaptor.resource = value  # every adaptor, including later ones
             for node in self._cluster.nodes():
                 pool = self._cluster.nodepool
                 pool.advertise(node, pool.adaptor(node).config.advertised)
 
-    sim.targets.inprocess.ClusterEnvironment.set_webhook_env = set_env  # type: ignore[method-assign]
+    sim.harness.targets.inprocess.ClusterEnvironment.set_webhook_env = set_env  # type: ignore[method-assign]
 
 
 def _adaptor_reads_config_live() -> None:
-    original = sim.cluster.Cluster.apply_configmap
+    original = sim.kube.cluster.Cluster.apply_configmap
 
-    def apply(self: sim.cluster.Cluster, obj: Mapping[str, Any]) -> None:
+    def apply(self: sim.kube.cluster.Cluster, obj: Mapping[str, Any]) -> None:
         original(self, obj)
         if self.nodes():
             self.restart_adaptors()
 
-    sim.cluster.Cluster.apply_configmap = apply  # type: ignore[method-assign]
+    sim.kube.cluster.Cluster.apply_configmap = apply  # type: ignore[method-assign]
 
 
 def _adaptor_ignores_annotations() -> None:
-    sim.adaptor._annotation_int = lambda annotations, key: None
+    sim.peerpods.adaptor._annotation_int = lambda annotations, key: None
 
 
 def _kata_ignores_its_configuration() -> None:
-    sim.profiles.KATA_CONFIGS["openshift"] = sim.kata.UPSTREAM_CONFIG
+    sim.kube.profiles.KATA_CONFIGS["openshift"] = sim.peerpods.kata.UPSTREAM_CONFIG
 
 
 # --- the scheduler ---------------------------------------------------------------------------------
 
 
 def _scheduler_ignores_extended_resource() -> None:
-    original = sim.scheduler.effective_request
+    original = sim.kube.scheduler.effective_request
 
     def without(pod: Mapping[str, Any]) -> dict[str, int]:
         return {k: v for k, v in original(pod).items() if k != "kata.peerpods.io/vm"}
 
-    _rebind(sim.cluster, "effective_request", without)
+    _rebind(sim.kube.cluster, "effective_request", without)
 
 
 def _scheduler_never_frees() -> None:
-    sim.scheduler.Scheduler.release = lambda self, key: None  # type: ignore[method-assign]
+    sim.kube.scheduler.Scheduler.release = lambda self, key: None  # type: ignore[method-assign]
 
 
 def _scheduler_ignores_overhead() -> None:
-    original = sim.scheduler.effective_request
+    original = sim.kube.scheduler.effective_request
 
     def no_overhead(pod: Mapping[str, Any]) -> dict[str, int]:
         stripped = copy.deepcopy(dict(pod))
         (stripped.get("spec") or {}).pop("overhead", None)
         return original(stripped)
 
-    _rebind(sim.cluster, "effective_request", no_overhead)
+    _rebind(sim.kube.cluster, "effective_request", no_overhead)
 
 
 def _scheduler_charges_every_peer_pod() -> None:
-    original = sim.scheduler.effective_request
+    original = sim.kube.scheduler.effective_request
 
     def charged(pod: Mapping[str, Any]) -> dict[str, int]:
         request = original(pod)
@@ -461,7 +474,7 @@ def _scheduler_charges_every_peer_pod() -> None:
             request["kata.peerpods.io/vm"] = max(request.get("kata.peerpods.io/vm", 0), 1)
         return request
 
-    _rebind(sim.cluster, "effective_request", charged)
+    _rebind(sim.kube.cluster, "effective_request", charged)
 
 
 # --- the libvirt provider ---------------------------------------------------------------------------
@@ -482,21 +495,21 @@ def _provider_emits_launch_security() -> None:
 
 
 def _provider_cvm_by_default() -> None:
-    original = sim.providers.libvirt.LibvirtSettings.from_config
+    original = sim.peerpods.providers.libvirt.LibvirtSettings.from_config
 
-    def from_config(data: Mapping[str, str]) -> sim.providers.libvirt.LibvirtSettings:
+    def from_config(data: Mapping[str, str]) -> sim.peerpods.providers.libvirt.LibvirtSettings:
         settings = original(data)
         wanted = (data.get("DISABLECVM") or "").strip().lower() in ("1", "t", "true")
         return dataclasses.replace(settings, disable_cvm=wanted)
 
-    sim.providers.libvirt.LibvirtSettings.from_config = from_config  # type: ignore[method-assign]
+    sim.peerpods.providers.libvirt.LibvirtSettings.from_config = from_config  # type: ignore[method-assign]
 
 
 def _provider_does_not_truncate() -> None:
     def untruncated(pod_name: str, sandbox_id: str, max_length: int = 63) -> str:
-        return sim.providers._NOT_NAME.sub("-", f"podvm-{pod_name}-{sandbox_id[:8]}".lower())
+        return sim.peerpods.providers._NOT_NAME.sub("-", f"podvm-{pod_name}-{sandbox_id[:8]}".lower())
 
-    _rebind(sim.providers.libvirt, "podvm_name", untruncated)
+    _rebind(sim.peerpods.providers.libvirt, "podvm_name", untruncated)
 
 
 def _provider_base_sized_root() -> None:
@@ -507,20 +520,20 @@ def _provider_base_sized_root() -> None:
             f"<backingStore><path>{base.path()}</path><format type='qcow2'/></backingStore></volume>"
         )
 
-    sim.providers.libvirt_storage.LibvirtStorage.root_volume_xml = root_xml  # type: ignore[method-assign]
+    sim.peerpods.providers.libvirt_storage.LibvirtStorage.root_volume_xml = root_xml  # type: ignore[method-assign]
 
 
 def _provider_leaves_volumes() -> None:
-    sim.providers.libvirt_storage.Undo.run = lambda self: []  # type: ignore[method-assign]
+    sim.peerpods.providers.libvirt_storage.Undo.run = lambda self: []  # type: ignore[method-assign]
 
 
 def _provider_keeps_volumes_on_delete() -> None:
-    sim.providers.libvirt_storage.LibvirtStorage.delete_volume = lambda self, pool, name: None  # type: ignore[method-assign]
+    sim.peerpods.providers.libvirt_storage.LibvirtStorage.delete_volume = lambda self, pool, name: None  # type: ignore[method-assign]
 
 
 def _provider_ignores_secret() -> None:
-    sim.targets.lpar.LparEnvironment.set_peer_pods_secret = (  # type: ignore[method-assign]
-        sim.targets.inprocess.ClusterEnvironment.set_peer_pods_secret
+    sim.harness.targets.lpar.LparEnvironment.set_peer_pods_secret = (  # type: ignore[method-assign]
+        sim.harness.targets.inprocess.ClusterEnvironment.set_peer_pods_secret
     )
 
 
@@ -533,7 +546,7 @@ def _provider_raw_boot_disk() -> None:
 
 
 def _provider_unknown_launch_security_accepted() -> None:
-    _rebind(sim.providers.libvirt, "LAUNCH_SECURITY_VALUES", ("s390-pv", "sev-snp", "tdx"))
+    _rebind(sim.peerpods.providers.libvirt, "LAUNCH_SECURITY_VALUES", ("s390-pv", "sev-snp", "tdx"))
 
 
 # --- the LPAR prerequisites --------------------------------------------------------------------------
@@ -579,7 +592,7 @@ MUTANTS: dict[str, Mutant] = {
     "webhook-counts-pod-level": _m("webhook", REFERENCE, "WH-013", _webhook_counts_pod_level_resources),
     "webhook-ignores-document-profile": _m("webhook", REFERENCE, "WH-010", _webhook_ignores_document_profile),
     "webhook-gpu-blind": _m(
-        "webhook", REFERENCE, "WH-008", lambda: setattr(sim.webhook, "ANN_GPUS", "io.example/gpus")
+        "webhook", REFERENCE, "WH-008", lambda: setattr(sim.peerpods.webhook, "ANN_GPUS", "io.example/gpus")
     ),
     # API server admission
     "admission-ignores-namespace-selector": _m(

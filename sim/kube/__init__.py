@@ -1,7 +1,10 @@
-"""A real Kubernetes control plane for the ``cluster`` target.
+"""The reference Kubernetes: what the API server, the scheduler and the kubelet do to a peer pod.
 
-* :mod:`sim.kube.build` builds etcd, kube-apiserver and kube-scheduler from their Go
-  modules (pinned in ``controlplane/``) into a cache keyed by version;
-* :mod:`sim.kube.controlplane` starts and stops them on loopback for one run;
-* :mod:`sim.kube.nodeagent` stands for each worker's kubelet + Kata runtime + cloud-api-adaptor.
+* :mod:`sim.kube.admission`, :mod:`sim.kube.selectors`, :mod:`sim.kube.podchecks`: the API
+  server's admission chain (defaulting, RuntimeClass, mutating webhooks and their selectors,
+  validation);
+* :mod:`sim.kube.scheduler`: node fit on extended resources and overhead;
+* :mod:`sim.kube.cluster`, :mod:`sim.kube.nodepool`, :mod:`sim.kube.pending`: the in-process
+  cluster, its nodes (each with its kubelet, Kata runtime and adaptor) and its pending pods;
+* :mod:`sim.kube.profiles`: the objects each deployment profile (chart, OpenShift) installs.
 """

@@ -78,7 +78,7 @@ def serve_command() -> list[str]:
     script = Path(sys.executable).with_name("peerpods-conformance")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "import sys; from sim.cli import main; sys.exit(main())"]
+    return [sys.executable, "-c", "import sys; from sim.harness.cli import main; sys.exit(main())"]
 
 
 def _ready(server: LaunchedServer) -> bool:

@@ -11,8 +11,8 @@ envelope is sound enough to carry a ``uid``, an AdmissionReview with ``allowed: 
 and code 400 as controller-runtime answers. A 5xx means a bug in the webhook itself.
 
 The hot path is deliberately short: one orjson parse, the core's direct patch operations
-(:func:`sim.webhook.mutation_patch`, no diffing of two pods), base64 and one orjson dump.
-Its answers must equal :func:`sim.webhook.review_response`'s; the unit tests hold them to it.
+(:func:`sim.peerpods.webhook.mutation_patch`, no diffing of two pods), base64 and one orjson dump.
+Its answers must equal :func:`sim.peerpods.webhook.review_response`'s; the unit tests hold them to it.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 import orjson
 
 from sim.bounds import excerpt
+from sim.peerpods.webhook import WebhookSettings, admission_review, request_response
 from sim.server.limits import ServerLimits
-from sim.webhook import WebhookSettings, admission_review, request_response
 
 MUTATE_PATH = "/mutate-v1-pod"
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})

@@ -20,10 +20,10 @@ from typing import Any, Protocol
 from granian.rsgi import Scope
 
 from sim.bounds import excerpt
+from sim.peerpods.webhook import WebhookSettings
 from sim.server.deadlines import Deadlines, expired
 from sim.server.limits import ServerLimits
 from sim.server.review import Reply, ReviewHandler, status_reply
-from sim.webhook import WebhookSettings
 
 #: A refused request body up to this size is read and dropped rather than left unread:
 #: an unread body makes the HTTP layer close the connection, costing the client a new

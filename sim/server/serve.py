@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sim.peerpods.webhook import WebhookSettings
 from sim.server.limits import LISTEN_BACKLOG, MAX_CONNECTIONS_PER_WORKER, ServerLimits
 from sim.server.tls import TLS_MIN_VERSIONS
-from sim.webhook import WebhookSettings
 
 #: Seconds a worker gets to finish in-flight requests after SIGTERM before it is killed.
 SHUTDOWN_GRACE_S = 30

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from plumbum import local
 
-from sim.catalogue import load_catalogue
+from sim.harness.catalogue import load_catalogue
 from tests.mutants import AGENT_MUTANTS, MUTANTS, UNREACHABLE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,7 +106,7 @@ def go() -> str:
 @pytest.mark.parametrize("name", sorted(AGENT_MUTANTS))
 def test_every_agent_mutant_disagrees_with_the_reference(go: str, tmp_path: Path, name: str) -> None:
     from sim.lpar.assets import AGENT_SOURCE
-    from sim.podvm import process_user_data
+    from sim.peerpods.podvm import process_user_data
     from tests.unit.test_lpar_agent import CASES, run_agent
 
     file_name, text, replacement, _breaks = AGENT_MUTANTS[name]

@@ -19,15 +19,15 @@ import pytest
 
 pytest.importorskip("libvirt")
 
-from sim.cloudconfig import build_user_data
 from sim.errors import TargetError
-from sim.initdata import encode
+from sim.harness.targets.lpar import LparTarget
 from sim.lpar import host
 from sim.lpar.assets import KERNELS, AssetsMissing, find_assets
-from sim.podvm import process_user_data
-from sim.providers import InstanceSpec
-from sim.providers.libvirt import LibvirtProvider
-from sim.targets.lpar import LparTarget
+from sim.peerpods.cloudconfig import build_user_data
+from sim.peerpods.initdata import encode
+from sim.peerpods.podvm import process_user_data
+from sim.peerpods.providers import InstanceSpec
+from sim.peerpods.providers.libvirt import LibvirtProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 TOML = (

@@ -15,9 +15,9 @@ import jsonschema
 import pytest
 from junitparser import JUnitXml, Properties, Skipped, TestCase
 
-from sim.catalogue import feature_scenarios
+from sim.harness.catalogue import feature_scenarios
+from sim.harness.report.output import ReportDir
 from sim.paths import FEATURES_DIR
-from sim.report.output import ReportDir
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "tests" / "fixtures" / "cucumber-json.schema.json").read_text())

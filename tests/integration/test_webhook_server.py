@@ -22,8 +22,8 @@ from typing import Any
 import jsonpatch
 import pytest
 
+from sim.peerpods.webhook import mutate_pod
 from sim.server.launch import LaunchedServer, launched, webhook_server
-from sim.webhook import mutate_pod
 
 ROOT = Path(__file__).resolve().parents[2]
 REVIEW: dict[str, Any] = json.loads((ROOT / "fixtures" / "webhook" / "review-3k.json").read_text())

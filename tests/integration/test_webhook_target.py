@@ -23,8 +23,7 @@ import pytest
 import trustme
 
 from sim.errors import ConformanceInputError
-from sim.server.launch import LaunchedServer, launched
-from sim.targets.base import (
+from sim.harness.targets.base import (
     Guests,
     Lacking,
     LparInspection,
@@ -36,7 +35,8 @@ from sim.targets.base import (
     WebhookEnv,
     need,
 )
-from sim.targets.webhook import WebhookEnvironment, WebhookTarget
+from sim.harness.targets.webhook import WebhookEnvironment, WebhookTarget
+from sim.server.launch import LaunchedServer, launched
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "fixtures" / "webhook" / "mwc-create-update.yaml"

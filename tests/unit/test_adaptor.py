@@ -9,11 +9,17 @@ from typing import Any
 
 import pytest
 
-from sim import initdata
-from sim.adaptor import AdaptorConfig, AdaptorConfigError, AdaptorStartError, CloudApiAdaptor, PodVMError
-from sim.cloudconfig import APF_PATH, INITDATA_PATH, parse_user_data
-from sim.providers.memory import MemoryProvider
-from sim.webhook import ANN_MEMORY, ANN_VCPUS
+from sim.peerpods import initdata
+from sim.peerpods.adaptor import (
+    AdaptorConfig,
+    AdaptorConfigError,
+    AdaptorStartError,
+    CloudApiAdaptor,
+    PodVMError,
+)
+from sim.peerpods.cloudconfig import APF_PATH, INITDATA_PATH, parse_user_data
+from sim.peerpods.providers.memory import MemoryProvider
+from sim.peerpods.webhook import ANN_MEMORY, ANN_VCPUS
 
 ROOT = Path(__file__).resolve().parents[2]
 GLOBAL = initdata.encode((ROOT / "fixtures" / "initdata" / "global.toml").read_bytes())

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sim.admission import (
+from sim.kube.admission import (
     AdmissionConfigError,
     InProcessWebhookCaller,
     MutatingWebhook,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim.catalogue import CATALOGUE_PATH, ScenarioRef, drift, feature_scenarios, load_catalogue
 from sim.errors import ConformanceInputError
+from sim.harness.catalogue import CATALOGUE_PATH, ScenarioRef, drift, feature_scenarios, load_catalogue
 
 
 def test_every_scenario_and_requirement_is_traced() -> None:

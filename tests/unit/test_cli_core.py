@@ -12,9 +12,9 @@ import sys
 import pytest
 import yaml
 
-from sim import initdata
-from sim.cli import main
-from sim.webhook import ANN_MEMORY, ANN_VCPUS
+from sim.harness.cli import main
+from sim.peerpods import initdata
+from sim.peerpods.webhook import ANN_MEMORY, ANN_VCPUS
 
 POD = """\
 apiVersion: v1

@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-from sim import cli
+from sim.harness import cli
 
 
 def import_failing(monkeypatch: pytest.MonkeyPatch, module: str, missing: str) -> None:
@@ -26,7 +26,7 @@ def import_failing(monkeypatch: pytest.MonkeyPatch, module: str, missing: str) -
 def test_a_command_whose_extra_is_missing_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import_failing(monkeypatch, "sim.cli.webhook", "cryptography")
+    import_failing(monkeypatch, "sim.harness.cli.webhook", "cryptography")
     assert cli.main(["webhook", "serve", "--port", "9443"]) == 2
     err = capsys.readouterr().err
     assert "'cryptography'" in err and "[webhook]" in err and "Traceback" not in err
@@ -35,7 +35,7 @@ def test_a_command_whose_extra_is_missing_names_the_extra(
 def test_other_commands_still_work_when_an_extra_is_missing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    import_failing(monkeypatch, "sim.cli.lpar", "libvirt")
+    import_failing(monkeypatch, "sim.harness.cli.lpar", "libvirt")
     toml = tmp_path / "initdata.toml"
     toml.write_text('algorithm = "sha256"\nversion = "0.1.0"\n[data]\n', encoding="utf-8")
     assert cli.main(["initdata", "digest", str(toml)]) == 0
@@ -43,7 +43,7 @@ def test_other_commands_still_work_when_an_extra_is_missing(
 
 
 def test_a_bug_in_our_own_module_is_not_mistaken_for_a_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    import_failing(monkeypatch, "sim.cli.lpar", "sim.lpar.gone")
+    import_failing(monkeypatch, "sim.harness.cli.lpar", "sim.lpar.gone")
     with pytest.raises(ModuleNotFoundError):
         cli.build_parser()
 

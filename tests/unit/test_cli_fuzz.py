@@ -21,8 +21,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.cli import main
-from sim.difftest import pods
+from sim.harness.cli import main
+from sim.harness.difftest import pods
 
 EXAMPLES = int(os.environ.get("PEERPODS_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(

@@ -7,7 +7,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.cloudconfig import (
+from sim.errors import ConformanceInputError
+from sim.peerpods.cloudconfig import (
     APF_PATH,
     AUTH_PATH,
     INITDATA_PATH,
@@ -16,7 +17,6 @@ from sim.cloudconfig import (
     build_user_data,
     parse_user_data,
 )
-from sim.errors import ConformanceInputError
 
 APF = '{\n    "pod-network": {"podip": "10.128.0.5/23"}\n}'
 

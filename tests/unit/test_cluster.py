@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 import yaml
 
-from sim.adaptor import AdaptorConfigError
-from sim.admission import (
+from sim.kube.admission import (
     InProcessWebhookCaller,
     MutatingWebhook,
     WebhookCallError,
     load_webhook_configuration,
 )
-from sim.cluster import NAMESPACE_NAME_LABEL, AdmissionDenied, Cluster, ClusterError
-from sim.providers.memory import MemoryProvider
+from sim.kube.cluster import NAMESPACE_NAME_LABEL, AdmissionDenied, Cluster, ClusterError
+from sim.peerpods.adaptor import AdaptorConfigError
+from sim.peerpods.providers.memory import MemoryProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 VM = "kata.peerpods.io/vm"

@@ -16,14 +16,15 @@ from typing import Any
 
 import pytest
 
-from sim import bounds, initdata
-from sim.admission import AdmissionConfigError, load_webhook_configuration
-from sim.cli import main
-from sim.podvm import process_user_data
+from sim import bounds
+from sim.harness.cli import main
+from sim.kube.admission import AdmissionConfigError, load_webhook_configuration
+from sim.peerpods import initdata
+from sim.peerpods.podvm import process_user_data
+from sim.peerpods.webhook import WebhookSettings
 from sim.quantities import QuantityError, parse_quantity, quantity_value
 from sim.server.limits import ServerLimits
 from sim.server.review import ReviewHandler
-from sim.webhook import WebhookSettings
 from sim.yamlload import YamlInputError, load_all
 
 
@@ -232,7 +233,7 @@ def test_cli_decode_and_digest_exit_2(
 
 @pytest.mark.parametrize("toml", [DEEP, HUGE_INT])
 def test_pod_vm_reports_every_decode_failure(tmp_path: Path, toml: bytes) -> None:
-    from sim.cloudconfig import build_user_data
+    from sim.peerpods.cloudconfig import build_user_data
 
     report = process_user_data(build_user_data(apf_json="{}", initdata=initdata.encode(toml)), tmp_path)
     assert report.error is not None and "TOML" in report.error
@@ -243,7 +244,7 @@ def test_pod_vm_reports_every_decode_failure(tmp_path: Path, toml: bytes) -> Non
 
 def test_decode_refuses_the_whitespace_the_pod_vm_refuses(capsys: pytest.CaptureFixture[str]) -> None:
     encoded = initdata.encode(b'algorithm = "sha256"\nversion = "0.1.0"\n')
-    from sim.cloudconfig import build_user_data
+    from sim.peerpods.cloudconfig import build_user_data
 
     with_space = f" {encoded} "
     report = process_user_data(build_user_data(apf_json="{}", initdata=with_space), Path("/nonexistent-root"))

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import initdata
 from sim.errors import ConformanceInputError
-from sim.initdata import InitdataError
+from sim.peerpods import initdata
+from sim.peerpods.initdata import InitdataError
 
 TOML = b"""algorithm = "sha384"
 version = "0.1.0"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from sim import initdata
-from sim.kata import ANN_MEMORY, ANN_VCPUS, OPENSHIFT_CONFIG, KataRuntime, SandboxError
+from sim.peerpods import initdata
+from sim.peerpods.kata import ANN_MEMORY, ANN_VCPUS, OPENSHIFT_CONFIG, KataRuntime, SandboxError
 
 TOML = (Path(__file__).resolve().parents[2] / "fixtures" / "initdata" / "attestation.toml").read_bytes()
 

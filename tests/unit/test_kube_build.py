@@ -7,8 +7,8 @@ import pathlib
 
 import pytest
 
-from sim.cli import main
-from sim.kube import build
+from sim.harness.cli import main
+from sim.harness.localcluster import build
 
 
 @pytest.fixture

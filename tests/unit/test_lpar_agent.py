@@ -1,4 +1,4 @@
-"""The guest agent (podvm-agent, Go) against the reference pod VM logic (sim/podvm.py).
+"""The guest agent (podvm-agent, Go) against the reference pod VM logic (sim/peerpods/podvm.py).
 
 The agent is built for this host and run in its ``process`` mode on the same user data
 the reference processes; both reports must agree field by field (error texts may differ,
@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from sim.cloudconfig import build_user_data
-from sim.initdata import DUMMY_ENCODED, encode
 from sim.lpar.assets import AGENT_SOURCE
 from sim.lpar.builder import BuildError, go_binary
-from sim.podvm import process_user_data
+from sim.peerpods.cloudconfig import build_user_data
+from sim.peerpods.initdata import DUMMY_ENCODED, encode
+from sim.peerpods.podvm import process_user_data
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,13 @@ import pytest
 
 pytest.importorskip("libvirt")
 
-from sim.cloudconfig import build_user_data
 from sim.errors import TargetError
-from sim.initdata import encode
 from sim.lpar import host
-from sim.podvm import process_user_data
-from sim.providers import InstanceSpec
-from sim.providers.libvirt import STEPS, LaunchSecurityError, LibvirtProvider, LibvirtSettings
+from sim.peerpods.cloudconfig import build_user_data
+from sim.peerpods.initdata import encode
+from sim.peerpods.podvm import process_user_data
+from sim.peerpods.providers import InstanceSpec
+from sim.peerpods.providers.libvirt import STEPS, LaunchSecurityError, LibvirtProvider, LibvirtSettings
 
 TOML = b'algorithm = "sha384"\nversion = "0.1.0"\n\n[data]\n"aa.toml" = "x"\n"../../etc/x" = "no"\n'
 
@@ -177,8 +177,8 @@ def test_daemons_not_running_as_non_root_say_how(monkeypatch: pytest.MonkeyPatch
 
 
 def test_lpar_target_on_the_simulator_leaves_nothing() -> None:
-    from sim.targets import create_target
-    from sim.targets.base import TargetOptions
+    from sim.harness.targets import create_target
+    from sim.harness.targets.base import TargetOptions
 
     target = create_target("lpar", TargetOptions())
     assert "guest" not in target.capabilities and "podvm" in target.capabilities
@@ -214,7 +214,7 @@ def test_missing_s390x_emulator_says_what_to_install(provider: LibvirtProvider) 
 def test_what_a_killed_run_left_is_removed_before_the_first_scenario(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from sim.targets.lpar import LparTarget
+    from sim.harness.targets.lpar import LparTarget
 
     libvirt = pytest.importorskip("libvirt")
     connection = libvirt.open(host.TEST_URI)

@@ -9,9 +9,9 @@ import pathlib
 
 import pytest
 
-from sim import initdata
-from sim.cloudconfig import build_user_data
-from sim.podvm import ALLOWED_FILES, DIGEST_PATH, GuestReport, GuestReportError, process_user_data
+from sim.peerpods import initdata
+from sim.peerpods.cloudconfig import build_user_data
+from sim.peerpods.podvm import ALLOWED_FILES, DIGEST_PATH, GuestReport, GuestReportError, process_user_data
 
 APF = '{"pod-network": {}}'
 TOML = b"""algorithm = "sha512"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from sim import initdata
-from sim.cloudconfig import build_user_data
-from sim.providers import InstanceSpec, Provider, podvm_name
-from sim.providers.memory import MemoryProvider, UnknownInstanceError
+from sim.peerpods import initdata
+from sim.peerpods.cloudconfig import build_user_data
+from sim.peerpods.providers import InstanceSpec, Provider, podvm_name
+from sim.peerpods.providers.memory import MemoryProvider, UnknownInstanceError
 
 ROOT = Path(__file__).resolve().parents[2]
 SANDBOX = "0123456789abcdef" * 4
@@ -94,7 +94,7 @@ def test_close_removes_everything(tmp_path: Path) -> None:
 
 
 def test_podvm_name_truncates_the_pod_name_as_upstream() -> None:
-    from sim.providers import podvm_name
+    from sim.peerpods.providers import podvm_name
 
     sandbox = "AbCdEf12" + "0" * 56
     assert podvm_name("Web_1", sandbox) == "podvm-web-1-abcdef12"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.targets.reference import ReferenceTarget
+from sim.harness.targets.reference import ReferenceTarget
 
 VM = "kata.peerpods.io/vm"
 

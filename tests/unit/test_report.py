@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from sim.catalogue import Catalogue, Requirement, feature_scenarios, load_catalogue
 from sim.errors import ConformanceInputError
 from sim.files import sha256_file
-from sim.report.html import render_report
-from sim.report.results import FAILED, NOT_APPLICABLE, NOT_RUN, PASSED, ScenarioResult
-from sim.report.selection import check_tags
-from sim.report.summary import (
+from sim.harness.catalogue import Catalogue, Requirement, feature_scenarios, load_catalogue
+from sim.harness.report.html import render_report
+from sim.harness.report.results import FAILED, NOT_APPLICABLE, NOT_RUN, PASSED, ScenarioResult
+from sim.harness.report.selection import check_tags
+from sim.harness.report.summary import (
     CONFORMANT,
     HEADLINES,
     NOT_CONFORMANT,
@@ -265,7 +265,7 @@ def test_good_tag_expressions_pass() -> None:
 
 
 def test_the_console_line_gives_musts_and_advisories_in_the_suites_words(tmp_path: Path) -> None:
-    from sim.cli.run import console_summary
+    from sim.harness.cli.run import console_summary
 
     summary = summary_of(
         [result("a", PASSED, "WH-001"), result("b", FAILED, "WH-099"), result("c", NOT_APPLICABLE, "LP-001")],

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim.kube.scheduler import Scheduler, effective_request, format_amount, node_amounts
 from sim.quantities import QuantityError, to_amount
-from sim.scheduler import Scheduler, effective_request, format_amount, node_amounts
 
 VM = "kata.peerpods.io/vm"
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sim.errors import ConformanceInputError
-from sim.selectors import SelectorError, label_selector_matches, validate_label_selector
+from sim.kube.selectors import SelectorError, label_selector_matches, validate_label_selector
 
 LABELS = {"kubernetes.io/metadata.name": "team-a", "tier": "gold"}
 

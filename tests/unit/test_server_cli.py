@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sim.cli import main
-from sim.difftest import compare, reference_endpoint
-from sim.webhook import WebhookSettings
+from sim.harness.cli import main
+from sim.harness.difftest import compare, reference_endpoint
+from sim.peerpods.webhook import WebhookSettings
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sim.cli import main
 from sim.errors import ConformanceInputError
+from sim.harness.cli import main
 from sim.server.limits import (
     MAX_CONNECTIONS_PER_WORKER,
     RESERVED_FDS,

@@ -9,10 +9,10 @@ import orjson
 import pytest
 from hypothesis import given, settings
 
-from sim.difftest import pods, review_for
+from sim.harness.difftest import pods, review_for
+from sim.peerpods.webhook import WebhookSettings, review_response
 from sim.server.limits import MAX_BODY_BYTES, ServerLimits
 from sim.server.review import ReviewHandler, envelope_problem, media_type_is_json
-from sim.webhook import WebhookSettings, review_response
 
 HANDLER = ReviewHandler(WebhookSettings(), ServerLimits())
 

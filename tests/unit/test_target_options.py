@@ -1,4 +1,4 @@
-"""The target options, declared once (sim.targets.options), parsed into TargetOptions."""
+"""The target options, declared once (sim.harness.targets.options), parsed into TargetOptions."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from sim.errors import ConformanceInputError
-from sim.targets.base import TargetOptions
-from sim.targets.options import add_arguments, target_options
+from sim.harness.targets.base import TargetOptions
+from sim.harness.targets.options import add_arguments, target_options
 
 
 def parse(*argv: str) -> TargetOptions:

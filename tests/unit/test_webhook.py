@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim.errors import ConformanceInputError
-from sim.webhook import (
+from sim.peerpods.webhook import (
     ANN_GPUS,
     ANN_MEMORY,
     ANN_VCPUS,

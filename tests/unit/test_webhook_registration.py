@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from sim.admission import (
+from sim.errors import ConformanceInputError
+from sim.harness.targets.base import NotApplicable, TargetOptions
+from sim.harness.targets.inprocess import ClusterEnvironment
+from sim.harness.targets.reference import ReferenceTarget
+from sim.harness.targets.webhook import WebhookTarget, detect_profile, excluded_namespaces, read_configuration
+from sim.kube.admission import (
     InProcessWebhookCaller,
     RecordingCaller,
     SidecarInjector,
@@ -18,12 +23,7 @@ from sim.admission import (
     load_webhook_configuration,
     sidecar_webhook,
 )
-from sim.errors import ConformanceInputError
-from sim.providers.memory import MemoryProvider
-from sim.targets.base import NotApplicable, TargetOptions
-from sim.targets.inprocess import ClusterEnvironment
-from sim.targets.reference import ReferenceTarget
-from sim.targets.webhook import WebhookTarget, detect_profile, excluded_namespaces, read_configuration
+from sim.peerpods.providers.memory import MemoryProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMISSION = ROOT / "fixtures" / "admission"

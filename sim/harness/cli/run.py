@@ -1,0 +1,209 @@
+"""``peerpods-conformance run``: the conformance run, as a CI gate and as a certification.
+
+Runs the features through pytest on the chosen target and writes one run's result files,
+bound by its run id: ``summary.json`` and ``report.html`` (the suite's), ``junit.xml``
+(pytest's, grouped by feature), ``cucumber.json`` (every scenario) and ``SHA256SUMS``.
+Exit status: see :data:`EXIT_HELP`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sim.files import sha256_file
+from sim.harness.catalogue import feature_scenarios, load_catalogue
+from sim.harness.pytest_plugin import PresetTarget
+from sim.harness.report.cucumber import cucumber_report
+from sim.harness.report.html import render_report
+from sim.harness.report.junit import group_by_feature
+from sim.harness.report.output import RESULT_FILES, ReportDir, check_report_dir
+from sim.harness.report.results import OUTCOMES, ResultRecorder
+from sim.harness.report.selection import check_tags
+from sim.harness.report.summary import EXIT_CODES, build_summary
+from sim.harness.targets import create_target
+from sim.harness.targets.base import Target
+from sim.harness.targets.options import add_arguments, target_options
+from sim.paths import STEPS_DIR
+
+EXIT_BAD_INPUT, EXIT_BROKEN, EXIT_INTERRUPTED = 2, 4, 130
+EXIT_HELP = """exit status:
+  0    CONFORMANT: the whole catalogue ran and every applicable MUST scenario passed
+  1    NOT CONFORMANT: a MUST requirement failed
+  2    bad input, before anything ran: an option, an unknown tag or requirement id in --tags,
+       an unusable --report-dir, or another run holding the same --report-dir
+  3    PARTIAL: a selection (--tags, -k, -m, -x, ...) ran; every applicable MUST scenario in it
+       passed, but a selection is not a certificate
+  4    the run broke (a collection error, a pytest internal error); the previous reports are
+       left as they were
+  5    NOTHING VERIFIED: no applicable MUST scenario ran
+  130  interrupted; the previous reports are left as they were
+SHOULD requirements never change the exit status: they are reported as advisories."""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run the conformance features against a target and write the reports",
+        description="Run the conformance features against a target. Arguments after the options are "
+        "passed to pytest (for example -k EXPR, -x, -q).",
+        epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.add_argument("--report-dir", default="reports", help="where to write the reports")
+    parser.add_argument(
+        "--tags", default=None, help='requirement or capability tags, e.g. "WH-001 or NL-002"'
+    )
+    parser.set_defaults(func=run, accepts_extra=True)
+
+
+def build_target(args: argparse.Namespace) -> Target:
+    """Build the run's target once, up front: bad options fail here, before pytest, with exit 2."""
+    return create_target(args.target, target_options(lambda dest: getattr(args, dest, None)))
+
+
+def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
+    """The pytest command line for this run (``report_dir``: where junit.xml goes).
+
+    The target options are not in it: the target travels in as a plugin (:class:`PresetTarget`).
+    """
+    argv = [
+        str(STEPS_DIR),
+        f"--rootdir={STEPS_DIR.parent}",
+        "-p",
+        "sim.harness.pytest_plugin",  # the wiring; a checkout's conftest.py loads the same module (once)
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:hypothesispytest",  # the features use no hypothesis; its plugin costs ~1 s of imports
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",  # this process imported pytest-bdd before pytest.main
+        f"--junitxml={report_dir / 'junit.xml'}",
+        "-o",
+        "junit_family=xunit2",
+        "-o",
+        "junit_suite_name=peerpods-conformance",
+    ]
+    if args.tags:
+        argv += ["-m", args.tags]
+    return argv + list(args.extra)
+
+
+def _exit_for_pytest(status: int, keyboard_interrupt: bool) -> int | None:
+    """The run's exit status when pytest itself did not finish a run; None when it did.
+
+    pytest says "interrupted" for Ctrl-C and for a collection error alike; only Ctrl-C is 130.
+    """
+    if status in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+        return None
+    if status == pytest.ExitCode.INTERRUPTED and keyboard_interrupt:
+        return EXIT_INTERRUPTED
+    if status == pytest.ExitCode.USAGE_ERROR:
+        return EXIT_BAD_INPUT
+    return EXIT_BROKEN
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the input, run the features into a staging directory, then swap the results in."""
+    catalogue = load_catalogue()
+    if args.tags is not None:
+        check_tags(args.tags, catalogue, feature_scenarios())
+    report_path = check_report_dir(args.report_dir)
+    run_id = str(uuid.uuid4())
+    output = ReportDir(report_path, run_id).open()
+    try:
+        target = build_target(args)
+        try:
+            return _run_into(args, output, catalogue, target)
+        finally:
+            target.close()
+    finally:
+        output.close()
+
+
+def _run_into(args: argparse.Namespace, output: ReportDir, catalogue: Any, target: Target) -> int:
+    staging = output.staging
+    recorder = ResultRecorder()
+    identity = target.identity()
+    started = datetime.now(UTC)
+    plugins: list[object] = [recorder, PresetTarget(args.target, target)]
+    status = pytest.main(pytest_arguments(args, staging), plugins=plugins)
+    finished = datetime.now(UTC)
+    broken = _exit_for_pytest(status, recorder.keyboard_interrupt)
+    if broken is not None:
+        print(
+            f"peerpods-conformance: the run did not finish (pytest exit {int(status)}); "
+            f"{output.path}/ keeps the previous run's reports",
+            file=sys.stderr,
+        )
+        return broken
+    cucumber = staging / "cucumber.json"
+    cucumber.write_text(
+        json.dumps(cucumber_report(recorder.features, recorder.results.values(), output.run_id), indent=2)
+        + "\n",
+        encoding="utf-8",
+    )
+    artifacts = {name: staging / name for name in ("junit.xml", "cucumber.json")}
+    if not artifacts["junit.xml"].exists():
+        artifacts.pop("junit.xml")
+    summary = build_summary(
+        catalogue=catalogue,
+        results=recorder.results.values(),
+        target={"name": args.target, **identity},
+        artifacts={},
+        started=started,
+        finished=finished,
+        selection=list(args.extra) + (["-m", args.tags] if args.tags else []),
+        run_id=output.run_id,
+        not_run=recorder.not_run(),
+        narrowed=bool(args.tags) or bool(recorder.deselected),
+    )
+    if "junit.xml" in artifacts:
+        group_by_feature(artifacts["junit.xml"], recorder.results, output.run_id, summary["verdict"])
+    summary["artifacts"] = {
+        name: {"file": path.name, "sha256": sha256_file(path)} for name, path in artifacts.items()
+    }
+    summary_path = staging / "summary.json"
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (staging / "report.html").write_text(render_report(summary, sha256_file(summary_path)), encoding="utf-8")
+    sums = [f"{sha256_file(staging / n)}  {n}" for n in RESULT_FILES[:-1] if (staging / n).exists()]
+    (staging / "SHA256SUMS").write_text("\n".join(sums) + "\n", encoding="utf-8")
+    output.publish()
+    print(console_summary(summary, args.target, output.path))
+    return EXIT_CODES[summary["verdict"]]
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts.get(word, 0)} {word}" for word in OUTCOMES)
+
+
+def console_summary(summary: dict[str, Any], target: str, report_dir: Path) -> str:
+    """The closing lines: the verdict, its scope, MUSTs, advisories, and where the reports are."""
+    counts = summary["counts"]
+    lines = [
+        f"peerpods-conformance: {summary['headline']}",
+        f"  target {target}, run {summary['run_id']}; scenarios: {_counts(counts['scenarios'])}",
+        f"  MUST requirements: {_counts(counts['must'])}",
+        f"  advisories (SHOULD requirements): {_counts(counts['should'])}",
+    ]
+    failed = [r["id"] for r in summary["requirements"] if r["level"] == "MUST" and r["verdict"] == "failed"]
+    if failed:
+        lines.append(f"  failed MUST requirements: {', '.join(failed)}")
+    if summary["advisories"]:
+        lines.append(f"  advisories: {', '.join(a['id'] for a in summary['advisories'])} (SHOULD, failed)")
+    not_run = summary["scope"]["requirements_not_run"]
+    if not summary["scope"]["full"]:
+        lines.append(
+            f"  not run: {len(summary['scope']['scenarios_not_run'])} scenario(s), "
+            f"{len(not_run)} requirement(s){': ' + ', '.join(not_run) if not_run else ''}"
+        )
+    lines.append(f"  reports in {report_dir}/: {', '.join(RESULT_FILES)}")
+    return "\n".join(lines)

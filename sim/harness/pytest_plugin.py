@@ -1,0 +1,160 @@
+"""pytest wiring for the conformance features: target selection, environments, applicability.
+
+Loaded as a plugin: by ``peerpods-conformance run`` (``-p sim.harness.pytest_plugin``), and by the
+checkout's ``conftest.py`` for ``pytest steps --target ...``. The features run through
+``steps/test_conformance.py``; the step modules (``steps/common.py`` and every
+``steps/*_steps.py``) are loaded here once, as plugins, so each step text is defined in
+exactly one place.
+
+The target is built once per run. ``peerpods-conformance run`` builds it (bad options fail
+before pytest starts, exit 2) and hands it in through :class:`PresetTarget`, which puts it in
+``config.stash``; when pytest runs directly, the ``target`` fixture builds it from the options
+declared in :mod:`sim.harness.targets.options`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from importlib.util import find_spec
+
+import pytest
+
+from sim.harness.catalogue import load_catalogue, requirement_tags
+from sim.harness.report.results import NOT_APPLICABLE, NOT_APPLICABLE_KEY, NotApplicableMark, is_scenario
+from sim.harness.targets import create_target
+from sim.harness.targets.base import CAPABILITIES, Environment, Lacking, NotApplicable, Target
+from sim.harness.targets.options import add_pytest_options, target_options
+from sim.paths import CHECKOUT, STEPS_DIR
+
+if CHECKOUT and find_spec("steps") is None:  # a checkout installed before steps became a package
+    sys.path.insert(0, str(STEPS_DIR.parent))
+pytest_plugins = ["steps.common", *sorted(f"steps.{p.stem}" for p in STEPS_DIR.glob("*_steps.py"))]
+
+NEEDS_PREFIX = "needs-"
+
+
+@dataclass(frozen=True)
+class ChosenTarget:
+    """The run's system under test and the name it was chosen by."""
+
+    name: str
+    target: Target
+
+
+#: The run's target, when the caller built it (``peerpods-conformance run``).
+TARGET_KEY = pytest.StashKey[ChosenTarget]()
+
+
+class PresetTarget:
+    """pytest plugin: the caller built the target; the session uses it and leaves closing it to the caller."""
+
+    def __init__(self, name: str, target: Target) -> None:
+        self.chosen = ChosenTarget(name, target)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.stash[TARGET_KEY] = self.chosen
+
+
+def target_name(config: pytest.Config) -> str:
+    """The name of the run's target."""
+    chosen = config.stash.get(TARGET_KEY, None)
+    return chosen.name if chosen is not None else str(config.getoption("target"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_pytest_options(parser.getgroup("peerpods", "peerpods-conformance target selection"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register every requirement id and capability tag as a marker, so typos fail loudly."""
+    for requirement in load_catalogue().requirements:
+        config.addinivalue_line("markers", f"{requirement.id}: {requirement.text}")
+    for capability, meaning in CAPABILITIES.items():
+        config.addinivalue_line("markers", f"{NEEDS_PREFIX}{capability}: scenario needs {meaning}")
+
+
+@pytest.fixture(scope="session")
+def target(pytestconfig: pytest.Config) -> Iterator[Target]:
+    """The system under test: the caller's, or built once per session from the command-line options."""
+    chosen = pytestconfig.stash.get(TARGET_KEY, None)
+    if chosen is not None:
+        yield chosen.target
+        return
+    built = create_target(pytestconfig.getoption("target"), target_options(pytestconfig.getoption))
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def env(target: Target) -> Iterator[Environment]:
+    """One scenario's environment: set up before the steps, torn down after them."""
+    environment = target.open_environment()
+    yield environment
+    environment.close()
+
+
+def required_capabilities(item: pytest.Item) -> list[str]:
+    """The capabilities a scenario declares with ``@needs-<capability>`` tags."""
+    return sorted(
+        mark.name[len(NEEDS_PREFIX) :] for mark in item.iter_markers() if mark.name.startswith(NEEDS_PREFIX)
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_bdd_before_scenario(request: pytest.FixtureRequest) -> None:
+    """Report a scenario as not applicable, before any step runs, when the target lacks a capability.
+
+    Checked in pytest-bdd's public hook rather than a fixture, so the scenario (its feature,
+    its steps) is known to the report even when none of its steps runs.
+    """
+    needed = required_capabilities(request.node)
+    if not needed:
+        return
+    built: Target = request.getfixturevalue("target")
+    for capability in needed:
+        if capability not in built.capabilities:
+            reason = built.why_not(capability)
+            request.node.stash[NOT_APPLICABLE_KEY] = NotApplicableMark(reason, capability)
+            pytest.skip(reason)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A step that asks the target something it cannot answer makes the scenario not applicable."""
+    try:
+        return (yield)
+    except Lacking as exc:  # a step needed an interface the target's environment lacks
+        reason = f"not applicable on target {target_name(item.config)!r}: {exc}"
+        item.stash[NOT_APPLICABLE_KEY] = NotApplicableMark(reason, exc.capability)
+        pytest.skip(reason)
+    except NotApplicable as exc:
+        reason = f"not applicable: {exc}"
+        item.stash[NOT_APPLICABLE_KEY] = NotApplicableMark(reason)
+        pytest.skip(reason)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each scenario's requirement ids become JUnit properties (``requirement``), one per id."""
+    for item in items:
+        if is_scenario(item):
+            for requirement_id in requirement_tags(mark.name for mark in item.iter_markers()):
+                item.user_properties.append(("requirement", requirement_id))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Carry the not-applicable mark from the item's stash onto its report, for the status line."""
+    report = yield
+    if report.skipped and NOT_APPLICABLE_KEY in item.stash:
+        report.peerpods_not_applicable = True  # type: ignore[attr-defined]
+    return report
+
+
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    """pytest's own summary uses the suite's words: "23 not applicable", never "23 skipped"."""
+    if getattr(report, "peerpods_not_applicable", False):
+        return NOT_APPLICABLE, "n", "NOT APPLICABLE"
+    return None

@@ -1,0 +1,893 @@
+"""The ``cluster`` target: the features against a real Kubernetes control plane.
+
+``--cluster local`` (the default) starts etcd, kube-apiserver and kube-scheduler built from
+Kubernetes' own Go modules (:mod:`sim.harness.localcluster`); kube-apiserver does admission (defaulting,
+the RuntimeClass plugin's overhead, the mutating webhook through a real
+MutatingWebhookConfiguration calling the reference webhook server over HTTPS, a
+ValidatingAdmissionPolicy for the namespace best practice), kube-scheduler binds pods.
+The worker nodes are simulated kubelets (:mod:`sim.harness.localcluster.nodeagent`): each registers its
+Node, and its cloud-api-adaptor (the reference one) patches ``kata.peerpods.io/vm`` into
+the node's capacity and creates the pod VMs through the in-memory provider.
+
+``--kubeconfig PATH [--context NAME]`` runs on somebody else's cluster (kind, OpenShift with
+the sandboxed containers operator): the suite creates its namespaces (labelled
+``peerpods-conformance/run``) and pods there and deletes them afterwards; it uses the
+webhook and adaptors as deployed, so scenarios that would change them (another webhook
+profile or environment, nodes, the per-node limit) are not applicable, with that reason.
+
+``--cluster kind`` / ``--cluster k3s`` need a container engine; without one answering the
+target refuses to start (exit 2) naming what it looked for.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import kubernetes.client as _client
+import kubernetes.config as _kube_config
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from sim import __version__
+from sim.errors import ConformanceInputError, TargetError
+from sim.harness.targets.base import (
+    Environment,
+    Guests,
+    LibvirtFaults,
+    LparCheck,
+    LparInspection,
+    Nodes,
+    NotApplicable,
+    PodOutcome,
+    PodVMFacts,
+    PodVMs,
+    Target,
+    TargetOptions,
+    WebhookEnv,
+)
+from sim.kube import profiles
+from sim.kube.scheduler import effective_request, format_amount
+from sim.paths import FIXTURES_DIR
+from sim.peerpods.kata import UPSTREAM_CONFIG, KataRuntime
+from sim.peerpods.podvm import GuestReport
+from sim.peerpods.providers import Provider
+from sim.peerpods.providers.memory import MemoryProvider
+from sim.peerpods.webhook import WebhookSettings
+
+#: The Kubernetes client, untyped here: objects are read as JSON-shaped data.
+client: Any = _client
+kube_config: Any = _kube_config
+
+FIXTURES = FIXTURES_DIR
+RUNTIME_CLASS = FIXTURES / "cluster" / "runtimeclass-kata-remote.yaml"
+#: The peer-pods RuntimeClass the chart deploys (RUNTIME_CLASS): the webhook's default target.
+RUNTIME_CLASS_NAME = WebhookSettings().target_runtimeclass
+PEER_PODS_CM = FIXTURES / "cluster" / "peer-pods-cm.yaml"
+SCENARIO_KEYS = ("PEERPODS_LIMIT_PER_NODE", "INITDATA")
+#: RuntimeClasses the features name besides kata-remote (kube-apiserver refuses a pod naming
+#: a class that does not exist; a cluster with Kata installed has these).
+OTHER_RUNTIME_CLASSES = ("kata", "kata-remote-se")
+OSC_NAMESPACE = "openshift-sandboxed-containers-operator"
+OTHER_RUNTIME_CLASSES_FILE = FIXTURES / "cluster" / "runtimeclasses-other.yaml"
+RUN_LABEL = "peerpods-conformance/run"
+POLICY_NAME = "peer-pods-allowed-namespaces"
+CLUSTERS = ("local", "kind", "k3s")
+#: How long a pod may take to be bound and started (or found unschedulable).
+SETTLE_TIMEOUT_S = 15.0
+#: After nodes or resources change, how long a waiting pod gets to be retried by
+#: kube-scheduler (its back-off is 1 s on the local control plane).
+RETRY_WINDOW_S = 2.5
+#: How long kube-apiserver may take to see a new webhook configuration or policy.
+CONFIG_SETTLE_S = 3.0
+POLL_S = 0.02
+#: kube-apiserver's refusal of a body it cannot decode (an unparsable quantity, for one).
+DECODE_REFUSAL = "cannot be handled as a Pod"
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return document
+
+
+def _api_message(exc: ApiException) -> str:
+    """kube-apiserver's Status message (what kubectl prints), else the raw reason."""
+    try:
+        body = yaml.safe_load(exc.body or "")
+    except yaml.YAMLError:
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return f"{exc.status} {exc.reason}: {exc.body}"
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class WebhookServers:
+    """The reference webhook as real HTTPS server processes, one per environment of settings.
+
+    Started on first use and kept for the run (a scenario that changes TARGET_RUNTIMECLASS
+    gets its own server; the next scenario goes back to the default one).
+    """
+
+    def __init__(self, plane: Any = None) -> None:
+        self._plane = plane  # the control plane's pid file also lists the servers
+        self._stack = contextlib.ExitStack()
+        self._servers: dict[tuple[tuple[str, str], ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, env: Mapping[str, str]) -> Any:
+        from sim.server.launch import launched
+
+        key = tuple(sorted(env.items()))
+        with self._lock:
+            if key not in self._servers:
+                server = self._stack.enter_context(launched(env=dict(env)))
+                if self._plane is not None and self._plane.run_dir is not None:
+                    self._plane.record_process("webhook-server", server.process.pid, str(server.ca))
+                self._servers[key] = server
+            return self._servers[key]
+
+    def close(self) -> None:
+        self._stack.close()
+        self._servers.clear()
+
+
+class ClusterTarget(Target):
+    """A real kube-apiserver and kube-scheduler; local (started here) or given by kubeconfig."""
+
+    name = "cluster"
+
+    def __init__(
+        self,
+        api: Any,
+        *,
+        mode: str,
+        kubeconfig: Path | None,
+        plane: Any = None,
+        libvirt_uri: str | None = None,
+    ) -> None:
+        self.mode = mode
+        self.kubeconfig = kubeconfig
+        self.plane = plane
+        self.libvirt_uri = libvirt_uri
+        self.run_id = secrets.token_hex(4)
+        self.local = plane is not None
+        self.started = False
+        #: with --libvirt-uri the adaptors' provider is a libvirt provider on that LPAR
+        self.lpar: Any = None
+        if libvirt_uri:
+            from sim.harness.targets.lparhost import LparHost
+
+            self.lpar = LparHost(libvirt_uri)
+        self.webhooks = WebhookServers(plane) if self.local else None
+        self.created_namespaces: set[str] = set()
+        self.server_version = ""
+        self.api: Any = None
+        if api is not None:
+            self._connected(api)
+
+    def _connected(self, api: Any) -> None:
+        from sim.harness.localcluster.nodeagent import NodeAgents
+
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.server_version = self._server_version()
+        self.agents = NodeAgents(api)
+        self.started = True
+
+    def _start(self) -> None:
+        """Start the local control plane on first use (building the target only checks the
+        binaries, so a run's up-front identity check costs no start)."""
+        if self.started or self.plane is None:
+            return
+        self.plane.start()
+        try:
+            self.kubeconfig = self.plane.kubeconfig
+            self._connected(kube_config.new_client_from_config(config_file=str(self.plane.kubeconfig)))
+            self._bootstrap()
+            self.agents.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def withheld(self) -> frozenset[str]:
+        """A given cluster is used as deployed (no nodes, settings or pod VMs of the suite's);
+        an LPAR only with --libvirt-uri, and guests only on a real one."""
+        withheld: set[str] = set()
+        if not self.local:
+            withheld |= {"webhook-settings", "cluster", "podvm"}
+        if self.lpar is None:
+            withheld |= {"lpar-host", "guest"}
+        elif self.lpar.simulated:
+            withheld.add("guest")
+        return frozenset(withheld)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_options(cls, options: TargetOptions) -> ClusterTarget:
+        options.refuse("cluster", "webhook_url", "webhook_ca", "webhook_config")
+        kubeconfig = options.extra.get("kubeconfig")
+        context = options.extra.get("context")
+        mode = options.extra.get("cluster") or ("kubeconfig" if kubeconfig else "local")
+        if kubeconfig and options.libvirt_uri:
+            raise ConformanceInputError(
+                "--libvirt-uri: only with --cluster local (pod VMs of a given cluster are its own)"
+            )
+        if kubeconfig:
+            return cls(connect(Path(kubeconfig), context), mode="kubeconfig", kubeconfig=Path(kubeconfig))
+        if context:
+            raise ConformanceInputError("--context needs --kubeconfig")
+        if mode not in CLUSTERS:
+            raise ConformanceInputError(f"--cluster {mode!r}: expected one of {', '.join(CLUSTERS)}")
+        if mode in ("kind", "k3s"):
+            require_container_engine(mode)
+            raise ConformanceInputError(
+                f"--cluster {mode}: a container engine answers, but creating {mode} clusters is not "
+                "implemented yet; create one yourself and pass --kubeconfig"
+            )
+        return cls.start_local(options.libvirt_uri)
+
+    @classmethod
+    def start_local(cls, libvirt_uri: str | None = None) -> ClusterTarget:
+        from sim.harness.localcluster.build import require_binaries
+        from sim.harness.localcluster.controlplane import ControlPlane
+
+        plane = ControlPlane(require_binaries())
+        return cls(None, mode="local", kubeconfig=None, plane=plane, libvirt_uri=libvirt_uri)
+
+    def _server_version(self) -> str:
+        info = client.VersionApi(self.api).get_code()
+        return str(info.git_version)
+
+    def _bootstrap(self) -> None:
+        """What the operator installs once: RuntimeClasses and the adaptor's namespace."""
+        node_api = client.NodeV1Api(self.api)
+        node_api.create_runtime_class(_load_yaml(RUNTIME_CLASS))
+        for other in yaml.safe_load_all(OTHER_RUNTIME_CLASSES_FILE.read_text(encoding="utf-8")):
+            node_api.create_runtime_class(other)
+        self.core.create_namespace({"metadata": {"name": OSC_NAMESPACE}})
+
+    def identity(self) -> dict[str, str]:
+        if self.local:
+            assert self.plane is not None
+            versions = self.plane.versions
+            return {
+                "implementation": "local Kubernetes control plane built from Kubernetes' Go modules",
+                "kube-apiserver": f"kube-apiserver {self.server_version or versions['kube-apiserver']}",
+                "kube-scheduler": f"kube-scheduler {versions['kube-scheduler']}",
+                "etcd": f"etcd {versions['etcd']}",
+                "nodes": "simulated kubelets (peerpods-conformance node agents: kubelet + Kata runtime + "
+                "cloud-api-adaptor stand-ins)",
+                "pod VMs": (
+                    f"libvirt at {self.lpar.uri}: {self.lpar.identity().get('pod VMs')}"
+                    if self.lpar is not None
+                    else "in-memory provider (reference pod VM logic on real files)"
+                ),
+                "webhook": f"peerpods-conformance reference webhook {__version__} (HTTPS server process)",
+                "admission": "kube-apiserver's default plugins but ServiceAccount; authorization Node,RBAC",
+            }
+        return {
+            "implementation": "the cluster of the given kubeconfig",
+            "kubeconfig": str(self.kubeconfig),
+            "kube-apiserver": f"kube-apiserver {self.server_version}",
+            "nodes": "the cluster's own",
+        }
+
+    def open_environment(self) -> KubeEnvironment:
+        self._start()
+        return KubeEnvironment(self, self.lpar.provider() if self.lpar is not None else MemoryProvider())
+
+    def close(self) -> None:
+        try:
+            if self.started:
+                self.agents.close()
+                for namespace in sorted(self.created_namespaces):
+                    with contextlib.suppress(ApiException):
+                        self.core.delete_namespace(namespace)
+        finally:
+            if self.webhooks is not None:
+                self.webhooks.close()
+            if self.api is not None:
+                with contextlib.suppress(Exception):
+                    self.api.close()
+            if self.plane is not None:
+                self.plane.stop()
+            self.started = False
+            if self.lpar is not None:
+                self.lpar.close()
+
+
+def connect(kubeconfig: Path, context: str | None) -> Any:
+    """An API client for a kubeconfig's cluster; exit 2 naming the file, context or server."""
+    if not kubeconfig.is_file():
+        raise ConformanceInputError(f"--kubeconfig {kubeconfig}: no such file")
+    try:
+        api = kube_config.new_client_from_config(config_file=str(kubeconfig), context=context)
+    except (kube_config.ConfigException, yaml.YAMLError, ValueError, TypeError) as exc:
+        what = f"context {context!r} of " if context else ""
+        raise ConformanceInputError(f"--kubeconfig {kubeconfig}: cannot use {what}it: {exc}") from None
+    try:
+        client.VersionApi(api).get_code(_request_timeout=5)
+    except Exception as exc:
+        server = api.configuration.host
+        api.close()
+        raise ConformanceInputError(
+            f"--kubeconfig {kubeconfig}: the cluster at {server} does not answer: {exc}"
+        ) from None
+    return api
+
+
+def require_container_engine(mode: str) -> None:
+    """kind and k3s run in containers: some engine must answer, else exit 2 naming what was tried."""
+    candidates = []
+    host = os.environ.get("DOCKER_HOST", "")
+    if host.startswith("unix://"):
+        candidates.append(host[len("unix://") :])
+    candidates += [
+        "/var/run/docker.sock",
+        "/run/podman/podman.sock",
+        f"/run/user/{os.getuid()}/podman/podman.sock",
+    ]
+    for path in candidates:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2)
+            try:
+                sock.connect(path)
+            except OSError:
+                continue
+            sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+            if b"200" in sock.recv(64):
+                return
+    raise ConformanceInputError(
+        f"--cluster {mode}: no container engine answers (tried {', '.join(candidates)}); "
+        f"{mode} needs Docker or Podman; use --cluster local, or --kubeconfig for an existing cluster"
+    )
+
+
+class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspection, LibvirtFaults):
+    """One scenario on a real API server."""
+
+    def __init__(self, target: ClusterTarget, provider: Provider) -> None:
+        self.t = target
+        self.api = target.api
+        self.core = client.CoreV1Api(self.api)
+        self.admission = client.AdmissionregistrationV1Api(self.api)
+        self.provider = provider
+        #: the libvirt provider (the lpar target's), when pod VMs are libvirt domains
+        self._libvirt: Any = provider if target.lpar is not None else None
+        self._pods: list[tuple[str, str]] = []
+        self._refused: dict[tuple[str, str], PodOutcome] = {}
+        self._nodes: list[str] = []
+        self._kata_config = UPSTREAM_CONFIG
+        self._namespaces: set[str] = set()
+        self._settings = WebhookSettings()  # the webhook server's (upstream's defaults to start with)
+        self._profile = profiles.DEFAULT_PROFILE
+        self._failure_policy: str | None = None
+        self._configuration: Path | None = None
+        self._unreachable = False
+        self._mwc_dirty = target.local
+        self._mwc_names: set[str] = set()
+        self._policy = False
+        self._changed_at = 0.0
+        cm = _load_yaml(PEER_PODS_CM)
+        self._cm = cm
+        self._cm_defaults = {k: v for k, v in (cm.get("data") or {}).items() if k not in SCENARIO_KEYS}
+        if target.local:
+            self.set_peer_pods_config({})
+
+    # ------------------------------------------------------------------ configuration
+    def _local_only(self, what: str) -> None:
+        if not self.t.local:
+            raise NotApplicable(
+                f"{what} cannot be done on a cluster given by --kubeconfig (it is as deployed)"
+            )
+
+    def use_webhook_profile(self, profile: str, *, failure_policy: str | None = None) -> None:
+        profiles.path(profile)  # an unknown profile is named
+        if not self.t.local:
+            self._check_deployed(profile, failure_policy)
+            return
+        self._profile, self._failure_policy, self._configuration = profile, failure_policy, None
+        self._mwc_dirty = True
+
+    def _check_deployed(self, profile: str, failure_policy: str | None) -> None:
+        """On a given cluster the webhook is as deployed: the scenario applies only if the
+        deployed registration is the profile's (same webhook name, rules, namespaceSelector,
+        failurePolicy)."""
+        wanted = [
+            webhook
+            for document in profiles.documents(profiles.path(profile))
+            for webhook in document.get("webhooks") or ()
+        ]
+        deployed: dict[str, dict[str, Any]] = {}
+        for item in self.admission.list_mutating_webhook_configuration().items:
+            for webhook in self.api.sanitize_for_serialization(item).get("webhooks") or ():
+                deployed[webhook["name"]] = webhook
+        for webhook in wanted:
+            found = deployed.get(webhook["name"])
+            if found is None:
+                raise NotApplicable(
+                    f"no webhook {webhook['name']!r} is deployed on the given cluster (profile {profile!r})"
+                )
+            policy = failure_policy or webhook.get("failurePolicy", "Fail")
+            for field_name, value in (
+                ("namespaceSelector", webhook.get("namespaceSelector") or {}),
+                ("rules", webhook.get("rules") or []),
+                ("failurePolicy", policy),
+            ):
+                have = found.get(field_name)
+                if field_name == "rules":
+                    have = [{k: v for k, v in rule.items() if k != "scope"} for rule in have or []]
+                if have != value:
+                    raise NotApplicable(
+                        f"the deployed webhook {webhook['name']!r} is not registered as in the {profile!r} "
+                        f"profile: its {field_name} is {have!r}, the profile's {value!r}"
+                    )
+
+    def use_deployment_profile(self, profile: str) -> None:
+        """The webhook registration of ``profile``, and its Kata runtime configuration on every node."""
+        self.use_webhook_profile(profile)
+        self._kata_config = profiles.KATA_CONFIGS[profile]
+        for name in self._nodes:
+            agent = self.t.agents.agent(name)
+            if agent is not None:
+                agent.kata = KataRuntime(self._kata_config)
+
+    def use_deployed_webhook_configuration(self, profile: str) -> None:
+        self.use_webhook_profile(profile)
+
+    def use_webhook_configuration(self, path: Path) -> None:
+        self._local_only("registering another MutatingWebhookConfiguration")
+        self._configuration = path
+        self._mwc_dirty = True
+
+    def make_webhook_unreachable(self) -> None:
+        self._local_only("making the deployed webhook unreachable")
+        self._unreachable = True
+        self._mwc_dirty = True
+
+    def set_webhook_env(self, name: str, value: str) -> None:
+        self._local_only(f"setting the webhook's {name}")
+        self._settings = self._settings.with_env(name, value)
+        self._mwc_dirty = True
+
+    def use_sizing_annotations(self, enabled: bool) -> None:
+        if not enabled:
+            raise NotApplicable("the reference webhook server has no switch for the document's profile")
+
+    def create_namespace(self, name: str, labels: Mapping[str, str] | None = None) -> None:
+        wanted = {**dict(labels or {}), "kubernetes.io/metadata.name": name}
+        if not self.t.local:
+            wanted[RUN_LABEL] = self.t.run_id
+        try:
+            self.core.read_namespace(name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            self.core.create_namespace({"metadata": {"name": name, "labels": wanted}})
+            if not self.t.local:
+                self.t.created_namespaces.add(name)
+            self._namespaces.add(name)
+            return
+        if not self.t.local:
+            return  # somebody else's namespace (default, kube-system, ...): used as it is, never changed
+        # the local cluster keeps namespaces between scenarios (no namespace controller runs
+        # to delete them); each scenario gets exactly the labels it asks for
+        patch = [{"op": "replace", "path": "/metadata/labels", "value": wanted}]
+        self.core.patch_namespace(name, patch)
+        self._namespaces.add(name)
+
+    def allow_peer_pods_only_in(self, namespaces: list[str]) -> None:
+        self._local_only("installing a cluster-wide admission policy")
+        allowed = ", ".join(sorted(namespaces)) or "none"
+        listed = ", ".join(f"'{n}'" for n in sorted(namespaces))
+        guarded = self._settings.target_runtimeclass
+        policy = {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": POLICY_NAME},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE", "UPDATE"],
+                            "resources": ["pods"],
+                        }
+                    ]
+                },
+                "validations": [
+                    {
+                        "expression": f"!has(object.spec.runtimeClassName) || "
+                        f"object.spec.runtimeClassName != '{guarded}' || request.namespace in [{listed}]",
+                        "messageExpression": f"'runtimeClassName {guarded} is not allowed in namespace ' + "
+                        f"request.namespace + ' (peer pods are allowed only in: {allowed})'",
+                    }
+                ],
+            },
+        }
+        binding = {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": f"{POLICY_NAME}-binding"},
+            "spec": {"policyName": POLICY_NAME, "validationActions": ["Deny"]},
+        }
+        self._delete_policy()
+        self.admission.create_validating_admission_policy(policy)
+        self.admission.create_validating_admission_policy_binding(binding)
+        self._policy = True
+        self._policy_pending = [n for n in ("kube-system",) if n not in namespaces]
+
+    def _delete_policy(self) -> None:
+        with contextlib.suppress(ApiException):
+            self.admission.delete_validating_admission_policy_binding(f"{POLICY_NAME}-binding")
+        with contextlib.suppress(ApiException):
+            self.admission.delete_validating_admission_policy(POLICY_NAME)
+
+    def set_peer_pods_config(self, data: Mapping[str, str]) -> None:
+        self._local_only("setting peer-pods-cm")
+        manifest = copy.deepcopy(self._cm)
+        manifest["data"] = {**self._cm_defaults, **data}
+        name = manifest["metadata"]["name"]
+        namespace = manifest["metadata"].get("namespace") or OSC_NAMESPACE
+        manifest["metadata"]["namespace"] = namespace
+        from sim.peerpods.adaptor import AdaptorConfig
+
+        AdaptorConfig.from_configmap(manifest["data"])  # a bad value is the caller's error, named
+        if self._libvirt is not None:  # the provider reads the libvirt keys of the same map
+            self._libvirt.configure({**self._cm_defaults, **self.t.lpar.cm_overrides, **data})
+        try:
+            self.core.replace_namespaced_config_map(name, namespace, manifest)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            self.core.create_namespaced_config_map(namespace, manifest)
+
+    def add_node(self, name: str) -> None:
+        self._local_only(f"adding node {name}")
+        from sim.harness.localcluster.nodeagent import NodeAgent
+
+        agent = NodeAgent(name, self.api, self.provider, kata_config=self._kata_config)
+        agent.register()
+        self.t.agents.add(agent)
+        self._nodes.append(name)
+        self._changed_at = time.monotonic()
+
+    def restart_adaptors(self) -> None:
+        self._local_only("restarting the cloud-api-adaptors")
+        found = self.core.read_namespaced_config_map(self._cm["metadata"]["name"], OSC_NAMESPACE)
+        data = dict(found.data or {})
+        from sim.peerpods.adaptor import AdaptorConfig
+
+        AdaptorConfig.from_configmap(data)
+        for name in self._nodes:
+            agent = self.t.agents.agent(name)
+            if agent is not None:
+                agent.restart_adaptor(data)
+        self._changed_at = time.monotonic()
+
+    # ------------------------------------------------------------------ the webhook registration
+    def _sync_webhook(self) -> None:
+        """(Re)register the MutatingWebhookConfiguration if the scenario changed it."""
+        if not self._mwc_dirty or not self.t.local:
+            return
+        assert self.t.webhooks is not None
+        server = self.t.webhooks.get(self._settings.to_env())
+        url = server.url
+        if self._unreachable:
+            url = f"https://127.0.0.1:{_closed_port()}/mutate-v1-pod"
+        ca_bundle = base64.b64encode(server.ca.read_bytes()).decode()
+        path = self._configuration or profiles.path(self._profile)
+        documents = profiles.documents(path, self._failure_policy)
+        self._delete_webhooks()
+        for document in documents:
+            if document.get("kind") != "MutatingWebhookConfiguration":
+                continue
+            for webhook in document.get("webhooks") or ():
+                webhook["clientConfig"] = {"url": url, "caBundle": ca_bundle}
+            document.setdefault("metadata", {})
+            document["metadata"].pop("resourceVersion", None)
+            self.admission.create_mutating_webhook_configuration(document)
+            self._mwc_names.add(document["metadata"]["name"])
+        self._mwc_dirty = False
+        self._wait_webhook_seen()
+
+    def _wait_webhook_seen(self) -> None:
+        """kube-apiserver reads webhook configurations through an informer: a dry-run probe
+        pod shows when the new one is in force (mutated, or refused by the webhook)."""
+        probe_ns = "default"
+        probe: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"peerpods-probe-{secrets.token_hex(3)}", "namespace": probe_ns},
+            "spec": {
+                "runtimeClassName": self._settings.target_runtimeclass,
+                "containers": [{"name": "probe", "image": "probe"}],
+            },
+        }
+        if probe["spec"]["runtimeClassName"] not in (RUNTIME_CLASS_NAME, *OTHER_RUNTIME_CLASSES):
+            return
+        deadline = time.monotonic() + CONFIG_SETTLE_S
+        while time.monotonic() < deadline:
+            try:
+                made = self.core.create_namespaced_pod(probe_ns, probe, dry_run="All")
+            except ApiException as exc:
+                if "webhook" in _api_message(exc):
+                    return
+            else:
+                limits = (made.spec.containers[0].resources.limits or {}) if made.spec.containers else {}
+                if self._settings.extended_resource in limits:
+                    return
+            time.sleep(0.05)
+
+    def _delete_webhooks(self) -> None:
+        for name in sorted(self._mwc_names):
+            with contextlib.suppress(ApiException):
+                self.admission.delete_mutating_webhook_configuration(name)
+        self._mwc_names.clear()
+
+    # ------------------------------------------------------------------ pods
+    def create_pod(self, manifest: Mapping[str, Any], *, operation: str = "CREATE") -> PodOutcome:
+        self._sync_webhook()
+        if self._policy:
+            self._wait_policy_seen()
+        body = copy.deepcopy(dict(manifest))
+        meta = body.setdefault("metadata", {})
+        namespace = str(meta.setdefault("namespace", "default"))
+        if not self.t.local:  # on somebody else's cluster, everything the suite makes says so
+            meta["labels"] = {**(meta.get("labels") or {}), RUN_LABEL: self.t.run_id}
+        key = (namespace, str(meta.get("name", "")))
+        try:
+            if operation == "UPDATE":
+                current = self.core.read_namespaced_pod(key[1], namespace)
+                meta["resourceVersion"] = current.metadata.resource_version
+                made = self.core.replace_namespaced_pod(key[1], namespace, body)
+            else:
+                made = self.core.create_namespaced_pod(namespace, body)
+        except ApiException as exc:
+            if exc.status == 400 and DECODE_REFUSAL in _api_message(exc):
+                # what the webhook answers such a pod cannot be asked through kube-apiserver
+                raise NotApplicable(
+                    f"kube-apiserver refuses pod {namespace}/{key[1]} while decoding it, before any webhook "
+                    f"is called: {_api_message(exc)}"
+                ) from None
+            if exc.status in (400, 403, 404, 409, 422, 500):
+                outcome = PodOutcome(admitted=False, pod=None, denial=_api_message(exc))
+                self._refused[key] = outcome
+                return outcome
+            raise TargetError(
+                f"kube-apiserver: creating pod {namespace}/{key[1]}: {_api_message(exc)}"
+            ) from exc
+        key = (namespace, str(made.metadata.name))
+        self._refused.pop(key, None)
+        if key not in self._pods:
+            self._pods.append(key)
+        return self._settled(key, deadline=time.monotonic() + SETTLE_TIMEOUT_S)
+
+    def _wait_policy_seen(self) -> None:
+        pending = getattr(self, "_policy_pending", [])
+        if not pending:
+            return
+        probe = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "peerpods-policy-probe", "namespace": pending[0]},
+            "spec": {
+                "runtimeClassName": self._settings.target_runtimeclass,
+                "containers": [{"name": "probe", "image": "probe"}],
+            },
+        }
+        deadline = time.monotonic() + CONFIG_SETTLE_S
+        while time.monotonic() < deadline:
+            try:
+                self.core.create_namespaced_pod(pending[0], probe, dry_run="All")
+            except ApiException as exc:
+                if "ValidatingAdmissionPolicy" in _api_message(exc):
+                    break
+            time.sleep(0.05)
+        self._policy_pending = []
+
+    def _read(self, key: tuple[str, str]) -> dict[str, Any] | None:
+        try:
+            pod = self.core.read_namespaced_pod(key[1], key[0])
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        result: dict[str, Any] = self.api.sanitize_for_serialization(pod)
+        return result
+
+    def _outcome(self, pod: dict[str, Any]) -> tuple[PodOutcome, bool]:
+        """The pod as a PodOutcome, and whether it has settled (nothing more will happen soon)."""
+        meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+        phase = status.get("phase") or "Pending"
+        node = spec.get("nodeName")
+        record = self.t.agents.record(str(meta.get("namespace")), str(meta.get("name")))
+        vm = record.vm if record is not None and record.uid == meta.get("uid") else None
+        outcome = PodOutcome(admitted=True, pod=pod, phase=phase, node=node, vm=vm)
+        if phase in ("Running", "Failed", "Succeeded"):
+            outcome.reason = status.get("message")
+            return outcome, True
+        if node:
+            if self.t.agents.agent(str(node)) is None and node not in self._nodes:
+                outcome.reason = f'node "{node}" not found: the pod waits for it'
+                return outcome, True
+            if status.get("message"):  # the kubelet reported why the sandbox does not start
+                outcome.reason = status.get("message")
+                return outcome, True
+            return outcome, False  # bound: the node's kubelet has not reported yet
+        for condition in status.get("conditions") or ():
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+                outcome.reason = condition.get("message") or condition.get("reason")
+                return outcome, True
+        return outcome, False
+
+    def _settled(self, key: tuple[str, str], *, deadline: float) -> PodOutcome:
+        while True:
+            pod = self._read(key)
+            if pod is None:
+                raise TargetError(f"pod {key[0]}/{key[1]} disappeared")
+            outcome, settled = self._outcome(pod)
+            # only an unbound pod can still be placed by kube-scheduler's retry; a bound one
+            # whose kubelet reported why its sandbox does not start has settled
+            retrying = (
+                outcome.phase == "Pending"
+                and not outcome.node
+                and time.monotonic() - self._changed_at < RETRY_WINDOW_S
+            )
+            if (settled and not retrying) or time.monotonic() > deadline:
+                if not settled and outcome.reason is None:
+                    outcome.reason = "not yet scheduled or started"
+                return outcome
+            time.sleep(POLL_S)
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        record = self.t.agents.record(namespace, name)
+        try:
+            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise ConformanceInputError(f'pods "{name}" not found in namespace {namespace}') from None
+            raise
+        self._changed_at = time.monotonic()
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while record is not None and self.t.agents.record(namespace, name) is record:
+            if time.monotonic() > deadline:
+                raise TargetError(
+                    f"the node agent did not release pod {namespace}/{name} within {SETTLE_TIMEOUT_S} s"
+                )
+            time.sleep(POLL_S)
+        if key in self._pods:
+            self._pods.remove(key)
+
+    def get_pod(self, namespace: str, name: str) -> PodOutcome:
+        if (namespace, name) in self._refused:
+            return self._refused[(namespace, name)]
+        if self._read((namespace, name)) is None:
+            raise ConformanceInputError(f'pods "{name}" not found in namespace {namespace}')
+        outcome = self._settled((namespace, name), deadline=time.monotonic() + SETTLE_TIMEOUT_S)
+        if self._libvirt is not None and outcome.vm is not None and outcome.phase == "Running":
+            failure = self._libvirt.failure(outcome.vm)  # a guest that never reported fails its pod
+            if failure is not None:
+                outcome.phase = "Failed"
+                outcome.reason = f"pod VM for pod {namespace}/{name} failed: {failure}"
+        return outcome
+
+    def node_capacity(self, node: str) -> dict[str, str]:
+        self._local_only("reading a node of the given cluster")
+        found = self.core.read_node_status(node)
+        return {str(k): str(v) for k, v in (found.status.capacity or {}).items()}
+
+    def node_allocated(self, node: str) -> dict[str, str]:
+        self._local_only("reading a node of the given cluster")
+        pods = self.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}")
+        total: dict[str, int] = {}
+        for item in pods.items:
+            pod = self.api.sanitize_for_serialization(item)
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            for resource, amount in effective_request(pod).items():
+                total[resource] = total.get(resource, 0) + amount
+        return {r: format_amount(r, a) for r, a in sorted(total.items())}
+
+    def _vm(self, namespace: str, name: str) -> str:
+        outcome = self.get_pod(namespace, name)
+        if outcome.vm is None:
+            raise AssertionError(f"pod {namespace}/{name} has no pod VM ({outcome.phase}: {outcome.reason})")
+        return outcome.vm
+
+    def pod_vm(self, namespace: str, name: str) -> PodVMFacts:
+        self._local_only("reading pod VMs")
+        return cast(PodVMFacts, self.provider.describe(self._vm(namespace, name)))
+
+    def guest_report(self, namespace: str, name: str) -> GuestReport:
+        self._local_only("reading pod VMs")
+        return self.provider.guest_report(self._vm(namespace, name))
+
+    def leftovers(self) -> list[str]:
+        """The pod VMs that still exist (what the node agents' adaptors hold)."""
+        return [f"domain {name}" for name in self.pod_vms()]
+
+    def pod_vms(self) -> list[str]:
+        self._local_only("listing pod VMs")
+        if self._libvirt is not None:  # what libvirt has, not what the agents believe
+            return [e.split(" ", 1)[1] for e in self._libvirt.leftovers() if e.startswith("domain ")]
+        found = []
+        for namespace, name in self._pods:
+            record = self.t.agents.record(namespace, name)
+            if record is not None and record.vm is not None:
+                found.append(record.vm)
+        return sorted(found)
+
+    def lpar_checks(self, description: Path | None) -> list[LparCheck]:
+        if self.t.lpar is None:
+            raise NotApplicable("the cluster target has no LPAR to inspect (give --libvirt-uri)")
+        checks: list[LparCheck] = self.t.lpar.lpar_checks(description)
+        return checks
+
+    # --- fault injection: the lpar target's own, on the same libvirt provider ------------
+    def inject_libvirt_fault(self, step: str) -> None:
+        if self._libvirt is None:
+            raise NotApplicable("pod VMs are not libvirt domains here (give --libvirt-uri)")
+        self._libvirt.inject_fault(step)
+
+    def silence_guests(self, timeout: float) -> None:
+        if self._libvirt is None:
+            raise NotApplicable("no guests boot here (give --libvirt-uri qemu:///system)")
+        if self._libvirt.simulated:
+            raise NotApplicable("the libvirt simulator boots no guests")
+        self._libvirt.silence_guests(timeout)
+
+    # ------------------------------------------------------------------ teardown
+    def close(self) -> None:
+        errors: list[str] = []
+        for namespace, name in list(self._pods):
+            try:
+                self.delete_pod(namespace, name)
+            except (ConformanceInputError, ApiException):
+                pass
+            except TargetError as exc:
+                errors.append(str(exc))
+        if self.t.local:
+            for name in self._nodes:
+                agent = self.t.agents.remove(name)
+                if agent is not None:
+                    agent.stop()
+            self._delete_webhooks()
+            if self._policy:
+                self._delete_policy()
+        left = self.provider.instances() if isinstance(self.provider, MemoryProvider) else []
+        if isinstance(self.provider, MemoryProvider):
+            self.provider.close()
+        if self._libvirt is not None:
+            self._libvirt.stop_all()
+            left = self._libvirt.leftovers()
+            self._libvirt.remove_leftovers()
+        if left:
+            errors.append(f"pod VMs left behind: {', '.join(left)}")
+        errors += self.t.agents.errors
+        self.t.agents.errors.clear()
+        if errors:
+            raise TargetError("; ".join(errors))
+
+
+ClusterTarget.environment_class = KubeEnvironment

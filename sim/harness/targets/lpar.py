@@ -1,0 +1,116 @@
+"""The ``lpar`` target: the reference control plane driving pod VMs on an (emulated) LPAR.
+
+The webhook, scheduler and cloud-api-adaptor are the reference ones
+(:class:`~sim.harness.targets.inprocess.ClusterEnvironment`); the pod VMs are libvirt domains made
+by :class:`~sim.peerpods.providers.libvirt.LibvirtProvider`. On ``test:///default`` (the default)
+libvirt is its in-memory simulator; on ``qemu:///system`` every pod VM is a real s390x
+guest under ``qemu-system-s390x`` whose own agent reports what it did, so this target also
+offers the ``guest`` capability there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from sim.errors import TargetError
+from sim.harness.targets.base import (
+    Guests,
+    LibvirtFaults,
+    LparCheck,
+    LparInspection,
+    NotApplicable,
+    PodOutcome,
+    Target,
+    TargetOptions,
+)
+from sim.harness.targets.inprocess import ClusterEnvironment
+from sim.harness.targets.lparhost import LparHost
+from sim.lpar import host
+from sim.peerpods.providers.libvirt import LibvirtProvider
+
+
+class LparEnvironment(ClusterEnvironment, Guests, LparInspection, LibvirtFaults):
+    """One scenario: the reference cluster with the libvirt provider, checked for leftovers."""
+
+    def __init__(self, target: LparTarget, provider: LibvirtProvider) -> None:
+        self._target = target
+        self._libvirt = provider
+        super().__init__(provider)
+
+    def lpar_checks(self, description: Path | None) -> list[LparCheck]:
+        return self._target.lpar_checks(description)
+
+    def set_peer_pods_config(self, data: Mapping[str, str]) -> None:
+        super().set_peer_pods_config(data)
+        # The provider reads the libvirt keys (LIBVIRT_POOL, DISABLECVM, ...) of the adaptor's environment.
+        self._configure_provider()
+
+    def set_peer_pods_secret(self, data: Mapping[str, str]) -> None:
+        super().set_peer_pods_secret(data)
+        self._configure_provider()
+
+    def _configure_provider(self) -> None:
+        scenario = {**self._secret_data, **self._cm_data}
+        self._libvirt.configure({**self.adaptor_environment(), **self._target.cm_overrides, **scenario})
+
+    def get_pod(self, namespace: str, name: str) -> PodOutcome:
+        """The pod's state once its pod VM is ready: a VM that never reported fails the pod."""
+        outcome = super().get_pod(namespace, name)
+        if outcome.vm is None or outcome.phase != "Running":
+            return outcome
+        failure = self._libvirt.failure(outcome.vm)
+        if failure is None:
+            return outcome
+        return replace(outcome, phase="Failed", reason=f"pod VM for pod {namespace}/{name} failed: {failure}")
+
+    # --- test hooks only this target offers (the steps treat them as optional) --------------
+    def inject_libvirt_fault(self, step: str) -> None:
+        """Make libvirt fail at one creation step (see sim.peerpods.providers.libvirt.STEPS)."""
+        self._libvirt.inject_fault(step)
+
+    def silence_guests(self, timeout: float) -> None:
+        """Boot guests into a shell instead of the agent, so they never report."""
+        if self._libvirt.simulated:
+            raise NotApplicable("the libvirt simulator boots no guests")
+        self._libvirt.silence_guests(timeout)
+
+    def leftovers(self) -> list[str]:
+        """Every podvm-* domain and volume in libvirt now."""
+        return self._libvirt.leftovers()
+
+    def pod_vms(self) -> list[str]:
+        """The pod VMs that exist in libvirt (not what the cluster believes)."""
+        return [entry.split(" ", 1)[1] for entry in self._libvirt.leftovers() if entry.startswith("domain ")]
+
+    def close(self) -> None:
+        try:
+            self._libvirt.stop_all()
+            super().close()
+        finally:
+            left = self._libvirt.leftovers()
+            if left:
+                self._libvirt.remove_leftovers()
+                raise TargetError(
+                    f"pod VM resources left behind after the scenario (now removed): {', '.join(left)}"
+                )
+
+
+class LparTarget(LparHost, Target):
+    """Pod VMs as libvirt domains; real s390x guests on qemu:///system."""
+
+    name = "lpar"
+    environment_class = LparEnvironment
+
+    def withheld(self) -> frozenset[str]:
+        return frozenset({"guest"}) if self.simulated else frozenset()
+
+    @classmethod
+    def from_options(cls, options: TargetOptions) -> LparTarget:
+        options.refuse("lpar", "webhook_url", "webhook_ca", "webhook_config")
+        cache = options.extra.get("lpar_cache")
+        return cls(options.libvirt_uri or host.TEST_URI, cache=Path(cache) if cache else None)
+
+    def open_environment(self) -> LparEnvironment:
+        return LparEnvironment(self, self.provider())

@@ -1,0 +1,182 @@
+"""The LPAR (KVM host) pod VMs run on: a libvirt connection, its pool and the pod VM image.
+
+Not a target: the ``lpar`` target is one of these, and the ``cluster`` target uses one for
+its node agents' pod VMs when given ``--libvirt-uri``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from plumbum import CommandNotFound, ProcessTimedOut, local
+
+from sim import __version__
+from sim.errors import TargetError
+from sim.harness.targets.base import LparCheck, NotApplicable
+from sim.lpar import host, prerequisites
+from sim.lpar.assets import Assets, AssetsMissing, find_assets
+from sim.paths import DATA_ROOT
+from sim.peerpods.providers import InstanceSpec
+from sim.peerpods.providers.libvirt import BootQueue, LibvirtProvider, LibvirtSettings
+
+#: What the emulated LPAR cannot show, and so which scenarios it leaves not applicable.
+EMULATION_LIMITS = (
+    "QEMU's TCG emulates at most an IBM z15 CPU (gen15a): the guest reports machine type 8561, so the "
+    "'Emperor 4 or later' prerequisite fails on the emulated LPAR; IBM Secure Execution (the "
+    "Ultravisor, prot_virt) is not emulated, so s390-pv guests cannot start and SE attestation "
+    "is not exercised; LPAR prerequisites are certified on described LPARs (fixtures/lpar)"
+)
+REPORT_TIMEOUT_S = 90.0
+
+
+class LparHost:
+    """One libvirt connection prepared for pod VMs (pool, network, base volume, boot queue)."""
+
+    def __init__(self, uri: str, *, cache: Path | None = None, kernel: str | None = None) -> None:
+        self.uri = uri
+        self.libvirt = host.import_libvirt()
+        self.connection = host.connect(uri)
+        self.simulated = host.is_test_driver(self.connection)
+        self.work_dir = Path(tempfile.mkdtemp(prefix="peerpods-lpar-"))
+        self.settings = LibvirtSettings()
+        self.assets: Assets | None
+        try:
+            self.assets = find_assets(cache, kernel=kernel)  # kernel None: $PEERPODS_KERNEL, else minimal
+        except AssetsMissing:
+            if not self.simulated:
+                raise
+            self.assets = None  # the simulator boots nothing; the XML then has no kernel
+        if self.simulated:
+            pool = host.ensure_pool(self.connection, self.settings.pool, self.work_dir / "pool")
+        else:
+            pool = host.ensure_pool(self.connection, self.settings.pool, host.DEFAULT_POOL_PATH)
+            host.ensure_network(self.connection, self.settings.network)
+        host.ensure_base_volume(pool, self.settings.base_volume)
+        #: peer-pods-cm keys this LPAR needs whatever the scenario sets (none so far).
+        self.cm_overrides: dict[str, str] = {}
+        self._emulated_machine: str | None = None
+        self.boot_queue = BootQueue()
+        self._probe = self.provider()
+        self._probe.guest_caps()  # a missing s390x emulator fails here, before any scenario
+        self.removed_at_start = self._remove_stale()
+
+    def _remove_stale(self) -> list[str]:
+        """Pod VM domains and volumes an earlier run left behind (killed half-way) are removed
+        before the first scenario, so no scenario trips on them; says what it removed."""
+        stale = self._probe.leftovers()
+        if stale:
+            self._probe.remove_leftovers()
+            print(
+                f"peerpods-conformance: removed what an earlier run left on {self.uri}: {', '.join(stale)}",
+                file=sys.stderr,
+            )
+        return stale
+
+    def provider(self, **kwargs: Any) -> LibvirtProvider:
+        """A provider on this target's connection (one per scenario; tests add fault seams)."""
+        kwargs.setdefault("report_timeout", REPORT_TIMEOUT_S)
+        kwargs.setdefault("boot_queue", self.boot_queue)
+        return LibvirtProvider(
+            self.connection, assets=self.assets, settings=self.settings, work_dir=self.work_dir, **kwargs
+        )
+
+    def identity(self) -> dict[str, str]:
+        libvirt_version = _dotted(int(self.connection.getLibVersion()))
+        facts = {
+            "implementation": "peerpods-conformance reference control plane + libvirt provider",
+            "version": __version__,
+            "libvirt URI": self.uri,
+            "libvirt version": libvirt_version,
+            "hypervisor": f"{self.connection.getType()} {self._hypervisor_version()}",
+        }
+        if self.simulated:
+            facts["pod VMs"] = (
+                "libvirt test driver (in-memory simulator); guest side by the reference pod VM logic"
+            )
+        else:
+            facts["emulator"] = _emulator_version(self._probe.guest_caps()[2])
+            facts["pod VMs"] = "real s390x guests; report from the guest's own agent"
+            facts["emulated LPAR limits"] = EMULATION_LIMITS
+        if self.assets is not None:
+            packages = sorted(self.assets.packages.items())
+            built_from = ", ".join(
+                f"{k} {v}" for k, v in packages if k.startswith(("linux-image", "linux-source", "busybox"))
+            )
+            facts["pod VM image"] = f"{self.assets.key} ({self.assets.flavour} kernel; {built_from})"
+        return facts
+
+    def _hypervisor_version(self) -> str:
+        # qemu:///system answers from the host-arch emulator, which an s390x-only host lacks.
+        try:
+            return _dotted(int(self.connection.getVersion()))
+        except self.libvirt.libvirtError:
+            return "(no host-arch emulator; see emulator)"
+
+    # --- LPAR prerequisites -----------------------------------------------------------------
+    def lpar_checks(self, description: Path | None) -> list[LparCheck]:
+        """Judge a described LPAR, or this emulated one (what QEMU and libvirt really offer)."""
+        if description is not None:
+            path = description if description.is_absolute() else DATA_ROOT / description
+            return prerequisites.evaluate(prerequisites.load_description(path))
+        return prerequisites.evaluate(self.emulated_evidence())
+
+    def emulated_evidence(self) -> prerequisites.LparEvidence:
+        """The emulated LPAR's evidence: a probe guest's /proc/sysinfo, this host's kernel
+        files, libvirt's domain capabilities for s390x."""
+        if self.simulated:
+            raise NotApplicable(
+                "the libvirt simulator has no LPAR to inspect; use qemu:///system or a description"
+            )
+        machine = self.emulated_machine()
+        domain_type, machine_name, emulator = self._probe.guest_caps()
+        caps = self.connection.getDomainCapabilities(emulator, "s390x", machine_name, domain_type, 0)
+        return prerequisites.LparEvidence(
+            name=f"emulated LPAR at {self.uri}",
+            sysinfo=f"Type: {machine}\n" if machine else None,
+            kernel_cmdline=prerequisites.read_file(Path("/proc/cmdline")),
+            prot_virt_host=prerequisites.read_file(Path("/sys/firmware/uv/prot_virt_host")),
+            domain_capabilities=caps,
+        )
+
+    def emulated_machine(self) -> str | None:
+        """The machine type a real guest of this LPAR reads from /proc/sysinfo (one probe boot)."""
+        if self._emulated_machine is None:
+            spec = InstanceSpec("lpar-probe", "kube-system", "probe0000000", 1, 512, "")
+            name = self._probe.create_instance(spec)
+            try:
+                self._emulated_machine = self._probe.guest_report(name).machine
+            finally:
+                self._probe.delete_instance(name)
+        return self._emulated_machine
+
+    def close(self) -> None:
+        self.boot_queue.shutdown()
+        left = self._probe.leftovers()
+        self._probe.remove_leftovers()
+        try:
+            if self.simulated:  # the simulator's pool lives in our work dir, which goes now
+                self._probe.storage.pool().destroy()
+            self.connection.close()
+        finally:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+        if left:
+            raise TargetError(f"pod VM resources left behind at {self.uri} (now removed): {', '.join(left)}")
+
+
+def _dotted(version: int) -> str:
+    """libvirt's packed version number (1000000*major + 1000*minor + micro) as text."""
+    return f"{version // 1000000}.{version // 1000 % 1000}.{version % 1000}"
+
+
+def _emulator_version(emulator: str | None) -> str:
+    if not emulator:
+        return "none"
+    try:
+        _, stdout, _ = local[emulator]["--version"].run(retcode=None, timeout=10)
+    except (OSError, ProcessTimedOut, CommandNotFound) as exc:
+        return f"{emulator} (version unknown: {exc})"
+    return stdout.splitlines()[0] if stdout else emulator

@@ -1,0 +1,96 @@
+"""The target options, declared once: the CLI's parser and pytest's options are both made from here.
+
+``peerpods-conformance run`` parses them with argparse and hands the parsed :class:`TargetOptions`
+(and the target it built from them) to pytest; ``pytest steps --target ...`` parses the same
+table through ``pytest_addoption``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from sim.errors import ConformanceInputError
+from sim.harness.targets import TARGETS
+from sim.harness.targets.base import TargetOptions
+
+__all__ = ["TARGET_OPTIONS", "OptionSpec", "add_arguments", "add_pytest_options", "target_options"]
+
+CLUSTER_KINDS = ("local", "kind", "k3s")
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One command-line option: ``--name``; ``type`` converts its text; ``choices`` bounds it."""
+
+    name: str
+    help: str
+    type: Callable[[str], Any] = str
+    choices: tuple[str, ...] | None = None
+    default: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.name}"
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+    def keywords(self) -> dict[str, Any]:
+        keywords: dict[str, Any] = {"default": self.default, "help": self.help}
+        if self.choices is not None:
+            keywords["choices"] = self.choices
+        if self.type is not str:
+            keywords["type"] = self.type
+        return keywords
+
+
+#: ``--target`` and every option a target reads (``TargetOptions`` fields, the rest in its ``extra``).
+TARGET_OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec("target", "system under test", choices=tuple(sorted(TARGETS)), default="reference"),
+    OptionSpec("libvirt-uri", "libvirt URI for the lpar target"),
+    OptionSpec("webhook-url", "AdmissionReview endpoint for the webhook target"),
+    OptionSpec("webhook-ca", "CA bundle (PEM) that signed the webhook's certificate", type=Path),
+    OptionSpec("webhook-config", "MutatingWebhookConfiguration YAML the webhook target applies", type=Path),
+    OptionSpec("profile", "profile of --webhook-config (caa-chart, openshift); default detected"),
+    OptionSpec("cluster", "cluster target: local, kind or k3s", choices=CLUSTER_KINDS),
+    OptionSpec("kubeconfig", "cluster target: run on this kubeconfig's cluster"),
+    OptionSpec("context", "cluster target: the kubeconfig context to use"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the target options on an argparse parser (the CLI)."""
+    for spec in TARGET_OPTIONS:
+        parser.add_argument(spec.flag, **spec.keywords())
+
+
+def add_pytest_options(group: Any) -> None:
+    """Declare the target options on a pytest option group (``pytest steps --target ...``)."""
+    for spec in TARGET_OPTIONS:
+        group.addoption(spec.flag, **spec.keywords())
+
+
+def target_options(value: Callable[[str], Any]) -> TargetOptions:
+    """The parsed options as :class:`TargetOptions`; ``value(dest)`` reads one parsed option.
+
+    A named file that does not exist fails here, naming its flag.
+    """
+    named = {f.name for f in fields(TargetOptions)} - {"extra"}
+    direct: dict[str, Any] = {}
+    extra: dict[str, str] = {}
+    for spec in TARGET_OPTIONS[1:]:
+        parsed = value(spec.dest)
+        if parsed is None:
+            continue
+        if spec.type is Path and not Path(parsed).is_file():
+            raise ConformanceInputError(f"{spec.flag} {parsed}: no such file")
+        if spec.dest in named:
+            direct[spec.dest] = parsed
+        else:
+            extra[spec.dest] = parsed
+    return TargetOptions(**direct, extra=extra)

@@ -1,0 +1,194 @@
+"""The libvirt provider's guests: booting a defined pod VM and reading its own report.
+
+On a host that boots guests (qemu:///system) the domain starts in the background, at most
+one boot per core (:class:`BootQueue`), and the guest's agent writes its report to the
+serial console (:mod:`sim.lpar.console`); a pod VM that fails to start or never reports
+is destroyed and the reason kept for its pod. On ``test:///default`` nothing boots.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sim.errors import ConformanceInputError, TargetError
+from sim.lpar import console, domain, host
+from sim.lpar.assets import Assets
+from sim.peerpods.podvm import GuestReport
+
+__all__ = ["BootQueue", "GuestBoot", "Instance", "libvirt_message"]
+
+
+@dataclass
+class Instance:
+    """What the provider remembers about one pod VM it made, and how its boot went."""
+
+    name: str
+    volumes: list[str]
+    console: Path
+    report: GuestReport | None = None
+    failure: str | None = None
+    defined_at: float = 0.0
+    started_at: float | None = None
+    reported_at: float | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class BootQueue:
+    """Boots pod VMs in the background, as many at once as the host has cores.
+
+    Emulated s390x guests are CPU-bound (QEMU TCG); more concurrent boots than cores only
+    slow every one of them down, and their report timeouts start only once they start.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="podvm-boot")
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._pool.submit(job)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+
+def libvirt_message(exc: Exception) -> str:
+    """libvirt's own message, or the text of an error raised without one (injected faults)."""
+    get = getattr(exc, "get_error_message", None)
+    return str((get() if get else None) or exc)
+
+
+def _json(raw: Mapping[str, Any]) -> str:
+    import json
+
+    return json.dumps(raw)
+
+
+class GuestBoot:
+    """Starts defined domains, waits for their guests' reports, and stops them."""
+
+    def __init__(
+        self,
+        connection: Any,
+        libvirt: Any,
+        *,
+        simulated: bool,
+        assets: Assets | None,
+        work_dir: Path,
+        report_timeout: float,
+        cmdline_extra: str,
+        queue: BootQueue | None,
+    ) -> None:
+        self.connection = connection
+        self.libvirt = libvirt
+        self.simulated = simulated
+        self.assets = assets
+        self.work_dir = work_dir
+        self.report_timeout = report_timeout
+        #: Appended to the kernel command line (``rdinit=/bin/sh`` boots guests that never report).
+        self.cmdline_extra = cmdline_extra
+        self._queue = queue
+        self._boot: domain.BootAssets | None = None
+
+    def boot_assets(self) -> domain.BootAssets | None:
+        """The kernel, initrd and command line every pod VM boots (staged once)."""
+        if self.assets is None:
+            return None
+        if self._boot is None:
+            if self.simulated:
+                kernel, initrd = self.assets.kernel, self.assets.initrd
+            else:
+                kernel = host.stage_boot_file(self.assets.kernel, self.assets.kernel_sha256)
+                initrd = host.stage_boot_file(self.assets.initrd, self.assets.initrd_sha256)
+            self._boot = domain.BootAssets(str(kernel), str(initrd), self.assets.cmdline)
+        if self.cmdline_extra:
+            return domain.BootAssets(
+                self._boot.kernel, self._boot.initrd, f"{self._boot.cmdline} {self.cmdline_extra}"
+            )
+        return self._boot
+
+    def console_path(self, name: str) -> Path:
+        directory = self.work_dir if self.simulated else host.CONSOLE_DIR
+        return directory / f"{name}.console"
+
+    def boot_later(self, instance: Instance, step: Callable[[str], None]) -> None:
+        """Queue the boot: pods created together boot together, and a pod nobody looks at
+        costs no waiting (see :meth:`wait_ready`)."""
+        if self._queue is None:
+            self._queue = BootQueue()
+        self._queue.submit(lambda: self._boot_and_report(instance, step))
+
+    def _boot_and_report(self, instance: Instance, step: Callable[[str], None]) -> None:
+        """Start the domain and read its report; on failure the domain is destroyed and the
+        reason kept for the pod (a pod VM that never reports never becomes ready)."""
+        try:
+            with instance.lock:
+                if instance.cancelled.is_set():
+                    instance.failure = "deleted before it started"
+                    return
+                try:
+                    step("start")
+                    self.connection.lookupByName(instance.name).create()
+                except self.libvirt.libvirtError as exc:
+                    instance.failure = f"starting the domain failed: {libvirt_message(exc)}"
+                    return
+                except Exception as exc:
+                    instance.failure = f"starting the domain failed: {exc}"
+                    return
+                instance.started_at = time.monotonic()
+            raw = console.wait_for_report(
+                instance.console,
+                timeout=self.report_timeout,
+                alive=lambda: self.active(instance.name) and not instance.cancelled.is_set(),
+            )
+            instance.report = GuestReport.from_json(_json(raw))
+            instance.reported_at = time.monotonic()
+        except (TargetError, ConformanceInputError) as exc:
+            instance.failure = f"pod VM {instance.name}: {exc}"
+            with instance.lock:
+                self.destroy(instance.name)
+        finally:
+            instance.done.set()
+
+    def active(self, name: str) -> bool:
+        try:
+            return bool(self.connection.lookupByName(name).isActive())
+        except self.libvirt.libvirtError:
+            return False
+
+    def destroy(self, name: str) -> None:
+        try:
+            dom = self.connection.lookupByName(name)
+            if dom.isActive():
+                dom.destroy()
+        except self.libvirt.libvirtError:
+            pass
+
+    def stop(self, instances: Iterable[Instance]) -> None:
+        """Stop these pod VMs at once: libvirt's destroy of an emulated s390x guest takes
+        about 2 s, nearly all of it waiting, so a teardown waits once, not once per VM."""
+        instances = list(instances)
+        if not instances:
+            return
+        for instance in instances:
+            instance.cancelled.set()  # a queued boot will not start now
+        with ThreadPoolExecutor(max_workers=len(instances), thread_name_prefix="podvm-stop") as pool:
+            list(pool.map(lambda instance: self.destroy(instance.name), instances))
+
+    @staticmethod
+    def wait_ready(instance: Instance) -> GuestReport | None:
+        """Block until the pod VM reported (its report) or failed (TargetError with why).
+
+        On the simulator there is nothing to wait for and no report (None)."""
+        instance.done.wait()
+        if instance.failure is not None:
+            raise TargetError(instance.failure)
+        return instance.report
