@@ -31,5 +31,5 @@ Feature: Peer pods as OpenShift sandboxed containers deploys them
     Given peer-pods-secret sets LIBVIRT_POOL to "osc-secret-pool"
     And a worker node "worker-0"
     When a peer pod "pooled" is created in namespace "confidential"
-    Then the pod is Failed with a reason mentioning "'osc-secret-pool'"
+    Then the pod never runs: its sandbox fails with a reason mentioning "'osc-secret-pool'"
     And no pod VM and no volume remains

@@ -50,11 +50,11 @@ Feature: Pod VMs are libvirt domains on the LPAR, made and removed with their po
     And the pod VM has no launch security
 
   @VM-005
-  Scenario: An unknown LIBVIRT_LAUNCH_SECURITY fails the pod with upstream's message
+  Scenario: An unknown LIBVIRT_LAUNCH_SECURITY fails the pod's sandbox with upstream's message
     Given peer-pods-cm sets DISABLECVM to "false"
     And peer-pods-cm sets LIBVIRT_LAUNCH_SECURITY to "sev-snp"
     When a peer pod "unknown" is created in namespace "confidential"
-    Then the pod is Failed with a reason mentioning "[sev-snp] is not a known launch security setting"
+    Then the pod never runs: its sandbox fails with a reason mentioning "[sev-snp] is not a known launch security setting"
     And no pod VM and no volume remains
 
   @VM-001
@@ -99,7 +99,7 @@ Feature: Pod VMs are libvirt domains on the LPAR, made and removed with their po
   Scenario Outline: libvirt failing half-way through creation leaves nothing behind (<step>)
     Given libvirt fails while the pod VM's <step> is made
     When a peer pod "doomed" is created in namespace "confidential"
-    Then the pod is Failed with a reason mentioning "injected"
+    Then the pod never runs: its sandbox fails with a reason mentioning "injected"
     And no pod VM and no volume remains, where upstream would leave <upstream>
 
     Examples:
@@ -109,8 +109,8 @@ Feature: Pod VMs are libvirt domains on the LPAR, made and removed with their po
       | define        | the root volume and the cloud-init ISO volume  |
 
   @VM-008 @needs-guest
-  Scenario: A guest that never reports fails its pod, and its domain is stopped
+  Scenario: A guest that never reports fails its pod's sandbox, and its domain is stopped
     Given the pod VMs' guests never report, and the provider waits 5 seconds
     When a peer pod "silent" is created in namespace "confidential"
-    Then the pod is Failed with a reason mentioning "did not report within 5 s"
+    Then the pod never runs: its sandbox fails with a reason mentioning "did not report within 5 s"
     And the pod VM is not running

@@ -109,11 +109,11 @@ def launch_security(env: Environment, world: World, kind: str) -> None:
 )
 def launch_security_or_refused(env: Environment, world: World, kind: str) -> None:
     # An LPAR without the Ultravisor (the emulated one) cannot even define an SE guest:
-    # libvirt refuses it, and the pod must fail saying so rather than run unprotected.
+    # libvirt refuses it, and the pod's sandbox must fail saying so rather than run unprotected.
     state = current_outcome(env, world)
-    if state.phase == "Failed":
+    if state.phase != "Running":
         assert state.reason and "launch security" in state.reason, (
-            f"the pod failed, but not for lack of Secure Execution: {state.reason}"
+            f"the pod does not run, but not for lack of Secure Execution: {state.reason}"
         )
         return
     launch_security(env, world, kind)

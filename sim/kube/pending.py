@@ -15,7 +15,7 @@ from typing import Any
 from sim.kube.nodepool import NodePool
 from sim.kube.scheduler import Scheduler, effective_request
 from sim.peerpods.adaptor import PodVMError
-from sim.peerpods.kata import KataRuntime, SandboxError
+from sim.peerpods.kata import KataRuntime, SandboxError, sandbox_failed
 
 __all__ = ["PendingQueue", "PodState"]
 
@@ -32,7 +32,8 @@ def _with_preemption(reason: str | None, nodes: int) -> str | None:
 
 @dataclass
 class PodState:
-    """A stored pod and what became of it. ``reason`` explains Pending and Failed."""
+    """A stored pod and what became of it. ``reason`` explains Pending (unschedulable, or a
+    sandbox that did not start) and Failed (the kubelet's admission refused it)."""
 
     pod: dict[str, Any]
     phase: str  # "Pending" | "Running" | "Failed"
@@ -90,23 +91,15 @@ class PendingQueue:
         if self.is_peer_pod(state.pod):
             try:
                 request = self.kata().sandbox_request(state.pod)
+                try:
+                    state.vm = self.nodes.adaptor(node).create_pod_vm(request)
+                except PodVMError as exc:  # the shim's CreateVM failed: the sandbox did not start
+                    raise sandbox_failed(state.pod, str(exc)) from None
             except SandboxError as exc:
-                # kubelet keeps retrying the sandbox: the pod stays Pending on its node, holding
-                # its unit, and never runs; no pod VM was requested.
+                # kubelet retries the sandbox: the pod stays Pending on its node, holding its
+                # unit, and never runs (kubelet's FailedCreatePodSandBox event).
                 state.phase, state.reason = "Pending", str(exc)
                 state.pod["status"] = {"phase": "Pending", "reason": "ContainerCreating", "message": str(exc)}
-                return True
-            try:
-                state.vm = self.nodes.adaptor(node).create_pod_vm(request)
-            except PodVMError as exc:
-                # A failed pod is terminal; kube-scheduler stops counting its requests.
-                self.scheduler.release(key)
-                state.phase, state.reason = "Failed", str(exc)
-                state.pod["status"] = {
-                    "phase": "Failed",
-                    "reason": "PodVMCreationFailed",
-                    "message": str(exc),
-                }
                 return True
         state.phase = "Running"
         state.pod["status"] = {"phase": "Running"}

@@ -43,6 +43,7 @@ __all__ = [
     "KataConfig",
     "KataRuntime",
     "SandboxError",
+    "sandbox_failed",
 ]
 
 ANN_PREFIX = "io.katacontainers.config.hypervisor."
@@ -56,7 +57,16 @@ SANDBOX_FAILED = "FailedCreatePodSandBox"
 
 
 class SandboxError(Exception):
-    """The Kata runtime refused the pod's sandbox; the message reads like kubelet's event."""
+    """The pod's sandbox did not start; the message reads like kubelet's event.
+
+    ``detail`` is the runtime's error, what kubelet's ``FailedCreatePodSandBox`` event
+    quotes after "Failed to create pod sandbox: " (kubernetes ``pkg/kubelet/kuberuntime/
+    kuberuntime_manager.go``, ``SyncPod``). The pod stays Pending: kubelet retries.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"{SANDBOX_FAILED}: {detail}")
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -73,12 +83,13 @@ UPSTREAM_CONFIG = KataConfig()
 OPENSHIFT_CONFIG = KataConfig(default_vcpus=1, default_memory=2048)
 
 
-def _failed(pod: Mapping[str, Any], message: str) -> SandboxError:
+def sandbox_failed(pod: Mapping[str, Any], message: str) -> SandboxError:
+    """The sandbox of ``pod`` did not start, because of ``message``: the runtime refused it, or
+    the cloud-api-adaptor could not create or reach its pod VM (the shim's error reaches
+    containerd as a failed task either way)."""
     meta = pod.get("metadata") or {}
-    return SandboxError(
-        f"{SANDBOX_FAILED}: failed to create containerd task for pod "
-        f"{meta.get('namespace', 'default')}/{meta.get('name')}: {message}"
-    )
+    where = f"{meta.get('namespace', 'default')}/{meta.get('name')}"
+    return SandboxError(f"failed to create containerd task for pod {where}: {message}")
 
 
 def decode_initdata(value: str) -> str:
@@ -120,7 +131,7 @@ class KataRuntime:
             try:
                 annotations[initdata.ANNOTATION] = decode_initdata(raw)
             except initdata.InitdataError as exc:
-                raise _failed(pod, f"initdata annotation {initdata.ANNOTATION}: {exc}") from None
+                raise sandbox_failed(pod, f"initdata annotation {initdata.ANNOTATION}: {exc}") from None
         else:
             annotations.pop(initdata.ANNOTATION, None)
         vcpus, memory = self.config.default_vcpus, self.config.default_memory
@@ -130,7 +141,7 @@ class KataRuntime:
             try:
                 value = parse(str(annotations[key]).strip())
             except ValueError:
-                raise _failed(
+                raise sandbox_failed(
                     pod,
                     f"Error encountered parsing annotation {key}: {annotations[key]!r}, "
                     "please specify positive numeric value",

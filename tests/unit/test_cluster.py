@@ -287,16 +287,20 @@ class FakeBrokenProvider(MemoryProvider):
         raise RuntimeError("libvirt: no space left on device")
 
 
-def test_provider_failure_fails_the_pod_and_frees_its_unit(tmp_path: Path) -> None:
+def test_provider_failure_fails_the_sandbox_and_the_pod_keeps_its_unit(tmp_path: Path) -> None:
+    """kubelet keeps a pod whose sandbox did not start Pending on its node (and retries)."""
     cluster = Cluster(profile("caa-chart"), InProcessWebhookCaller(), FakeBrokenProvider(tmp_path))
     cluster.apply_runtime_class(fixture("cluster", "runtimeclass-kata-remote.yaml"))
     cluster.create_namespace("workloads")
     cluster.add_node("worker-0")
     state = cluster.create_pod(pod("doomed"))
-    assert state.phase == "Failed" and "no space left on device" in (state.reason or "")
+    assert state.phase == "Pending" and state.node == "worker-0"
+    assert (state.reason or "").startswith("FailedCreatePodSandBox: ")
+    assert "no space left on device" in (state.reason or "")
     assert state.vm is None and cluster.pod_vms() == []
-    assert cluster.node_allocated("worker-0") == {}
+    assert cluster.node_allocated("worker-0")["kata.peerpods.io/vm"] == "1"
     cluster.delete_pod("workloads", "doomed")
+    assert cluster.node_allocated("worker-0") == {}
 
 
 # --------------------------------------------------------------------------- API server checks

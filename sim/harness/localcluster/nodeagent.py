@@ -18,10 +18,10 @@ A :class:`NodeAgent` stands for what runs on one worker node of a peer-pods clus
   removes it when it stops, and creates each peer pod's VM through the provider.
 
 No container runs: a pod that is not a peer pod becomes Running at once; a peer pod
-becomes Running once its pod VM exists, or Failed with the adaptor's reason (as the
-reference cluster reports it; a real kubelet would keep such a pod Pending and retry
-``RunPodSandbox``, with the reason in a ``FailedCreatePodSandBox`` event, which the agent
-also records).
+becomes Running once its pod VM exists. When its sandbox does not start (the Kata runtime
+refuses it, or the adaptor cannot create the pod VM), it stays Pending with the reason in a
+``FailedCreatePodSandBox`` event, as a real kubelet leaves it (a real kubelet then retries
+``RunPodSandbox`` with back-off; the agent tries once).
 
 :class:`NodeAgents` runs the agents of one control plane: a single watch on the pods bound
 to any node (one connection rather than one per node) dispatches each pod to its node's agent.
@@ -43,7 +43,15 @@ from kubernetes.client.exceptions import ApiException
 
 from sim.kube.scheduler import effective_request, node_amounts
 from sim.peerpods.adaptor import AdaptorStartError, CloudApiAdaptor, PodVMError
-from sim.peerpods.kata import PEER_POD_HANDLER, UPSTREAM_CONFIG, KataConfig, KataRuntime, SandboxError
+from sim.peerpods.kata import (
+    PEER_POD_HANDLER,
+    SANDBOX_FAILED,
+    UPSTREAM_CONFIG,
+    KataConfig,
+    KataRuntime,
+    SandboxError,
+    sandbox_failed,
+)
 from sim.peerpods.providers import Provider
 
 #: The Kubernetes client, untyped here: objects are read as JSON-shaped data.
@@ -236,14 +244,13 @@ class NodeAgent:
         if self._is_peer_pod(pod):
             try:
                 request = self.kata.sandbox_request(pod)
+                try:
+                    record.vm = self.adaptor.create_pod_vm(request)
+                except PodVMError as exc:  # the shim's CreateVM failed: the sandbox did not start
+                    raise sandbox_failed(pod, str(exc)) from None
             except SandboxError as exc:
-                # kubelet retries the sandbox: the pod stays Pending and never runs; no pod VM.
-                return self._sandbox_failed(pod, record, str(exc), str(exc), "Pending", "ContainerCreating")
-            try:
-                record.vm = self.adaptor.create_pod_vm(request)
-            except PodVMError as exc:
-                event = f"Failed to create pod sandbox: {exc}"
-                return self._sandbox_failed(pod, record, str(exc), event, "Failed", "PodVMCreationFailed")
+                # kubelet retries the sandbox: the pod stays Pending and never runs.
+                return self._sandbox_failed(pod, record, exc)
         record.phase = "Running"
         self._set_status(
             pod,
@@ -260,23 +267,27 @@ class NodeAgent:
         )
         return record
 
-    def _sandbox_failed(
-        self, pod: dict[str, Any], record: PodRecord, message: str, event: str, phase: str, reason: str
-    ) -> PodRecord:
-        """kubelet's view of a sandbox that did not start: the event, and the pod's status
-        (``Pending``/``ContainerCreating`` while it retries, ``Failed`` when it gives up)."""
-        record.reason = message
-        if phase == "Failed":
-            record.phase = phase
-        self._event(pod, "FailedCreatePodSandBox", event)
-        waiting = ("ContainerCreating" if phase == "Pending" else "CreatePodSandboxError", message)
+    def _sandbox_failed(self, pod: dict[str, Any], record: PodRecord, error: SandboxError) -> PodRecord:
+        """kubelet's view of a sandbox that did not start (``SyncPod`` in kubernetes
+        ``pkg/kubelet/kuberuntime/kuberuntime_manager.go``): a ``FailedCreatePodSandBox``
+        event, and a pod that stays Pending, its containers waiting in ContainerCreating,
+        with no reason on the pod itself; kubelet retries with back-off."""
+        record.reason = str(error)
+        self._event(pod, SANDBOX_FAILED, f"Failed to create pod sandbox: {error.detail}")
         self._set_status(
             pod,
             {
-                "phase": phase,
-                "reason": reason,
-                "message": message,
-                "containerStatuses": _container_statuses(pod, waiting=waiting),
+                "phase": "Pending",
+                "conditions": [
+                    {"type": cond, "status": status, "lastTransitionTime": _now()}
+                    for cond, status in (
+                        ("PodReadyToStartContainers", "False"),
+                        ("Initialized", "True"),
+                        ("ContainersReady", "False"),
+                        ("Ready", "False"),
+                    )
+                ],
+                "containerStatuses": _container_statuses(pod, waiting="ContainerCreating"),
             },
         )
         return record
@@ -370,16 +381,10 @@ class NodeAgent:
             return self.pods.get((namespace, name))
 
 
-def _container_statuses(
-    pod: Mapping[str, Any], waiting: tuple[str, str] | None = None
-) -> list[dict[str, Any]]:
+def _container_statuses(pod: Mapping[str, Any], waiting: str | None = None) -> list[dict[str, Any]]:
     statuses = []
     for container in (pod.get("spec") or {}).get("containers") or ():
-        state = (
-            {"waiting": {"reason": waiting[0], "message": waiting[1]}}
-            if waiting
-            else {"running": {"startedAt": _now()}}
-        )
+        state = {"waiting": {"reason": waiting}} if waiting else {"running": {"startedAt": _now()}}
         statuses.append(
             {
                 "name": container.get("name"),

@@ -58,7 +58,7 @@ from sim.harness.targets.base import (
 from sim.kube import profiles
 from sim.kube.scheduler import effective_request, format_amount
 from sim.paths import FIXTURES_DIR
-from sim.peerpods.kata import UPSTREAM_CONFIG, KataRuntime
+from sim.peerpods.kata import SANDBOX_FAILED, UPSTREAM_CONFIG, KataRuntime, sandbox_failed
 from sim.peerpods.podvm import GuestReport
 from sim.peerpods.providers import Provider
 from sim.peerpods.providers.memory import MemoryProvider
@@ -730,8 +730,9 @@ class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspec
             if self.t.agents.agent(str(node)) is None and node not in self._nodes:
                 outcome.reason = f'node "{node}" not found: the pod waits for it'
                 return outcome, True
-            if status.get("message"):  # the kubelet reported why the sandbox does not start
-                outcome.reason = status.get("message")
+            why = self._sandbox_failure(pod)
+            if why is not None:  # the kubelet's event says why the sandbox does not start
+                outcome.reason = why
                 return outcome, True
             return outcome, False  # bound: the node's kubelet has not reported yet
         for condition in status.get("conditions") or ():
@@ -739,6 +740,26 @@ class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspec
                 outcome.reason = condition.get("message") or condition.get("reason")
                 return outcome, True
         return outcome, False
+
+    def _sandbox_failure(self, pod: dict[str, Any]) -> str | None:
+        """The latest ``FailedCreatePodSandBox`` event of a bound Pending pod, as kubectl
+        describe shows it; kubelet records why a sandbox does not start only there, not in
+        the pod's status. Asked once the kubelet has synced the pod (its
+        ``PodReadyToStartContainers`` condition is False)."""
+        conditions = (pod.get("status") or {}).get("conditions") or ()
+        if not any(
+            c.get("type") == "PodReadyToStartContainers" and c.get("status") == "False" for c in conditions
+        ):
+            return None
+        meta = pod.get("metadata") or {}
+        found = self.core.list_namespaced_event(
+            str(meta.get("namespace")),
+            field_selector=f"involvedObject.uid={meta.get('uid')},reason={SANDBOX_FAILED}",
+        )
+        if not found.items:
+            return None
+        latest = max(found.items, key=lambda e: e.last_timestamp or e.metadata.creation_timestamp)
+        return f"{SANDBOX_FAILED}: {latest.message}"
 
     def _settled(self, key: tuple[str, str], *, deadline: float) -> PodOutcome:
         while True:
@@ -786,10 +807,12 @@ class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspec
             raise ConformanceInputError(f'pods "{name}" not found in namespace {namespace}')
         outcome = self._settled((namespace, name), deadline=time.monotonic() + SETTLE_TIMEOUT_S)
         if self._libvirt is not None and outcome.vm is not None and outcome.phase == "Running":
-            failure = self._libvirt.failure(outcome.vm)  # a guest that never reported fails its pod
-            if failure is not None:
-                outcome.phase = "Failed"
-                outcome.reason = f"pod VM for pod {namespace}/{name} failed: {failure}"
+            # A guest that never reports: the adaptor's StartVM gives up waiting for its agent,
+            # so the sandbox does not start and the pod stays Pending.
+            failure = self._libvirt.failure(outcome.vm)
+            if failure is not None and outcome.pod is not None:
+                outcome.phase = "Pending"
+                outcome.reason = str(sandbox_failed(outcome.pod, f"pod VM {outcome.vm}: {failure}"))
         return outcome
 
     def node_capacity(self, node: str) -> dict[str, str]:

@@ -28,6 +28,7 @@ from sim.harness.targets.base import (
 from sim.harness.targets.inprocess import ClusterEnvironment
 from sim.harness.targets.lparhost import LparHost
 from sim.lpar import host
+from sim.peerpods.kata import sandbox_failed
 from sim.peerpods.providers.libvirt import LibvirtProvider
 
 
@@ -56,14 +57,17 @@ class LparEnvironment(ClusterEnvironment, Guests, LparInspection, LibvirtFaults)
         self._libvirt.configure({**self.adaptor_environment(), **self._target.cm_overrides, **scenario})
 
     def get_pod(self, namespace: str, name: str) -> PodOutcome:
-        """The pod's state once its pod VM is ready: a VM that never reported fails the pod."""
+        """The pod's state once its pod VM is ready. A guest that never reports: the adaptor's
+        StartVM gives up waiting for its agent, so the sandbox does not start and the pod
+        stays Pending."""
         outcome = super().get_pod(namespace, name)
-        if outcome.vm is None or outcome.phase != "Running":
+        if outcome.vm is None or outcome.phase != "Running" or outcome.pod is None:
             return outcome
         failure = self._libvirt.failure(outcome.vm)
         if failure is None:
             return outcome
-        return replace(outcome, phase="Failed", reason=f"pod VM for pod {namespace}/{name} failed: {failure}")
+        reason = str(sandbox_failed(outcome.pod, f"pod VM {outcome.vm}: {failure}"))
+        return replace(outcome, phase="Pending", reason=reason)
 
     # --- test hooks only this target offers (the steps treat them as optional) --------------
     def inject_libvirt_fault(self, step: str) -> None:
