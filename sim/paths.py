@@ -3,8 +3,8 @@
 Every module that reads one of the project's own files finds it through here. In a checkout
 they are the top-level folders (``features/``, ``steps/``, ``fixtures/``, ``controlplane/``,
 ``podvm-agent/``); an installed wheel ships them as package data inside ``sim`` (see
-``[tool.setuptools]`` in pyproject.toml), found through :mod:`importlib.resources`, and
-``steps`` as a package of its own.
+``[tool.setuptools]`` in pyproject.toml), found through :mod:`importlib.resources`, the
+step modules as the package ``sim.steps``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ __all__ = [
     "FIXTURES_DIR",
     "PROJECT_ROOT",
     "STEPS_DIR",
+    "STEPS_PACKAGE",
 ]
 
 #: The checkout's root; in an installed wheel, the folder ``sim`` and ``steps`` are installed in.
@@ -46,5 +47,7 @@ FIXTURES_DIR = DATA_ROOT / "fixtures"
 CONTROLPLANE_DIR = DATA_ROOT / "controlplane"
 #: The pod VM agent's Go sources (``lpar prepare`` builds them).
 AGENT_DIR = DATA_ROOT / ("podvm-agent" if CHECKOUT else "podvm_agent")
-#: The step modules: a top-level package beside ``sim``, in a checkout and installed alike.
-STEPS_DIR = PROJECT_ROOT / "steps"
+#: The step modules: the checkout's package ``steps``, or the installed wheel's ``sim.steps``
+#: (they import each other relatively, so either name works).
+STEPS_DIR = DATA_ROOT / "steps"
+STEPS_PACKAGE = "steps" if CHECKOUT else "sim.steps"

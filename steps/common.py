@@ -24,8 +24,9 @@ from sim.harness.targets.base import (
     need,
 )
 from sim.yamlload import load_one
-from steps import pods
-from steps.expect import (
+
+from . import pods
+from .expect import (
     DEFAULT_INITDATA_ALGORITHM,
     SANDBOX_FAILED,
     admitted_pod,
@@ -39,7 +40,7 @@ from steps.expect import (
     current_vm,
     operation_list,
 )
-from steps.pods import Pod
+from .pods import Pod
 
 
 class _Text:

@@ -25,10 +25,11 @@ from sim.harness.targets.base import (
     PodVMs,
     need,
 )
-from steps import pods
+
+from . import pods
 
 if TYPE_CHECKING:
-    from steps.common import World
+    from .common import World
 
 
 def cloud_config_files(user_data: str) -> dict[str, str]:

@@ -15,13 +15,14 @@ from sim.harness.targets.base import (
     PodVMs,
     need,
 )
-from steps import pods
-from steps.common import (
+
+from . import pods
+from .common import (
     World,
     step,
     submit,
 )
-from steps.expect import (
+from .expect import (
     ALLOW_LISTED,
     PEERPOD_DIR,
     assert_received,

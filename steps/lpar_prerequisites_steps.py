@@ -14,7 +14,8 @@ from sim.harness.targets.base import (
     Target,
     need,
 )
-from steps.expect import (
+
+from .expect import (
     verdict,
 )
 

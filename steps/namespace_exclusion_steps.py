@@ -10,12 +10,13 @@ from sim.harness.targets.base import (
     WebhookCalls,
     need,
 )
-from steps import pods
-from steps.common import (
+
+from . import pods
+from .common import (
     World,
     submit,
 )
-from steps.expect import (
+from .expect import (
     admitted_pod,
     assert_first_container_carries,
     assert_running,

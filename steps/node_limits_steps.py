@@ -9,15 +9,16 @@ from sim.harness.targets.base import (
     Nodes,
     need,
 )
-from steps import pods
-from steps.common import (
+
+from . import pods
+from .common import (
     World,
     cm_sets,
     step,
     submit,
     worker_node,
 )
-from steps.expect import (
+from .expect import (
     allocated,
     batch_phases,
 )

@@ -9,7 +9,8 @@ from sim.harness.targets.base import (
     Environment,
     need,
 )
-from steps.common import (
+
+from .common import (
     World,
     step,
 )

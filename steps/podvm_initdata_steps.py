@@ -12,11 +12,12 @@ from sim.harness.targets.base import (
     PodVMs,
     need,
 )
-from steps import pods
-from steps.common import (
+
+from . import pods
+from .common import (
     World,
 )
-from steps.expect import (
+from .expect import (
     IBM_Z_MACHINE,
     PEERPOD_DIR,
     namespace_of,

@@ -13,11 +13,12 @@ from sim.harness.targets.base import (
     PodVMs,
     need,
 )
-from steps.common import (
+
+from .common import (
     World,
     current_outcome,
 )
-from steps.expect import (
+from .expect import (
     PEERPOD_DIR,
     cloud_config_files,
     current_vm,

@@ -10,8 +10,9 @@ from sim.harness.targets.base import (
     PodOutcome,
     need,
 )
-from steps import pods
-from steps.common import (
+
+from . import pods
+from .common import (
     step,
 )
 

@@ -8,12 +8,13 @@ from sim.harness.targets.base import (
     Environment,
     PodOutcome,
 )
-from steps import pods
-from steps.common import (
+
+from . import pods
+from .common import (
     World,
     step,
 )
-from steps.expect import (
+from .expect import (
     admitted_pod,
     assert_first_container_carries,
     assert_nothing_requests,

@@ -10,11 +10,12 @@ from sim.harness.targets.base import (
     WebhookCalls,
     need,
 )
-from steps import pods
-from steps.common import (
+
+from . import pods
+from .common import (
     World,
 )
-from steps.expect import (
+from .expect import (
     SIDECAR_IMAGE,
     admitted_pod,
 )

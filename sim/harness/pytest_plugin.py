@@ -26,11 +26,14 @@ from sim.harness.report.results import NOT_APPLICABLE, NOT_APPLICABLE_KEY, NotAp
 from sim.harness.targets import create_target
 from sim.harness.targets.base import CAPABILITIES, Environment, Lacking, NotApplicable, Target
 from sim.harness.targets.options import add_pytest_options, target_options
-from sim.paths import CHECKOUT, STEPS_DIR
+from sim.paths import CHECKOUT, STEPS_DIR, STEPS_PACKAGE
 
-if CHECKOUT and find_spec("steps") is None:  # a checkout installed before steps became a package
+if CHECKOUT and find_spec("steps") is None:  # the checkout's steps/ folder, wherever the run starts
     sys.path.insert(0, str(STEPS_DIR.parent))
-pytest_plugins = ["steps.common", *sorted(f"steps.{p.stem}" for p in STEPS_DIR.glob("*_steps.py"))]
+pytest_plugins = [
+    f"{STEPS_PACKAGE}.common",
+    *sorted(f"{STEPS_PACKAGE}.{p.stem}" for p in STEPS_DIR.glob("*_steps.py")),
+]
 
 NEEDS_PREFIX = "needs-"
 
