@@ -8,6 +8,7 @@ tox's ``tests`` env.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,8 +21,15 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_the_installed_wheel_runs_the_suite_from_an_empty_folder(tmp_path: Path) -> None:
     python = local[sys.executable]
+    # Built from a copy of the tracked files: a checkout's build/ folder may hold modules
+    # that no longer exist, and setuptools would ship them.
+    source = tmp_path / "source"
+    for name in local["git"]("-C", str(ROOT), "ls-files", "-z").split("\0"):
+        if name and (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     wheels = tmp_path / "wheels"
-    python("-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT), timeout=300)
+    python("-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source), timeout=300)
     (wheel,) = wheels.glob("peerpods_conformance-*.whl")
     venv = tmp_path / "venv"
     python("-m", "venv", str(venv), timeout=120)
@@ -45,3 +53,12 @@ def test_the_installed_wheel_runs_the_suite_from_an_empty_folder(tmp_path: Path)
     assert sorted(p.name for p in (site / "sim" / "features").glob("*.feature")) == sorted(
         p.name for p in (ROOT / "features").glob("*.feature")
     )
+    # Its own modules, inside sim: no top-level steps, nothing stale from a build folder.
+    assert not (site / "steps").exists(), "the wheel installs a top-level package steps"
+    modules = {
+        str(p.relative_to(site / "sim")) for p in (site / "sim").rglob("*.py") if "steps" not in p.parts
+    }
+    assert modules == {str(p.relative_to(ROOT / "sim")) for p in (ROOT / "sim").rglob("*.py")}
+    assert {p.name for p in (site / "sim" / "steps").glob("*.py")} == {
+        p.name for p in (ROOT / "steps").glob("*.py")
+    }
