@@ -38,6 +38,17 @@ const (
 // AllowedFiles are the only initdata [data] keys the pod VM writes; any other key is ignored.
 var AllowedFiles = []string{"aa.toml", "cdh.toml", "policy.rego"}
 
+// WriteFilesAllowed are the only write_files paths the pod VM writes, compared as written
+// (CAA v0.22.0 pkg/userdata/provision.go, WriteFilesList and isAllowed); any other is skipped.
+var WriteFilesAllowed = []string{
+	PeerpodDir + "/aa.toml",
+	PeerpodDir + "/cdh.toml",
+	PeerpodDir + "/apf.json",
+	PeerpodDir + "/auth.json",
+	InitdataPath,
+	PeerpodDir + "/scratch-space.marker",
+}
+
 // DummyEncoded is the initdata the pod VM writes for itself when none was delivered: the
 // same bytes as sim.peerpods.initdata.DUMMY_ENCODED, so host and guest digest the same document.
 const DummyEncoded = "H4sIAAAAAAACA0vMSc8vyizJyFWwVVAqzkg0MjVT4ipLLSrOzM8DCRnoGeoZKHFxRackliTGciklJuqV5OfmKAHl1NXVuYAYACVzsg5CAAAA"
@@ -71,7 +82,7 @@ func process(text string, root string, report *Report) error {
 	}
 	var encoded *string
 	for _, file := range files {
-		if !inPeerpodDir(file.Path) {
+		if !oneOf(file.Path, WriteFilesAllowed) {
 			continue // skipped, never written, not an error
 		}
 		if err := writeUnder(root, file.Path, []byte(file.Content), report); err != nil {
@@ -162,12 +173,6 @@ func parseEntry(index int, item interface{}) (writeFile, error) {
 		}
 	}
 	return writeFile{Path: p, Content: content}, nil
-}
-
-// inPeerpodDir accepts only clean absolute paths directly inside the peer pod directory,
-// so a "../" in user data cannot reach the rest of the guest.
-func inPeerpodDir(p string) bool {
-	return path.Clean(p) == p && path.Dir(p) == PeerpodDir
 }
 
 func writeUnder(root string, guestPath string, content []byte, report *Report) error {

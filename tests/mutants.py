@@ -690,6 +690,12 @@ AGENT_MUTANTS: dict[str, tuple[str, str, str, str]] = {
         'if !strings.HasPrefix(target, PeerpodDir+"/") {',
         "GI-004",
     ),
+    "agent-writes-any-peerpod-file": (
+        "userdata.go",
+        "if !oneOf(file.Path, WriteFilesAllowed) {",
+        "if path.Dir(file.Path) != PeerpodDir {",
+        "CAA's write_files list (WriteFilesList; no requirement: the adaptor sends only listed files)",
+    ),
 }
 
 #: MUST requirements no mutant run here can kill, and why (the test checks this list is exact).

@@ -8,11 +8,11 @@ The rules, in order:
 
 1. Parse the cloud-config strictly (:func:`sim.peerpods.cloudconfig.parse_user_data`). Empty user data
    means "no write_files" (a VM started without any).
-2. Apply ``write_files`` whose path is a direct child of ``/run/peerpod`` (the contract's
-   rule; CAA is narrower and names the six files it knows). Any other path -- ``/etc/...``,
-   ``/run/peerpod/../x``, ``/run/peerpod/sub/x`` -- is skipped and never written; like CAA,
-   skipping is not an error. Skipped paths are absent from ``written``, which is the
-   evidence.
+2. Apply ``write_files`` whose path is, as written, one of the six CAA knows
+   (:data:`WRITE_FILES_ALLOWED`; CAA v0.22.0 ``pkg/userdata/provision.go``, ``WriteFilesList``
+   and ``isAllowed``). Any other path -- ``/etc/...``, ``/run/peerpod/other``,
+   ``/run/peerpod/../x`` -- is skipped and never written; like CAA, skipping is not an
+   error. Skipped paths are absent from ``written``, which is the evidence.
 3. If ``/run/peerpod/initdata`` was not delivered, write the dummy (:data:`DUMMY_ENCODED`,
    a fixed string so every implementation writes the same bytes) and set ``dummy``.
 4. Decode and validate it completely before writing anything from it: a bad initdata
@@ -44,6 +44,7 @@ __all__ = [
     "ALLOWED_FILES",
     "DIGEST_PATH",
     "PEERPOD_DIR",
+    "WRITE_FILES_ALLOWED",
     "GuestReport",
     "GuestReportError",
     "process_user_data",
@@ -53,6 +54,11 @@ PEERPOD_DIR = "/run/peerpod"
 ALLOWED_FILES = ("aa.toml", "cdh.toml", "policy.rego")
 DIGEST_PATH = f"{PEERPOD_DIR}/initdata.digest"
 _ALLOWED_PATHS = frozenset(f"{PEERPOD_DIR}/{name}" for name in ALLOWED_FILES)
+#: The write_files paths the pod VM writes, compared as written (not normalised), as CAA does.
+WRITE_FILES_ALLOWED = frozenset(
+    f"{PEERPOD_DIR}/{name}"
+    for name in ("aa.toml", "cdh.toml", "apf.json", "auth.json", "initdata", "scratch-space.marker")
+)
 _REPORT_KEYS = ("arch", "machine", "algorithm", "digest", "dummy", "written", "ignored", "error")
 
 
@@ -147,16 +153,11 @@ class _Guest:
         self.written[guest_path] = hashlib.sha256(content).hexdigest()
 
 
-def _in_peerpod_dir(path: str) -> bool:
-    """True for a normalised absolute path directly inside /run/peerpod."""
-    return posixpath.normpath(path) == path and posixpath.dirname(path) == PEERPOD_DIR
-
-
 def _apply_write_files(guest: _Guest, files: list[WriteFile]) -> str | None:
     """Write the allowed entries; returns the initdata content if it was delivered."""
     delivered: str | None = None
     for entry in files:
-        if not _in_peerpod_dir(entry.path):
+        if entry.path not in WRITE_FILES_ALLOWED:
             continue
         guest.write(entry.path, entry.content.encode())
         if entry.path == INITDATA_PATH:

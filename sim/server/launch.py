@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import shutil
 import socket
 import ssl
@@ -186,10 +185,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command given (python -m sim.server.launch -- COMMAND ...)")
+    if shutil.which(command[0]) is None:
+        parser.error(f"{command[0]}: command not found")
     with launched(args.serve_arg) as server:
-        env = {**os.environ, "WEBHOOK_URL": server.url, "WEBHOOK_CA": str(server.ca)}
         print(f"launch: reference webhook at {server.url} (CA {server.ca})", file=sys.stderr, flush=True)
-        return subprocess.call(substitute(command, server.url, server.ca), env=env)
+        program, *rest = substitute(command, server.url, server.ca)
+        with local.env(WEBHOOK_URL=server.url, WEBHOOK_CA=str(server.ca)):
+            # stdin, stdout and stderr are the caller's
+            status, _, _ = local[program][rest].run(retcode=None, stdin=None, stdout=None, stderr=None)
+        return int(status)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,10 @@ CASES: dict[str, str] = {
     ),
     "write_files outside /run/peerpod": "#cloud-config\nwrite_files:\n- path: /etc/passwd\n  content: x\n"
     "- path: /run/peerpod/../../etc/y\n  content: y\n- path: /run/peerpod/sub/z\n  content: z\n",
+    "write_files CAA does not list": "#cloud-config\nwrite_files:\n- path: /run/peerpod/other\n  content: o\n"
+    "- path: /run/peerpod/./apf.json\n  content: a\n"
+    "- path: /run/peerpod/scratch-space.marker\n  content: ''\n"
+    "- path: /run/peerpod/auth.json\n  content: '{}'\n",
     "missing padding": build_user_data(apf_json="{}", initdata=encode(toml("sha256"))[:-1]),
     "not base64": build_user_data(apf_json="{}", initdata="not *base64*!"),
     "not gzip": build_user_data(apf_json="{}", initdata=base64.b64encode(toml("sha256")).decode()),

@@ -84,6 +84,19 @@ def test_nothing_escapes_the_root(tmp_path: pathlib.Path) -> None:
     assert "/etc/passwd" not in report.written
 
 
+def test_write_files_are_only_the_six_caa_lists(tmp_path: pathlib.Path) -> None:
+    """CAA's isAllowed compares the path as written with WriteFilesList (pkg/userdata/provision.go)."""
+    listed = ["aa.toml", "cdh.toml", "apf.json", "auth.json", "scratch-space.marker"]
+    unlisted = ["policy.rego", "agent-config.toml", "other", "./aa.toml", "sub/../cdh.toml"]
+    user_data = "#cloud-config\nwrite_files:\n" + "".join(
+        f"- {{path: /run/peerpod/{name}, content: x}}\n" for name in listed + unlisted
+    )
+    report = process_user_data(user_data, tmp_path / "guest")
+    assert report.error is None
+    written = {path for path in report.written if path != "/run/peerpod/initdata"}
+    assert written - {"/run/peerpod/initdata.digest"} == {f"/run/peerpod/{name}" for name in listed}
+
+
 def test_symlink_planted_in_root_is_not_followed(tmp_path: pathlib.Path) -> None:
     root = tmp_path / "guest"
     outside = tmp_path / "outside"
