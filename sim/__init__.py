@@ -1,3 +1,4 @@
 """peerpods-conformance: the peer pods reference implementation and the targets it is compared with."""
 
-__version__ = "0.1.0"
+#: The suite release; the catalogue's ``since`` names the release each requirement entered.
+__version__ = "0.2.0"

@@ -112,3 +112,14 @@ def test_a_should_requirement_cites_the_suite_or_upstream() -> None:
 def test_the_source_pattern_refuses_vague_citations() -> None:
     for vague in ("spec section 6", "CAA src/webhook", "CAA cloud-api-adaptor (limit handling)", "upstream"):
         assert not OPENABLE_SOURCE.match(vague), vague
+
+
+def test_no_requirement_entered_after_this_release() -> None:
+    """``since`` is a release of this suite: never one later than the suite's own version."""
+    from packaging.version import Version
+
+    import sim
+
+    current = Version(sim.__version__)
+    late = [(r.id, r.since) for r in load_catalogue().requirements if Version(r.since) > current]
+    assert late == [], f"requirements entered after release {current}: {late}"
