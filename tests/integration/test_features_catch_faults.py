@@ -12,7 +12,6 @@ reach, each with its reason). The guest agent's (Go) mutants are source edits of
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -97,17 +96,19 @@ def test_every_must_is_killed_by_some_mutant(kill_matrix: dict[str, tuple[int, s
 
 @pytest.fixture(scope="module")
 def go() -> str:
-    found = shutil.which("go")
-    if found is None or not Path("/usr/share/gocode/src/github.com/BurntSushi/toml").is_dir():
-        pytest.skip("Go and Debian's Go libraries are not installed (run .ci/setup-lpar-host)")
-    return found
+    from sim.lpar.builder import BuildError, go_binary
+
+    try:
+        return go_binary()
+    except BuildError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.mark.parametrize("name", sorted(AGENT_MUTANTS))
 def test_every_agent_mutant_disagrees_with_the_reference(go: str, tmp_path: Path, name: str) -> None:
     from sim.lpar.assets import AGENT_SOURCE
     from sim.peerpods.podvm import process_user_data
-    from tests.unit.test_lpar_agent import CASES, run_agent
+    from tests.unit.test_lpar_agent import CASES, build_agent, run_agent
 
     file_name, text, replacement, _breaks = AGENT_MUTANTS[name]
     source = tmp_path / "src"
@@ -116,10 +117,7 @@ def test_every_agent_mutant_disagrees_with_the_reference(go: str, tmp_path: Path
     assert text in original, f"{name}: {file_name} no longer contains {text!r}"
     (source / file_name).write_text(original.replace(text, replacement, 1))
     binary = tmp_path / "podvm-agent"
-    env = {"GO111MODULE": "off", "GOPATH": "/usr/share/gocode", "GOPROXY": "off", "CGO_ENABLED": "0"}
-    env["GOCACHE"] = os.environ.get("GOCACHE", str(tmp_path / "gocache"))
-    with local.cwd(source), local.env(**env):
-        local[go]["build", "-o", str(binary), "."]()
+    build_agent(go, source, binary)
     disagreements = []
     for case, user_data in sorted(CASES.items()):
         work = tmp_path / case.replace(" ", "-").replace("/", "-")

@@ -11,12 +11,11 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from plumbum import local
 
 from sim.lpar.assets import AGENT_SOURCE
 from sim.lpar.builder import BuildError, go_binary
@@ -32,23 +31,23 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Path:
     except BuildError as exc:
         pytest.skip(str(exc))
     out = tmp_path_factory.mktemp("agent") / "podvm-agent"
-    # module mode, as the image builder does: go.mod pins the libraries, go.sum verifies them
-    env = dict(os.environ, GO111MODULE="on", GOFLAGS="-mod=readonly", GOTOOLCHAIN="local", CGO_ENABLED="0")
-    env.setdefault("GOCACHE", str(tmp_path_factory.mktemp("gocache")))
-    subprocess.run([go, "build", "-o", str(out), "."], cwd=AGENT_SOURCE, env=env, check=True)
+    build_agent(go, AGENT_SOURCE, out)
     return out
+
+
+def build_agent(go: str, source: Path, out: Path) -> None:
+    """Build the agent for this host in module mode, as the image builder does: go.mod pins
+    the libraries, go.sum verifies them (fetched through the Go module proxy once)."""
+    env = {"GO111MODULE": "on", "GOFLAGS": "-mod=readonly", "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
+    with local.cwd(source), local.env(**env):
+        local[go]["build", "-o", str(out), "."](timeout=600)
 
 
 def run_agent(agent: Path, user_data: str, tmp: Path) -> dict[str, Any]:
     (tmp / "user-data").write_text(user_data)
     root = tmp / "agent-root"
-    done = subprocess.run(
-        [str(agent), "process", "--user-data", str(tmp / "user-data"), "--root", str(root)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    report: dict[str, Any] = json.loads(done.stdout)
+    out = local[str(agent)]("process", "--user-data", str(tmp / "user-data"), "--root", str(root), timeout=60)
+    report: dict[str, Any] = json.loads(out)
     return report
 
 
