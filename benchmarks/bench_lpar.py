@@ -37,6 +37,7 @@ from typing import Any
 
 from plumbum import local
 
+from sim.catalogue import load_catalogue
 from sim.cloudconfig import build_user_data
 from sim.initdata import encode
 from sim.lpar import cidata, host
@@ -47,11 +48,9 @@ from sim.targets.lpar import LparTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 TOML = b'algorithm = "sha384"\nversion = "0.1.0"\n\n[data]\n"aa.toml" = "bench"\n'
-#: The guest features' requirement ids (LP, VM, GI), as a pytest marker expression.
+#: The guest features (every LP, VM and GI requirement of the catalogue), as a pytest marker expression.
 GUEST_MARKERS = " or ".join(
-    [f"LP-00{i}" for i in range(1, 5)]
-    + [f"VM-00{i}" for i in range(1, 9)]
-    + [f"GI-00{i}" for i in range(1, 6)]
+    r.id for r in load_catalogue().requirements if r.id.startswith(("LP-", "VM-", "GI-"))
 )
 
 
