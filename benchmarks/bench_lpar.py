@@ -214,7 +214,8 @@ def feature_run(kernel: str, markers: str | None) -> tuple[float, str]:
         elapsed = time.perf_counter() - start
         failed = _failed(Path(reports) / "summary.json")
     lines = (stdout.strip() or stderr.strip()).splitlines() or ["(no output)"]
-    summary = f"exit {returncode}: {lines[-1][:90]}"
+    counts = next((line for line in lines if "scenarios:" in line), lines[-1])  # "N passed, ... not run"
+    summary = f"exit {returncode}: {counts.split('scenarios:', 1)[-1].strip()[:90]}"
     return elapsed, summary + "".join(f"\n    failed: {line}" for line in failed)
 
 
