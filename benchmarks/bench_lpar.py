@@ -10,6 +10,11 @@ Prints, from one run on this machine, for each prepared pod VM kernel (``lpar pr
   qemu:///system (volumes, ISO upload, domain definition, start, console read);
 * parallel: as many independent pod VMs as cores, created at once, wall time until all
   reported;
+* stop: from a pod VM's report (its guest then powers off) until libvirt says the domain is
+  shut off -- what a scenario with that pod VM waits in its teardown;
+* reaping: who reaps libvirtd's QEMU processes, and how long an orphaned process stays a
+  zombie under this machine's pid 1 beside under ``tini -s`` (libvirt counts a zombie
+  QEMU as running: see sim/lpar/host.py);
 * with ``--levers``: bare boots of the minimal kernel varying one thing at a time -- the pod
   VM's memory, QEMU's ``-cpu`` model, a gzip or an uncompressed initramfs, no balloon/RNG
   device -- and 1..4 pod VMs booting at once through libvirt;
@@ -35,8 +40,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from plumbum import local
+from plumbum import CommandNotFound, local
 
+from sim.harness.catalogue import load_catalogue
 from sim.harness.targets.lpar import LparTarget
 from sim.lpar import cidata, host
 from sim.lpar.assets import KERNEL_ENV, KERNELS, Assets, AssetsMissing, find_assets
@@ -47,11 +53,9 @@ from sim.peerpods.providers import InstanceSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 TOML = b'algorithm = "sha384"\nversion = "0.1.0"\n\n[data]\n"aa.toml" = "bench"\n'
-#: The guest features' requirement ids (LP, VM, GI), as a pytest marker expression.
+#: The guest features (every LP, VM and GI requirement of the catalogue), as a pytest marker expression.
 GUEST_MARKERS = " or ".join(
-    [f"LP-00{i}" for i in range(1, 5)]
-    + [f"VM-00{i}" for i in range(1, 9)]
-    + [f"GI-00{i}" for i in range(1, 6)]
+    r.id for r in load_catalogue().requirements if r.id.startswith(("LP-", "VM-", "GI-"))
 )
 
 
@@ -104,9 +108,11 @@ def bare_boot(
 
 
 def libvirt_boot(
-    target: LparTarget, vcpus: int, memory_mib: int, count: int = 1
+    target: LparTarget, vcpus: int, memory_mib: int, count: int = 1, stops: list[float] | None = None
 ) -> tuple[float, list[float]]:
-    """Wall seconds for ``count`` pod VMs created at once, and each one's define-to-report."""
+    """Wall seconds for ``count`` pod VMs created at once, and each one's define-to-report.
+
+    ``stops`` gets, for a single pod VM, the seconds from its report until libvirt has it shut off."""
     provider = target.provider()
     start = time.perf_counter()
     names = [
@@ -118,12 +124,81 @@ def libvirt_boot(
     for name in names:
         report = provider.wait_ready(name)
         assert report is not None and report.error is None, report
+        if stops is not None and count == 1:
+            reported = time.perf_counter()
+            domain = target.connection.lookupByName(name)
+            while domain.isActive():
+                time.sleep(0.002)
+            stops.append(time.perf_counter() - reported)
     wall = time.perf_counter() - start
     each = [float(provider.timings(name)["report"] or 0.0) for name in names]
     for name in names:
         provider.delete_instance(name)
     assert provider.leftovers() == []
     return wall, each
+
+
+#: Forks a child that forks a grandchild and exits; the grandchild, now an orphan, exits
+#: 0.1 s later; prints the seconds it then stayed a zombie before whoever adopted it reaped it.
+_ORPHAN = """
+import os, sys, time
+r, w = os.pipe()
+child = os.fork()
+if child == 0:
+    grandchild = os.fork()
+    if grandchild == 0:
+        time.sleep(0.1)
+        os._exit(0)
+    os.write(w, str(grandchild).encode())
+    os._exit(0)
+os.waitpid(child, 0)
+pid, exited = int(os.read(r, 32)), None
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            zombie = stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        break
+    if zombie and exited is None:
+        exited = time.monotonic()
+    time.sleep(0.001)
+print(f"{0.0 if exited is None else time.monotonic() - exited:.3f}")
+"""
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def reaping(repeat: int) -> None:
+    """Who adopts libvirtd's QEMU processes, and how long an orphan stays a zombie here."""
+    try:
+        libvirtd = int(Path("/run/libvirtd.pid").read_text().strip())
+        parent = int(Path(f"/proc/{libvirtd}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        print(f"libvirtd (pid {libvirtd}) runs under {_comm(parent)} (pid {parent}); pid 1 is {_comm(1)}")
+    except (OSError, ValueError, IndexError):
+        print("libvirtd: not found (/run/libvirtd.pid)")
+    python = local[sys.executable]["-c", _ORPHAN]
+    runs: dict[str, list[float]] = {f"adopted by pid 1 ({_comm(1)})": [], "adopted by tini -s": []}
+    try:
+        tini = local[host.REAPER]["-s", "--", sys.executable, "-c", _ORPHAN]
+    except CommandNotFound:
+        tini = None
+    for _ in range(repeat):  # interleaved
+        runs[f"adopted by pid 1 ({_comm(1)})"].append(float(python()))
+        if tini is not None:
+            runs["adopted by tini -s"].append(float(tini()))
+    for label, values in runs.items():
+        if values:
+            print(
+                f"  an orphan's zombie, {label:36} median {statistics.median(values):.3f} s  ({_fmt(values)})"
+            )
+        else:
+            print(f"  an orphan's zombie, {label:36} (tini not installed)")
 
 
 def feature_run(kernel: str, markers: str | None) -> tuple[float, str]:
@@ -139,7 +214,8 @@ def feature_run(kernel: str, markers: str | None) -> tuple[float, str]:
         elapsed = time.perf_counter() - start
         failed = _failed(Path(reports) / "summary.json")
     lines = (stdout.strip() or stderr.strip()).splitlines() or ["(no output)"]
-    summary = f"exit {returncode}: {lines[-1][:90]}"
+    counts = next((line for line in lines if "scenarios:" in line), lines[-1])  # "N passed, ... not run"
+    summary = f"exit {returncode}: {counts.split('scenarios:', 1)[-1].strip()[:90]}"
     return elapsed, summary + "".join(f"\n    failed: {line}" for line in failed)
 
 
@@ -182,17 +258,19 @@ def main() -> int:
     load = os.getloadavg()[0]
     print(f"pod VM: {args.vcpus} vCPUs, {args.memory} MiB, {args.repeat} runs each, {cores} cores")
     print(f"host load average at the start: {load:.1f} (other processes slow every figure)")
+    reaping(args.repeat)
     header = f"{'bare QEMU median':>17} {'libvirt median':>15} {'ratio':>6}"
-    print(f"{'kernel':8} {header}  {cores} at once  runs (bare | libvirt)")
+    print(f"{'kernel':8} {header}  {cores} at once  report->stopped  runs (bare | libvirt)")
     medians: dict[str, float] = {}
     for kernel, assets in kernels.items():
         target = LparTarget(host.SYSTEM_URI, kernel=kernel)
         try:
             bare: list[float] = []
             single: list[float] = []
+            stops: list[float] = []
             for _ in range(args.repeat):  # interleaved, so a busy moment of the host hits both alike
                 bare.append(bare_boot(assets, args.vcpus, args.memory))
-                single.append(libvirt_boot(target, args.vcpus, args.memory)[1][0])
+                single.append(libvirt_boot(target, args.vcpus, args.memory, stops=stops)[1][0])
             wall, _ = libvirt_boot(target, args.vcpus, args.memory, count=cores)
         finally:
             target.close()
@@ -200,7 +278,7 @@ def main() -> int:
         medians[kernel] = libvirt_median
         print(
             f"{kernel:8} {bare_median:15.2f} s {libvirt_median:13.2f} s {libvirt_median / bare_median:5.2f}x"
-            f"  {wall:7.2f} s  ({_fmt(bare)} | {_fmt(single)})"
+            f"  {wall:7.2f} s  {statistics.median(stops):13.2f} s  ({_fmt(bare)} | {_fmt(single)})"
             f"  goal <= 1.5 s: {_verdict(libvirt_median, 1.5)}"
         )
     if len(medians) == 2:

@@ -110,7 +110,7 @@ Feature: Pod VMs are libvirt domains on the LPAR, made and removed with their po
 
   @VM-008 @needs-guest
   Scenario: A guest that never reports fails its pod's sandbox, and its domain is stopped
-    Given the pod VMs' guests never report, and the provider waits 5 seconds
+    Given the pod VMs' guests never report, and the provider waits 2 seconds
     When a peer pod "silent" is created in namespace "confidential"
-    Then the pod never runs: its sandbox fails with a reason mentioning "did not report within 5 s"
+    Then the pod never runs: its sandbox fails with a reason mentioning "did not report within 2 s"
     And the pod VM is not running

@@ -176,6 +176,18 @@ def test_daemons_not_running_as_non_root_say_how(monkeypatch: pytest.MonkeyPatch
         host.start_daemons()
 
 
+def test_libvirtd_starts_under_a_subreaper_when_tini_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libvirtd's QEMU processes are reaped by tini at once, not late by pid 1 (host's docstring)."""
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    command = host._daemon_command("libvirtd", "/usr/sbin/libvirtd").formulate()
+    assert command[:2] == ["/usr/bin/setsid", "-f"]
+    assert command[-3:-1] == ["/usr/bin/tini", "/usr/sbin/libvirtd"]
+    assert "-s --" in command[4]
+    assert host._daemon_command("virtlogd", "/usr/sbin/virtlogd").formulate() == ["/usr/sbin/virtlogd", "-d"]
+    monkeypatch.setattr("shutil.which", lambda name: None if name == "tini" else f"/usr/bin/{name}")
+    assert host._daemon_command("libvirtd", "/usr/sbin/libvirtd").formulate() == ["/usr/sbin/libvirtd", "-d"]
+
+
 def test_lpar_target_on_the_simulator_leaves_nothing() -> None:
     from sim.harness.targets import create_target
     from sim.harness.targets.base import TargetOptions

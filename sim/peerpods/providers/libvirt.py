@@ -306,8 +306,8 @@ class LibvirtProvider:
     def stop_all(self) -> None:
         """Stop every pod VM of this provider at once, before they are deleted one by one.
 
-        libvirt's destroy of an emulated s390x guest takes about 2 s, nearly all of it
-        waiting; a scenario's teardown with several pod VMs waits once, not once per VM.
+        libvirt's destroy waits at least 200 ms, nearly all of it sleeping (see
+        :meth:`GuestBoot.stop`); a scenario's teardown with several pod VMs waits once.
         """
         with self._lock:
             instances = list(self._instances.values())

@@ -173,8 +173,9 @@ class GuestBoot:
             pass
 
     def stop(self, instances: Iterable[Instance]) -> None:
-        """Stop these pod VMs at once: libvirt's destroy of an emulated s390x guest takes
-        about 2 s, nearly all of it waiting, so a teardown waits once, not once per VM."""
+        """Stop these pod VMs at once: libvirt's destroy waits at least 200 ms (its kill loop's
+        poll), and until QEMU is reaped (1.2-1.6 s more where pid 1 reaps late and libvirtd
+        runs without a subreaper, see sim.lpar.host), so a teardown waits once, not once per VM."""
         instances = list(instances)
         if not instances:
             return
