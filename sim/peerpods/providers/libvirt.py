@@ -54,7 +54,8 @@ DEFAULT_NET = "default"
 DEFAULT_VOL = "podvm-base.qcow2"
 PODVM_PREFIX = "podvm-"
 #: Creation steps at which a test may inject a failure (see ``LibvirtProvider.fault``). On a
-#: booting host "start" runs in the background: its failure fails the pod, not the call.
+#: booting host "start" runs in the background: its failure fails the pod's sandbox (seen when
+#: the pod is read), not the call.
 STEPS = ("root-volume", "cidata-volume", "define", "start")
 
 
