@@ -1,44 +1,23 @@
-"""The ``cluster`` target: the features against a real Kubernetes control plane.
-
-``--cluster local`` (the default) starts etcd, kube-apiserver and kube-scheduler built from
-Kubernetes' own Go modules (:mod:`sim.harness.localcluster`); kube-apiserver does admission (defaulting,
-the RuntimeClass plugin's overhead, the mutating webhook through a real
-MutatingWebhookConfiguration calling the reference webhook server over HTTPS, a
-ValidatingAdmissionPolicy for the namespace best practice), kube-scheduler binds pods.
-The worker nodes are simulated kubelets (:mod:`sim.harness.localcluster.nodeagent`): each registers its
-Node, and its cloud-api-adaptor (the reference one) patches ``kata.peerpods.io/vm`` into
-the node's capacity and creates the pod VMs through the in-memory provider.
-
-``--kubeconfig PATH [--context NAME]`` runs on somebody else's cluster (kind, OpenShift with
-the sandboxed containers operator): the suite creates its namespaces (labelled
-``peerpods-conformance/run``) and pods there and deletes them afterwards; it uses the
-webhook and adaptors as deployed, so scenarios that would change them (another webhook
-profile or environment, nodes, the per-node limit) are not applicable, with that reason.
-
-``--cluster kind`` / ``--cluster k3s`` need a container engine; without one answering the
-target refuses to start (exit 2) naming what it looked for.
-"""
+"""One scenario of the cluster target: what it asks of the API server (assessment), and the
+deletion of what it made (teardown)."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
 import copy
-import os
+import json
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import kubernetes.client as _client
 import kubernetes.config as _kube_config
-import yaml
 from kubernetes.client.exceptions import ApiException
 
-from sim import __version__
 from sim.errors import ConformanceInputError, TargetError
 from sim.harness.targets.base import (
     Environment,
@@ -51,8 +30,6 @@ from sim.harness.targets.base import (
     PodOutcome,
     PodVMFacts,
     PodVMs,
-    Target,
-    TargetOptions,
     WebhookEnv,
 )
 from sim.kube import profiles
@@ -63,25 +40,25 @@ from sim.peerpods.podvm import GuestReport
 from sim.peerpods.providers import Provider
 from sim.peerpods.providers.memory import MemoryProvider
 from sim.peerpods.webhook import WebhookSettings
+from sim.yamlload import load_one
 
 #: The Kubernetes client, untyped here: objects are read as JSON-shaped data.
 client: Any = _client
 kube_config: Any = _kube_config
 
-FIXTURES = FIXTURES_DIR
-RUNTIME_CLASS = FIXTURES / "cluster" / "runtimeclass-kata-remote.yaml"
-#: The peer-pods RuntimeClass the chart deploys (RUNTIME_CLASS): the webhook's default target.
+if TYPE_CHECKING:
+    from sim.harness.targets.cluster.target import ClusterTarget
+
+PEER_PODS_CM = FIXTURES_DIR / "cluster" / "peer-pods-cm.yaml"
+#: The peer-pods RuntimeClass the chart deploys: the webhook's default target.
 RUNTIME_CLASS_NAME = WebhookSettings().target_runtimeclass
-PEER_PODS_CM = FIXTURES / "cluster" / "peer-pods-cm.yaml"
 SCENARIO_KEYS = ("PEERPODS_LIMIT_PER_NODE", "INITDATA")
 #: RuntimeClasses the features name besides kata-remote (kube-apiserver refuses a pod naming
 #: a class that does not exist; a cluster with Kata installed has these).
 OTHER_RUNTIME_CLASSES = ("kata", "kata-remote-se")
 OSC_NAMESPACE = "openshift-sandboxed-containers-operator"
-OTHER_RUNTIME_CLASSES_FILE = FIXTURES / "cluster" / "runtimeclasses-other.yaml"
 RUN_LABEL = "peerpods-conformance/run"
 POLICY_NAME = "peer-pods-allowed-namespaces"
-CLUSTERS = ("local", "kind", "k3s")
 #: How long a pod may take to be bound and started (or found unschedulable).
 SETTLE_TIMEOUT_S = 15.0
 #: After nodes or resources change, how long a waiting pod gets to be retried by
@@ -94,16 +71,11 @@ POLL_S = 0.02
 DECODE_REFUSAL = "cannot be handled as a Pod"
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return document
-
-
 def _api_message(exc: ApiException) -> str:
     """kube-apiserver's Status message (what kubectl prints), else the raw reason."""
     try:
-        body = yaml.safe_load(exc.body or "")
-    except yaml.YAMLError:
+        body = json.loads(exc.body or "")
+    except ValueError:
         body = None
     if isinstance(body, dict) and body.get("message"):
         return str(body["message"])
@@ -116,248 +88,6 @@ def _closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-class WebhookServers:
-    """The reference webhook as real HTTPS server processes, one per environment of settings.
-
-    Started on first use and kept for the run (a scenario that changes TARGET_RUNTIMECLASS
-    gets its own server; the next scenario goes back to the default one).
-    """
-
-    def __init__(self, plane: Any = None) -> None:
-        self._plane = plane  # the control plane's pid file also lists the servers
-        self._stack = contextlib.ExitStack()
-        self._servers: dict[tuple[tuple[str, str], ...], Any] = {}
-        self._lock = threading.Lock()
-
-    def get(self, env: Mapping[str, str]) -> Any:
-        from sim.server.launch import launched
-
-        key = tuple(sorted(env.items()))
-        with self._lock:
-            if key not in self._servers:
-                server = self._stack.enter_context(launched(env=dict(env)))
-                if self._plane is not None and self._plane.run_dir is not None:
-                    self._plane.record_process("webhook-server", server.process.pid, str(server.ca))
-                self._servers[key] = server
-            return self._servers[key]
-
-    def close(self) -> None:
-        self._stack.close()
-        self._servers.clear()
-
-
-class ClusterTarget(Target):
-    """A real kube-apiserver and kube-scheduler; local (started here) or given by kubeconfig."""
-
-    name = "cluster"
-
-    def __init__(
-        self,
-        api: Any,
-        *,
-        mode: str,
-        kubeconfig: Path | None,
-        plane: Any = None,
-        libvirt_uri: str | None = None,
-    ) -> None:
-        self.mode = mode
-        self.kubeconfig = kubeconfig
-        self.plane = plane
-        self.libvirt_uri = libvirt_uri
-        self.run_id = secrets.token_hex(4)
-        self.local = plane is not None
-        self.started = False
-        #: with --libvirt-uri the adaptors' provider is a libvirt provider on that LPAR
-        self.lpar: Any = None
-        if libvirt_uri:
-            from sim.harness.targets.lparhost import LparHost
-
-            self.lpar = LparHost(libvirt_uri)
-        self.webhooks = WebhookServers(plane) if self.local else None
-        self.created_namespaces: set[str] = set()
-        self.server_version = ""
-        self.api: Any = None
-        if api is not None:
-            self._connected(api)
-
-    def _connected(self, api: Any) -> None:
-        from sim.harness.localcluster.nodeagent import NodeAgents
-
-        self.api = api
-        self.core = client.CoreV1Api(api)
-        self.server_version = self._server_version()
-        self.agents = NodeAgents(api)
-        self.started = True
-
-    def _start(self) -> None:
-        """Start the local control plane on first use (building the target only checks the
-        binaries, so a run's up-front identity check costs no start)."""
-        if self.started or self.plane is None:
-            return
-        self.plane.start()
-        try:
-            self.kubeconfig = self.plane.kubeconfig
-            self._connected(kube_config.new_client_from_config(config_file=str(self.plane.kubeconfig)))
-            self._bootstrap()
-            self.agents.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def withheld(self) -> frozenset[str]:
-        """A given cluster is used as deployed (no nodes, settings or pod VMs of the suite's);
-        an LPAR only with --libvirt-uri, and guests only on a real one."""
-        withheld: set[str] = set()
-        if not self.local:
-            withheld |= {"webhook-settings", "cluster", "podvm"}
-        if self.lpar is None:
-            withheld |= {"lpar-host", "guest"}
-        elif self.lpar.simulated:
-            withheld.add("guest")
-        return frozenset(withheld)
-
-    # ------------------------------------------------------------------ building
-    @classmethod
-    def from_options(cls, options: TargetOptions) -> ClusterTarget:
-        options.refuse("cluster", "webhook_url", "webhook_ca", "webhook_config")
-        kubeconfig = options.extra.get("kubeconfig")
-        context = options.extra.get("context")
-        mode = options.extra.get("cluster") or ("kubeconfig" if kubeconfig else "local")
-        if kubeconfig and options.libvirt_uri:
-            raise ConformanceInputError(
-                "--libvirt-uri: only with --cluster local (pod VMs of a given cluster are its own)"
-            )
-        if kubeconfig:
-            return cls(connect(Path(kubeconfig), context), mode="kubeconfig", kubeconfig=Path(kubeconfig))
-        if context:
-            raise ConformanceInputError("--context needs --kubeconfig")
-        if mode not in CLUSTERS:
-            raise ConformanceInputError(f"--cluster {mode!r}: expected one of {', '.join(CLUSTERS)}")
-        if mode in ("kind", "k3s"):
-            require_container_engine(mode)
-            raise ConformanceInputError(
-                f"--cluster {mode}: a container engine answers, but creating {mode} clusters is not "
-                "implemented yet; create one yourself and pass --kubeconfig"
-            )
-        return cls.start_local(options.libvirt_uri)
-
-    @classmethod
-    def start_local(cls, libvirt_uri: str | None = None) -> ClusterTarget:
-        from sim.harness.localcluster.build import require_binaries
-        from sim.harness.localcluster.controlplane import ControlPlane
-
-        plane = ControlPlane(require_binaries())
-        return cls(None, mode="local", kubeconfig=None, plane=plane, libvirt_uri=libvirt_uri)
-
-    def _server_version(self) -> str:
-        info = client.VersionApi(self.api).get_code()
-        return str(info.git_version)
-
-    def _bootstrap(self) -> None:
-        """What the operator installs once: RuntimeClasses and the adaptor's namespace."""
-        node_api = client.NodeV1Api(self.api)
-        node_api.create_runtime_class(_load_yaml(RUNTIME_CLASS))
-        for other in yaml.safe_load_all(OTHER_RUNTIME_CLASSES_FILE.read_text(encoding="utf-8")):
-            node_api.create_runtime_class(other)
-        self.core.create_namespace({"metadata": {"name": OSC_NAMESPACE}})
-
-    def identity(self) -> dict[str, str]:
-        if self.local:
-            assert self.plane is not None
-            versions = self.plane.versions
-            return {
-                "implementation": "local Kubernetes control plane built from Kubernetes' Go modules",
-                "kube-apiserver": f"kube-apiserver {self.server_version or versions['kube-apiserver']}",
-                "kube-scheduler": f"kube-scheduler {versions['kube-scheduler']}",
-                "etcd": f"etcd {versions['etcd']}",
-                "nodes": "simulated kubelets (peerpods-conformance node agents: kubelet + Kata runtime + "
-                "cloud-api-adaptor stand-ins)",
-                "pod VMs": (
-                    f"libvirt at {self.lpar.uri}: {self.lpar.identity().get('pod VMs')}"
-                    if self.lpar is not None
-                    else "in-memory provider (reference pod VM logic on real files)"
-                ),
-                "webhook": f"peerpods-conformance reference webhook {__version__} (HTTPS server process)",
-                "admission": "kube-apiserver's default plugins but ServiceAccount; authorization Node,RBAC",
-            }
-        return {
-            "implementation": "the cluster of the given kubeconfig",
-            "kubeconfig": str(self.kubeconfig),
-            "kube-apiserver": f"kube-apiserver {self.server_version}",
-            "nodes": "the cluster's own",
-        }
-
-    def open_environment(self) -> KubeEnvironment:
-        self._start()
-        return KubeEnvironment(self, self.lpar.provider() if self.lpar is not None else MemoryProvider())
-
-    def close(self) -> None:
-        try:
-            if self.started:
-                self.agents.close()
-                for namespace in sorted(self.created_namespaces):
-                    with contextlib.suppress(ApiException):
-                        self.core.delete_namespace(namespace)
-        finally:
-            if self.webhooks is not None:
-                self.webhooks.close()
-            if self.api is not None:
-                with contextlib.suppress(Exception):
-                    self.api.close()
-            if self.plane is not None:
-                self.plane.stop()
-            self.started = False
-            if self.lpar is not None:
-                self.lpar.close()
-
-
-def connect(kubeconfig: Path, context: str | None) -> Any:
-    """An API client for a kubeconfig's cluster; exit 2 naming the file, context or server."""
-    if not kubeconfig.is_file():
-        raise ConformanceInputError(f"--kubeconfig {kubeconfig}: no such file")
-    try:
-        api = kube_config.new_client_from_config(config_file=str(kubeconfig), context=context)
-    except (kube_config.ConfigException, yaml.YAMLError, ValueError, TypeError) as exc:
-        what = f"context {context!r} of " if context else ""
-        raise ConformanceInputError(f"--kubeconfig {kubeconfig}: cannot use {what}it: {exc}") from None
-    try:
-        client.VersionApi(api).get_code(_request_timeout=5)
-    except Exception as exc:
-        server = api.configuration.host
-        api.close()
-        raise ConformanceInputError(
-            f"--kubeconfig {kubeconfig}: the cluster at {server} does not answer: {exc}"
-        ) from None
-    return api
-
-
-def require_container_engine(mode: str) -> None:
-    """kind and k3s run in containers: some engine must answer, else exit 2 naming what was tried."""
-    candidates = []
-    host = os.environ.get("DOCKER_HOST", "")
-    if host.startswith("unix://"):
-        candidates.append(host[len("unix://") :])
-    candidates += [
-        "/var/run/docker.sock",
-        "/run/podman/podman.sock",
-        f"/run/user/{os.getuid()}/podman/podman.sock",
-    ]
-    for path in candidates:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(2)
-            try:
-                sock.connect(path)
-            except OSError:
-                continue
-            sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
-            if b"200" in sock.recv(64):
-                return
-    raise ConformanceInputError(
-        f"--cluster {mode}: no container engine answers (tried {', '.join(candidates)}); "
-        f"{mode} needs Docker or Podman; use --cluster local, or --kubeconfig for an existing cluster"
-    )
 
 
 class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspection, LibvirtFaults):
@@ -385,7 +115,7 @@ class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspec
         self._mwc_names: set[str] = set()
         self._policy = False
         self._changed_at = 0.0
-        cm = _load_yaml(PEER_PODS_CM)
+        cm: dict[str, Any] = load_one(PEER_PODS_CM.read_text(encoding="utf-8"), source=str(PEER_PODS_CM))
         self._cm = cm
         self._cm_defaults = {k: v for k, v in (cm.get("data") or {}).items() if k not in SCENARIO_KEYS}
         if target.local:
@@ -911,6 +641,3 @@ class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspec
         self.t.agents.errors.clear()
         if errors:
             raise TargetError("; ".join(errors))
-
-
-ClusterTarget.environment_class = KubeEnvironment
