@@ -27,6 +27,7 @@ import sim.harness.targets.inprocess
 import sim.harness.targets.lpar
 import sim.kube.admission
 import sim.kube.cluster
+import sim.kube.pending
 import sim.kube.profiles
 import sim.kube.scheduler
 import sim.kube.selectors
@@ -454,6 +455,21 @@ def _scheduler_never_frees() -> None:
     sim.kube.scheduler.Scheduler.release = lambda self, key: None  # type: ignore[method-assign]
 
 
+def _sandbox_failure_fails_the_pod() -> None:
+    """A sandbox that did not start marks the pod Failed and frees its unit (kubelet keeps it Pending)."""
+    original = sim.kube.pending.PendingQueue._started
+
+    def started(self: sim.kube.pending.PendingQueue, key: tuple[str, str], state: Any, node: str) -> bool:
+        bound = original(self, key, state, node)
+        if state.phase == "Pending" and (state.reason or "").startswith("FailedCreatePodSandBox"):
+            self.scheduler.release(key)
+            state.phase = "Failed"
+            state.pod["status"] = {"phase": "Failed", "message": state.reason}
+        return bound
+
+    sim.kube.pending.PendingQueue._started = started  # type: ignore[method-assign]
+
+
 def _scheduler_ignores_overhead() -> None:
     original = sim.kube.scheduler.effective_request
 
@@ -649,6 +665,7 @@ MUTANTS: dict[str, Mutant] = {
     ),
     # libvirt provider (lpar target on test:///default)
     "provider-emits-launch-security": _m("provider", LPAR, "VM-005", _provider_emits_launch_security),
+    "sandbox-failure-fails-the-pod": _m("kubelet", LPAR, "VM-005 ID-007", _sandbox_failure_fails_the_pod),
     "provider-cvm-by-default": _m("provider", LPAR, "VM-005", _provider_cvm_by_default),
     "provider-accepts-unknown-launch-security": _m(
         "provider", LPAR, "VM-005", _provider_unknown_launch_security_accepted
