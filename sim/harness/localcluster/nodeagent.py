@@ -299,7 +299,8 @@ class NodeAgent:
         request = effective_request(pod)
         used: dict[str, int] = {}
         with self.lock:
-            others = [key for key, rec in self.pods.items() if rec.phase == "Running"]
+            # every pod it admitted and that has not ended, a sandbox that does not start included
+            others = [key for key, rec in self.pods.items() if rec.phase != "Failed"]
         for namespace, name in others:
             try:
                 other = self.api.sanitize_for_serialization(self.core.read_namespaced_pod(name, namespace))
