@@ -11,7 +11,6 @@ offers the ``guest`` capability there.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 
 from sim.errors import TargetError
@@ -26,9 +25,8 @@ from sim.harness.targets.base import (
     TargetOptions,
 )
 from sim.harness.targets.inprocess import ClusterEnvironment
-from sim.harness.targets.lparhost import LparHost
+from sim.harness.targets.lparhost import LparHost, with_guest_failure
 from sim.lpar import host
-from sim.peerpods.kata import sandbox_failed
 from sim.peerpods.providers.libvirt import LibvirtProvider
 
 
@@ -57,17 +55,8 @@ class LparEnvironment(ClusterEnvironment, Guests, LparInspection, LibvirtFaults)
         self._libvirt.configure({**self.adaptor_environment(), **self._target.cm_overrides, **scenario})
 
     def get_pod(self, namespace: str, name: str) -> PodOutcome:
-        """The pod's state once its pod VM is ready. A guest that never reports: the adaptor's
-        StartVM gives up waiting for its agent, so the sandbox does not start and the pod
-        stays Pending."""
-        outcome = super().get_pod(namespace, name)
-        if outcome.vm is None or outcome.phase != "Running" or outcome.pod is None:
-            return outcome
-        failure = self._libvirt.failure(outcome.vm)
-        if failure is None:
-            return outcome
-        reason = str(sandbox_failed(outcome.pod, f"pod VM {outcome.vm}: {failure}"))
-        return replace(outcome, phase="Pending", reason=reason)
+        """The pod's state once its pod VM is ready (or its guest never reported)."""
+        return with_guest_failure(self._libvirt, super().get_pod(namespace, name))
 
     # --- test hooks only this target offers (the steps treat them as optional) --------------
     def inject_libvirt_fault(self, step: str) -> None:

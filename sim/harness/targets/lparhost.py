@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ from plumbum import CommandNotFound, ProcessTimedOut, local
 
 from sim import __version__
 from sim.errors import TargetError
-from sim.harness.targets.base import LparCheck, NotApplicable
+from sim.harness.targets.base import LparCheck, NotApplicable, PodOutcome
 from sim.lpar import host, prerequisites
 from sim.lpar.assets import Assets, AssetsMissing, find_assets
 from sim.paths import DATA_ROOT
+from sim.peerpods.kata import sandbox_failed
 from sim.peerpods.providers import InstanceSpec
 from sim.peerpods.providers.libvirt import BootQueue, LibvirtProvider, LibvirtSettings
 
@@ -165,6 +167,18 @@ class LparHost:
             shutil.rmtree(self.work_dir, ignore_errors=True)
         if left:
             raise TargetError(f"pod VM resources left behind at {self.uri} (now removed): {', '.join(left)}")
+
+
+def with_guest_failure(provider: LibvirtProvider, outcome: PodOutcome) -> PodOutcome:
+    """A Running pod whose guest never reported: the adaptor's StartVM gives up waiting for its
+    agent, so the sandbox does not start and the pod stays Pending (waits for the boot)."""
+    if outcome.vm is None or outcome.phase != "Running" or outcome.pod is None:
+        return outcome
+    failure = provider.failure(outcome.vm)
+    if failure is None:
+        return outcome
+    reason = str(sandbox_failed(outcome.pod, f"pod VM {outcome.vm}: {failure}"))
+    return replace(outcome, phase="Pending", reason=reason)
 
 
 def _dotted(version: int) -> str:

@@ -35,7 +35,7 @@ from sim.harness.targets.base import (
 from sim.kube import profiles
 from sim.kube.scheduler import effective_request, format_amount
 from sim.paths import FIXTURES_DIR
-from sim.peerpods.kata import SANDBOX_FAILED, UPSTREAM_CONFIG, KataRuntime, sandbox_failed
+from sim.peerpods.kata import SANDBOX_FAILED, UPSTREAM_CONFIG, KataRuntime
 from sim.peerpods.podvm import GuestReport
 from sim.peerpods.providers import Provider
 from sim.peerpods.providers.memory import MemoryProvider
@@ -536,14 +536,11 @@ class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspec
         if self._read((namespace, name)) is None:
             raise ConformanceInputError(f'pods "{name}" not found in namespace {namespace}')
         outcome = self._settled((namespace, name), deadline=time.monotonic() + SETTLE_TIMEOUT_S)
-        if self._libvirt is not None and outcome.vm is not None and outcome.phase == "Running":
-            # A guest that never reports: the adaptor's StartVM gives up waiting for its agent,
-            # so the sandbox does not start and the pod stays Pending.
-            failure = self._libvirt.failure(outcome.vm)
-            if failure is not None and outcome.pod is not None:
-                outcome.phase = "Pending"
-                outcome.reason = str(sandbox_failed(outcome.pod, f"pod VM {outcome.vm}: {failure}"))
-        return outcome
+        if self._libvirt is None:
+            return outcome
+        from sim.harness.targets.lparhost import with_guest_failure  # libvirt-python: only with --libvirt-uri
+
+        return with_guest_failure(self._libvirt, outcome)
 
     def node_capacity(self, node: str) -> dict[str, str]:
         self._local_only("reading a node of the given cluster")
