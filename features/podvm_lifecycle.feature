@@ -4,7 +4,8 @@ Feature: Pod VMs are libvirt domains on the LPAR, made and removed with their po
   LPAR: named after the pod and its sandbox, an s390x machine with a boot volume backed by
   the pod VM image, a cloud-init disk carrying the cloud-config, an sclp console and a
   virtio NIC, sized from the webhook's annotations or the config map (source document,
-  sections 4.1.1-4.1.3; CAA libvirt provider).
+  sections 4.1.1-4.1.3; CAA libvirt provider). The adaptor reads peer-pods-cm when it starts,
+  so a changed setting applies once the adaptors restart (CAA cmd/cloud-api-adaptor).
 
   Background:
     Given a namespace "confidential"
@@ -37,7 +38,8 @@ Feature: Pod VMs are libvirt domains on the LPAR, made and removed with their po
   @VM-005
   Scenario: DISABLECVM defaults to true: no launch security, whatever LIBVIRT_LAUNCH_SECURITY says
     Given peer-pods-cm sets LIBVIRT_LAUNCH_SECURITY to "sev-snp"
-    When a peer pod "plain" is created in namespace "confidential"
+    When the cloud-api-adaptors restart
+    And a peer pod "plain" is created in namespace "confidential"
     Then the pod is Running
     And the pod VM has no launch security
 
@@ -45,7 +47,8 @@ Feature: Pod VMs are libvirt domains on the LPAR, made and removed with their po
   Scenario: On s390x the domain carries no launchSecurity element, even when s390-pv is asked for
     Given peer-pods-cm sets DISABLECVM to "false"
     And peer-pods-cm sets LIBVIRT_LAUNCH_SECURITY to "s390-pv"
-    When a peer pod "secure" is created in namespace "confidential"
+    When the cloud-api-adaptors restart
+    And a peer pod "secure" is created in namespace "confidential"
     Then the pod is Running
     And the pod VM has no launch security
 
@@ -53,7 +56,8 @@ Feature: Pod VMs are libvirt domains on the LPAR, made and removed with their po
   Scenario: An unknown LIBVIRT_LAUNCH_SECURITY fails the pod's sandbox with upstream's message
     Given peer-pods-cm sets DISABLECVM to "false"
     And peer-pods-cm sets LIBVIRT_LAUNCH_SECURITY to "sev-snp"
-    When a peer pod "unknown" is created in namespace "confidential"
+    When the cloud-api-adaptors restart
+    And a peer pod "unknown" is created in namespace "confidential"
     Then the pod never runs: its sandbox fails with a reason mentioning "[sev-snp] is not a known launch security setting"
     And no pod VM and no volume remains
 
@@ -65,7 +69,8 @@ Feature: Pod VMs are libvirt domains on the LPAR, made and removed with their po
   @VM-009
   Scenario Outline: The root volume is the larger of LIBVIRT_ROOT_DISK_SIZE and the base image (<size>)
     Given peer-pods-cm sets LIBVIRT_ROOT_DISK_SIZE to "<size>"
-    When a peer pod "disk" is created in namespace "confidential"
+    When the cloud-api-adaptors restart
+    And a peer pod "disk" is created in namespace "confidential"
     Then the pod VM's root volume holds <gib> GiB
 
     Examples:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import subprocess
 from typing import Any
 
-__all__ = ["Process", "terminate"]
+__all__ = ["Process", "die_with_parent", "terminate"]
 
 
 #: A started child process: ``subprocess.Popen`` or plumbum's ``popen()`` (typed ``Any``:
@@ -24,3 +25,10 @@ def terminate(process: Process, timeout: float) -> int:
             process.kill()
             process.wait()
     return int(process.returncode or 0)
+
+
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """``preexec_fn`` of a child that must not outlive the suite: PR_SET_PDEATHSIG, so the
+    kernel sends it SIGKILL when the process that started it dies (killed half-way included)."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)

@@ -114,9 +114,11 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest) -> None:
     its steps) is known to the report even when none of its steps runs.
     """
     needed = required_capabilities(request.node)
-    if not needed:
-        return
     built: Target = request.getfixturevalue("target")
+    if built.reaches is not None and not built.reaches.intersection(needed):
+        reason = built.why_unreached()
+        request.node.stash[NOT_APPLICABLE_KEY] = NotApplicableMark(reason, sorted(built.reaches)[0])
+        pytest.skip(reason)
     for capability in needed:
         if capability not in built.capabilities:
             reason = built.why_not(capability)

@@ -42,7 +42,7 @@ from sim.kube.admission import (
     WebhookCaller,
     admit,
 )
-from sim.kube.nodepool import NodePool
+from sim.kube.nodepool import AdaptorFactory, NodePool
 from sim.kube.pending import PendingQueue, PodState
 from sim.kube.podchecks import (
     DNS_LABEL,
@@ -56,6 +56,7 @@ from sim.kube.podchecks import (
     validate_pod,
 )
 from sim.kube.scheduler import Scheduler, effective_request, node_amounts
+from sim.peerpods.adaptor import CloudApiAdaptor
 from sim.peerpods.kata import PEER_POD_HANDLER, UPSTREAM_CONFIG, KataConfig, KataRuntime
 from sim.peerpods.podvm import GuestReport
 from sim.peerpods.providers import Provider
@@ -122,6 +123,7 @@ class Cluster:
         default_requests_from_limits: bool = False,
         user_info: Mapping[str, Any] | None = None,
         kata_config: KataConfig = UPSTREAM_CONFIG,
+        adaptor_factory: AdaptorFactory | None = None,
     ) -> None:
         #: The webhook deployment's settings (its peer-pods RuntimeClass names the policy's).
         self.settings = settings if settings is not None else WebhookSettings()
@@ -150,7 +152,7 @@ class Cluster:
         self._secrets: dict[tuple[str, str], dict[str, Any]] = {}
         self._pods: dict[tuple[str, str], PodState] = {}
         #: The worker nodes and their cloud-api-adaptors.
-        self.nodepool = NodePool(provider, self.scheduler, ClusterError)
+        self.nodepool = NodePool(provider, self.scheduler, ClusterError, adaptor_factory or CloudApiAdaptor)
         #: Pending pods, retried whenever nodes or resources change.
         self.queue = PendingQueue(
             self.scheduler, self.nodepool, self._pods, lambda: self.kata, self._is_peer_pod

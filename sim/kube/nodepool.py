@@ -9,16 +9,19 @@ adaptor that exits at start-up advertises nothing; restarting re-reads the confi
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sim.errors import ConformanceInputError
 from sim.kube.scheduler import Scheduler, format_amount, node_amounts
-from sim.peerpods.adaptor import AdaptorConfig, AdaptorStartError, CloudApiAdaptor
+from sim.peerpods.adaptor import AdaptorConfig, AdaptorStartError, CloudApiAdaptor, NodeAdaptor
 from sim.peerpods.providers import Provider
 
-__all__ = ["NodeError", "NodePool"]
+__all__ = ["AdaptorFactory", "NodeError", "NodePool"]
+
+#: Makes a node's adaptor from the node's name and the pod VM provider.
+AdaptorFactory = Callable[[str, Provider], NodeAdaptor]
 
 
 class NodeError(ConformanceInputError):
@@ -28,11 +31,11 @@ class NodeError(ConformanceInputError):
 @dataclass
 class _Node:
     obj: dict[str, Any]
-    adaptor: CloudApiAdaptor
+    adaptor: NodeAdaptor
     base_allocatable: dict[str, str]
 
 
-def _start(adaptor: CloudApiAdaptor, data: Mapping[str, str]) -> int | None:
+def _start(adaptor: NodeAdaptor, data: Mapping[str, str]) -> int | None:
     """Start (or restart) an adaptor; one that exits at start-up advertises nothing."""
     try:
         return adaptor.start(data)
@@ -43,8 +46,16 @@ def _start(adaptor: CloudApiAdaptor, data: Mapping[str, str]) -> int | None:
 class NodePool:
     """The nodes, their adaptors, and what each node advertises to ``scheduler``."""
 
-    def __init__(self, provider: Provider, scheduler: Scheduler, error: type[Exception] = NodeError) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        scheduler: Scheduler,
+        error: type[Exception] = NodeError,
+        adaptor_factory: AdaptorFactory = CloudApiAdaptor,
+    ) -> None:
         self.provider = provider
+        #: Makes each node's adaptor: the reference in process, or another (the ``adaptor`` target).
+        self.adaptor_factory = adaptor_factory
         self.scheduler = scheduler
         self._error = error
         self._nodes: dict[str, _Node] = {}
@@ -64,7 +75,7 @@ class NodePool:
             raise self._error(f'nodes "{name}" already exists')
         base = {"cpu": str(cpu), "memory": str(memory), "pods": str(pods), **dict(extra or {})}
         amounts = node_amounts(base, where=f"node {name}: capacity")
-        adaptor = CloudApiAdaptor(name, self.provider)
+        adaptor = self.adaptor_factory(name, self.provider)
         advertised = _start(adaptor, adaptor_env)  # a bad config map fails before the node exists
         obj = {
             "apiVersion": "v1",
@@ -103,7 +114,7 @@ class NodePool:
         for name, node in self._nodes.items():
             self.advertise(name, _start(node.adaptor, adaptor_env))
 
-    def adaptor(self, name: str) -> CloudApiAdaptor:
+    def adaptor(self, name: str) -> NodeAdaptor:
         return self._node(name).adaptor
 
     def node(self, name: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sim.bounds import excerpt
 from sim.errors import ConformanceInputError
@@ -44,7 +44,9 @@ __all__ = [
     "AdaptorConfigError",
     "AdaptorStartError",
     "CloudApiAdaptor",
+    "NodeAdaptor",
     "PodVMError",
+    "apf_json",
 ]
 
 LIMIT_KEY = "PEERPODS_LIMIT_PER_NODE"
@@ -131,7 +133,7 @@ def user_data_initdata(annotations: Mapping[str, str], config: AdaptorConfig) ->
     return config.data.get(initdata.CM_KEY) or None
 
 
-def _apf_json(pod: Mapping[str, Any]) -> str:
+def apf_json(pod: Mapping[str, Any]) -> str:
     """The agent-protocol-forwarder configuration the tunnel needs (kept minimal)."""
     meta = pod.get("metadata") or {}
     return json.dumps(
@@ -142,6 +144,27 @@ def _apf_json(pod: Mapping[str, Any]) -> str:
         },
         sort_keys=True,
     )
+
+
+class NodeAdaptor(Protocol):
+    """What a node needs of its adaptor: :class:`CloudApiAdaptor` in process, or a remote one the
+    suite drives as the Kata shim does (the ``adaptor`` target)."""
+
+    resource: str
+    config: AdaptorConfig | None
+    start_error: str | None
+
+    def start(self, peer_pods_cm: Mapping[str, str] | None) -> int | None:
+        """(Re)start with this environment; the capacity to advertise. Raises AdaptorStartError."""
+        ...
+
+    def create_pod_vm(self, pod: Mapping[str, Any]) -> str:
+        """Create and start the pod VM of a sandbox (the pod as Kata sent it); its instance id."""
+        ...
+
+    def delete_pod_vm(self, instance_id: str) -> None:
+        """Delete the pod VM."""
+        ...
 
 
 class CloudApiAdaptor:
@@ -177,29 +200,30 @@ class CloudApiAdaptor:
         self.config = config
         return self.config.advertised
 
-    def instance_spec(self, pod: Mapping[str, Any]) -> InstanceSpec:
-        """Size the pod VM and build its user data, as CAA does for a new sandbox."""
+    def instance_spec(self, pod: Mapping[str, Any], sandbox_id: str | None = None) -> InstanceSpec:
+        """Size the pod VM and build its user data, as CAA does for a new sandbox (``sandbox_id``:
+        the shim's; a fresh one when the pod comes from the in-process Kata runtime)."""
         config = self._config()
         meta = pod.get("metadata") or {}
         name, namespace = str(meta.get("name")), str(meta.get("namespace", "default"))
         annotations = meta.get("annotations") or {}
         user_data = cloudconfig.build_user_data(
-            apf_json=_apf_json(pod),
+            apf_json=apf_json(pod),
             initdata=user_data_initdata(annotations, config),
             auth_json=None,
         )
         return InstanceSpec(
             pod_name=name,
             pod_namespace=namespace,
-            sandbox_id=secrets.token_hex(32),
+            sandbox_id=sandbox_id or secrets.token_hex(32),
             vcpus=_annotation_int(annotations, ANN_VCPUS) or config.vcpus,
             memory_mib=_annotation_int(annotations, ANN_MEMORY) or config.memory_mib,
             user_data=user_data,
         )
 
-    def create_pod_vm(self, pod: Mapping[str, Any]) -> str:
+    def create_pod_vm(self, pod: Mapping[str, Any], sandbox_id: str | None = None) -> str:
         """Create the pod VM; any provider failure becomes :class:`PodVMError` with the reason."""
-        spec = self.instance_spec(pod)
+        spec = self.instance_spec(pod, sandbox_id)
         try:
             return self.provider.create_instance(spec)
         except Exception as exc:  # a provider may fail in any way; the pod must say why

@@ -43,6 +43,7 @@ __all__ = [
     "KataConfig",
     "KataRuntime",
     "SandboxError",
+    "remote_annotations",
     "sandbox_failed",
 ]
 
@@ -52,6 +53,9 @@ ANN_MEMORY = ANN_PREFIX + "default_memory"
 #: The RuntimeClass handler of Kata's remote hypervisor: a pod whose RuntimeClass has this
 #: handler is a peer pod (the chart's RuntimeClass ``kata-remote`` names it).
 PEER_POD_HANDLER = "kata-remote"
+#: The sandbox's pod, as containerd's CRI plugin annotates every sandbox it asks Kata for.
+ANN_SANDBOX_NAME = "io.kubernetes.cri.sandbox-name"
+ANN_SANDBOX_NAMESPACE = "io.kubernetes.cri.sandbox-namespace"
 #: What kubelet records when the runtime refuses to create a sandbox.
 SANDBOX_FAILED = "FailedCreatePodSandBox"
 
@@ -154,3 +158,24 @@ class KataRuntime:
         annotations[ANN_MEMORY] = str(memory)
         meta["annotations"] = annotations
         return sent
+
+
+def remote_annotations(request: Mapping[str, Any]) -> dict[str, str]:
+    """The annotations of the remote hypervisor's ``CreateVM``, from :meth:`KataRuntime.sandbox_request`.
+
+    The shim does not pass the pod's annotations through: it sends the sandbox's name and
+    namespace and the hypervisor settings it decided -- vCPUs, memory, and the initdata it
+    decoded, when there is one (kata-containers ``src/runtime/virtcontainers/remote.go``,
+    ``CreateVM``).
+    """
+    meta = request.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    sent = {
+        ANN_SANDBOX_NAME: str(meta.get("name", "")),
+        ANN_SANDBOX_NAMESPACE: str(meta.get("namespace", "default")),
+        ANN_VCPUS: str(annotations.get(ANN_VCPUS, "0")),
+        ANN_MEMORY: str(annotations.get(ANN_MEMORY, "0")),
+    }
+    if annotations.get(initdata.ANNOTATION):
+        sent[initdata.ANNOTATION] = str(annotations[initdata.ANNOTATION])
+    return sent

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sim.harness.cli.diff",
     "sim.harness.cli.lpar",
     "sim.harness.cli.cluster",
+    "sim.harness.cli.adaptor",
 )
 
 #: Sub-commands that need an optional extra of the package (pyproject.toml), by command name.

@@ -28,7 +28,6 @@ process bound it first) is restarted on other ports, up to :data:`PORT_ATTEMPTS`
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import http.client
 import json
 import os
@@ -50,7 +49,7 @@ from plumbum import local
 from sim.errors import TargetError
 from sim.harness.localcluster.build import ControlPlaneBinaries
 from sim.harness.localcluster.pki import KeyPair, Pki
-from sim.processes import Process, terminate
+from sim.processes import Process, die_with_parent, terminate
 
 RUNS_DIR_NAME = "peerpods-controlplane"
 READY_TIMEOUT_S = 60.0
@@ -70,12 +69,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """PR_SET_PDEATHSIG: the kernel sends SIGKILL to the child when the parent dies."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -297,7 +290,7 @@ class ControlPlane:
         command = local[str(path)][list(args)]
         with log.open("ab") as handle:
             process = command.popen(
-                stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+                stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
             )
         return Component(name, process, log, port, [str(path), *args])
 

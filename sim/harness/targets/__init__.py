@@ -17,6 +17,7 @@ TARGETS: dict[str, str] = {
     "webhook": "sim.harness.targets.webhook:WebhookTarget",
     "lpar": "sim.harness.targets.lpar:LparTarget",
     "cluster": "sim.harness.targets.cluster:ClusterTarget",
+    "adaptor": "sim.harness.targets.adaptor:AdaptorTarget",
 }
 
 

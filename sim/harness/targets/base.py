@@ -301,6 +301,10 @@ class Target(ABC):
     name: str = "abstract"
     #: The class of the environments this target opens: its capabilities are derived from it.
     environment_class: ClassVar[type] = object
+    #: Where the system under test is only part of what the environment runs (the rest being the
+    #: suite's reference): a scenario reaches it only if it needs one of these capabilities, and
+    #: is not applicable otherwise. None: every scenario reaches the system under test.
+    reaches: ClassVar[frozenset[str] | None] = None
 
     def withheld(self) -> frozenset[str]:
         """Capabilities the environment implements but this target cannot offer in this run."""
@@ -326,6 +330,14 @@ class Target(ABC):
 
     def close(self) -> None:  # noqa: B027 - most targets hold nothing for the whole run
         """Release whatever the target holds for the whole run."""
+
+    def why_unreached(self) -> str:
+        """The reason a scenario that needs none of :attr:`reaches` is not applicable here."""
+        needs = " or ".join(f"@needs-{name}" for name in sorted(self.reaches or ()))
+        return (
+            f"not applicable on target {self.name!r}: the scenario does not reach the system under test "
+            f"(it needs none of {needs}; the rest is the suite's reference here)"
+        )
 
     def why_not(self, capability: str) -> str:
         """The reason a scenario needing ``capability`` is not applicable here."""

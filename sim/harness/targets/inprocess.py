@@ -34,6 +34,7 @@ from sim.kube.admission import (
     sidecar_webhook,
 )
 from sim.kube.cluster import AdmissionDenied, Cluster, PodState
+from sim.kube.nodepool import AdaptorFactory
 from sim.paths import FIXTURES_DIR
 from sim.peerpods.kata import KataRuntime
 from sim.peerpods.podvm import GuestReport
@@ -84,7 +85,7 @@ class SwitchableWebhookCaller:
 class ClusterEnvironment(Environment, WebhookEnv, Nodes, PodVMs, WebhookCalls, AdaptorProcess):
     """One scenario on the in-process cluster, with pod VMs from ``provider``."""
 
-    def __init__(self, provider: Provider) -> None:
+    def __init__(self, provider: Provider, adaptor_factory: AdaptorFactory | None = None) -> None:
         self._provider = provider
         self._caller = SwitchableWebhookCaller()
         self._recorder = RecordingCaller(self._caller)
@@ -97,6 +98,7 @@ class ClusterEnvironment(Environment, WebhookEnv, Nodes, PodVMs, WebhookCalls, A
             settings=self._caller.settings,
             default_requests_from_limits=True,
             strict_runtime_classes=True,  # kube-apiserver refuses a pod naming an unknown class
+            adaptor_factory=adaptor_factory,
         )
         self._cluster.apply_runtime_class(load_yaml(RUNTIME_CLASS))
         others = read_text_bounded(OTHER_RUNTIME_CLASSES, what="fixture")

@@ -60,6 +60,10 @@ TARGET_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("cluster", "cluster target: local, kind or k3s", choices=CLUSTER_KINDS),
     OptionSpec("kubeconfig", "cluster target: run on this kubeconfig's cluster"),
     OptionSpec("context", "cluster target: the kubeconfig context to use"),
+    OptionSpec(
+        "adaptor-binary",
+        "adaptor target: a cloud-api-adaptor build to certify (default: the suite's reference adaptor)",
+    ),
 )
 
 

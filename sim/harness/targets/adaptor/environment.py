@@ -1,0 +1,93 @@
+"""One scenario of the ``adaptor`` target: the reference control plane, the adaptor under test.
+
+Admission, the webhook, scheduling and the Kata runtime's decisions are the suite's reference
+(:class:`~sim.harness.targets.inprocess.ClusterEnvironment`); each node's cloud-api-adaptor is
+a process of the kind under test (:class:`~.remote.RemoteAdaptor`), and the pod VMs are what
+it made in libvirt (:class:`~.observed.ObservedPodVMs`).
+
+Two test seams exist only for the reference adaptor, passed in its environment
+(``PEERPODS_TEST_*``, never a CAA setting): guests that never report, and libvirt failing at
+one creation step. A user's adaptor is not applicable to the scenarios that need them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sim.errors import TargetError
+from sim.harness.targets.adaptor.observed import ObservedPodVMs
+from sim.harness.targets.adaptor.remote import RemoteAdaptor
+from sim.harness.targets.base import Guests, LibvirtFaults, LparCheck, LparInspection, NotApplicable
+from sim.harness.targets.inprocess import ClusterEnvironment
+from sim.peerpods.adaptorservice import SEAM_FAULT, SEAM_SILENT
+from sim.peerpods.providers import Provider
+
+if TYPE_CHECKING:
+    from sim.harness.targets.adaptor.target import AdaptorTarget
+
+__all__ = ["AdaptorEnvironment"]
+
+
+class AdaptorEnvironment(ClusterEnvironment, Guests, LparInspection, LibvirtFaults):
+    """The reference cluster whose nodes' adaptors are processes under test."""
+
+    def __init__(self, target: AdaptorTarget) -> None:
+        self._target = target
+        self._observed = ObservedPodVMs(target.provider())
+        self._adaptors: list[RemoteAdaptor] = []
+        self._seams: dict[str, str] = {}
+        super().__init__(self._observed, adaptor_factory=self._adaptor)
+
+    def _adaptor(self, node: str, _provider: Provider) -> RemoteAdaptor:
+        adaptor = RemoteAdaptor(
+            node,
+            self._target.launcher,
+            environment=self._process_environment,
+            domains=self._observed.domains,
+            netns=self._target.pod_netns,
+            reclaim=self._observed.delete_instance,
+        )
+        self._adaptors.append(adaptor)
+        return adaptor
+
+    def _process_environment(self, deployment: Mapping[str, str]) -> dict[str, str]:
+        """What the adaptor's process gets: the deployment's keys, then what this LPAR fixes."""
+        return {**deployment, **self._target.adaptor_overrides(), **self._seams}
+
+    # --- the LPAR and the test seams ----------------------------------------------------------
+    def lpar_checks(self, description: Path | None) -> list[LparCheck]:
+        return self._target.lpar_checks(description)
+
+    def silence_guests(self, timeout: float) -> None:
+        self._seam(SEAM_SILENT, f"{timeout:g}", "guests that never report")
+
+    def inject_libvirt_fault(self, step: str) -> None:
+        self._seam(SEAM_FAULT, step, f"libvirt failing while the pod VM's {step} is made")
+
+    def _seam(self, key: str, value: str, what: str) -> None:
+        if not self._target.launcher.reference:
+            raise NotApplicable(f"{what} can be arranged only for the suite's reference adaptor")
+        self._seams[key] = value
+        self.restart_adaptors()
+
+    # --- what libvirt holds -------------------------------------------------------------------
+    def leftovers(self) -> list[str]:
+        return self._observed.libvirt.leftovers()
+
+    def pod_vms(self) -> list[str]:
+        return [entry.split(" ", 1)[1] for entry in self.leftovers() if entry.startswith("domain ")]
+
+    def close(self) -> None:
+        try:
+            super().close()  # every pod deleted: StopVM for each pod VM
+        finally:
+            for adaptor in self._adaptors:
+                adaptor.stop()
+            left = self._observed.libvirt.leftovers()
+            if left:
+                self._observed.libvirt.remove_leftovers()
+                raise TargetError(
+                    f"pod VM resources left behind after the scenario (now removed): {', '.join(left)}"
+                )

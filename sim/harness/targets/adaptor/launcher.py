@@ -1,0 +1,232 @@
+"""Starting, probing and stopping cloud-api-adaptor processes for the ``adaptor`` target.
+
+Two kinds of adaptor run here, through the same API:
+
+* the suite's reference, ``peerpods-conformance adaptor serve`` (the default, what CI runs);
+* a user's build of upstream's ``cloud-api-adaptor`` (``--adaptor-binary``), started with the
+  libvirt provider's options as a deployment gives them from peer-pods-cm and
+  peer-pods-secret (:func:`caa_arguments`).
+
+Each process gets its own socket and pods directory inside the run's directory, dies with
+the suite (``PR_SET_PDEATHSIG``), and counts as started once it answers ``Version`` on its
+socket. One that exits first, or does not answer in time, did not start: the error quotes
+the end of its output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from plumbum import local
+
+from sim.errors import ConformanceInputError
+from sim.peerpods.adaptor import AdaptorStartError
+from sim.peerpods.hypervisor.client import AdaptorUnreachable, HypervisorClient, RemoteError
+from sim.peerpods.hypervisor.wire import check_socket_path
+from sim.processes import Process, die_with_parent, terminate
+
+__all__ = ["SHIM_VERSION", "AdaptorLauncher", "RunningAdaptor", "caa_arguments"]
+
+#: What the suite, as the shim, sends in ``Version``.
+SHIM_VERSION = "0.0.1"
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+RUNS_PREFIX = "peerpods-adaptor-"
+
+
+@dataclass
+class RunningAdaptor:
+    """One adaptor process and the connection the suite, as its shim, holds to it."""
+
+    name: str
+    process: Process
+    socket: Path
+    pods_dir: Path
+    log: Path
+    client: HypervisorClient
+    version: str
+    environment: dict[str, str]
+
+    def output(self, lines: int = 15) -> str:
+        """The end of what the process printed."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def caa_arguments(environment: Mapping[str, str], socket: Path, pods_dir: Path) -> list[str]:
+    """Upstream's command line for the libvirt provider, from the deployment's environment."""
+    arguments = ["libvirt", "-socket", str(socket), "-pods-dir", str(pods_dir)]
+    flags = {
+        "LIBVIRT_URI": "-uri",
+        "LIBVIRT_POOL": "-pool-name",
+        "LIBVIRT_NET": "-network-name",
+        "LIBVIRT_VOL_NAME": "-vol-name",
+    }
+    for key, flag in flags.items():
+        if environment.get(key):
+            arguments += [flag, environment[key]]
+    if environment.get("DISABLECVM", "true").lower() == "true":
+        arguments.append("-disable-cvm")
+    arguments.append("-disable-tls")
+    return arguments
+
+
+class AdaptorLauncher:
+    """Starts adaptors of one kind (``binary`` None: the reference) in ``run_dir``."""
+
+    def __init__(self, binary: Path | None, *, cache: Path | None = None) -> None:
+        if binary is not None:
+            binary = binary.resolve()
+            if not binary.is_file() or not os.access(binary, os.X_OK):
+                raise ConformanceInputError(f"--adaptor-binary {binary}: not an executable file")
+        self.binary = binary
+        self.cache = cache
+        self.run_dir = Path(tempfile.mkdtemp(prefix=RUNS_PREFIX))
+        self._count = 0
+        self._idle: dict[frozenset[tuple[str, str]], list[RunningAdaptor]] = {}
+
+    @property
+    def reference(self) -> bool:
+        return self.binary is None
+
+    def argv(self, environment: Mapping[str, str], socket: Path, pods_dir: Path) -> list[str]:
+        if self.binary is not None:
+            return [str(self.binary), *caa_arguments(environment, socket, pods_dir)]
+        argv = [sys.executable, "-m", "sim", "adaptor", "serve", "--socket", str(socket)]
+        argv += ["--pods-dir", str(pods_dir)]
+        if self.cache is not None:
+            argv += ["--cache", str(self.cache)]
+        return argv
+
+    def start(self, name: str, environment: Mapping[str, str], *, fresh: bool = True) -> RunningAdaptor:
+        """Start one adaptor; :class:`AdaptorStartError` quoting its output when it does not start.
+
+        ``fresh=False``: an idle process of an earlier scenario, started with exactly this
+        environment and still answering, may be handed out instead (an adaptor deployment runs
+        for many pods; a restart in a scenario always asks for a fresh one)."""
+        if not fresh:
+            idle = self._take_idle(environment)
+            if idle is not None:
+                return idle
+        self._count += 1
+        directory = self.run_dir / f"{self._count}"
+        directory.mkdir()
+        socket, pods_dir, log = directory / "hypervisor.sock", directory / "pods", directory / "adaptor.log"
+        check_socket_path(str(socket), what="the adaptor socket")
+        argv = self.argv(environment, socket, pods_dir)
+        env = {**_base_environment(), **environment}
+        with log.open("ab") as handle:
+            process = local[argv[0]][argv[1:]].popen(
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
+                env=env,
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                tail = _tail(log)
+                raise AdaptorStartError(f"{name} exited at start with status {process.returncode}: {tail}")
+            if socket.exists():
+                try:
+                    client = HypervisorClient(str(socket))
+                    version = client.version(SHIM_VERSION, timeout=5.0)
+                except (AdaptorUnreachable, RemoteError):
+                    pass
+                else:
+                    return RunningAdaptor(
+                        name, process, socket, pods_dir, log, client, version, dict(environment)
+                    )
+            if time.monotonic() > deadline:
+                terminate(process, STOP_TIMEOUT_S)
+                raise AdaptorStartError(
+                    f"{name} did not answer Version on {socket} within {START_TIMEOUT_S:g} s: {_tail(log)}"
+                )
+            time.sleep(0.05)
+
+    def stop(self, running: RunningAdaptor, *, reuse: bool = False) -> int | None:
+        """SIGTERM (SIGKILL after a grace period); its exit status. Its directory goes.
+        ``reuse``: keep it, idle, for a later :meth:`start` with the same environment."""
+        if reuse and running.process.poll() is None:
+            self._idle.setdefault(_key(running.environment), []).append(running)
+            return None
+        running.client.close()
+        status = terminate(running.process, STOP_TIMEOUT_S)
+        shutil.rmtree(running.socket.parent, ignore_errors=True)
+        return status
+
+    def _take_idle(self, environment: Mapping[str, str]) -> RunningAdaptor | None:
+        waiting = self._idle.get(_key(environment), [])
+        while waiting:
+            running = waiting.pop()
+            if running.process.poll() is None:
+                try:
+                    running.client.version(SHIM_VERSION, timeout=5.0)
+                except (AdaptorUnreachable, RemoteError):
+                    pass
+                else:
+                    return running
+            self.stop(running)
+        return None
+
+    def identity(self) -> dict[str, str]:
+        """What the certificate names as the adaptor under test (besides its Version answer)."""
+        if self.binary is None:
+            return {"adaptor": "the suite's reference (peerpods-conformance adaptor serve)"}
+        digest = hashlib.sha256(self.binary.read_bytes()).hexdigest()
+        return {
+            "adaptor": str(self.binary),
+            "adaptor SHA-256": digest,
+            "adaptor --version": _version_output(self.binary),
+        }
+
+    def close(self) -> None:
+        """Stop every idle adaptor and remove the run's directory."""
+        for waiting in self._idle.values():
+            for running in waiting:
+                self.stop(running)
+        self._idle.clear()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _key(environment: Mapping[str, str]) -> frozenset[tuple[str, str]]:
+    return frozenset(environment.items())
+
+
+def _base_environment() -> dict[str, str]:
+    """The suite's own environment, less what must not leak into the adaptor's configuration."""
+    return {key: value for key, value in os.environ.items() if not key.startswith(("LIBVIRT_", "PEERPODS_"))}
+
+
+def _tail(log: Path) -> str:
+    try:
+        text = log.read_text(errors="replace").strip()
+    except OSError:
+        return "(no output)"
+    lines = text.splitlines()[-12:]
+    return "\n".join(lines)[-1500:] if lines else "(no output)"
+
+
+def _version_output(binary: Path) -> str:
+    for flag in ("-version", "--version"):
+        try:
+            code, out, err = local[str(binary)][flag].run(retcode=None, timeout=10)
+        except Exception as exc:
+            return f"(not known: {exc})"
+        text = (out or err).strip()
+        if code == 0 and text:
+            return text.splitlines()[0][:200]
+    return "(not known)"

@@ -1,0 +1,163 @@
+"""The reference cloud-api-adaptor behind the remote hypervisor API (``hypervisor.Hypervisor``).
+
+What CAA's ``pkg/adaptor/cloud/cloud.go`` does for the Kata shim, on top of the reference
+:class:`~sim.peerpods.adaptor.CloudApiAdaptor` and its provider:
+
+* ``CreateVM`` remembers the sandbox (its id, the annotations the shim sent, the pod's
+  network namespace), makes ``<pods-dir>/<id>/`` with the tunnel's ``apf.json`` and answers
+  ``<pods-dir>/<id>/agent.ttrpc``, where the shim then reaches the Kata agent.
+* ``StartVM`` creates the pod VM through the provider and returns once it is ready; when it
+  cannot be created or never becomes ready, the error is the answer (and nothing is left).
+* ``StopVM`` deletes the pod VM and the sandbox's directory.
+* ``Version`` answers the adaptor's version.
+
+The pod's name and namespace come from the CRI annotations the shim forwards
+(:data:`~sim.peerpods.kata.ANN_SANDBOX_NAME`); the sizing and initdata annotations are read
+exactly as the in-process adaptor reads them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.peerpods.adaptor import CloudApiAdaptor, PodVMError, apf_json
+from sim.peerpods.hypervisor import hypervisor_pb2 as pb
+from sim.peerpods.hypervisor.client import SERVICE
+from sim.peerpods.hypervisor.server import Method, ServiceError
+from sim.peerpods.hypervisor.wire import Code
+from sim.peerpods.kata import ANN_SANDBOX_NAME, ANN_SANDBOX_NAMESPACE
+
+__all__ = ["AGENT_SOCKET", "APF_JSON", "SEAM_FAULT", "SEAM_SILENT", "VERSION", "HypervisorService"]
+
+#: What the adaptor answers to ``Version`` (CAA ``pkg/adaptor/server.go``).
+VERSION = "0.0.0"
+AGENT_SOCKET = "agent.ttrpc"
+#: The reference adaptor's two test seams, read from its environment (never CAA settings): boot
+#: guests that never report and wait that many seconds for them; make libvirt fail at one step.
+SEAM_SILENT = "PEERPODS_TEST_SILENT_GUESTS"
+SEAM_FAULT = "PEERPODS_TEST_LIBVIRT_FAULT"
+APF_JSON = "apf.json"
+
+
+@dataclass
+class _Sandbox:
+    id: str
+    pod: dict[str, Any]
+    netns: str
+    vm: str | None = None
+
+
+class HypervisorService:
+    """The four calls, served for one adaptor; ``wait_ready(vm)`` blocks until the pod VM is
+    ready and raises with the reason when it never becomes ready."""
+
+    def __init__(
+        self,
+        adaptor: CloudApiAdaptor,
+        pods_dir: Path,
+        wait_ready: Callable[[str], object] | None = None,
+    ) -> None:
+        self.adaptor = adaptor
+        self.pods_dir = pods_dir
+        self._wait_ready = wait_ready
+        self._sandboxes: dict[str, _Sandbox] = {}
+        self._lock = threading.Lock()
+
+    def methods(self) -> dict[str, dict[str, Method]]:
+        return {
+            SERVICE: {
+                "CreateVM": Method(pb.CreateVMRequest, self.create_vm),
+                "StartVM": Method(pb.StartVMRequest, self.start_vm),
+                "StopVM": Method(pb.StopVMRequest, self.stop_vm),
+                "Version": Method(pb.VersionRequest, self.version),
+            }
+        }
+
+    def version(self, request: pb.VersionRequest) -> pb.VersionResponse:
+        return pb.VersionResponse(version=VERSION)
+
+    def create_vm(self, request: pb.CreateVMRequest) -> pb.CreateVMResponse:
+        sandbox_id = _sandbox_id(request.id)
+        pod = pod_from_annotations(request.annotations)
+        directory = self.pods_dir / sandbox_id
+        with self._lock:
+            if sandbox_id in self._sandboxes:
+                raise ServiceError(Code.ALREADY_EXISTS, f"sandbox {sandbox_id} already exists")
+            self._sandboxes[sandbox_id] = _Sandbox(sandbox_id, pod, request.networkNamespacePath)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / APF_JSON).write_text(apf_json(pod) + "\n", encoding="utf-8")
+        return pb.CreateVMResponse(agentSocketPath=str(directory / AGENT_SOCKET))
+
+    def start_vm(self, request: pb.StartVMRequest) -> pb.StartVMResponse:
+        sandbox = self._sandbox(request.id)
+        if sandbox.vm is not None:
+            return pb.StartVMResponse()
+        try:
+            vm = self.adaptor.create_pod_vm(sandbox.pod, sandbox.id)
+        except PodVMError as exc:
+            raise ServiceError(Code.UNKNOWN, str(exc)) from None
+        sandbox.vm = vm
+        if self._wait_ready is not None:
+            try:
+                self._wait_ready(vm)
+            except Exception as exc:  # never ready: the shim gets why, and nothing stays
+                sandbox.vm = None
+                self._delete(vm)
+                raise ServiceError(Code.UNKNOWN, f"pod VM {vm} did not become ready: {exc}") from None
+        return pb.StartVMResponse()
+
+    def stop_vm(self, request: pb.StopVMRequest) -> pb.StopVMResponse:
+        sandbox = self._sandbox(request.id)
+        if sandbox.vm is not None:
+            self._delete(sandbox.vm)
+            sandbox.vm = None
+        with self._lock:
+            self._sandboxes.pop(sandbox.id, None)
+        shutil.rmtree(self.pods_dir / sandbox.id, ignore_errors=True)
+        return pb.StopVMResponse()
+
+    def stop_all(self) -> None:
+        """What the adaptor's shutdown leaves: every pod VM it made deleted."""
+        with self._lock:
+            sandboxes = list(self._sandboxes.values())
+        for sandbox in sandboxes:
+            self.stop_vm(pb.StopVMRequest(id=sandbox.id))
+
+    def _delete(self, vm: str) -> None:
+        try:
+            self.adaptor.delete_pod_vm(vm)
+        except Exception as exc:
+            raise ServiceError(Code.INTERNAL, f"deleting pod VM {vm}: {exc}") from None
+
+    def _sandbox(self, sandbox_id: str) -> _Sandbox:
+        with self._lock:
+            sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None:
+            raise ServiceError(Code.NOT_FOUND, f"sandbox {sandbox_id!r} does not exist (no CreateVM for it)")
+        return sandbox
+
+
+def _sandbox_id(raw: str) -> str:
+    """The sandbox id names a directory: it must be one path component."""
+    if not raw or raw in (".", "..") or "/" in raw or "\0" in raw:
+        raise ServiceError(Code.INVALID_ARGUMENT, f"{raw!r} is not a sandbox id")
+    return raw
+
+
+def pod_from_annotations(annotations: Mapping[str, str]) -> dict[str, Any]:
+    """The pod as the adaptor knows it: its name and namespace and the shim's annotations."""
+    name = annotations.get(ANN_SANDBOX_NAME, "")
+    if not name:
+        raise ServiceError(Code.INVALID_ARGUMENT, f"annotation {ANN_SANDBOX_NAME} is missing")
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": annotations.get(ANN_SANDBOX_NAMESPACE) or "default",
+            "annotations": dict(annotations),
+        }
+    }
