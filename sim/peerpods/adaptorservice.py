@@ -8,17 +8,18 @@ What CAA's ``pkg/adaptor/cloud/cloud.go`` does for the Kata shim, on top of the 
   ``<pods-dir>/<id>/agent.ttrpc``, where the shim then reaches the Kata agent.
 * ``StartVM`` creates the pod VM through the provider and returns once it is ready; when it
   cannot be created or never becomes ready, the error is the answer (and nothing is left).
-* ``StopVM`` deletes the pod VM and the sandbox's directory.
+* ``StopVM`` deletes the pod VM (the sandbox's directory stays, as upstream leaves it).
 * ``Version`` answers the adaptor's version.
 
 The pod's name and namespace come from the CRI annotations the shim forwards
 (:data:`~sim.peerpods.kata.ANN_SANDBOX_NAME`); the sizing and initdata annotations are read
-exactly as the in-process adaptor reads them.
+exactly as the in-process adaptor reads them. Errors carry upstream's words (all with the
+status code ``UNKNOWN``, as ttrpc gives a Go error that is not a status), e.g.
+``creating an instance : <the provider's reason>``.
 """
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -85,22 +86,22 @@ class HypervisorService:
         sandbox_id = _sandbox_id(request.id)
         pod = pod_from_annotations(request.annotations)
         directory = self.pods_dir / sandbox_id
-        with self._lock:
-            if sandbox_id in self._sandboxes:
-                raise ServiceError(Code.ALREADY_EXISTS, f"sandbox {sandbox_id} already exists")
-            self._sandboxes[sandbox_id] = _Sandbox(sandbox_id, pod, request.networkNamespacePath)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / APF_JSON).write_text(apf_json(pod) + "\n", encoding="utf-8")
+        with self._lock:  # upstream checks for a duplicate after writing apf.json (cloud.go CreateVM)
+            if sandbox_id in self._sandboxes:
+                raise ServiceError(Code.UNKNOWN, f"adding sandbox: sandbox {sandbox_id} already exists")
+            self._sandboxes[sandbox_id] = _Sandbox(sandbox_id, pod, request.networkNamespacePath)
         return pb.CreateVMResponse(agentSocketPath=str(directory / AGENT_SOCKET))
 
     def start_vm(self, request: pb.StartVMRequest) -> pb.StartVMResponse:
-        sandbox = self._sandbox(request.id)
+        sandbox = self._sandbox(request.id, "getting sandbox")
         if sandbox.vm is not None:
             return pb.StartVMResponse()
         try:
             vm = self.adaptor.create_pod_vm(sandbox.pod, sandbox.id)
         except PodVMError as exc:
-            raise ServiceError(Code.UNKNOWN, str(exc)) from None
+            raise ServiceError(Code.UNKNOWN, f"creating an instance : {exc.__cause__ or exc}") from None
         sandbox.vm = vm
         if self._wait_ready is not None:
             try:
@@ -108,17 +109,18 @@ class HypervisorService:
             except Exception as exc:  # never ready: the shim gets why, and nothing stays
                 sandbox.vm = None
                 self._delete(vm)
-                raise ServiceError(Code.UNKNOWN, f"pod VM {vm} did not become ready: {exc}") from None
+                raise ServiceError(
+                    Code.UNKNOWN, f"creating an instance : pod VM {vm} did not become ready: {exc}"
+                ) from None
         return pb.StartVMResponse()
 
     def stop_vm(self, request: pb.StopVMRequest) -> pb.StopVMResponse:
-        sandbox = self._sandbox(request.id)
+        sandbox = self._sandbox(request.id, "stopping VM")
         if sandbox.vm is not None:
             self._delete(sandbox.vm)
             sandbox.vm = None
         with self._lock:
             self._sandboxes.pop(sandbox.id, None)
-        shutil.rmtree(self.pods_dir / sandbox.id, ignore_errors=True)
         return pb.StopVMResponse()
 
     def stop_all(self) -> None:
@@ -134,17 +136,20 @@ class HypervisorService:
         except Exception as exc:
             raise ServiceError(Code.INTERNAL, f"deleting pod VM {vm}: {exc}") from None
 
-    def _sandbox(self, sandbox_id: str) -> _Sandbox:
+    def _sandbox(self, sandbox_id: str, doing: str) -> _Sandbox:
         with self._lock:
             sandbox = self._sandboxes.get(sandbox_id)
         if sandbox is None:
-            raise ServiceError(Code.NOT_FOUND, f"sandbox {sandbox_id!r} does not exist (no CreateVM for it)")
+            raise ServiceError(Code.UNKNOWN, f"{doing}: sandbox {sandbox_id} does not exist")
         return sandbox
 
 
 def _sandbox_id(raw: str) -> str:
-    """The sandbox id names a directory: it must be one path component."""
-    if not raw or raw in (".", "..") or "/" in raw or "\0" in raw:
+    """The sandbox id names a directory: it must be one path component (upstream checks only
+    that it is not empty; the reference also refuses one that would leave the pods dir)."""
+    if not raw:
+        raise ServiceError(Code.UNKNOWN, "empty sandbox id")
+    if raw in (".", "..") or "/" in raw or "\0" in raw:
         raise ServiceError(Code.INVALID_ARGUMENT, f"{raw!r} is not a sandbox id")
     return raw
 
@@ -153,11 +158,8 @@ def pod_from_annotations(annotations: Mapping[str, str]) -> dict[str, Any]:
     """The pod as the adaptor knows it: its name and namespace and the shim's annotations."""
     name = annotations.get(ANN_SANDBOX_NAME, "")
     if not name:
-        raise ServiceError(Code.INVALID_ARGUMENT, f"annotation {ANN_SANDBOX_NAME} is missing")
-    return {
-        "metadata": {
-            "name": name,
-            "namespace": annotations.get(ANN_SANDBOX_NAMESPACE) or "default",
-            "annotations": dict(annotations),
-        }
-    }
+        raise ServiceError(Code.UNKNOWN, f"pod name {ANN_SANDBOX_NAME} is missing in annotations")
+    namespace = annotations.get(ANN_SANDBOX_NAMESPACE, "")
+    if not namespace:
+        raise ServiceError(Code.UNKNOWN, f"namespace name {ANN_SANDBOX_NAMESPACE} is missing in annotations")
+    return {"metadata": {"name": name, "namespace": namespace, "annotations": dict(annotations)}}

@@ -163,19 +163,22 @@ class KataRuntime:
 def remote_annotations(request: Mapping[str, Any]) -> dict[str, str]:
     """The annotations of the remote hypervisor's ``CreateVM``, from :meth:`KataRuntime.sandbox_request`.
 
-    The shim does not pass the pod's annotations through: it sends the sandbox's name and
-    namespace and the hypervisor settings it decided -- vCPUs, memory, and the initdata it
-    decoded, when there is one (kata-containers ``src/runtime/virtcontainers/remote.go``,
-    ``CreateVM``).
+    The shim does not pass the pod's annotations through: it always sends the same nine keys,
+    empty ones included -- the sandbox's name and namespace, then the hypervisor settings it
+    decided: machine type, image, vCPUs and memory ("0" when nothing set them), the initdata it
+    decoded, GPUs and GPU model (kata-containers ``src/runtime/virtcontainers/remote.go``,
+    ``CreateVM``). The suite's Kata sets no machine type, image or GPU model.
     """
     meta = request.get("metadata") or {}
     annotations = meta.get("annotations") or {}
-    sent = {
+    return {
         ANN_SANDBOX_NAME: str(meta.get("name", "")),
         ANN_SANDBOX_NAMESPACE: str(meta.get("namespace", "default")),
+        ANN_PREFIX + "machine_type": "",
+        ANN_PREFIX + "image": "",
         ANN_VCPUS: str(annotations.get(ANN_VCPUS, "0")),
         ANN_MEMORY: str(annotations.get(ANN_MEMORY, "0")),
+        initdata.ANNOTATION: str(annotations.get(initdata.ANNOTATION) or ""),
+        ANN_PREFIX + "default_gpus": "0",
+        ANN_PREFIX + "default_gpu_model": "",
     }
-    if annotations.get(initdata.ANNOTATION):
-        sent[initdata.ANNOTATION] = str(annotations[initdata.ANNOTATION])
-    return sent
