@@ -88,9 +88,8 @@ Process = Any
 # bind the run's directories over libvirt's, then virtlogd in the background and libvirtd
 # in the foreground under the reaper (which then also reaps virtlogd).
 _SCRIPT = """set -e
-run="$1"; reaper="$2"; kvm="$3"
-for pair in run:/run/libvirt lib:/var/lib/libvirt cache:/var/cache/libvirt log:/var/log/libvirt \
-etc:/etc/libvirt; do
+run="$1"; reaper="$2"; kvm="$3"; shift 3
+for pair in "$@"; do  # <run's subdirectory>:<libvirt's directory>
   mkdir -p "${pair#*:}"
   mount --bind "$run/${pair%%:*}" "${pair#*:}"
 done
@@ -113,6 +112,23 @@ def check_prerequisites() -> None:
     missing = [tool for tool in TOOLS if _which(tool) is None]
     if missing:
         raise LparHostMissing(f"the isolated LPAR needs {', '.join(missing)}: {PACKAGES_HINT}")
+
+
+def _check_reachable(base: Path) -> None:
+    """QEMU runs as libvirt's own user and opens the pool's volumes: every existing directory
+    down to ``base`` must let others through (o+x); LparHostMissing naming the one that does not."""
+    for directory in (base, *base.parents):
+        if directory.exists() and not directory.stat().st_mode & stat.S_IXOTH:
+            raise LparHostMissing(
+                f"the isolated LPAR's directory {base} is under {directory}, which libvirt's QEMU user "
+                f"cannot enter (mode {stat.S_IMODE(directory.stat().st_mode):o}, no o+x); "
+                f"choose another base directory (${BASE_ENV})"
+            )
+
+
+def _make_dir(directory: Path, mode: int) -> None:
+    directory.mkdir(mode=mode)
+    directory.chmod(mode)
 
 
 def _which(tool: str) -> str | None:
@@ -185,6 +201,14 @@ class IsolatedLpar:
         return self.run_dir / "pool"
 
     @property
+    def shared_dir(self) -> Path:
+        """A directory at the same path for the suite and for the private daemons and QEMU
+        (libvirt's own directories are not: /var/log/libvirt inside is ``<run_dir>/log``
+        outside). Put here what a domain's XML names and the suite reads or writes: kernel
+        and initramfs files, console logs. Readable by libvirt's QEMU user."""
+        return self.run_dir / "shared"
+
+    @property
     def qemu_log_dir(self) -> Path:
         """QEMU's per-domain logs (``<domain>.log``), written by the private virtlogd."""
         return self.run_dir / "log" / "qemu"
@@ -214,6 +238,7 @@ class IsolatedLpar:
         if self.name:
             raise TargetError(f"isolated LPAR {self.name} is already started")
         check_prerequisites()
+        _check_reachable(self.base)
         self.timings = {}
         with self._phase("start: stale runs"):
             netns.remove_stale(self.base, log=self.log)
@@ -358,11 +383,14 @@ class IsolatedLpar:
                 return name
 
     def _make_directories(self) -> None:
-        self.run_dir.mkdir(parents=True, mode=0o755)
+        # modes set explicitly, whatever the umask: libvirt's QEMU user walks down to the pool
+        for directory in reversed([self.base, *self.base.parents]):
+            if not directory.exists():
+                _make_dir(directory, 0o755)
+        _make_dir(self.run_dir, 0o755)
         (self.run_dir / "owner.json").write_text(netns.Owner.current().to_json())
-        for directory, (_, mode) in PRIVATE_DIRS.items():
-            (self.run_dir / directory).mkdir(mode=mode)
-            (self.run_dir / directory).chmod(mode)
+        for private, (_, mode) in PRIVATE_DIRS.items():
+            _make_dir(self.run_dir / private, mode)
         etc = self.run_dir / "etc"
         # the daemons' settings, none of the system's definitions (domains, networks, pools...)
         for conf in SYSTEM_CONFIG.glob("*.conf"):
@@ -371,7 +399,8 @@ class IsolatedLpar:
             shutil.copytree(SYSTEM_CONFIG / "nwfilter", etc / "nwfilter")
         for definitions in DEFINITION_DIRS:
             (etc / definitions).mkdir(parents=True, exist_ok=True)
-        self.pool_dir.mkdir(mode=0o755)
+        _make_dir(self.pool_dir, 0o755)
+        _make_dir(self.shared_dir, 0o755)
         if self.capabilities_cache.is_dir():
             shutil.copytree(self.capabilities_cache, self.run_dir / "cache" / CAPABILITIES)
 
@@ -408,6 +437,7 @@ class IsolatedLpar:
         command = local["ip"][
             "netns", "exec", self.name, "unshare", "--mount", "--propagation", "private",
             "sh", "-c", _SCRIPT, "sh", str(self.run_dir), reaper, str(self._kvm_node() or ""),
+            *(f"{private}:{system}" for private, (system, _) in PRIVATE_DIRS.items()),
         ]  # fmt: skip
         self.log(f"starting libvirtd and virtlogd in {self.name}")
         daemon: Process = command.popen(
