@@ -23,12 +23,18 @@ networks, pools, the daemons, QEMU, the namespaces, the directories); a run kill
 half-way is cleaned up by the next one (:func:`sim.lpar.netns.remove_stale`).
 
 libvirtd runs under ``tini -s`` for the reason given in :mod:`sim.lpar.host`. QEMU's
-capabilities, which libvirtd probes once per emulator binary (about 9 s for the 14 of
+capabilities, which libvirtd probes once per emulator binary (about 8 s for the 14 of
 qemu-system-misc here), are kept between runs in the LPAR cache and copied in at start.
+libvirtd itself is pinned to one CPU (its QEMU processes are not: libvirt gives them every
+host CPU): libvirt 9.0 drops its cached capabilities of the KVM emulators when the host's
+CPUID differs from the one it recorded ("host cpuid changed"), and in a virtual machine the
+CPUID differs between vCPUs, so an unpinned libvirtd re-probed i386 and x86_64 on about
+half of its starts (+1.5-2 s).
 """
 
 from __future__ import annotations
 
+import functools
 import grp
 import itertools
 import os
@@ -71,7 +77,7 @@ PRIVATE_DIRS = {
 SYSTEM_CONFIG = Path("/etc/libvirt")
 #: Empty in the private /etc/libvirt: the system's domains, networks, pools, secrets, hooks.
 DEFINITION_DIRS = ("qemu", "qemu/networks", "qemu/autostart", "storage", "secrets", "hooks")
-TOOLS = ("ip", "unshare", "libvirtd", "virtlogd", REAPER, "dnsmasq", "iptables")
+TOOLS = ("ip", "unshare", "taskset", "libvirtd", "virtlogd", REAPER, "dnsmasq", "iptables")
 PACKAGES_HINT = "apt-get install iproute2 util-linux libvirt-daemon-system dnsmasq-base iptables tini"
 CAPABILITIES = Path("qemu") / "capabilities"
 DEV_KVM = Path("/dev/kvm")
@@ -88,14 +94,14 @@ Process = Any
 # bind the run's directories over libvirt's, then virtlogd in the background and libvirtd
 # in the foreground under the reaper (which then also reaps virtlogd).
 _SCRIPT = """set -e
-run="$1"; reaper="$2"; kvm="$3"; shift 3
+run="$1"; reaper="$2"; kvm="$3"; cpu="$4"; shift 4
 for pair in "$@"; do  # <run's subdirectory>:<libvirt's directory>
   mkdir -p "${pair#*:}"
   mount --bind "$run/${pair%%:*}" "${pair#*:}"
 done
 if [ -n "$kvm" ]; then mount --bind "$kvm" /dev/kvm; fi
 virtlogd -p "$run/virtlogd.pid" >>"$run/virtlogd.log" 2>&1 &
-exec "$reaper" -s -- libvirtd -p "$run/libvirtd.pid" >>"$run/libvirtd.log" 2>&1
+exec taskset -c "$cpu" "$reaper" -s -- libvirtd -p "$run/libvirtd.pid" >>"$run/libvirtd.log" 2>&1
 """
 
 
@@ -271,7 +277,7 @@ class IsolatedLpar:
             return
         problems: list[str] = []
         with self._phase("stop: libvirt objects"):
-            self._remove_libvirt_objects(problems)
+            self._remove_libvirt_objects()
         with self._phase("stop: processes"):
             for pod in self._pods:
                 self._attempt(problems, f"pod namespace {pod.name}", netns.delete, pod.name)
@@ -434,9 +440,10 @@ class IsolatedLpar:
 
     def _start_daemons(self) -> None:
         reaper = _which(REAPER) or REAPER
+        cpu = min(os.sched_getaffinity(0))
         command = local["ip"][
             "netns", "exec", self.name, "unshare", "--mount", "--propagation", "private",
-            "sh", "-c", _SCRIPT, "sh", str(self.run_dir), reaper, str(self._kvm_node() or ""),
+            "sh", "-c", _SCRIPT, "sh", str(self.run_dir), reaper, str(self._kvm_node() or ""), str(cpu),
             *(f"{private}:{system}" for private, (system, _) in PRIVATE_DIRS.items()),
         ]  # fmt: skip
         self.log(f"starting libvirtd and virtlogd in {self.name}")
@@ -518,38 +525,51 @@ class IsolatedLpar:
         finally:
             connection.close()
 
-    def _remove_libvirt_objects(self, problems: list[str]) -> None:
-        """Destroy and undefine every domain, network and pool through the private libvirtd."""
+    def _remove_libvirt_objects(self) -> None:
+        """Destroy and undefine every domain, network and pool through the private libvirtd.
+
+        A courtesy, so that QEMU and dnsmasq stop the way libvirt stops them: what fails here
+        (a domain that crashed meanwhile, a daemon that died) goes anyway when every process
+        of the namespace is ended and the run's directory, which holds all of libvirt's
+        state, is removed.
+        """
         if self._daemon is None or self._daemon.poll() is not None or not self.socket.exists():
             return
         libvirt = import_libvirt()
         try:
             connection = libvirt.open(self.uri)
         except libvirt.libvirtError:
-            return  # the processes go next anyway
+            return
+        undefine = (
+            libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+            | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+            | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+        )
         try:
             for domain in connection.listAllDomains(0):
-                if domain.isActive():
-                    self._attempt(problems, f"domain {domain.name()}", domain.destroy)
-                flags = (
-                    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-                    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-                )
-                if domain.isPersistent():
-                    self._attempt(problems, f"domain {domain.name()}", domain.undefineFlags, flags)
+                self._quietly(libvirt, f"domain {domain.name()}", domain.destroy, domain.isActive)
+                remove = functools.partial(domain.undefineFlags, undefine)
+                self._quietly(libvirt, f"domain {domain.name()}", remove, domain.isPersistent)
             for network in connection.listAllNetworks(0):
-                if network.isActive():
-                    self._attempt(problems, f"network {network.name()}", network.destroy)
-                if network.isPersistent():
-                    self._attempt(problems, f"network {network.name()}", network.undefine)
+                self._quietly(libvirt, f"network {network.name()}", network.destroy, network.isActive)
+                self._quietly(libvirt, f"network {network.name()}", network.undefine, network.isPersistent)
             for pool in connection.listAllStoragePools(0):
-                if pool.isActive():
-                    self._attempt(problems, f"pool {pool.name()}", pool.destroy)
-                if pool.isPersistent():
-                    self._attempt(problems, f"pool {pool.name()}", pool.undefine)
+                self._quietly(libvirt, f"pool {pool.name()}", pool.destroy, pool.isActive)
+                self._quietly(libvirt, f"pool {pool.name()}", pool.undefine, pool.isPersistent)
+        except libvirt.libvirtError as exc:
+            self.log(f"{self.name}: listing libvirt objects failed at teardown: {exc.get_error_message()}")
         finally:
             connection.close()
+
+    def _quietly(
+        self, libvirt: Any, what: str, action: Callable[[], object], needed: Callable[[], object]
+    ) -> None:
+        """``action()`` when ``needed()``; a libvirt error (the object changed meanwhile) is only logged."""
+        try:
+            if needed():
+                action()
+        except libvirt.libvirtError as exc:
+            self.log(f"{self.name}: {what} at teardown: {exc.get_error_message()}")
 
     def _attempt(self, problems: list[str], what: str, action: Callable[..., object], *args: object) -> None:
         try:

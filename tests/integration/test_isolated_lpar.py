@@ -303,3 +303,32 @@ def test_the_emulated_pod_vm_boots_inside(lpar: IsolatedLpar, monkeypatch: pytes
         assert provider.leftovers() == []
     finally:
         target.close()
+
+
+def test_a_run_killed_half_way_is_cleaned_up_by_the_next(base: Path) -> None:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(base)], stdout=subprocess.PIPE, start_new_session=True
+    )
+    assert owner.stdout is not None
+    name = owner.stdout.readline().decode().strip()
+    assert name.startswith(netns.PREFIX) and netns.pids(name)  # libvirtd, virtlogd, dnsmasq, sleep
+    owner.kill()
+    owner.wait()
+    assert name in netns.names()  # what a killed run leaves
+    with IsolatedLpar(base=base) as host:
+        assert name not in netns.names() and f"{name}-pod0" not in netns.names()
+        assert not (base / name).exists()
+        assert _processes_mentioning(str(base / name)) == []
+        assert host.name != name
+
+
+KILLED_RUN = """import sys, time
+from pathlib import Path
+from sim.lpar.isolated import IsolatedLpar
+host = IsolatedLpar(base=Path(sys.argv[1]))
+host.start()
+host.pod_netns()
+host.popen(["sleep", "300"])
+print(host.name, flush=True)
+time.sleep(300)
+"""
