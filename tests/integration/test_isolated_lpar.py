@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
@@ -332,3 +333,71 @@ host.popen(["sleep", "300"])
 print(host.name, flush=True)
 time.sleep(300)
 """
+
+
+# A DHCP client as small as a pod VM's: DISCOVER, then REQUEST what was offered; prints the address.
+DHCP_CLIENT = r"""import os, socket, struct, sys
+interface, mac = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", ""))
+xid = os.urandom(4)
+def packet(kind, options=b""):
+    head = struct.pack("!BBBB4sHH16x", 1, 1, 6, 0, xid, 0, 0x8000)  # broadcast replies, no addresses
+    cookie = b"\x63\x82\x53\x63"
+    return head + mac + bytes(10) + bytes(192) + cookie + bytes([53, 1, kind]) + options + b"\xff"
+def options(reply):
+    found, at = {}, 240
+    while at < len(reply) and reply[at] != 255:
+        if reply[at] == 0:
+            at += 1
+            continue
+        found[reply[at]] = reply[at + 2 : at + 2 + reply[at + 1]]
+        at += 2 + reply[at + 1]
+    return found
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+sock.bind(("0.0.0.0", 68))
+sock.settimeout(10)
+def exchange(kind, extra, want):
+    sock.sendto(packet(kind, extra), ("255.255.255.255", 67))
+    while True:
+        reply = sock.recv(2048)
+        if reply[4:8] == xid and options(reply).get(53) == bytes([want]):
+            return reply
+offer = exchange(1, b"", 2)
+server = options(offer)[54]
+ack = exchange(3, bytes([50, 4]) + offer[16:20] + bytes([54, 4]) + server, 5)
+print(socket.inet_ntoa(ack[16:20]))
+"""
+
+
+def test_the_pod_vm_network_leases_addresses_and_libvirt_reports_them(lpar: IsolatedLpar) -> None:
+    """What CAA waits for after starting a pod VM: a DHCP lease libvirt knows of."""
+    guest = f"{lpar.name}-pod{77}"
+    mac = "52:54:00:12:34:56"
+    netns.add(guest)
+    try:
+        lpar.run(["ip", "link", "add", "lease0", "type", "veth", "peer", "name", "eth0", "netns", guest])
+        lpar.run(["ip", "link", "set", "lease0", "master", isolated.BRIDGE, "up"])
+        subprocess.run(["ip", "-n", guest, "link", "set", "eth0", "address", mac, "up"], check=True)
+        client = subprocess.run(
+            ["ip", "netns", "exec", guest, sys.executable, "-c", DHCP_CLIENT, "eth0", mac],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert client.returncode == 0, client.stderr
+        address = client.stdout.strip()
+        assert ip_address(address) in lpar.subnet and address != str(lpar.bridge_address.ip)
+        # dnsmasq tells libvirt (its lease helper) after it acknowledged
+        connection = lpar.connect()
+        try:
+            deadline = time.monotonic() + 10
+            leases = connection.networkLookupByName("default").DHCPLeases()
+            while not leases and time.monotonic() < deadline:
+                time.sleep(0.05)
+                leases = connection.networkLookupByName("default").DHCPLeases()
+        finally:
+            connection.close()
+        assert [(lease["mac"], lease["ipaddr"]) for lease in leases] == [(mac, address)]
+    finally:
+        netns.delete(guest)
