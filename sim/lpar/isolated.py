@@ -336,7 +336,8 @@ class IsolatedLpar:
         stderr: int | IO[Any] | None = None,
         cwd: Path | None = None,
     ) -> Process:
-        """Start ``argv`` inside, in its own session; stop() ends it if the caller has not."""
+        """Start ``argv`` inside, in its own session. stop() ends it if the caller has not; the
+        caller, its parent, still reaps it (``wait()``)."""
         command = self.command(argv, env=env)
         if cwd is not None:
             command = command.with_cwd(cwd)

@@ -180,14 +180,43 @@ def test_start_and_stop_leave_nothing(base: Path) -> None:
         name, run_dir = host.name, host.run_dir
         sleeper = host.popen(["sleep", "300"])
         pod = host.pod_netns()
+        connection = host.connect()
+        try:  # an s390x guest whose firmware finds nothing to boot, kept (paused) as it stopped
+            connection.createXML(STOPPED_GUEST, 0)
+        finally:
+            connection.close()
+        inside = {pid: _command(pid) for pid in netns.pids(name)}
+        assert {"libvirtd", "virtlogd", "dnsmasq", "qemu-system-s390x", "sleep"} <= set(inside.values())
         assert name in netns.names() and run_dir.is_dir()
-        assert netns.pids(name)
     sleeper.wait(timeout=5)  # ended by stop(); reaped by its parent, this test
+    assert [f"{pid} {command}" for pid, command in inside.items() if _running(pid)] == []
     assert name not in netns.names() and pod.name not in netns.names()
     assert not run_dir.exists()
     assert _processes_mentioning(str(run_dir)) == []
     assert host.leftovers() == []
     host.stop()  # twice is harmless
+
+
+STOPPED_GUEST = (
+    "<domain type='qemu'><name>stopped</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>"
+    "<os><type arch='s390x' machine='s390-ccw-virtio'>hvm</type></os><on_crash>preserve</on_crash>"
+    "<devices/></domain>"
+)
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/exe").resolve().name
+    except OSError:
+        return "?"
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphan's reaping is pid 1's business)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_a_dead_runs_leftovers_are_removed_and_a_live_runs_kept(base: Path) -> None:
