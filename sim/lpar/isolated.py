@@ -267,7 +267,10 @@ class IsolatedLpar:
             with self._phase("start: pool"):
                 self._define_pool()
         except BaseException:
-            self.stop()
+            try:
+                self.stop()  # nothing half-made is left; the first failure is the one reported
+            except TargetError as exc:
+                self.log(str(exc))
             raise
         self.log(f"isolated LPAR {self.name} up: {self.uri}")
 
