@@ -44,6 +44,8 @@ class DomainSpec:
     boot: BootAssets | None
     launch_security: str | None
     description: str = "peer pod VM (peerpods-conformance)"
+    #: ``host-model`` on an IBM Z KVM host, as CAA's createDomainXMLs390x writes it; None: no element.
+    cpu_mode: str | None = None
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -76,6 +78,8 @@ def build_domain_xml(spec: DomainSpec) -> str:
         _sub(os_element, "kernel", spec.boot.kernel)
         _sub(os_element, "initrd", spec.boot.initrd)
         _sub(os_element, "cmdline", spec.boot.cmdline)
+    if spec.cpu_mode is not None:
+        _sub(domain, "cpu", mode=spec.cpu_mode)
     _sub(domain, "clock", offset="utc")
     # A pod VM that stops for any reason is gone: the adaptor creates a new one, never reboots it.
     for event in ("on_poweroff", "on_reboot", "on_crash"):

@@ -198,11 +198,13 @@ def ensure_base_volume(pool: Any, name: str, *, capacity_mib: int = 256) -> Any:
     return pool.createXML(xml, 0)
 
 
-def stage_boot_file(source: Path, sha256: str) -> Path:
-    """Copy an asset where libvirt-qemu may read it (root's cache is not), keyed by checksum."""
-    target = BOOT_DIR / f"peerpods-{sha256[:16]}-{source.name}"
+def stage_boot_file(source: Path, sha256: str, directory: Path | None = None) -> Path:
+    """Copy an asset where libvirt-qemu may read it (root's cache is not), keyed by checksum:
+    ``directory``, by default :data:`BOOT_DIR`."""
+    directory = directory or BOOT_DIR
+    target = directory / f"peerpods-{sha256[:16]}-{source.name}"
     if not target.exists():
-        BOOT_DIR.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".partial")
         shutil.copyfile(source, partial)
         partial.chmod(0o644)

@@ -33,7 +33,15 @@ from sim.peerpods.hypervisor.server import Method, ServiceError
 from sim.peerpods.hypervisor.wire import Code
 from sim.peerpods.kata import ANN_SANDBOX_NAME, ANN_SANDBOX_NAMESPACE
 
-__all__ = ["AGENT_SOCKET", "APF_JSON", "SEAM_FAULT", "SEAM_SILENT", "VERSION", "HypervisorService"]
+__all__ = [
+    "AGENT_SOCKET",
+    "APF_JSON",
+    "HOST_DIR",
+    "SEAM_FAULT",
+    "SEAM_SILENT",
+    "VERSION",
+    "HypervisorService",
+]
 
 #: What the adaptor answers to ``Version`` (CAA ``pkg/adaptor/server.go``).
 VERSION = "0.0.0"
@@ -42,6 +50,9 @@ AGENT_SOCKET = "agent.ttrpc"
 #: guests that never report and wait that many seconds for them; make libvirt fail at one step.
 SEAM_SILENT = "PEERPODS_TEST_SILENT_GUESTS"
 SEAM_FAULT = "PEERPODS_TEST_LIBVIRT_FAULT"
+#: Where the reference adaptor stages its pod VMs' boot files and consoles on an isolated LPAR
+#: (a folder at the same path inside and outside the LPAR's mount namespace).
+HOST_DIR = "PEERPODS_LPAR_SHARED_DIR"
 APF_JSON = "apf.json"
 
 

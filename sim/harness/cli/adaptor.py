@@ -112,13 +112,14 @@ def _provider(args: argparse.Namespace, environment: dict[str, str]) -> tuple[An
         return memory, None, memory.close
     from sim.lpar import host
     from sim.lpar.assets import find_assets
-    from sim.peerpods.adaptorservice import SEAM_FAULT, SEAM_SILENT
+    from sim.peerpods.adaptorservice import HOST_DIR, SEAM_FAULT, SEAM_SILENT
     from sim.peerpods.providers.libvirt import LibvirtProvider
 
     uri = environment.get("LIBVIRT_URI") or host.SYSTEM_URI
     connection = host.connect(uri)
     assets = None if host.is_test_driver(connection) else find_assets(args.cache)
-    provider = LibvirtProvider(connection, assets=assets)
+    shared = environment.get(HOST_DIR)
+    provider = LibvirtProvider(connection, assets=assets, host_dir=Path(shared) if shared else None)
     provider.configure(environment)
     if environment.get(SEAM_SILENT):
         provider.silence_guests(float(environment[SEAM_SILENT]))

@@ -64,6 +64,12 @@ TARGET_OPTIONS: tuple[OptionSpec, ...] = (
         "adaptor-binary",
         "adaptor target: a cloud-api-adaptor build to certify (default: the suite's reference adaptor)",
     ),
+    OptionSpec(
+        "lpar-host",
+        "adaptor target: how the run's own LPAR presents itself to the adaptor: ibmz (default: an IBM Z "
+        "KVM host, s390x pod VMs under TCG) or native (this machine: x86_64 pod VMs under KVM)",
+        choices=("ibmz", "native"),
+    ),
 )
 
 

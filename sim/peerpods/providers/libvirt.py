@@ -110,6 +110,7 @@ class LibvirtProvider:
         fault: Callable[[str], None] | None = None,
         cmdline_extra: str = "",
         boot_queue: BootQueue | None = None,
+        host_dir: Path | None = None,
     ) -> None:
         self.connection = connection
         self.libvirt = host.import_libvirt()
@@ -141,6 +142,7 @@ class LibvirtProvider:
             report_timeout=report_timeout,
             cmdline_extra=cmdline_extra,
             queue=boot_queue,
+            host_dir=host_dir,
         )
         if not self.simulated and assets is None:
             raise ConformanceInputError("a libvirt provider that boots guests needs the pod VM assets")
@@ -260,6 +262,11 @@ class LibvirtProvider:
                 self._instances.setdefault(name, existing).done.set()
             return name
         domain_type, machine, emulator = self.guest_caps()
+        cpu_mode = None
+        if not self.simulated and str(self.connection.getInfo()[0]) == domain.S390_ARCH:
+            # an IBM Z KVM host (libvirt's node model): CAA's createDomainXMLs390x writes a kvm
+            # domain with the host's CPU model (src/cloud-providers/libvirt/libvirt.go)
+            domain_type, cpu_mode = "kvm", "host-model"
         storage = self.storage
         pool = storage.pool()
         base = storage.base_volume(pool)
@@ -285,6 +292,7 @@ class LibvirtProvider:
                 console_path=str(console_path),
                 boot=self.boot.boot_assets(),
                 launch_security=None,  # createDomainXMLs390x emits no <launchSecurity>
+                cpu_mode=cpu_mode,
             )
         )
         self._step("define")

@@ -86,8 +86,12 @@ class GuestBoot:
         report_timeout: float,
         cmdline_extra: str,
         queue: BootQueue | None,
+        host_dir: Path | None = None,
     ) -> None:
         self.connection = connection
+        #: Where boot files are staged and consoles written, when not the host's libvirt folders
+        #: (an isolated LPAR's shared folder: the same path for the suite and its libvirtd).
+        self.host_dir = host_dir
         self.libvirt = libvirt
         self.simulated = simulated
         self.assets = assets
@@ -106,8 +110,8 @@ class GuestBoot:
             if self.simulated:
                 kernel, initrd = self.assets.kernel, self.assets.initrd
             else:
-                kernel = host.stage_boot_file(self.assets.kernel, self.assets.kernel_sha256)
-                initrd = host.stage_boot_file(self.assets.initrd, self.assets.initrd_sha256)
+                kernel = host.stage_boot_file(self.assets.kernel, self.assets.kernel_sha256, self.host_dir)
+                initrd = host.stage_boot_file(self.assets.initrd, self.assets.initrd_sha256, self.host_dir)
             self._boot = domain.BootAssets(str(kernel), str(initrd), self.assets.cmdline)
         if self.cmdline_extra:
             return domain.BootAssets(
@@ -116,7 +120,7 @@ class GuestBoot:
         return self._boot
 
     def console_path(self, name: str) -> Path:
-        directory = self.work_dir if self.simulated else host.CONSOLE_DIR
+        directory = self.work_dir if self.simulated else (self.host_dir or host.CONSOLE_DIR)
         return directory / f"{name}.console"
 
     def boot_later(self, instance: Instance, step: Callable[[str], None]) -> None:

@@ -85,6 +85,7 @@ class AdaptorEnvironment(ClusterEnvironment, Guests, LparInspection, LibvirtFaul
         finally:
             for adaptor in self._adaptors:
                 adaptor.stop()
+            self._target.release_pod_namespaces()
             left = self._observed.libvirt.leftovers()
             if left:
                 self._observed.libvirt.remove_leftovers()

@@ -22,9 +22,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from plumbum import local
 
@@ -34,7 +35,10 @@ from sim.peerpods.hypervisor.client import AdaptorUnreachable, HypervisorClient,
 from sim.peerpods.hypervisor.wire import check_socket_path
 from sim.processes import Process, die_with_parent, terminate
 
-__all__ = ["SHIM_VERSION", "AdaptorLauncher", "RunningAdaptor", "caa_arguments"]
+__all__ = ["SHIM_VERSION", "AdaptorLauncher", "RunningAdaptor", "Spawn", "caa_arguments"]
+
+#: Starts an adaptor process: argv, its own environment settings, where its output goes.
+Spawn = Callable[[Sequence[str], Mapping[str, str], IO[Any]], Process]
 
 #: What the suite, as the shim, sends in ``Version``.
 SHIM_VERSION = "0.0.1"
@@ -86,14 +90,23 @@ def caa_arguments(environment: Mapping[str, str], socket: Path, pods_dir: Path) 
 class AdaptorLauncher:
     """Starts adaptors of one kind (``binary`` None: the reference) in ``run_dir``."""
 
-    def __init__(self, binary: Path | None, *, cache: Path | None = None) -> None:
+    def __init__(
+        self,
+        binary: Path | None,
+        *,
+        cache: Path | None = None,
+        spawn: Spawn | None = None,
+        run_dir: Path | None = None,
+    ) -> None:
         if binary is not None:
             binary = binary.resolve()
             if not binary.is_file() or not os.access(binary, os.X_OK):
                 raise ConformanceInputError(f"--adaptor-binary {binary}: not an executable file")
         self.binary = binary
         self.cache = cache
-        self.run_dir = Path(tempfile.mkdtemp(prefix=RUNS_PREFIX))
+        #: How processes start: here, dying with the suite; or inside an isolated LPAR.
+        self.spawn: Spawn = spawn or _spawn_here
+        self.run_dir = Path(tempfile.mkdtemp(prefix=RUNS_PREFIX, dir=run_dir))
         self._count = 0
         self._idle: dict[frozenset[tuple[str, str]], list[RunningAdaptor]] = {}
 
@@ -126,15 +139,8 @@ class AdaptorLauncher:
         socket, pods_dir, log = directory / "hypervisor.sock", directory / "pods", directory / "adaptor.log"
         check_socket_path(str(socket), what="the adaptor socket")
         argv = self.argv(environment, socket, pods_dir)
-        env = {**_base_environment(), **environment}
         with log.open("ab") as handle:
-            process = local[argv[0]][argv[1:]].popen(
-                stdin=subprocess.DEVNULL,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-                env=env,
-            )
+            process = self.spawn(argv, environment, handle)
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if process.poll() is not None:
@@ -200,6 +206,17 @@ class AdaptorLauncher:
                 self.stop(running)
         self._idle.clear()
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _spawn_here(argv: Sequence[str], environment: Mapping[str, str], output: IO[Any]) -> Process:
+    """Start the adaptor in the suite's own namespaces, dying with the suite."""
+    return local[argv[0]][list(argv[1:])].popen(
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
+        env={**_base_environment(), **environment},
+    )
 
 
 def _key(environment: Mapping[str, str]) -> frozenset[tuple[str, str]]:

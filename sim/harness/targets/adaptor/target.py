@@ -3,8 +3,17 @@
 The run starts the adaptor of each worker node as a process -- the suite's reference
 (``peerpods-conformance adaptor serve``) or a user's build of upstream's ``cloud-api-adaptor``
 (``--adaptor-binary``) -- and calls it through its real API, the remote hypervisor's ttrpc
-service. Both talk to one libvirt daemon (``--libvirt-uri``, default ``qemu:///system``):
-the adaptor makes the pod VMs there, the suite reads them back.
+service. Both talk to one libvirt daemon: the adaptor makes the pod VMs there, the suite
+reads them back.
+
+Without ``--libvirt-uri`` the run makes its own emulated LPAR (:class:`~sim.lpar.isolated.IsolatedLpar`):
+a private libvirtd, its network and pool, in a network namespace the run created. The
+adaptors run inside that namespace, each pod sandbox gets a network namespace of its own,
+and all traffic between adaptor and pod VMs stays there. The LPAR presents itself to the
+adaptor as an IBM Z KVM host (:mod:`sim.lpar.ibmz_host`, preloaded into the adaptor's process
+only), so an unmodified adaptor takes its s390x path; ``--lpar-host native`` leaves the
+machine as it is (an x86_64 adaptor then makes x86_64 KVM domains). With ``--libvirt-uri``
+the adaptor runs beside the suite against that libvirt, as it is.
 
 Before any scenario the adaptor is started once and must answer ``Version``; a binary that is
 not an adaptor, exits at start or never answers is refused there (exit 2). Only scenarios that
@@ -14,15 +23,22 @@ the suite's own reference on this target, and is reported not applicable.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO, Any
 
 from sim.errors import ConformanceInputError
 from sim.harness.targets.adaptor.environment import AdaptorEnvironment
 from sim.harness.targets.adaptor.launcher import AdaptorLauncher
 from sim.harness.targets.base import Target, TargetOptions
 from sim.harness.targets.lparhost import LparHost
-from sim.lpar import host
+from sim.lpar import host, ibmz_host
+from sim.lpar.isolated import IsolatedLpar
 from sim.peerpods.adaptor import AdaptorStartError
+from sim.peerpods.adaptorservice import HOST_DIR
+from sim.processes import Process
+
+LPAR_HOSTS = ("ibmz", "native")
 
 __all__ = ["AdaptorTarget"]
 
@@ -35,10 +51,29 @@ class AdaptorTarget(LparHost, Target):
     #: A scenario is judged here only if it needs one of these: the pod VMs are the adaptor's.
     reaches = frozenset({"podvm", "guest"})
 
-    def __init__(self, uri: str, *, binary: Path | None, cache: Path | None = None) -> None:
-        self.launcher = AdaptorLauncher(binary, cache=cache)
+    def __init__(
+        self, uri: str | None, *, binary: Path | None, cache: Path | None = None, lpar_host: str = "ibmz"
+    ) -> None:
+        if lpar_host not in LPAR_HOSTS:
+            raise ConformanceInputError(f"--lpar-host {lpar_host!r}: one of {', '.join(LPAR_HOSTS)}")
+        self.lpar_host = lpar_host
+        self.isolated = IsolatedLpar() if uri is None else None
+        self._preload: dict[str, str] = {}
+        self._pods: list[Any] = []  # the pod sandboxes' network namespaces of the open scenario
+        try:
+            if self.isolated is not None:
+                self.isolated.start()
+                uri = self.isolated.uri
+            assert uri is not None
+            self.launcher = AdaptorLauncher(binary, cache=cache, spawn=self._spawn if self.isolated else None)
+        except BaseException:
+            if self.isolated is not None:
+                self.isolated.stop()
+            raise
         try:
             super().__init__(uri, cache=cache)
+            if lpar_host == "ibmz" and str(self.connection.getInfo()[0]) != "s390x":
+                self._preload = ibmz_host.preload_environment(ibmz_host.ibmz_host_library(cache), {})
             if self.simulated:
                 raise ConformanceInputError(
                     f"--libvirt-uri {uri}: the adaptor target needs a libvirt daemon that both the adaptor "
@@ -47,7 +82,14 @@ class AdaptorTarget(LparHost, Target):
             self.adaptor_version = self._probe_adaptor()
         except BaseException:
             self.launcher.close()
+            if self.isolated is not None:
+                self.isolated.stop()
             raise
+
+    def _spawn(self, argv: Sequence[str], environment: Mapping[str, str], output: IO[Any]) -> Process:
+        """An adaptor process inside the isolated LPAR's network namespace."""
+        assert self.isolated is not None
+        return self.isolated.popen(argv, env=environment, stdout=output, stderr=output)
 
     @classmethod
     def from_options(cls, options: TargetOptions) -> AdaptorTarget:
@@ -55,9 +97,10 @@ class AdaptorTarget(LparHost, Target):
         binary = options.extra.get("adaptor_binary")
         cache = options.extra.get("lpar_cache")
         return cls(
-            options.libvirt_uri or host.SYSTEM_URI,
+            options.libvirt_uri,
             binary=Path(binary) if binary else None,
             cache=Path(cache) if cache else None,
+            lpar_host=options.extra.get("lpar_host") or "ibmz",
         )
 
     def _probe_adaptor(self) -> str:
@@ -77,12 +120,26 @@ class AdaptorTarget(LparHost, Target):
         return running.version
 
     def adaptor_overrides(self) -> dict[str, str]:
-        """What every adaptor of this run is given whatever the deployment says: this LPAR."""
-        return {"LIBVIRT_URI": self.uri}
+        """What every adaptor of this run is given whatever the deployment says: this LPAR (and
+        the IBM Z host layer, in its process only)."""
+        overrides = {"LIBVIRT_URI": self.uri, **self._preload}
+        if self.isolated is not None and self.launcher.reference:
+            overrides[HOST_DIR] = str(self.isolated.shared_dir)
+        return overrides
 
     def pod_netns(self) -> str:
-        """The pod network namespace the shim hands over in CreateVM (none yet: the host's)."""
-        return ""
+        """The pod sandbox's network namespace the shim hands over in CreateVM: a new one with
+        its own interface and default route on an isolated LPAR; none (the host's) otherwise."""
+        if self.isolated is None:
+            return ""
+        pod = self.isolated.pod_netns()
+        self._pods.append(pod)
+        return str(pod.path)
+
+    def release_pod_namespaces(self) -> None:
+        """Remove the pod sandboxes' namespaces of the scenario that ends (as kubelet's CNI would)."""
+        while self._pods and self.isolated is not None:
+            self.isolated.remove_pod_netns(self._pods.pop())
 
     def open_environment(self) -> AdaptorEnvironment:
         return AdaptorEnvironment(self)
@@ -93,6 +150,15 @@ class AdaptorTarget(LparHost, Target):
         facts.update(self.launcher.identity())
         facts["adaptor Version"] = self.adaptor_version
         facts["libvirt host architecture"] = str(self.connection.getInfo()[0])
+        if self.isolated is not None:
+            facts["LPAR"] = (
+                f"isolated: a private libvirtd in network namespace {self.isolated.name} made by the run"
+            )
+        if self._preload:
+            facts["LPAR host as the adaptor sees it"] = (
+                "an IBM Z KVM host (node model s390x; its kvm s390x domains run as qemu, TCG CPU model: "
+                "the IBM Z host layer preloaded into the adaptor's process, part of the LPAR emulation)"
+            )
         return facts
 
     def close(self) -> None:
@@ -100,3 +166,5 @@ class AdaptorTarget(LparHost, Target):
             super().close()
         finally:
             self.launcher.close()
+            if self.isolated is not None:
+                self.isolated.stop()
