@@ -134,15 +134,18 @@ def user_data_initdata(annotations: Mapping[str, str], config: AdaptorConfig) ->
 
 
 def apf_json(pod: Mapping[str, Any]) -> str:
-    """The agent-protocol-forwarder configuration the tunnel needs (kept minimal)."""
+    """The agent-protocol-forwarder's configuration, in upstream's shape (CAA ``cloud.go``
+    ``CreateVM``, ``forwarder.Config``): the pod's name and Kubernetes namespace, and the pod
+    network the tunnel rebuilds in the guest. The reference inspects no pod network namespace,
+    so its ``pod-network`` names only the interface and the tunnel type."""
     meta = pod.get("metadata") or {}
     return json.dumps(
         {
-            "pod-namespace": "/run/netns/podns",
+            "pod-network": {"interface": "eth0", "tunnel-type": "vxlan"},
+            "pod-namespace": meta.get("namespace", "default"),
             "pod-name": meta.get("name"),
-            "pod-network": {"interface": "eth0", "pod-namespace": meta.get("namespace")},
         },
-        sort_keys=True,
+        indent=4,
     )
 
 

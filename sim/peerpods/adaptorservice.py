@@ -107,8 +107,8 @@ class HypervisorService:
 
     def start_vm(self, request: pb.StartVMRequest) -> pb.StartVMResponse:
         sandbox = self._sandbox(request.id, "getting sandbox")
-        if sandbox.vm is not None:
-            return pb.StartVMResponse()
+        if sandbox.vm is not None:  # upstream finds the domain by name, with no IP to wait for
+            raise ServiceError(Code.UNKNOWN, "instance IP is not available")
         try:
             vm = self.adaptor.create_pod_vm(sandbox.pod, sandbox.id)
         except PodVMError as exc:

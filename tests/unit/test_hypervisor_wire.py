@@ -28,6 +28,7 @@ from sim.peerpods.hypervisor.server import Method, ServiceError, TtrpcServer
 from sim.peerpods.hypervisor.wire import (
     MAX_DATA,
     MAX_SOCKET_PATH,
+    Code,
     Frame,
     FrameTooLarge,
     PeerClosed,
@@ -489,7 +490,7 @@ def test_service_error_keeps_its_code_and_message(
     assert "NOT_FOUND" in str(caught.value)
 
 
-def test_a_handler_crash_is_internal_and_the_server_keeps_serving(
+def test_a_handler_crash_is_unknown_as_ttrpc_answers_and_the_server_keeps_serving(
     serve: Callable[[dict[str, dict[str, Method]]], Serving],
 ) -> None:
     def flaky(request: pb.VersionRequest) -> pb.VersionResponse:
@@ -501,7 +502,7 @@ def test_a_handler_crash_is_internal_and_the_server_keeps_serving(
     with serving.client() as client:
         with pytest.raises(RemoteError) as caught:
             client.version("crash")
-        assert caught.value.code == 13
+        assert caught.value.code == Code.UNKNOWN  # ttrpc services.go: an error that is not a status
         assert "handler blew up" in caught.value.message
         assert client.version("next") == "echo next"
     with serving.client() as other:
@@ -621,3 +622,22 @@ def test_server_refuses_a_socket_path_over_107_bytes(sockdir: Path) -> None:
     with pytest.raises(ValueError, match="--socket"):
         TtrpcServer(path, version_only())
     assert not path.exists()
+
+
+def test_even_and_reused_stream_ids_are_refused_as_ttrpc_refuses_them(
+    serve: Callable[[dict[str, dict[str, Method]]], Serving],
+) -> None:
+    serving = serve(version_only())
+    with serving.raw() as sock:
+        even = ttrpc_pb2.Response.FromString(raw_call(sock, 2, version_request_bytes("a")).data)
+        assert even.status.code == Code.INVALID_ARGUMENT
+        assert "odd" in even.status.message
+        first = ttrpc_pb2.Response.FromString(raw_call(sock, 5, version_request_bytes("b")).data)
+        assert first.status.code == Code.OK
+        again = ttrpc_pb2.Response.FromString(raw_call(sock, 5, version_request_bytes("c")).data)
+        assert again.status.code == Code.INVALID_ARGUMENT
+        assert "re-used" in again.status.message
+        lower = ttrpc_pb2.Response.FromString(raw_call(sock, 3, version_request_bytes("d")).data)
+        assert lower.status.code == Code.INVALID_ARGUMENT
+        later = ttrpc_pb2.Response.FromString(raw_call(sock, 7, version_request_bytes("e")).data)
+        assert later.status.code == Code.OK

@@ -3,9 +3,10 @@
 The reference adaptor serves ``hypervisor.Hypervisor`` with it. A request for an unknown
 service or method is answered ``UNIMPLEMENTED``, an undecodable one ``INVALID_ARGUMENT``, a
 handler's :class:`ServiceError` with its code and message, and any other exception
-``INTERNAL`` with its text: the server never dies on a request. A frame over 4 MiB is read
-past and answered ``RESOURCE_EXHAUSTED``; a connection that sends something that is not a
-frame at all is closed.
+``UNKNOWN`` with its text, as ttrpc does: the server never dies on a request. As ttrpc's
+server (``server.go``), it refuses an even stream id and one that does not increase. A frame
+over 4 MiB is read past and answered ``RESOURCE_EXHAUSTED``; a connection that sends
+something that is not a frame at all is closed.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def _answer(methods: Mapping[str, Mapping[str, Method]], data: bytes) -> ttrpc_p
     except ServiceError as exc:
         return _status(exc.code, exc.message)
     except Exception as exc:  # a handler's bug must not take the server down; it is the caller's answer
-        return _status(Code.INTERNAL, f"{request.method}: {type(exc).__name__}: {exc}")
+        # ttrpc answers an error that is not a status with UNKNOWN and its text (services.go)
+        return _status(Code.UNKNOWN, f"{type(exc).__name__}: {exc}")
     return ttrpc_pb2.Response(payload=reply.SerializeToString())
 
 
@@ -89,6 +91,7 @@ class _Connection(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         sock: socket.socket = self.request
         write_lock = threading.Lock()
+        last = 0
         while True:
             try:
                 frame = read_frame(sock)
@@ -99,6 +102,11 @@ class _Connection(socketserver.BaseRequestHandler):
                 return
             if frame.type != TYPE_REQUEST:
                 continue  # a client sends requests only; stream data is not served here
+            refused = _refused_stream(frame.stream_id, last)
+            if refused is not None:
+                self._reply(sock, write_lock, frame.stream_id, _status(Code.INVALID_ARGUMENT, refused))
+                continue
+            last = frame.stream_id
             threading.Thread(
                 target=self._serve, args=(sock, write_lock, frame), name="ttrpc-call", daemon=True
             ).start()
@@ -112,6 +120,14 @@ class _Connection(socketserver.BaseRequestHandler):
     ) -> None:
         with contextlib.suppress(OSError, FrameTooLarge):
             write_frame(sock, lock, Frame(stream_id, TYPE_RESPONSE, 0, response.SerializeToString()))
+
+
+def _refused_stream(stream_id: int, last: int) -> str | None:
+    if stream_id % 2 == 0:
+        return "StreamID must be odd for client initiated streams"
+    if stream_id <= last:
+        return "StreamID cannot be re-used and must increment"
+    return None
 
 
 class _UnixServer(socketserver.ThreadingUnixStreamServer):
@@ -134,11 +150,13 @@ class TtrpcServer:
 
     def start(self) -> None:
         """Serve on a background thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, name="ttrpc-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="ttrpc-server",
+            daemon=True,
+        )
         self._thread.start()
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
 
     def shutdown(self) -> None:
         """Stop accepting, close the socket and remove its file."""

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from sim.errors import ConformanceInputError
+from sim.errors import ConformanceInputError, TargetError
 from sim.harness.targets.adaptor.environment import AdaptorEnvironment
 from sim.harness.targets.adaptor.launcher import AdaptorLauncher
 from sim.harness.targets.base import Target, TargetOptions
@@ -39,6 +39,9 @@ from sim.peerpods.adaptorservice import HOST_DIR
 from sim.processes import Process
 
 LPAR_HOSTS = ("ibmz", "native")
+#: What CAA answers to Version: the protocol constant ``cloud.Version`` (pkg/adaptor/cloud/cloud.go).
+PROTOCOL_VERSION = "0.0.0"
+KVM = Path("/dev/kvm")
 
 __all__ = ["AdaptorTarget"]
 
@@ -56,6 +59,11 @@ class AdaptorTarget(LparHost, Target):
     ) -> None:
         if lpar_host not in LPAR_HOSTS:
             raise ConformanceInputError(f"--lpar-host {lpar_host!r}: one of {', '.join(LPAR_HOSTS)}")
+        if lpar_host == "native" and not KVM.exists():
+            raise ConformanceInputError(
+                f"--lpar-host native boots x86_64 pod VMs under KVM, and {KVM} is missing (load kvm_intel or "
+                "kvm_amd, or run with --lpar-host ibmz: s390x pod VMs under TCG need no KVM)"
+            )
         self.lpar_host = lpar_host
         self.isolated = IsolatedLpar() if uri is None else None
         self._preload: dict[str, str] = {}
@@ -71,7 +79,10 @@ class AdaptorTarget(LparHost, Target):
                 self.isolated.stop()
             raise
         try:
-            super().__init__(uri, cache=cache)
+            try:
+                super().__init__(uri, cache=cache)
+            except TargetError as exc:  # no pool, no network, no s390x emulator: before any scenario
+                raise ConformanceInputError(str(exc)) from None
             if lpar_host == "ibmz" and str(self.connection.getInfo()[0]) != "s390x":
                 self._preload = ibmz_host.preload_environment(ibmz_host.ibmz_host_library(cache), {})
             if self.simulated:
@@ -114,9 +125,14 @@ class AdaptorTarget(LparHost, Target):
             running = self.launcher.start(what, self.adaptor_overrides())
         except AdaptorStartError as exc:
             raise ConformanceInputError(f"{exc} (is it a cloud-api-adaptor?)") from None
+        except ValueError as exc:  # a socket path too long for a unix socket
+            raise ConformanceInputError(f"{exc}; set TMPDIR to a shorter folder") from None
         self.launcher.stop(running)
-        if not running.version:
-            raise ConformanceInputError(f"{what} answered Version with an empty version")
+        if running.version != PROTOCOL_VERSION:
+            raise ConformanceInputError(
+                f"{what} answered Version with {running.version!r}; a cloud-api-adaptor answers "
+                f"{PROTOCOL_VERSION!r} (cloud.Version, pkg/adaptor/cloud/cloud.go)"
+            )
         return running.version
 
     def adaptor_overrides(self) -> dict[str, str]:
