@@ -51,8 +51,7 @@ class LparEnvironment(ClusterEnvironment, Guests, LparInspection, LibvirtFaults)
         self._configure_provider()
 
     def _configure_provider(self) -> None:
-        scenario = {**self._secret_data, **self._cm_data}
-        self._libvirt.configure({**self.adaptor_environment(), **self._target.cm_overrides, **scenario})
+        self._libvirt.configure(self.deployment.provider_environment(self._target.cm_overrides))
 
     def get_pod(self, namespace: str, name: str) -> PodOutcome:
         """The pod's state once its pod VM is ready (or its guest never reported)."""
