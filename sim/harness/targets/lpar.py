@@ -23,6 +23,7 @@ from sim.harness.targets.base import (
     PodOutcome,
     Target,
     TargetOptions,
+    provided_by,
 )
 from sim.harness.targets.inprocess import ClusterEnvironment
 from sim.harness.targets.lparhost import LparHost, with_guest_failure
@@ -95,8 +96,11 @@ class LparTarget(LparHost, Target):
     name = "lpar"
     environment_class = LparEnvironment
 
-    def withheld(self) -> frozenset[str]:
-        return frozenset({"guest"}) if self.simulated else frozenset()
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """Every capability of its environment; on libvirt's simulator, no guest boots."""
+        offered = provided_by(LparEnvironment)
+        return offered - {"guest"} if self.simulated else offered
 
     @classmethod
     def from_options(cls, options: TargetOptions) -> LparTarget:

@@ -21,6 +21,7 @@ from sim.errors import ConformanceInputError
 from sim.harness.targets.base import (
     Target,
     TargetOptions,
+    provided_by,
 )
 from sim.harness.targets.cluster.environment import OSC_NAMESPACE, KubeEnvironment
 from sim.paths import FIXTURES_DIR
@@ -125,17 +126,18 @@ class ClusterTarget(Target):
             self.close()
             raise
 
-    def withheld(self) -> frozenset[str]:
+    @property
+    def capabilities(self) -> frozenset[str]:
         """A given cluster is used as deployed (no nodes, settings or pod VMs of the suite's);
         an LPAR only with --libvirt-uri, and guests only on a real one."""
-        withheld: set[str] = set()
+        offered = set(provided_by(self.environment_class))
         if not self.local:
-            withheld |= {"webhook-settings", "cluster", "podvm"}
+            offered -= {"webhook-settings", "cluster", "podvm"}
         if self.lpar is None:
-            withheld |= {"lpar-host", "guest"}
+            offered -= {"lpar-host", "guest"}
         elif self.lpar.simulated:
-            withheld.add("guest")
-        return frozenset(withheld)
+            offered.discard("guest")
+        return frozenset(offered)
 
     # ------------------------------------------------------------------ building
     @classmethod
