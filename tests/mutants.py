@@ -407,7 +407,7 @@ def _negative_limit_advertises_zero() -> None:
 
 
 def _adaptor_advertises_the_webhooks_name() -> None:
-    original = sim.harness.targets.inprocess.ClusterEnvironment.set_webhook_env
+    original = sim.harness.targets.inprocess.InProcessEnvironment.set_webhook_env
 
     def set_env(self: Any, name: str, value: str) -> None:
         original(self, name, value)
@@ -417,7 +417,7 @@ def _adaptor_advertises_the_webhooks_name() -> None:
                 pool = self._cluster.nodepool
                 pool.advertise(node, pool.adaptor(node).config.advertised)
 
-    sim.harness.targets.inprocess.ClusterEnvironment.set_webhook_env = set_env  # type: ignore[method-assign]
+    sim.harness.targets.inprocess.InProcessEnvironment.set_webhook_env = set_env  # type: ignore[method-assign]
 
 
 def _adaptor_reads_config_live() -> None:
@@ -549,7 +549,7 @@ def _provider_keeps_volumes_on_delete() -> None:
 
 def _provider_ignores_secret() -> None:
     sim.harness.targets.lpar.LparEnvironment.set_peer_pods_secret = (  # type: ignore[method-assign]
-        sim.harness.targets.inprocess.ClusterEnvironment.set_peer_pods_secret
+        sim.harness.targets.inprocess.InProcessEnvironment.set_peer_pods_secret
     )
 
 

@@ -1,6 +1,6 @@
 """The in-process environment the ``reference`` and ``lpar`` targets share (not a target).
 
-:class:`ClusterEnvironment` drives a :class:`sim.kube.cluster.Cluster` (API server admission,
+:class:`InProcessEnvironment` drives a :class:`sim.kube.cluster.Cluster` (API server admission,
 the webhook, scheduler, one cloud-api-adaptor per node) with a pod VM provider; the
 reference target gives it the in-memory provider, the ``lpar`` target gives it libvirt.
 """
@@ -79,7 +79,7 @@ class SwitchableWebhookCaller:
         return InProcessWebhookCaller(self.settings)(webhook, review)
 
 
-class ClusterEnvironment(Environment, WebhookEnv, Nodes, PodVMs, WebhookCalls, AdaptorProcess):
+class InProcessEnvironment(Environment, WebhookEnv, Nodes, PodVMs, WebhookCalls, AdaptorProcess):
     """One scenario on the in-process cluster, with pod VMs from ``provider``."""
 
     def __init__(self, provider: Provider) -> None:

@@ -1,7 +1,7 @@
 """The ``lpar`` target: the reference control plane driving pod VMs on an (emulated) LPAR.
 
 The webhook, scheduler and cloud-api-adaptor are the reference ones
-(:class:`~sim.harness.targets.inprocess.ClusterEnvironment`); the pod VMs are libvirt domains made
+(:class:`~sim.harness.targets.inprocess.InProcessEnvironment`); the pod VMs are libvirt domains made
 by :class:`~sim.peerpods.providers.libvirt.LibvirtProvider`. On ``test:///default`` (the default)
 libvirt is its in-memory simulator; on ``qemu:///system`` every pod VM is a real s390x
 guest under ``qemu-system-s390x`` whose own agent reports what it did, so this target also
@@ -25,13 +25,13 @@ from sim.harness.targets.base import (
     TargetOptions,
     provided_by,
 )
-from sim.harness.targets.inprocess import ClusterEnvironment
+from sim.harness.targets.inprocess import InProcessEnvironment
 from sim.harness.targets.lparhost import LparHost, with_guest_failure
 from sim.lpar import host
 from sim.peerpods.providers.libvirt import LibvirtProvider
 
 
-class LparEnvironment(ClusterEnvironment, Guests, LparInspection, LibvirtFaults):
+class LparEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFaults):
     """One scenario: the reference cluster with the libvirt provider, checked for leftovers."""
 
     def __init__(self, target: LparTarget, provider: LibvirtProvider) -> None:

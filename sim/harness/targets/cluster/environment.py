@@ -87,7 +87,7 @@ def _closed_port() -> int:
         return port
 
 
-class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspection, LibvirtFaults):
+class ApiServerEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspection, LibvirtFaults):
     """One scenario on a real API server."""
 
     def __init__(self, target: ClusterTarget, provider: Provider) -> None:

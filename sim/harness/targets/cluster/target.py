@@ -23,7 +23,7 @@ from sim.harness.targets.base import (
     TargetOptions,
     provided_by,
 )
-from sim.harness.targets.cluster.environment import OSC_NAMESPACE, KubeEnvironment
+from sim.harness.targets.cluster.environment import OSC_NAMESPACE, ApiServerEnvironment
 from sim.paths import FIXTURES_DIR
 from sim.peerpods.providers.memory import MemoryProvider
 from sim.yamlload import load_all, load_one
@@ -71,7 +71,7 @@ class ClusterTarget(Target):
     """A real kube-apiserver and kube-scheduler; local (started here) or given by kubeconfig."""
 
     name = "cluster"
-    environment_class = KubeEnvironment
+    environment_class = ApiServerEnvironment
 
     def __init__(
         self,
@@ -213,9 +213,9 @@ class ClusterTarget(Target):
             "nodes": "the cluster's own",
         }
 
-    def open_environment(self) -> KubeEnvironment:
+    def open_environment(self) -> ApiServerEnvironment:
         self._start()
-        return KubeEnvironment(self, self.lpar.provider() if self.lpar is not None else MemoryProvider())
+        return ApiServerEnvironment(self, self.lpar.provider() if self.lpar is not None else MemoryProvider())
 
     def close(self) -> None:
         try:
