@@ -295,7 +295,7 @@ class ApiServerEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparI
 
     def add_node(self, name: str) -> None:
         self._local_only(f"adding node {name}")
-        from sim.harness.localcluster.nodeagent import NodeAgent
+        from sim.harness.targets.cluster.nodeagent import NodeAgent
 
         agent = NodeAgent(name, self.api, self.provider, kata_config=self._kata_config)
         agent.register()

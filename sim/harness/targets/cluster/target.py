@@ -103,7 +103,7 @@ class ClusterTarget(Target):
             self._connected(api)
 
     def _connected(self, api: Any) -> None:
-        from sim.harness.localcluster.nodeagent import NodeAgents
+        from sim.harness.targets.cluster.nodeagent import NodeAgents
 
         self.api = api
         self.core = client.CoreV1Api(api)
@@ -166,8 +166,8 @@ class ClusterTarget(Target):
 
     @classmethod
     def start_local(cls, libvirt_uri: str | None = None) -> ClusterTarget:
-        from sim.harness.localcluster.build import require_binaries
-        from sim.harness.localcluster.controlplane import ControlPlane
+        from sim.harness.targets.cluster.build import require_binaries
+        from sim.harness.targets.cluster.controlplane import ControlPlane
 
         plane = ControlPlane(require_binaries())
         return cls(None, mode="local", kubeconfig=None, plane=plane, libvirt_uri=libvirt_uri)
