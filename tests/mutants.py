@@ -27,7 +27,7 @@ import sim.harness.targets.inprocess
 import sim.harness.targets.lpar
 import sim.kube.admission
 import sim.kube.cluster
-import sim.kube.pending
+import sim.kube.nodepool
 import sim.kube.profiles
 import sim.kube.scheduler
 import sim.kube.selectors
@@ -457,17 +457,24 @@ def _scheduler_never_frees() -> None:
 
 def _sandbox_failure_fails_the_pod() -> None:
     """A sandbox that did not start marks the pod Failed and frees its unit (kubelet keeps it Pending)."""
-    original = sim.kube.pending.PendingQueue._started
+    original = sim.kube.nodepool.NodePool.start_pod
 
-    def started(self: sim.kube.pending.PendingQueue, key: tuple[str, str], state: Any, node: str) -> bool:
-        bound = original(self, key, state, node)
+    def start_pod(
+        self: sim.kube.nodepool.NodePool,
+        node: str,
+        key: tuple[str, str],
+        state: Any,
+        kata: Any,
+        *,
+        peer_pod: bool,
+    ) -> None:
+        original(self, node, key, state, kata, peer_pod=peer_pod)
         if state.phase == "Pending" and (state.reason or "").startswith("FailedCreatePodSandBox"):
             self.scheduler.release(key)
             state.phase = "Failed"
             state.pod["status"] = {"phase": "Failed", "message": state.reason}
-        return bound
 
-    sim.kube.pending.PendingQueue._started = started  # type: ignore[method-assign]
+    sim.kube.nodepool.NodePool.start_pod = start_pod  # type: ignore[method-assign]
 
 
 def _scheduler_ignores_overhead() -> None:

@@ -20,9 +20,9 @@ Refusals raise :class:`AdmissionDenied` whose text reads like kube-apiserver's; 
 the caller (asking for a pod or node that does not exist) raise :class:`ClusterError`.
 Pending pods are retried, in creation order, whenever resources are freed or added.
 
-The nodes and their adaptors are a :class:`sim.kube.nodepool.NodePool`; the pending pods and
-how a pod is bound and started are a :class:`sim.kube.pending.PendingQueue`; this class is the
-API server in front of both.
+The nodes, their kubelets and adaptors are a :class:`sim.kube.nodepool.NodePool` (a bound
+pod's sandbox starts there); the pending pods and how a pod is bound are a
+:class:`sim.kube.schedulingqueue.SchedulingQueue`; this class is the API server in front of both.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from sim.kube.admission import (
     admit,
 )
 from sim.kube.nodepool import NodePool
-from sim.kube.pending import PendingQueue, PodState
 from sim.kube.podchecks import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
@@ -55,7 +54,9 @@ from sim.kube.podchecks import (
     overhead_mismatch,
     validate_pod,
 )
+from sim.kube.podstate import PodState
 from sim.kube.scheduler import Scheduler, effective_request, node_amounts
+from sim.kube.schedulingqueue import SchedulingQueue
 from sim.peerpods.kata import PEER_POD_HANDLER, UPSTREAM_CONFIG, KataConfig, KataRuntime
 from sim.peerpods.podvm import GuestReport
 from sim.peerpods.providers import Provider
@@ -152,7 +153,7 @@ class Cluster:
         #: The worker nodes and their cloud-api-adaptors.
         self.nodepool = NodePool(provider, self.scheduler, ClusterError)
         #: Pending pods, retried whenever nodes or resources change.
-        self.queue = PendingQueue(
+        self.queue = SchedulingQueue(
             self.scheduler, self.nodepool, self._pods, lambda: self.kata, self._is_peer_pod
         )
 
