@@ -28,6 +28,7 @@ import sim.harness.targets.lpar
 import sim.kube.admission
 import sim.kube.cluster
 import sim.kube.nodepool
+import sim.kube.podpipeline
 import sim.kube.profiles
 import sim.kube.scheduler
 import sim.kube.selectors
@@ -448,7 +449,7 @@ def _scheduler_ignores_extended_resource() -> None:
     def without(pod: Mapping[str, Any]) -> dict[str, int]:
         return {k: v for k, v in original(pod).items() if k != "kata.peerpods.io/vm"}
 
-    _rebind(sim.kube.cluster, "effective_request", without)
+    _rebind(sim.kube.podpipeline, "effective_request", without)
 
 
 def _scheduler_never_frees() -> None:
@@ -485,7 +486,7 @@ def _scheduler_ignores_overhead() -> None:
         (stripped.get("spec") or {}).pop("overhead", None)
         return original(stripped)
 
-    _rebind(sim.kube.cluster, "effective_request", no_overhead)
+    _rebind(sim.kube.podpipeline, "effective_request", no_overhead)
 
 
 def _scheduler_charges_every_peer_pod() -> None:
@@ -497,7 +498,7 @@ def _scheduler_charges_every_peer_pod() -> None:
             request["kata.peerpods.io/vm"] = max(request.get("kata.peerpods.io/vm", 0), 1)
         return request
 
-    _rebind(sim.kube.cluster, "effective_request", charged)
+    _rebind(sim.kube.podpipeline, "effective_request", charged)
 
 
 # --- the libvirt provider ---------------------------------------------------------------------------
