@@ -31,6 +31,7 @@ from typing import Any
 from sim.bounds import excerpt
 from sim.kube.admission import (
     DEFAULT_USER_INFO,
+    AdmissionOutcome,
     MutatingWebhook,
     PeerPodNamespacePolicy,
     WebhookCaller,
@@ -114,14 +115,7 @@ class PodPipeline:
         """Stages 1 to 6 for a new pod; raises :class:`AdmissionDenied` if refused."""
         candidate, namespace, name = self._decode(pod)
         self._runtime_class_admit(candidate, name)
-        outcome = admit(
-            candidate,
-            operation="CREATE",
-            namespace_obj=self.objects.namespaces[namespace],
-            webhooks=self.webhooks,
-            caller=self.caller,
-            user_info=self.user_info,
-        )
+        outcome = self._mutate(candidate, "CREATE", namespace)
         if not outcome.allowed:
             raise AdmissionDenied(
                 outcome.reason or "denied", code=500 if "Internal error" in (outcome.reason or "") else 403
@@ -155,15 +149,7 @@ class PodPipeline:
             raise AdmissionDenied(f'pods "{name}" not found', code=404)
         state = self.objects.pods[key]
         old = state.pod
-        outcome = admit(
-            candidate,
-            operation="UPDATE",
-            namespace_obj=self.objects.namespaces[namespace],
-            webhooks=self.webhooks,
-            caller=self.caller,
-            user_info=self.user_info,
-            old_pod=old,
-        )
+        outcome = self._mutate(candidate, "UPDATE", namespace, old_pod=old)
         if not outcome.allowed:
             raise AdmissionDenied(outcome.reason or "denied")
         updated = outcome.pod
@@ -210,6 +196,20 @@ class PodPipeline:
         if self.default_requests_from_limits:
             default_requests(candidate)
         return candidate, namespace, name
+
+    def _mutate(
+        self, pod: dict[str, Any], operation: str, namespace: str, *, old_pod: dict[str, Any] | None = None
+    ) -> AdmissionOutcome:
+        """Stage 3: the mutating webhooks, as registered now."""
+        return admit(
+            pod,
+            operation=operation,
+            namespace_obj=self.objects.namespaces[namespace],
+            webhooks=self.webhooks,
+            caller=self.caller,
+            user_info=self.user_info,
+            old_pod=old_pod,
+        )
 
     def _runtime_class_admit(self, pod: dict[str, Any], name: str) -> None:
         """Stage 2: the RuntimeClass plugin sets ``spec.overhead`` from ``podFixed``."""
