@@ -28,7 +28,7 @@ def _contexts(module_name: str) -> list[StepFunctionContext]:
     for name, fixture in vars(module).items():
         if not name.startswith("pytestbdd_stepdef_"):
             continue
-        function = fixture._get_wrapped_function()
+        function = fixture.__wrapped__
         cells = [cell.cell_contents for cell in function.__closure__ or ()]
         contexts = [c for c in cells if isinstance(c, StepFunctionContext)]
         assert contexts, f"pytest-bdd no longer keeps the step context of {name} where this test looks"
