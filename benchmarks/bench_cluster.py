@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 import bench_scheduler  # noqa: E402  (beside this script)
 
-from sim.harness.localcluster.build import find_binaries  # noqa: E402
-from sim.harness.localcluster.controlplane import ControlPlane  # noqa: E402
+from sim.harness.targets.cluster.build import find_binaries  # noqa: E402
+from sim.harness.targets.cluster.controlplane import ControlPlane  # noqa: E402
 from sim.kube.scheduler import Scheduler, effective_request, node_amounts  # noqa: E402
 
 if TYPE_CHECKING:

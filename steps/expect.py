@@ -11,7 +11,7 @@ import hashlib
 import re
 import tomllib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
@@ -27,9 +27,7 @@ from sim.harness.targets.base import (
 )
 
 from . import pods
-
-if TYPE_CHECKING:
-    from .common import World
+from .world import World
 
 
 def cloud_config_files(user_data: str) -> dict[str, str]:

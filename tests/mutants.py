@@ -27,7 +27,8 @@ import sim.harness.targets.inprocess
 import sim.harness.targets.lpar
 import sim.kube.admission
 import sim.kube.cluster
-import sim.kube.pending
+import sim.kube.nodepool
+import sim.kube.podpipeline
 import sim.kube.profiles
 import sim.kube.scheduler
 import sim.kube.selectors
@@ -407,7 +408,7 @@ def _negative_limit_advertises_zero() -> None:
 
 
 def _adaptor_advertises_the_webhooks_name() -> None:
-    original = sim.harness.targets.inprocess.ClusterEnvironment.set_webhook_env
+    original = sim.harness.targets.inprocess.InProcessEnvironment.set_webhook_env
 
     def set_env(self: Any, name: str, value: str) -> None:
         original(self, name, value)
@@ -417,7 +418,7 @@ def _adaptor_advertises_the_webhooks_name() -> None:
                 pool = self._cluster.nodepool
                 pool.advertise(node, pool.adaptor(node).config.advertised)
 
-    sim.harness.targets.inprocess.ClusterEnvironment.set_webhook_env = set_env  # type: ignore[method-assign]
+    sim.harness.targets.inprocess.InProcessEnvironment.set_webhook_env = set_env  # type: ignore[method-assign]
 
 
 def _adaptor_reads_config_live() -> None:
@@ -448,7 +449,7 @@ def _scheduler_ignores_extended_resource() -> None:
     def without(pod: Mapping[str, Any]) -> dict[str, int]:
         return {k: v for k, v in original(pod).items() if k != "kata.peerpods.io/vm"}
 
-    _rebind(sim.kube.cluster, "effective_request", without)
+    _rebind(sim.kube.podpipeline, "effective_request", without)
 
 
 def _scheduler_never_frees() -> None:
@@ -457,17 +458,24 @@ def _scheduler_never_frees() -> None:
 
 def _sandbox_failure_fails_the_pod() -> None:
     """A sandbox that did not start marks the pod Failed and frees its unit (kubelet keeps it Pending)."""
-    original = sim.kube.pending.PendingQueue._started
+    original = sim.kube.nodepool.NodePool.start_pod
 
-    def started(self: sim.kube.pending.PendingQueue, key: tuple[str, str], state: Any, node: str) -> bool:
-        bound = original(self, key, state, node)
+    def start_pod(
+        self: sim.kube.nodepool.NodePool,
+        node: str,
+        key: tuple[str, str],
+        state: Any,
+        kata: Any,
+        *,
+        peer_pod: bool,
+    ) -> None:
+        original(self, node, key, state, kata, peer_pod=peer_pod)
         if state.phase == "Pending" and (state.reason or "").startswith("FailedCreatePodSandBox"):
             self.scheduler.release(key)
             state.phase = "Failed"
             state.pod["status"] = {"phase": "Failed", "message": state.reason}
-        return bound
 
-    sim.kube.pending.PendingQueue._started = started  # type: ignore[method-assign]
+    sim.kube.nodepool.NodePool.start_pod = start_pod  # type: ignore[method-assign]
 
 
 def _scheduler_ignores_overhead() -> None:
@@ -478,7 +486,7 @@ def _scheduler_ignores_overhead() -> None:
         (stripped.get("spec") or {}).pop("overhead", None)
         return original(stripped)
 
-    _rebind(sim.kube.cluster, "effective_request", no_overhead)
+    _rebind(sim.kube.podpipeline, "effective_request", no_overhead)
 
 
 def _scheduler_charges_every_peer_pod() -> None:
@@ -490,7 +498,7 @@ def _scheduler_charges_every_peer_pod() -> None:
             request["kata.peerpods.io/vm"] = max(request.get("kata.peerpods.io/vm", 0), 1)
         return request
 
-    _rebind(sim.kube.cluster, "effective_request", charged)
+    _rebind(sim.kube.podpipeline, "effective_request", charged)
 
 
 # --- the libvirt provider ---------------------------------------------------------------------------
@@ -549,7 +557,7 @@ def _provider_keeps_volumes_on_delete() -> None:
 
 def _provider_ignores_secret() -> None:
     sim.harness.targets.lpar.LparEnvironment.set_peer_pods_secret = (  # type: ignore[method-assign]
-        sim.harness.targets.inprocess.ClusterEnvironment.set_peer_pods_secret
+        sim.harness.targets.inprocess.InProcessEnvironment.set_peer_pods_secret
     )
 
 

@@ -2,7 +2,7 @@
 
 Loaded as a plugin: by ``peerpods-conformance run`` (``-p sim.harness.pytest_plugin``), and by the
 checkout's ``conftest.py`` for ``pytest steps --target ...``. The features run through
-``steps/test_conformance.py``; the step modules (``steps/common.py`` and every
+``steps/test_conformance.py``; the step modules (``steps/world.py`` and every
 ``steps/*_steps.py``) are loaded here once, as plugins, so each step text is defined in
 exactly one place.
 
@@ -31,7 +31,7 @@ from sim.paths import CHECKOUT, STEPS_DIR, STEPS_PACKAGE
 if CHECKOUT and find_spec("steps") is None:  # the checkout's steps/ folder, wherever the run starts
     sys.path.insert(0, str(STEPS_DIR.parent))
 pytest_plugins = [
-    f"{STEPS_PACKAGE}.common",
+    f"{STEPS_PACKAGE}.world",
     *sorted(f"{STEPS_PACKAGE}.{p.stem}" for p in STEPS_DIR.glob("*_steps.py")),
 ]
 

@@ -1,63 +1,38 @@
 """An in-process Kubernetes cluster, reduced to what peer pods exercise.
 
-One object plays the API server (namespaces, RuntimeClasses, ConfigMaps, pods, the
-admission chain), kube-scheduler (:mod:`sim.kube.scheduler`) and, on each node, the kubelet's
-part plus one cloud-api-adaptor (:mod:`sim.peerpods.adaptor`). Pods go through the same stages, in
-the same order, as on a real cluster, because the document's behaviours arise from their
-interplay (an excluded namespace escapes the webhook, hence the extended-resource limit):
+One object plays the API server's storage (namespaces, RuntimeClasses, ConfigMaps, Secrets,
+pods) in front of three parts that do the work, each where Kubernetes does it:
 
-1. decode and defaults: the object must be a Pod whose quantities parse (400 otherwise);
-2. the RuntimeClass admission plugin sets ``spec.overhead`` from the class's ``podFixed``
-   (it runs before the webhooks in kube-apiserver's plugin order);
-3. the mutating webhooks (:func:`sim.kube.admission.admit`, failurePolicy included);
-4. validation: RuntimeClass overhead unchanged, containers and resources valid (422);
-5. the validating policy, if installed (the document's best practice: peer pods only in
-   chosen namespaces);
-6. storage (409 on a duplicate name), scheduling, and for a bound peer pod the node's
-   adaptor creates the pod VM.
+* :class:`sim.kube.podpipeline.PodPipeline`: what becomes of a submitted pod, stage after
+  stage in kube-apiserver's order (decode and defaults, the RuntimeClass plugin, the
+  mutating webhooks, validation, the policy, storage), then the scheduling queue;
+* :class:`sim.kube.schedulingqueue.SchedulingQueue`: pending pods, bound in creation order
+  by kube-scheduler (:mod:`sim.kube.scheduler`), retried whenever resources are freed or added;
+* :class:`sim.kube.nodepool.NodePool`: the nodes, each with its kubelet (which starts a bound
+  pod's sandbox through the Kata runtime) and its cloud-api-adaptor (:mod:`sim.peerpods.adaptor`).
 
 Refusals raise :class:`AdmissionDenied` whose text reads like kube-apiserver's; mistakes of
 the caller (asking for a pod or node that does not exist) raise :class:`ClusterError`.
-Pending pods are retried, in creation order, whenever resources are freed or added.
-
-The nodes and their adaptors are a :class:`sim.kube.nodepool.NodePool`; the pending pods and
-how a pod is bound and started are a :class:`sim.kube.pending.PendingQueue`; this class is the
-API server in front of both.
 """
 
 from __future__ import annotations
 
 import copy
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from sim.bounds import excerpt
 from sim.errors import ConformanceInputError
-from sim.kube.admission import (
-    DEFAULT_USER_INFO,
-    MutatingWebhook,
-    PeerPodNamespacePolicy,
-    WebhookCaller,
-    admit,
-)
+from sim.kube.admission import MutatingWebhook, PeerPodNamespacePolicy, WebhookCaller
 from sim.kube.nodepool import AdaptorFactory, NodePool
-from sim.kube.pending import PendingQueue, PodState
-from sim.kube.podchecks import (
-    DNS_LABEL,
-    DNS_SUBDOMAIN,
-    AdmissionDenied,
-    check_quantities,
-    default_requests,
-    immutable_spec,
-    invalid,
-    overhead_mismatch,
-    validate_pod,
-)
-from sim.kube.scheduler import Scheduler, effective_request, node_amounts
+from sim.kube.podchecks import DNS_LABEL, AdmissionDenied
+from sim.kube.podpipeline import ApiObjects, PodPipeline, is_peer_pod
+from sim.kube.podstate import PodState
+from sim.kube.scheduler import Scheduler, node_amounts
+from sim.kube.schedulingqueue import SchedulingQueue
 from sim.peerpods.adaptor import CloudApiAdaptor
-from sim.peerpods.kata import PEER_POD_HANDLER, UPSTREAM_CONFIG, KataConfig, KataRuntime
+from sim.peerpods.kata import UPSTREAM_CONFIG, KataConfig, KataRuntime
 from sim.peerpods.podvm import GuestReport
 from sim.peerpods.providers import Provider
 from sim.peerpods.webhook import WebhookSettings
@@ -135,28 +110,61 @@ class Cluster:
             from sim.peerpods.providers.memory import MemoryProvider
 
             provider = MemoryProvider()
-        self.webhooks: list[MutatingWebhook] = list(webhooks)
-        self.caller: WebhookCaller = caller
         self.provider: Provider = provider
         self.caa_namespace = caa_namespace
-        self.strict_runtime_classes = strict_runtime_classes
-        self.default_requests_from_limits = default_requests_from_limits
-        self.user_info = dict(user_info if user_info is not None else DEFAULT_USER_INFO)
-        self.policy: PeerPodNamespacePolicy | None = None
         #: The nodes' Kata runtime (configuration-remote.toml): between scheduling and the adaptor.
         self.kata = KataRuntime(kata_config)
         self.scheduler = Scheduler()
-        self._namespaces: dict[str, dict[str, Any]] = {}
-        self._runtime_classes: dict[str, dict[str, Any]] = {}
+        self.objects = ApiObjects()
+        self._namespaces = self.objects.namespaces
+        self._runtime_classes = self.objects.runtime_classes
+        self._pods = self.objects.pods
         self._configmaps: dict[tuple[str, str], dict[str, Any]] = {}
         self._secrets: dict[tuple[str, str], dict[str, Any]] = {}
-        self._pods: dict[tuple[str, str], PodState] = {}
-        #: The worker nodes and their cloud-api-adaptors.
+        #: The worker nodes, their kubelets and cloud-api-adaptors.
         self.nodepool = NodePool(provider, self.scheduler, ClusterError, adaptor_factory or CloudApiAdaptor)
         #: Pending pods, retried whenever nodes or resources change.
-        self.queue = PendingQueue(
-            self.scheduler, self.nodepool, self._pods, lambda: self.kata, self._is_peer_pod
+        runtime_classes = self.objects.runtime_classes
+        self.queue = SchedulingQueue(
+            self.scheduler,
+            self.nodepool,
+            self._pods,
+            lambda: self.kata,
+            lambda pod: is_peer_pod(pod, runtime_classes),
         )
+        #: What becomes of a submitted pod (admission, checks, storage, scheduling).
+        self.pipeline = PodPipeline(
+            self.objects,
+            self.queue,
+            webhooks=webhooks,
+            caller=caller,
+            user_info=user_info,
+            strict_runtime_classes=strict_runtime_classes,
+            default_requests_from_limits=default_requests_from_limits,
+        )
+
+    @property
+    def webhooks(self) -> list[MutatingWebhook]:
+        """The registered mutating webhooks, in order."""
+        return self.pipeline.webhooks
+
+    @webhooks.setter
+    def webhooks(self, webhooks: Sequence[MutatingWebhook]) -> None:
+        self.pipeline.webhooks = list(webhooks)
+
+    @property
+    def caller(self) -> WebhookCaller:
+        """How the API server calls the webhooks."""
+        return self.pipeline.caller
+
+    @caller.setter
+    def caller(self, caller: WebhookCaller) -> None:
+        self.pipeline.caller = caller
+
+    @property
+    def policy(self) -> PeerPodNamespacePolicy | None:
+        """The validating policy, if installed (:meth:`apply_admission_policy`)."""
+        return self.pipeline.policy
 
     # ------------------------------------------------------------------ namespaces
     def has_namespace(self, name: str) -> bool:
@@ -243,8 +251,8 @@ class Cluster:
         """Install the document's recommended policy (replaces an earlier one); it guards
         ``runtime_class``, by default the webhook's TARGET_RUNTIMECLASS."""
         guarded = runtime_class or self.settings.target_runtimeclass
-        self.policy = PeerPodNamespacePolicy(frozenset(allowed_namespaces), guarded)
-        return self.policy
+        self.pipeline.policy = PeerPodNamespacePolicy(frozenset(allowed_namespaces), guarded)
+        return self.pipeline.policy
 
     # ------------------------------------------------------------------ nodes and adaptors
     def apply_secret(self, obj: Mapping[str, Any]) -> None:
@@ -305,80 +313,17 @@ class Cluster:
 
     # ------------------------------------------------------------------ pods
     def create_pod(self, pod: Mapping[str, Any], *, operation: str = "CREATE") -> PodState:
-        """Admit, store and schedule a pod; raises :class:`AdmissionDenied` if refused.
-
-        ``operation="UPDATE"`` re-submits an existing pod (see :meth:`update_pod`).
-        """
+        """Admit, store and schedule a pod (:class:`PodPipeline`); raises :class:`AdmissionDenied`
+        if refused. ``operation="UPDATE"`` re-submits an existing pod (see :meth:`update_pod`)."""
         if operation == "UPDATE":
             return self.update_pod(pod)
         if operation != "CREATE":
             raise ClusterError(f"create_pod: operation must be CREATE or UPDATE, got {excerpt(operation)}")
-        candidate, namespace, name = self._decode(pod)
-        self._runtime_class_admit(candidate, name)
-        namespace_obj = self._namespace(namespace)
-        outcome = admit(
-            candidate,
-            operation="CREATE",
-            namespace_obj=namespace_obj,
-            webhooks=self.webhooks,
-            caller=self.caller,
-            user_info=self.user_info,
-        )
-        if not outcome.allowed:
-            raise AdmissionDenied(
-                outcome.reason or "denied", code=500 if "Internal error" in (outcome.reason or "") else 403
-            )
-        stored = outcome.pod
-        if self.default_requests_from_limits and outcome.patched:
-            default_requests(stored)  # kube-apiserver defaults a webhook's patched object again
-        self._validate_admitted(stored, namespace, name)
-        if not name:
-            name = f"{_meta(stored)['generateName']}{secrets.token_hex(3)[:5]}"
-            _meta(stored)["name"] = name
-        key = (namespace, name)
-        if key in self._pods:
-            raise AdmissionDenied(f'pods "{name}" already exists', code=409)
-        request = effective_request(stored)
-        state = PodState(pod=stored, phase="Pending")
-        stored.setdefault("status", {})["phase"] = "Pending"
-        self._pods[key] = state
-        self.queue.schedule(key, state, request)
-        return replace(state)
+        return self.pipeline.create(pod)
 
     def update_pod(self, pod: Mapping[str, Any]) -> PodState:
-        """Re-submit an existing pod as an UPDATE through admission (OSC registers UPDATE).
-
-        A pod's spec is immutable apart from images, so a webhook that changes anything
-        else on UPDATE gets the update refused, as kube-apiserver refuses it.
-        """
-        candidate, namespace, name = self._decode(pod)
-        key = (namespace, name)
-        if key not in self._pods:
-            raise AdmissionDenied(f'pods "{name}" not found', code=404)
-        state = self._pods[key]
-        old = state.pod
-        outcome = admit(
-            candidate,
-            operation="UPDATE",
-            namespace_obj=self._namespace(namespace),
-            webhooks=self.webhooks,
-            caller=self.caller,
-            user_info=self.user_info,
-            old_pod=old,
-        )
-        if not outcome.allowed:
-            raise AdmissionDenied(outcome.reason or "denied")
-        updated = outcome.pod
-        if immutable_spec(updated) != immutable_spec(old):
-            raise invalid(
-                name, "spec: Forbidden: pod updates may not change fields other than container images"
-            )
-        updated.setdefault("spec", {})["nodeName"] = (old.get("spec") or {}).get("nodeName")
-        if updated["spec"]["nodeName"] is None:
-            del updated["spec"]["nodeName"]
-        updated["status"] = copy.deepcopy(old.get("status") or {})
-        state.pod = updated
-        return replace(state)
+        """Re-submit an existing pod as an UPDATE through admission (OSC registers UPDATE)."""
+        return self.pipeline.update(pod)
 
     def delete_pod(self, namespace: str, name: str) -> None:
         """Delete a pod: its pod VM is deleted and its resources freed for waiting pods."""
@@ -427,85 +372,3 @@ class Cluster:
         if state.vm is None:
             raise ClusterError(f"pod {namespace}/{name} has no pod VM ({state.phase}: {state.reason})")
         return state.vm
-
-    def _decode(self, pod: Mapping[str, Any]) -> tuple[dict[str, Any], str, str]:
-        """Stage 1: a Pod object, its namespace filled in, quantities parseable."""
-        if not isinstance(pod, Mapping):
-            raise AdmissionDenied(f"the object is a {type(pod).__name__}, not a Pod", code=400)
-        if pod.get("kind", "Pod") != "Pod" or pod.get("apiVersion", "v1") != "v1":
-            raise AdmissionDenied(
-                f"expected kind Pod apiVersion v1, got {excerpt(pod.get('kind'))} "
-                f"{excerpt(pod.get('apiVersion'))}",
-                code=400,
-            )
-        candidate = copy.deepcopy(dict(pod))
-        candidate.setdefault("apiVersion", "v1")
-        candidate.setdefault("kind", "Pod")
-        meta = candidate.setdefault("metadata", {})
-        if not isinstance(meta, dict):
-            raise AdmissionDenied("metadata: must be a mapping", code=400)
-        name = meta.get("name") or ""
-        if not name and not meta.get("generateName"):
-            raise invalid("", "metadata.name: Required value: name or generateName is required")
-        if name and (not isinstance(name, str) or len(name) > 253 or not DNS_SUBDOMAIN.fullmatch(name)):
-            raise invalid(
-                str(name), f"metadata.name: Invalid value: {excerpt(name)}: must be a DNS subdomain"
-            )
-        namespace = meta.get("namespace") or "default"
-        meta["namespace"] = namespace
-        self._namespace_or_denied(namespace)
-        check_quantities(candidate, name)
-        if self.default_requests_from_limits:
-            default_requests(candidate)
-        return candidate, namespace, name
-
-    def _namespace_or_denied(self, namespace: str) -> None:
-        if namespace not in self._namespaces:
-            raise AdmissionDenied(f'namespaces "{namespace}" not found', code=404)
-
-    def _runtime_class_admit(self, pod: dict[str, Any], name: str) -> None:
-        """Stage 2: the RuntimeClass plugin sets ``spec.overhead`` from ``podFixed``."""
-        class_name = pod["spec"].get("runtimeClassName")
-        if not class_name:
-            return
-        runtime_class = self._runtime_classes.get(class_name)
-        if runtime_class is None:
-            if self.strict_runtime_classes:
-                raise AdmissionDenied(
-                    f'pods "{name}" is forbidden: pod rejected: RuntimeClass "{class_name}" not found'
-                )
-            return
-        pod_fixed = (runtime_class.get("overhead") or {}).get("podFixed")
-        if not pod_fixed:
-            return
-        if pod["spec"].get("overhead") and not self._same_overhead(pod["spec"]["overhead"], pod_fixed):
-            raise overhead_mismatch(name)
-        pod["spec"]["overhead"] = copy.deepcopy(pod_fixed)
-
-    @staticmethod
-    def _same_overhead(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-        return node_amounts(a, where="spec.overhead") == node_amounts(b, where="overhead.podFixed")
-
-    def _validate_admitted(self, pod: dict[str, Any], namespace: str, name: str) -> None:
-        """Stages 4 and 5: the final object must be valid and the policy must allow it."""
-        if _meta(pod).get("namespace", namespace) != namespace:
-            raise invalid(name, "metadata.namespace: a webhook may not change the namespace")
-        validate_pod(pod, name)
-        class_name = (pod.get("spec") or {}).get("runtimeClassName")
-        runtime_class = self._runtime_classes.get(class_name or "")
-        pod_fixed = ((runtime_class or {}).get("overhead") or {}).get("podFixed")
-        if pod_fixed and not self._same_overhead(pod["spec"].get("overhead") or {}, pod_fixed):
-            raise overhead_mismatch(name)
-        if self.policy is not None:
-            denial = self.policy.denial(pod, namespace)
-            if denial:
-                raise AdmissionDenied(f'pods "{name or "<generated>"}" is forbidden: {denial}')
-
-    def _is_peer_pod(self, pod: Mapping[str, Any]) -> bool:
-        """A peer pod runs under a RuntimeClass whose handler is kata-remote."""
-        class_name = (pod.get("spec") or {}).get("runtimeClassName")
-        if not class_name:
-            return False
-        runtime_class = self._runtime_classes.get(class_name)
-        handler = runtime_class.get("handler") if runtime_class else class_name
-        return handler == PEER_POD_HANDLER

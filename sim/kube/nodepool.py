@@ -1,9 +1,11 @@
-"""The worker nodes of the in-process cluster and their cloud-api-adaptors.
+"""The worker nodes of the in-process cluster: each one's kubelet and cloud-api-adaptor.
 
 Each node is a Node object whose allocatable amounts the scheduler knows, and one adaptor
 that started with the adaptor's environment (peer-pods-secret, then peer-pods-cm) and
 patched its extended resource into the node (:data:`sim.peerpods.adaptor.ADVERTISED_RESOURCE`). An
 adaptor that exits at start-up advertises nothing; restarting re-reads the configuration.
+The node's kubelet starts a pod bound to it (:meth:`NodePool.start_pod`): a peer pod's
+sandbox goes through the Kata runtime to the adaptor, which creates its pod VM.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim.errors import ConformanceInputError
+from sim.kube.podstate import PodState
 from sim.kube.scheduler import Scheduler, format_amount, node_amounts
-from sim.peerpods.adaptor import AdaptorConfig, AdaptorStartError, CloudApiAdaptor, NodeAdaptor
+from sim.peerpods.adaptor import AdaptorConfig, AdaptorStartError, CloudApiAdaptor, NodeAdaptor, PodVMError
+from sim.peerpods.kata import KataRuntime, SandboxError, sandbox_failed
 from sim.peerpods.providers import Provider
 
 __all__ = ["AdaptorFactory", "NodeError", "NodePool"]
@@ -113,6 +117,27 @@ class NodePool:
         AdaptorConfig.from_configmap(adaptor_env)
         for name, node in self._nodes.items():
             self.advertise(name, _start(node.adaptor, adaptor_env))
+
+    def start_pod(
+        self, node: str, key: tuple[str, str], state: PodState, kata: KataRuntime, *, peer_pod: bool
+    ) -> None:
+        """The node's kubelet starts a pod bound to it (``key``): a peer pod's sandbox goes
+        through ``kata`` to the node's adaptor, which creates its pod VM."""
+        if peer_pod:
+            try:
+                request = kata.sandbox_request(state.pod)
+                try:
+                    state.vm = self.adaptor(node).create_pod_vm(request)
+                except PodVMError as exc:  # the shim's CreateVM failed: the sandbox did not start
+                    raise sandbox_failed(state.pod, str(exc)) from None
+            except SandboxError as exc:
+                # kubelet retries the sandbox: the pod stays Pending on its node, holding its
+                # unit, and never runs (kubelet's FailedCreatePodSandBox event).
+                state.phase, state.reason = "Pending", str(exc)
+                state.pod["status"] = {"phase": "Pending", "reason": "ContainerCreating", "message": str(exc)}
+                return
+        state.phase = "Running"
+        state.pod["status"] = {"phase": "Running"}
 
     def adaptor(self, name: str) -> NodeAdaptor:
         return self._node(name).adaptor

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
-from sim.harness.localcluster import controlplane
-from sim.harness.localcluster.build import ControlPlaneBinaries, find_binaries
-from sim.harness.localcluster.controlplane import ControlPlane, clean_stale_runs
+from sim.harness.targets.cluster import controlplane
+from sim.harness.targets.cluster.build import ControlPlaneBinaries, find_binaries
+from sim.harness.targets.cluster.controlplane import ControlPlane, clean_stale_runs
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient, CoreV1Api, V1ObjectMeta, V1Taint
@@ -145,8 +145,8 @@ def test_a_killed_run_leaves_nothing_the_next_run_trips_on(
         f"""
         import sys, time
         from pathlib import Path
-        from sim.harness.localcluster.build import find_binaries
-        from sim.harness.localcluster.controlplane import ControlPlane
+        from sim.harness.targets.cluster.build import find_binaries
+        from sim.harness.targets.cluster.controlplane import ControlPlane
         plane = ControlPlane(find_binaries(), root=Path({str(runs)!r})).start()
         print(plane.run_dir, *plane.pids(), flush=True)
         time.sleep(600)
@@ -355,7 +355,7 @@ def test_a_node_agent_advertises_the_limit_as_caa_does_and_removes_it_on_stop(
 ) -> None:
     from kubernetes import client
 
-    from sim.harness.localcluster.nodeagent import NodeAgent
+    from sim.harness.targets.cluster.nodeagent import NodeAgent
     from sim.peerpods.providers.memory import MemoryProvider
 
     vm = "kata.peerpods.io/vm"

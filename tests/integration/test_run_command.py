@@ -21,6 +21,7 @@ from sim.paths import FEATURES_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "tests" / "fixtures" / "cucumber-json.schema.json").read_text())
+SUMMARY_SCHEMA = json.loads((ROOT / "schemas" / "summary.schema.json").read_text())
 FOUR = ("summary.json", "report.html", "junit.xml", "cucumber.json")
 
 
@@ -95,6 +96,11 @@ def test_cucumber_json_has_every_scenario_and_feature_and_passes_the_schema(
     for element in skipped:
         messages = [s["result"].get("error_message", "") for s in element["steps"]]
         assert any(m.startswith("not applicable") for m in messages), element["name"]
+
+
+def test_summary_json_passes_its_schema(full_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, report_dir = full_run
+    jsonschema.Draft202012Validator(SUMMARY_SCHEMA).validate(summary(report_dir))
 
 
 def test_the_schema_refuses_what_consumers_refuse() -> None:

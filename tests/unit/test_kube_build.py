@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 from sim.harness.cli import main
-from sim.harness.localcluster import build
+from sim.harness.targets.cluster import build
 
 
 @pytest.fixture

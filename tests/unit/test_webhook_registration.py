@@ -10,7 +10,7 @@ import pytest
 
 from sim.errors import ConformanceInputError
 from sim.harness.targets.base import NotApplicable, TargetOptions
-from sim.harness.targets.inprocess import ClusterEnvironment
+from sim.harness.targets.inprocess import InProcessEnvironment
 from sim.harness.targets.reference import ReferenceTarget
 from sim.harness.targets.webhook import WebhookTarget, detect_profile, excluded_namespaces, read_configuration
 from sim.kube.admission import (
@@ -151,7 +151,7 @@ def test_refusal_code_reaches_the_outcome() -> None:
 
 
 def test_the_reference_api_server_refuses_a_bad_quantity_before_admission() -> None:
-    env = ClusterEnvironment(MemoryProvider())
+    env = InProcessEnvironment(MemoryProvider())
     try:
         env.create_namespace("workloads")
         outcome = env.create_pod(peer_pod(requests={"cpu": "two"}))

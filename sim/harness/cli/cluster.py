@@ -41,7 +41,7 @@ def _log(line: str) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from sim.harness.localcluster.build import prepare
+    from sim.harness.targets.cluster.build import prepare
 
     binaries, reused = prepare(args.cache, force=args.force, log=_log)
     print(
@@ -51,8 +51,8 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from sim.harness.localcluster.build import prepare
-    from sim.harness.localcluster.controlplane import ControlPlane
+    from sim.harness.targets.cluster.build import prepare
+    from sim.harness.targets.cluster.controlplane import ControlPlane
 
     def interrupted(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

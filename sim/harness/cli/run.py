@@ -24,6 +24,7 @@ from sim.harness.pytest_plugin import PresetTarget
 from sim.harness.report.cucumber import cucumber_report
 from sim.harness.report.html import render_report
 from sim.harness.report.junit import group_by_feature
+from sim.harness.report.model import Summary
 from sim.harness.report.output import RESULT_FILES, ReportDir, check_report_dir
 from sim.harness.report.results import OUTCOMES, ResultRecorder
 from sim.harness.report.selection import check_tags
@@ -185,7 +186,7 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{counts.get(word, 0)} {word}" for word in OUTCOMES)
 
 
-def console_summary(summary: dict[str, Any], target: str, report_dir: Path) -> str:
+def console_summary(summary: Summary, target: str, report_dir: Path) -> str:
     """The closing lines: the verdict, its scope, MUSTs, advisories, and where the reports are."""
     counts = summary["counts"]
     lines = [

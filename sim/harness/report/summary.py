@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 from plumbum import local
 from plumbum.commands.processes import CommandNotFound, ProcessExecutionError, ProcessTimedOut
@@ -29,6 +29,17 @@ from pytest_bdd.feature import get_features
 from sim import __version__
 from sim.files import sha256_file
 from sim.harness.catalogue import Catalogue
+from sim.harness.report.model import (
+    Advisory,
+    Artifact,
+    Counts,
+    CountsByKind,
+    NotApplicableGroup,
+    RequirementRecord,
+    ScenarioRecord,
+    Scope,
+    Summary,
+)
 from sim.harness.report.results import FAILED, NOT_APPLICABLE, NOT_RUN, OUTCOMES, PASSED, ScenarioResult
 from sim.paths import CHECKOUT, FEATURES_DIR, PROJECT_ROOT
 
@@ -92,7 +103,7 @@ def requirement_verdict(outcomes: Iterable[str]) -> str:
     return NOT_RUN
 
 
-def run_verdict(requirements: list[dict[str, Any]], scenarios: list[ScenarioResult], full: bool) -> str:
+def run_verdict(requirements: list[RequirementRecord], scenarios: list[ScenarioResult], full: bool) -> str:
     """The run's verdict from the MUST requirements only (see the module docstring)."""
     musts = [r for r in requirements if r["level"] == "MUST"]
     if any(r["verdict"] == FAILED for r in musts) or any(
@@ -104,14 +115,14 @@ def run_verdict(requirements: list[dict[str, Any]], scenarios: list[ScenarioResu
     return CONFORMANT if full else PARTIAL
 
 
-def _counts(verdicts: Iterable[str]) -> dict[str, int]:
+def _counts(verdicts: Iterable[str]) -> Counts:
     counter = Counter(verdicts)
     return {key: counter.get(key, 0) for key in OUTCOMES}
 
 
-def not_applicable_groups(scenarios: list[ScenarioResult]) -> list[dict[str, Any]]:
+def not_applicable_groups(scenarios: list[ScenarioResult]) -> list[NotApplicableGroup]:
     """Not-applicable scenarios grouped by the capability the target lacks (else by the reason)."""
-    groups: dict[str, dict[str, Any]] = {}
+    groups: dict[str, NotApplicableGroup] = {}
     for s in scenarios:
         if s.outcome != NOT_APPLICABLE:
             continue
@@ -131,6 +142,105 @@ def not_applicable_groups(scenarios: list[ScenarioResult]) -> list[dict[str, Any
     return sorted(groups.values(), key=lambda g: (-len(g["scenarios"]), g["lacks"]))
 
 
+ByRequirement = dict[str, list[ScenarioResult]]
+
+
+def scenarios_by_requirement(catalogue: Catalogue, scenarios: list[ScenarioResult]) -> ByRequirement:
+    """Each requirement's scenarios (a requirement the catalogue lacks is kept too)."""
+    found: ByRequirement = {r.id: [] for r in catalogue.requirements}
+    for result in scenarios:
+        for requirement_id in result.requirements:
+            found.setdefault(requirement_id, []).append(result)
+    return found
+
+
+def requirement_records(catalogue: Catalogue, by_requirement: ByRequirement) -> list[RequirementRecord]:
+    """The traceability matrix: each requirement of the catalogue, its verdict and scenarios."""
+    return [
+        {
+            "id": requirement.id,
+            "level": requirement.level,
+            "text": requirement.text,
+            "source": requirement.source,
+            "since": requirement.since,
+            "verdict": requirement_verdict(r.outcome for r in by_requirement[requirement.id]),
+            "scenarios": [r.nodeid for r in by_requirement[requirement.id]],
+        }
+        for requirement in catalogue.requirements
+    ]
+
+
+def is_full_run(
+    scenarios: list[ScenarioResult],
+    not_run: Mapping[str, str],
+    narrowed: bool,
+    expected: set[tuple[str, int]] | None,
+) -> bool:
+    """Whether the whole catalogue ran: nothing narrowed, left out, or missing from the features."""
+    if narrowed or not_run or any(s.outcome == NOT_RUN for s in scenarios):
+        return False
+    ran = {(Path(s.feature_uri).name, s.line) for s in scenarios}
+    return not ((catalogue_scenarios() if expected is None else expected) - ran)
+
+
+def run_scope(
+    scenarios: list[ScenarioResult],
+    requirements: list[RequirementRecord],
+    *,
+    full: bool,
+    selection: list[str],
+    not_run: Mapping[str, str],
+) -> Scope:
+    """What ran, and what a selection left out."""
+    not_run_labels = sorted(
+        set(not_run.values()) | {f"{s.feature}: {s.scenario}" for s in scenarios if s.outcome == NOT_RUN}
+    )
+    return {
+        "full": full,
+        "selection": selection,
+        "scenarios_run": sum(1 for s in scenarios if s.outcome != NOT_RUN),
+        "scenarios_not_run": not_run_labels,
+        "requirements_not_run": [r["id"] for r in requirements if r["verdict"] == NOT_RUN],
+    }
+
+
+def _by_level(requirements: list[RequirementRecord], level: str) -> list[RequirementRecord]:
+    return [r for r in requirements if r["level"] == level]
+
+
+def run_counts(
+    scenarios: list[ScenarioResult], requirements: list[RequirementRecord], not_run: Mapping[str, str]
+) -> CountsByKind:
+    """The counts: scenarios (those never reported as not run), requirements, MUSTs, SHOULDs."""
+    return {
+        "scenarios": _counts([s.outcome for s in scenarios] + [NOT_RUN] * len(not_run)),
+        "requirements": _counts(r["verdict"] for r in requirements),
+        "must": _counts(r["verdict"] for r in _by_level(requirements, "MUST")),
+        "should": _counts(r["verdict"] for r in _by_level(requirements, "SHOULD")),
+    }
+
+
+def advisories(requirements: list[RequirementRecord], by_requirement: ByRequirement) -> list[Advisory]:
+    """The SHOULD requirements that failed, with their scenarios' reasons."""
+    return [
+        {
+            "id": r["id"],
+            "text": r["text"],
+            "verdict": r["verdict"],
+            "reasons": sorted(
+                {s.reason for s in by_requirement[r["id"]] if s.outcome == FAILED and s.reason}
+            ),
+        }
+        for r in _by_level(requirements, "SHOULD")
+        if r["verdict"] == FAILED
+    ]
+
+
+def artifact_records(artifacts: Mapping[str, Path]) -> dict[str, Artifact]:
+    """Each result file's name and SHA-256."""
+    return {name: {"file": path.name, "sha256": sha256_file(path)} for name, path in artifacts.items()}
+
+
 def build_summary(
     *,
     catalogue: Catalogue,
@@ -144,7 +254,7 @@ def build_summary(
     not_run: Mapping[str, str] | None = None,
     narrowed: bool = False,
     expected: set[tuple[str, int]] | None = None,
-) -> dict[str, Any]:
+) -> Summary:
     """Assemble summary.json's content.
 
     ``not_run`` names the scenarios that were deselected or never reported; ``narrowed``
@@ -152,36 +262,11 @@ def build_summary(
     ``expected`` is every scenario a full run has (default: the features' own).
     """
     scenarios = sorted(results, key=lambda r: r.nodeid)
-    not_run = dict(not_run or {})
-    by_requirement: dict[str, list[ScenarioResult]] = {r.id: [] for r in catalogue.requirements}
-    for result in scenarios:
-        for requirement_id in result.requirements:
-            by_requirement.setdefault(requirement_id, []).append(result)
-    requirements: list[dict[str, Any]] = [
-        {
-            "id": requirement.id,
-            "level": requirement.level,
-            "text": requirement.text,
-            "source": requirement.source,
-            "since": requirement.since,
-            "verdict": requirement_verdict(r.outcome for r in by_requirement[requirement.id]),
-            "scenarios": [r.nodeid for r in by_requirement[requirement.id]],
-        }
-        for requirement in catalogue.requirements
-    ]
-    ran = {(Path(s.feature_uri).name, s.line) for s in scenarios if s.outcome != NOT_RUN}
-    missing_templates = (catalogue_scenarios() if expected is None else expected) - ran
-    full = (
-        not narrowed
-        and not not_run
-        and not missing_templates
-        and all(s.outcome != NOT_RUN for s in scenarios)
-    )
+    left_out = dict(not_run or {})
+    by_requirement = scenarios_by_requirement(catalogue, scenarios)
+    requirements = requirement_records(catalogue, by_requirement)
+    full = is_full_run(scenarios, left_out, narrowed, expected)
     verdict = run_verdict(requirements, scenarios, full)
-    not_run_labels = sorted(
-        set(not_run.values()) | {f"{s.feature}: {s.scenario}" for s in scenarios if s.outcome == NOT_RUN}
-    )
-    by_level = {level: [r for r in requirements if r["level"] == level] for level in ("MUST", "SHOULD")}
     return {
         "schema": SCHEMA,
         "run_id": run_id,
@@ -192,35 +277,11 @@ def build_summary(
         "selection": selection,
         "verdict": verdict,
         "headline": HEADLINES[verdict],
-        "scope": {
-            "full": full,
-            "selection": selection,
-            "scenarios_run": sum(1 for s in scenarios if s.outcome != NOT_RUN),
-            "scenarios_not_run": not_run_labels,
-            "requirements_not_run": [r["id"] for r in requirements if r["verdict"] == NOT_RUN],
-        },
-        "counts": {
-            "scenarios": _counts([s.outcome for s in scenarios] + [NOT_RUN] * len(not_run)),
-            "requirements": _counts(r["verdict"] for r in requirements),
-            "must": _counts(r["verdict"] for r in by_level["MUST"]),
-            "should": _counts(r["verdict"] for r in by_level["SHOULD"]),
-        },
-        "advisories": [
-            {
-                "id": r["id"],
-                "text": r["text"],
-                "verdict": r["verdict"],
-                "reasons": sorted(
-                    {s.reason or "" for s in by_requirement[r["id"]] if s.outcome == FAILED} - {""}
-                ),
-            }
-            for r in by_level["SHOULD"]
-            if r["verdict"] == FAILED
-        ],
+        "scope": run_scope(scenarios, requirements, full=full, selection=selection, not_run=left_out),
+        "counts": run_counts(scenarios, requirements, left_out),
+        "advisories": advisories(requirements, by_requirement),
         "not_applicable": not_applicable_groups(scenarios),
         "requirements": requirements,
-        "scenarios": [r.to_dict() for r in scenarios],
-        "artifacts": {
-            name: {"file": path.name, "sha256": sha256_file(path)} for name, path in artifacts.items()
-        },
+        "scenarios": [cast(ScenarioRecord, r.to_dict()) for r in scenarios],
+        "artifacts": artifact_records(artifacts),
     }

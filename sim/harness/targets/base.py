@@ -8,12 +8,13 @@ objects below, and the Then-steps judge it.
 What an environment can do is split by capability into protocols: every environment is a
 :class:`Environment` (pods through the mutating webhook); :class:`Nodes`, :class:`PodVMs`,
 :class:`Guests`, :class:`LparInspection`, ... are what some targets add. A target's
-capabilities are derived from the protocols its environment class implements, less what
-it withholds at run time (a simulated LPAR boots no guests). Scenarios tagged
-``@needs-<capability>`` are reported *not applicable* on a target without it, never
-passed; a step asks for what it uses with :func:`need`, which raises :class:`Lacking` (a
-:class:`NotApplicable`) when the environment does not implement it, so a scenario whose
-tags under-declare its needs is not applicable too. A method may still raise
+capabilities are computed once per run (:attr:`Target.capabilities`): the protocols its
+environment class implements, or fewer where the run cannot offer one (a simulated LPAR
+boots no guests). A scenario's needs come from its ``@needs-<capability>`` tags, checked
+against them before any step runs: not applicable, never passed. At run time
+:func:`need` is the one path: a step asks for the interface it uses and gets
+:class:`Lacking` (a :class:`NotApplicable`) when the environment does not implement it, so
+a scenario whose tags under-declare its needs is not applicable too. A method may still raise
 NotApplicable for a reason only known at run time (the webhook as deployed on a given
 cluster), with that reason.
 """
@@ -306,14 +307,12 @@ class Target(ABC):
     #: is not applicable otherwise. None: every scenario reaches the system under test.
     reaches: ClassVar[frozenset[str] | None] = None
 
-    def withheld(self) -> frozenset[str]:
-        """Capabilities the environment implements but this target cannot offer in this run."""
-        return frozenset()
-
     @property
     def capabilities(self) -> frozenset[str]:
-        """What scenarios this target can answer: its environment's interfaces, less the withheld."""
-        return provided_by(self.environment_class) - self.withheld()
+        """What scenarios this target can answer in this run, decided once: by default every
+        capability its environment class implements; a target that cannot offer one of them
+        in this run (a simulated LPAR boots no guests) computes its own."""
+        return provided_by(self.environment_class)
 
     @classmethod
     @abstractmethod

@@ -1,6 +1,6 @@
 """The in-process environment the ``reference`` and ``lpar`` targets share (not a target).
 
-:class:`ClusterEnvironment` drives a :class:`sim.kube.cluster.Cluster` (API server admission,
+:class:`InProcessEnvironment` drives a :class:`sim.kube.cluster.Cluster` (API server admission,
 the webhook, scheduler, one cloud-api-adaptor per node) with a pod VM provider; the
 reference target gives it the in-memory provider, the ``lpar`` target gives it libvirt.
 """
@@ -23,6 +23,7 @@ from sim.harness.targets.base import (
     WebhookCalls,
     WebhookEnv,
 )
+from sim.harness.targets.deployment import PeerPodsDeployment
 from sim.kube import profiles
 from sim.kube.admission import (
     InProcessWebhookCaller,
@@ -45,9 +46,6 @@ from sim.yamlload import load_all, load_one
 FIXTURES = FIXTURES_DIR
 RUNTIME_CLASS = FIXTURES / "cluster" / "runtimeclass-kata-remote.yaml"
 OTHER_RUNTIME_CLASSES = FIXTURES / "cluster" / "runtimeclasses-other.yaml"
-PEER_PODS_CM = FIXTURES / "cluster" / "peer-pods-cm.yaml"
-#: Keys a scenario decides itself; the fixture's values for them are not defaults.
-SCENARIO_KEYS = ("PEERPODS_LIMIT_PER_NODE", "INITDATA")
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -82,7 +80,7 @@ class SwitchableWebhookCaller:
         return InProcessWebhookCaller(self.settings)(webhook, review)
 
 
-class ClusterEnvironment(Environment, WebhookEnv, Nodes, PodVMs, WebhookCalls, AdaptorProcess):
+class InProcessEnvironment(Environment, WebhookEnv, Nodes, PodVMs, WebhookCalls, AdaptorProcess):
     """One scenario on the in-process cluster, with pod VMs from ``provider``."""
 
     def __init__(self, provider: Provider, adaptor_factory: AdaptorFactory | None = None) -> None:
@@ -104,11 +102,8 @@ class ClusterEnvironment(Environment, WebhookEnv, Nodes, PodVMs, WebhookCalls, A
         others = read_text_bounded(OTHER_RUNTIME_CLASSES, what="fixture")
         for other in load_all(others, source=str(OTHER_RUNTIME_CLASSES)):
             self._cluster.apply_runtime_class(other)
-        self._cm = load_yaml(PEER_PODS_CM)
-        self._cm_defaults = {k: v for k, v in (self._cm.get("data") or {}).items() if k not in SCENARIO_KEYS}
-        self._cm_data: dict[str, str] = {}
-        self._secret_defaults: dict[str, str] = {}
-        self._secret_data: dict[str, str] = {}
+        #: peer-pods-cm and peer-pods-secret as deployed, with the scenario's keys
+        self.deployment = PeerPodsDeployment()
         self.set_peer_pods_config({})
         self._refused: dict[tuple[str, str], PodOutcome] = {}
 
@@ -124,11 +119,9 @@ class ClusterEnvironment(Environment, WebhookEnv, Nodes, PodVMs, WebhookCalls, A
         self.use_webhook_profile(profile)
         self._cluster.kata = KataRuntime(profiles.KATA_CONFIGS[profile])
         if profile == "openshift":  # the libvirt connection keys move to peer-pods-secret
-            for key in profiles.OPENSHIFT_SECRET_KEYS:
-                if key in self._cm_defaults:
-                    self._secret_defaults[key] = self._cm_defaults.pop(key)
-            self.set_peer_pods_secret(self._secret_data)
-            self.set_peer_pods_config(self._cm_data)
+            self.deployment.use_profile(profile)
+            self.set_peer_pods_secret(self.deployment.secret_overrides)
+            self.set_peer_pods_config(self.deployment.configmap_overrides)
 
     def adaptor_error(self, node: str) -> str | None:
         return self._cluster.adaptor_error(node)
@@ -163,26 +156,16 @@ class ClusterEnvironment(Environment, WebhookEnv, Nodes, PodVMs, WebhookCalls, A
         self._cluster.apply_admission_policy(allowed_namespaces=list(namespaces))
 
     def set_peer_pods_config(self, data: Mapping[str, str]) -> None:
-        self._cm_data = dict(data)
-        manifest = dict(self._cm)
-        manifest["data"] = {**self._cm_defaults, **data}
-        self._cluster.apply_configmap(manifest)
+        self.deployment.set_configmap(data)
+        self._cluster.apply_configmap(self.deployment.configmap())
 
     def set_peer_pods_secret(self, data: Mapping[str, str]) -> None:
-        self._secret_data = dict(data)
-        self._cluster.apply_secret(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "peer-pods-secret"},
-                "stringData": {**self._secret_defaults, **data},
-            }
-        )
+        self.deployment.set_secret(data)
+        self._cluster.apply_secret(self.deployment.secret())
 
     def adaptor_environment(self) -> dict[str, str]:
-        """What the adaptor's process environment holds: the secret, then the config map
-        (envFrom in that order; a key in both takes the config map's value)."""
-        return {**self._secret_defaults, **self._secret_data, **self._cm_defaults, **self._cm_data}
+        """What the adaptor's process environment holds (see :class:`PeerPodsDeployment`)."""
+        return self.deployment.adaptor_environment()
 
     def add_node(self, name: str) -> None:
         self._cluster.add_node(name)

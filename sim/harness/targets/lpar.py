@@ -1,7 +1,7 @@
 """The ``lpar`` target: the reference control plane driving pod VMs on an (emulated) LPAR.
 
 The webhook, scheduler and cloud-api-adaptor are the reference ones
-(:class:`~sim.harness.targets.inprocess.ClusterEnvironment`); the pod VMs are libvirt domains made
+(:class:`~sim.harness.targets.inprocess.InProcessEnvironment`); the pod VMs are libvirt domains made
 by :class:`~sim.peerpods.providers.libvirt.LibvirtProvider`. On ``test:///default`` (the default)
 libvirt is its in-memory simulator; on ``qemu:///system`` every pod VM is a real s390x
 guest under ``qemu-system-s390x`` whose own agent reports what it did, so this target also
@@ -23,14 +23,15 @@ from sim.harness.targets.base import (
     PodOutcome,
     Target,
     TargetOptions,
+    provided_by,
 )
-from sim.harness.targets.inprocess import ClusterEnvironment
+from sim.harness.targets.inprocess import InProcessEnvironment
 from sim.harness.targets.lparhost import LparHost, with_guest_failure
 from sim.lpar import host
 from sim.peerpods.providers.libvirt import LibvirtProvider
 
 
-class LparEnvironment(ClusterEnvironment, Guests, LparInspection, LibvirtFaults):
+class LparEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFaults):
     """One scenario: the reference cluster with the libvirt provider, checked for leftovers."""
 
     def __init__(self, target: LparTarget, provider: LibvirtProvider) -> None:
@@ -51,8 +52,7 @@ class LparEnvironment(ClusterEnvironment, Guests, LparInspection, LibvirtFaults)
         self._configure_provider()
 
     def _configure_provider(self) -> None:
-        scenario = {**self._secret_data, **self._cm_data}
-        self._libvirt.configure({**self.adaptor_environment(), **self._target.cm_overrides, **scenario})
+        self._libvirt.configure(self.deployment.provider_environment(self._target.cm_overrides))
 
     def get_pod(self, namespace: str, name: str) -> PodOutcome:
         """The pod's state once its pod VM is ready (or its guest never reported)."""
@@ -96,8 +96,11 @@ class LparTarget(LparHost, Target):
     name = "lpar"
     environment_class = LparEnvironment
 
-    def withheld(self) -> frozenset[str]:
-        return frozenset({"guest"}) if self.simulated else frozenset()
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """Every capability of its environment; on libvirt's simulator, no guest boots."""
+        offered = provided_by(LparEnvironment)
+        return offered - {"guest"} if self.simulated else offered
 
     @classmethod
     def from_options(cls, options: TargetOptions) -> LparTarget:

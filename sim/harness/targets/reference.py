@@ -1,6 +1,6 @@
 """The ``reference`` target: the suite's own full implementation of peer pods, in process.
 
-Its environment is :class:`sim.harness.targets.inprocess.ClusterEnvironment` (the in-process
+Its environment is :class:`sim.harness.targets.inprocess.InProcessEnvironment` (the in-process
 cluster) with the in-memory pod VM provider.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from sim import __version__
 from sim.errors import ConformanceInputError
 from sim.harness.targets.base import Target, TargetOptions
-from sim.harness.targets.inprocess import ClusterEnvironment
+from sim.harness.targets.inprocess import InProcessEnvironment
 from sim.peerpods.providers.memory import MemoryProvider
 
 
@@ -17,7 +17,7 @@ class ReferenceTarget(Target):
     """The embedded reference implementation; answers every scenario but real guests and LPARs."""
 
     name = "reference"
-    environment_class = ClusterEnvironment
+    environment_class = InProcessEnvironment
 
     @classmethod
     def from_options(cls, options: TargetOptions) -> ReferenceTarget:
@@ -41,5 +41,5 @@ class ReferenceTarget(Target):
             "pod VM provider": "in-memory (reference pod VM logic on real files)",
         }
 
-    def open_environment(self) -> ClusterEnvironment:
-        return ClusterEnvironment(MemoryProvider())
+    def open_environment(self) -> InProcessEnvironment:
+        return InProcessEnvironment(MemoryProvider())

@@ -1,7 +1,7 @@
 """One scenario of the ``adaptor`` target: the reference control plane, the adaptor under test.
 
 Admission, the webhook, scheduling and the Kata runtime's decisions are the suite's reference
-(:class:`~sim.harness.targets.inprocess.ClusterEnvironment`); each node's cloud-api-adaptor is
+(:class:`~sim.harness.targets.inprocess.InProcessEnvironment`); each node's cloud-api-adaptor is
 a process of the kind under test (:class:`~.remote.RemoteAdaptor`), and the pod VMs are what
 it made in libvirt (:class:`~.observed.ObservedPodVMs`).
 
@@ -20,7 +20,7 @@ from sim.errors import TargetError
 from sim.harness.targets.adaptor.observed import ObservedPodVMs
 from sim.harness.targets.adaptor.remote import RemoteAdaptor
 from sim.harness.targets.base import Guests, LibvirtFaults, LparCheck, LparInspection, NotApplicable
-from sim.harness.targets.inprocess import ClusterEnvironment
+from sim.harness.targets.inprocess import InProcessEnvironment
 from sim.peerpods.adaptorservice import SEAM_FAULT, SEAM_SILENT
 from sim.peerpods.providers import Provider
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["AdaptorEnvironment"]
 
 
-class AdaptorEnvironment(ClusterEnvironment, Guests, LparInspection, LibvirtFaults):
+class AdaptorEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFaults):
     """The reference cluster whose nodes' adaptors are processes under test."""
 
     def __init__(self, target: AdaptorTarget) -> None:

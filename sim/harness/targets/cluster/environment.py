@@ -32,15 +32,14 @@ from sim.harness.targets.base import (
     PodVMs,
     WebhookEnv,
 )
+from sim.harness.targets.deployment import PeerPodsDeployment
 from sim.kube import profiles
 from sim.kube.scheduler import effective_request, format_amount
-from sim.paths import FIXTURES_DIR
 from sim.peerpods.kata import SANDBOX_FAILED, UPSTREAM_CONFIG, KataRuntime
 from sim.peerpods.podvm import GuestReport
 from sim.peerpods.providers import Provider
 from sim.peerpods.providers.memory import MemoryProvider
 from sim.peerpods.webhook import WebhookSettings
-from sim.yamlload import load_one
 
 #: The Kubernetes client, untyped here: objects are read as JSON-shaped data.
 client: Any = _client
@@ -49,10 +48,8 @@ kube_config: Any = _kube_config
 if TYPE_CHECKING:
     from sim.harness.targets.cluster.target import ClusterTarget
 
-PEER_PODS_CM = FIXTURES_DIR / "cluster" / "peer-pods-cm.yaml"
 #: The peer-pods RuntimeClass the chart deploys: the webhook's default target.
 RUNTIME_CLASS_NAME = WebhookSettings().target_runtimeclass
-SCENARIO_KEYS = ("PEERPODS_LIMIT_PER_NODE", "INITDATA")
 #: RuntimeClasses the features name besides kata-remote (kube-apiserver refuses a pod naming
 #: a class that does not exist; a cluster with Kata installed has these).
 OTHER_RUNTIME_CLASSES = ("kata", "kata-remote-se")
@@ -90,7 +87,7 @@ def _closed_port() -> int:
         return port
 
 
-class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspection, LibvirtFaults):
+class ApiServerEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspection, LibvirtFaults):
     """One scenario on a real API server."""
 
     def __init__(self, target: ClusterTarget, provider: Provider) -> None:
@@ -115,9 +112,9 @@ class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspec
         self._mwc_names: set[str] = set()
         self._policy = False
         self._changed_at = 0.0
-        cm: dict[str, Any] = load_one(PEER_PODS_CM.read_text(encoding="utf-8"), source=str(PEER_PODS_CM))
-        self._cm = cm
-        self._cm_defaults = {k: v for k, v in (cm.get("data") or {}).items() if k not in SCENARIO_KEYS}
+        #: peer-pods-cm as deployed, with the scenario's keys (no peer-pods-secret here: the
+        #: node agents' adaptors read the ConfigMap only, whatever the profile)
+        self.deployment = PeerPodsDeployment()
         if target.local:
             self.set_peer_pods_config({})
 
@@ -274,16 +271,21 @@ class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspec
 
     def set_peer_pods_config(self, data: Mapping[str, str]) -> None:
         self._local_only("setting peer-pods-cm")
-        manifest = copy.deepcopy(self._cm)
-        manifest["data"] = {**self._cm_defaults, **data}
+        from sim.peerpods.adaptor import AdaptorConfig
+
+        previous = self.deployment.configmap_overrides
+        self.deployment.set_configmap(data)
+        manifest = self.deployment.configmap()
+        try:
+            AdaptorConfig.from_configmap(manifest["data"])  # a bad value is the caller's error, named
+        except Exception:
+            self.deployment.set_configmap(previous)  # nothing of the refused map is kept
+            raise
         name = manifest["metadata"]["name"]
         namespace = manifest["metadata"].get("namespace") or OSC_NAMESPACE
         manifest["metadata"]["namespace"] = namespace
-        from sim.peerpods.adaptor import AdaptorConfig
-
-        AdaptorConfig.from_configmap(manifest["data"])  # a bad value is the caller's error, named
         if self._libvirt is not None:  # the provider reads the libvirt keys of the same map
-            self._libvirt.configure({**self._cm_defaults, **self.t.lpar.cm_overrides, **data})
+            self._libvirt.configure(self.deployment.provider_environment(self.t.lpar.cm_overrides))
         try:
             self.core.replace_namespaced_config_map(name, namespace, manifest)
         except ApiException as exc:
@@ -293,7 +295,7 @@ class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspec
 
     def add_node(self, name: str) -> None:
         self._local_only(f"adding node {name}")
-        from sim.harness.localcluster.nodeagent import NodeAgent
+        from sim.harness.targets.cluster.nodeagent import NodeAgent
 
         agent = NodeAgent(name, self.api, self.provider, kata_config=self._kata_config)
         agent.register()
@@ -303,7 +305,7 @@ class KubeEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspec
 
     def restart_adaptors(self) -> None:
         self._local_only("restarting the cloud-api-adaptors")
-        found = self.core.read_namespaced_config_map(self._cm["metadata"]["name"], OSC_NAMESPACE)
+        found = self.core.read_namespaced_config_map(self.deployment.configmap_name, OSC_NAMESPACE)
         data = dict(found.data or {})
         from sim.peerpods.adaptor import AdaptorConfig
 

@@ -21,8 +21,9 @@ from sim.errors import ConformanceInputError
 from sim.harness.targets.base import (
     Target,
     TargetOptions,
+    provided_by,
 )
-from sim.harness.targets.cluster.environment import OSC_NAMESPACE, KubeEnvironment
+from sim.harness.targets.cluster.environment import OSC_NAMESPACE, ApiServerEnvironment
 from sim.paths import FIXTURES_DIR
 from sim.peerpods.providers.memory import MemoryProvider
 from sim.yamlload import load_all, load_one
@@ -70,7 +71,7 @@ class ClusterTarget(Target):
     """A real kube-apiserver and kube-scheduler; local (started here) or given by kubeconfig."""
 
     name = "cluster"
-    environment_class = KubeEnvironment
+    environment_class = ApiServerEnvironment
 
     def __init__(
         self,
@@ -102,7 +103,7 @@ class ClusterTarget(Target):
             self._connected(api)
 
     def _connected(self, api: Any) -> None:
-        from sim.harness.localcluster.nodeagent import NodeAgents
+        from sim.harness.targets.cluster.nodeagent import NodeAgents
 
         self.api = api
         self.core = client.CoreV1Api(api)
@@ -125,17 +126,18 @@ class ClusterTarget(Target):
             self.close()
             raise
 
-    def withheld(self) -> frozenset[str]:
+    @property
+    def capabilities(self) -> frozenset[str]:
         """A given cluster is used as deployed (no nodes, settings or pod VMs of the suite's);
         an LPAR only with --libvirt-uri, and guests only on a real one."""
-        withheld: set[str] = set()
+        offered = set(provided_by(self.environment_class))
         if not self.local:
-            withheld |= {"webhook-settings", "cluster", "podvm"}
+            offered -= {"webhook-settings", "cluster", "podvm"}
         if self.lpar is None:
-            withheld |= {"lpar-host", "guest"}
+            offered -= {"lpar-host", "guest"}
         elif self.lpar.simulated:
-            withheld.add("guest")
-        return frozenset(withheld)
+            offered.discard("guest")
+        return frozenset(offered)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -164,8 +166,8 @@ class ClusterTarget(Target):
 
     @classmethod
     def start_local(cls, libvirt_uri: str | None = None) -> ClusterTarget:
-        from sim.harness.localcluster.build import require_binaries
-        from sim.harness.localcluster.controlplane import ControlPlane
+        from sim.harness.targets.cluster.build import require_binaries
+        from sim.harness.targets.cluster.controlplane import ControlPlane
 
         plane = ControlPlane(require_binaries())
         return cls(None, mode="local", kubeconfig=None, plane=plane, libvirt_uri=libvirt_uri)
@@ -211,9 +213,9 @@ class ClusterTarget(Target):
             "nodes": "the cluster's own",
         }
 
-    def open_environment(self) -> KubeEnvironment:
+    def open_environment(self) -> ApiServerEnvironment:
         self._start()
-        return KubeEnvironment(self, self.lpar.provider() if self.lpar is not None else MemoryProvider())
+        return ApiServerEnvironment(self, self.lpar.provider() if self.lpar is not None else MemoryProvider())
 
     def close(self) -> None:
         try:

@@ -1,6 +1,6 @@
 """Start and stop a real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-scheduler.
 
-The binaries come from :mod:`sim.harness.localcluster.build`. Every run gets its own directory under
+The binaries come from :mod:`sim.harness.targets.cluster.build`. Every run gets its own directory under
 ``$TMPDIR/peerpods-controlplane/`` (data, certificates, logs, kubeconfigs, the pids of its
 processes and the pid of the Python process that owns it); :meth:`ControlPlane.stop` stops
 the processes and removes the directory. Two things make a killed run harmless to the
@@ -47,8 +47,8 @@ import yaml
 from plumbum import local
 
 from sim.errors import TargetError
-from sim.harness.localcluster.build import ControlPlaneBinaries
-from sim.harness.localcluster.pki import KeyPair, Pki
+from sim.harness.targets.cluster.build import ControlPlaneBinaries
+from sim.harness.targets.cluster.pki import KeyPair, Pki
 from sim.processes import Process, die_with_parent, terminate
 
 RUNS_DIR_NAME = "peerpods-controlplane"

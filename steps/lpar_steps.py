@@ -1,4 +1,5 @@
-"""Steps of features/lpar_prerequisites.feature (steps it shares with other features are in common.py)."""
+"""Steps about the LPAR (the KVM host pod VMs run on): its prerequisites, on a described LPAR
+or the target's own."""
 
 from __future__ import annotations
 

@@ -1,23 +1,23 @@
-"""The scheduling queue of the in-process cluster: pending pods, bound in creation order.
+"""The scheduling queue of the in-process cluster (kube-scheduler's SchedulingQueue): pending
+pods, bound in creation order.
 
 A pod the scheduler cannot place waits here with its request and the scheduler's reason
 (kube-scheduler's FitError and preemption message); it is tried again, oldest first,
-whenever nodes or resources change. A bound peer pod goes to its node's Kata runtime and
-cloud-api-adaptor, which create its pod VM.
+whenever nodes or resources change. A bound pod is handed to its node's kubelet
+(:meth:`sim.kube.nodepool.NodePool.start_pod`), which starts its sandbox.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sim.kube.nodepool import NodePool
+from sim.kube.podstate import PodState
 from sim.kube.scheduler import Scheduler, effective_request
-from sim.peerpods.adaptor import PodVMError
-from sim.peerpods.kata import KataRuntime, SandboxError, sandbox_failed
+from sim.peerpods.kata import KataRuntime
 
-__all__ = ["PendingQueue", "PodState"]
+__all__ = ["PodState", "SchedulingQueue"]
 
 
 def _with_preemption(reason: str | None, nodes: int) -> str | None:
@@ -30,20 +30,8 @@ def _with_preemption(reason: str | None, nodes: int) -> str | None:
     return f"{reason} preemption: 0/{nodes} nodes are available: {victims}."
 
 
-@dataclass
-class PodState:
-    """A stored pod and what became of it. ``reason`` explains Pending (unschedulable, or a
-    sandbox that did not start) and Failed (the kubelet's admission refused it)."""
-
-    pod: dict[str, Any]
-    phase: str  # "Pending" | "Running" | "Failed"
-    node: str | None = None
-    reason: str | None = None
-    vm: str | None = None
-
-
-class PendingQueue:
-    """Pending pods (insertion order = retry order) and how a pod gets bound and started."""
+class SchedulingQueue:
+    """Pending pods (insertion order = retry order) and how a pod gets bound."""
 
     def __init__(
         self,
@@ -69,7 +57,7 @@ class PendingQueue:
     def schedule(
         self, key: tuple[str, str], state: PodState, request: Mapping[str, int] | None = None
     ) -> bool:
-        """Try to bind a pending pod; on a bound peer pod the adaptor creates its VM."""
+        """Try to bind a pending pod; its node's kubelet then starts it."""
         if request is None:
             request = self._waiting.get(key) or effective_request(state.pod)
         wanted = (state.pod.get("spec") or {}).get("nodeName")
@@ -84,25 +72,11 @@ class PendingQueue:
         return self._started(key, state, placement.node)
 
     def _started(self, key: tuple[str, str], state: PodState, node: str) -> bool:
-        """The pod is bound: record it and, for a peer pod, have the node's adaptor create its VM."""
+        """The pod is bound: record it, and hand it to the node's kubelet to start."""
         state.node = node
         state.pod.setdefault("spec", {})["nodeName"] = node
         state.reason = None
-        if self.is_peer_pod(state.pod):
-            try:
-                request = self.kata().sandbox_request(state.pod)
-                try:
-                    state.vm = self.nodes.adaptor(node).create_pod_vm(request)
-                except PodVMError as exc:  # the shim's CreateVM failed: the sandbox did not start
-                    raise sandbox_failed(state.pod, str(exc)) from None
-            except SandboxError as exc:
-                # kubelet retries the sandbox: the pod stays Pending on its node, holding its
-                # unit, and never runs (kubelet's FailedCreatePodSandBox event).
-                state.phase, state.reason = "Pending", str(exc)
-                state.pod["status"] = {"phase": "Pending", "reason": "ContainerCreating", "message": str(exc)}
-                return True
-        state.phase = "Running"
-        state.pod["status"] = {"phase": "Running"}
+        self.nodes.start_pod(node, key, state, self.kata(), peer_pod=self.is_peer_pod(state.pod))
         return True
 
     def _admit_on_node(
