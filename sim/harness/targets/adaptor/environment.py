@@ -58,7 +58,11 @@ class AdaptorEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFa
 
     # --- the LPAR and the test seams ----------------------------------------------------------
     def lpar_checks(self, description: Path | None) -> list[LparCheck]:
-        return self._target.lpar_checks(description)
+        """The LPAR's prerequisites do not involve the adaptor: judged on the ``lpar`` target."""
+        raise NotApplicable(
+            "the LPAR's prerequisites are not the adaptor's doing; the lpar target judges them "
+            "(the pod VM scenarios here still run on the LPAR the run made)"
+        )
 
     def silence_guests(self, timeout: float) -> None:
         self._seam(SEAM_SILENT, f"{timeout:g}", "guests that never report")

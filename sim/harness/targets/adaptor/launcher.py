@@ -42,6 +42,7 @@ Spawn = Callable[[Sequence[str], Mapping[str, str], IO[Any]], Process]
 
 #: What the suite, as the shim, sends in ``Version``.
 SHIM_VERSION = "0.0.1"
+#: How long an adaptor has to answer Version after it starts ($PEERPODS_ADAPTOR_START_TIMEOUT overrides).
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 RUNS_PREFIX = "peerpods-adaptor-"
@@ -141,7 +142,8 @@ class AdaptorLauncher:
         argv = self.argv(environment, socket, pods_dir)
         with log.open("ab") as handle:
             process = self.spawn(argv, environment, handle)
-        deadline = time.monotonic() + START_TIMEOUT_S
+        limit = float(os.environ.get("PEERPODS_ADAPTOR_START_TIMEOUT") or START_TIMEOUT_S)
+        deadline = time.monotonic() + limit
         while True:
             if process.poll() is not None:
                 tail = _tail(log)
@@ -159,7 +161,7 @@ class AdaptorLauncher:
             if time.monotonic() > deadline:
                 terminate(process, STOP_TIMEOUT_S)
                 raise AdaptorStartError(
-                    f"{name} did not answer Version on {socket} within {START_TIMEOUT_S:g} s: {_tail(log)}"
+                    f"{name} did not answer Version on {socket} within {limit:g} s: {_tail(log)}"
                 )
             time.sleep(0.05)
 

@@ -36,6 +36,7 @@ from sim.lpar import host, ibmz_host
 from sim.lpar.isolated import IsolatedLpar
 from sim.peerpods.adaptor import AdaptorStartError
 from sim.peerpods.adaptorservice import HOST_DIR
+from sim.peerpods.providers.libvirt import LibvirtProvider
 from sim.processes import Process
 
 LPAR_HOSTS = ("ibmz", "native")
@@ -96,6 +97,13 @@ class AdaptorTarget(LparHost, Target):
             if self.isolated is not None:
                 self.isolated.stop()
             raise
+
+    def provider(self, **kwargs: Any) -> LibvirtProvider:
+        """The suite's own reading side of libvirt (and the LPAR's probe), with the isolated LPAR's
+        shared folder for boot files and consoles."""
+        if self.isolated is not None:
+            kwargs.setdefault("host_dir", self.isolated.shared_dir)
+        return super().provider(**kwargs)
 
     def _spawn(self, argv: Sequence[str], environment: Mapping[str, str], output: IO[Any]) -> Process:
         """An adaptor process inside the isolated LPAR's network namespace."""
