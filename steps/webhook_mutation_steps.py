@@ -8,6 +8,7 @@ from sim.harness.targets.base import (
     Environment,
     PodOutcome,
 )
+from sim.peerpods.kata import kata_accepts_uint
 
 from . import pods
 from .common import (
@@ -97,3 +98,17 @@ def admitted_unmutated(outcome: PodOutcome) -> None:
 def refused_with_code(outcome: PodOutcome, code: int) -> None:
     assert not outcome.admitted, "the pod was admitted, but it must be refused"
     assert outcome.code == code, f"the refusal has code {outcome.code}, expected {code}: {outcome.denial}"
+
+
+@then(parsers.parse('the pod\'s "{short}" annotation is an integer Kata accepts'))
+def annotation_kata_accepts(outcome: PodOutcome, short: str) -> None:
+    key = pods.SIZING_PREFIX + short
+    value = pods.pod_annotations(admitted_pod(outcome)).get(key)
+    assert value is not None, f"the pod carries no {key}"
+    assert kata_accepts_uint(value), (
+        f"{key} is {value!r}, which Kata refuses (it reads an unsigned decimal integer: "
+        "kata-containers 4.1.0 src/runtime/pkg/oci/utils.go, addHypervisorGPUOverrides), so the pod "
+        "never runs; CAA v0.22.0 writes the GPU request sum with Quantity.String() "
+        "(src/webhook/pkg/mutating/remove-resourcespec.go, adjustResourceSpec): request GPUs as "
+        "plain integers"
+    )

@@ -36,15 +36,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sim.bounds import excerpt, short
+from sim.bounds import MAX_POD_CONTAINERS, excerpt, short
 from sim.errors import ConformanceInputError
+from sim.podquantities import check_pod_quantities
 from sim.quantities import CONTEXT as QUANTITY_CONTEXT
 from sim.quantities import (
     MAX_QUANTITY,
     QuantityError,
     ceil_int,
-    format_decimal_si,
     parse_quantity,
+    quantity_format,
+    quantity_string,
     quantity_value,
     to_mib_ceil,
 )
@@ -150,6 +152,8 @@ class _Totals:
     memory_requests: Decimal = Decimal(0)
     memory_limits: Decimal = Decimal(0)
     gpu_requests: Decimal = Decimal(0)
+    #: The GPU sum's resource.Quantity format: an addend's, taken while the sum is zero (Go's Add).
+    gpu_format: str = "DecimalSI"
 
 
 @dataclass
@@ -231,8 +235,10 @@ def _container_where(pod: dict[str, Any], list_name: str, index: int) -> str:
     return f"{_pod_label(pod)}: {list_name}[{index}]{shown}"
 
 
-def _resource_list(pod: dict[str, Any], list_name: str, index: int, kind: str) -> dict[str, Decimal]:
-    """Parse one container's ``requests`` or ``limits``; every entry must be a quantity."""
+def _resource_list(
+    pod: dict[str, Any], list_name: str, index: int, kind: str
+) -> tuple[dict[str, Any], dict[str, Decimal]]:
+    """Parse one container's ``requests`` or ``limits`` (raw and parsed); every entry must be a quantity."""
 
     def where() -> str:
         return _container_where(pod, list_name, index)
@@ -249,19 +255,23 @@ def _resource_list(pod: dict[str, Any], list_name: str, index: int, kind: str) -
                 raise PodError(str(exc)) from exc
             raise AssertionError("quantity_value and parse_quantity disagree")  # pragma: no cover
         parsed[name] = value
-    return parsed
+    return values, parsed
 
 
 def _add_container(totals: _Totals, pod: dict[str, Any], list_name: str, index: int) -> None:
     """Add one container's requests and limits to the running sums."""
-    requests = _resource_list(pod, list_name, index, "requests")
-    limits = _resource_list(pod, list_name, index, "limits")
+    raw_requests, requests = _resource_list(pod, list_name, index, "requests")
+    _, limits = _resource_list(pod, list_name, index, "limits")
     zero = _ZERO
     totals.cpu_requests += requests.get("cpu", zero)
     totals.cpu_limits += limits.get("cpu", zero)
     totals.memory_requests += requests.get("memory", zero)
     totals.memory_limits += limits.get("memory", zero)
-    totals.gpu_requests += requests.get(GPU_RESOURCE, zero)
+    gpu = requests.get(GPU_RESOURCE)
+    if gpu is not None:
+        if totals.gpu_requests == 0:
+            totals.gpu_format = quantity_format(raw_requests[GPU_RESOURCE])
+        totals.gpu_requests += gpu
 
 
 def _decode(pod: object) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]], _Totals]:
@@ -275,12 +285,29 @@ def _decode(pod: object) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]
             f"{_pod_label(checked)}: spec.runtimeClassName: expected a string, got {excerpt(runtime_class)}"
         )
     lists = {name: _containers(checked, spec, name) for name in _CONTAINER_LISTS}
+    _check_container_count(checked, spec, lists)
     totals = _Totals()
     with decimal.localcontext(QUANTITY_CONTEXT):  # sums of huge quantities must not overflow
         for list_name, containers in lists.items():
             for index in range(len(containers)):
                 _add_container(totals, checked, list_name, index)
+    try:
+        check_pod_quantities(checked)
+    except ConformanceInputError as exc:
+        raise PodError(f"{_pod_label(checked)}: {exc}") from exc
     return spec, lists, totals
+
+
+def _check_container_count(pod: dict[str, Any], spec: dict[str, Any], lists: dict[str, list[Any]]) -> None:
+    """Refuse a pod with more containers than the webhook bounds its work to (sim.bounds)."""
+    ephemeral = spec.get("ephemeralContainers")
+    count = sum(map(len, lists.values())) + (len(ephemeral) if isinstance(ephemeral, list) else 0)
+    if count > MAX_POD_CONTAINERS:
+        raise PodError(
+            f"{_pod_label(pod)}: {count:,} containers (containers, initContainers and "
+            f"ephemeralContainers together); the webhook handles at most {MAX_POD_CONTAINERS:,} "
+            "per pod (its bound on work per review)"
+        )
 
 
 # --------------------------------------------------------------------------- planning
@@ -320,8 +347,9 @@ def _annotations(pod: object, totals: _Totals) -> dict[str, str]:
     if memory is not None:
         result[ANN_MEMORY] = _memory_mib(pod, memory)
     if totals.gpu_requests > 0:
-        result[ANN_GPUS] = format_decimal_si(
-            _within_int64(pod, "nvidia.com/gpu request", totals.gpu_requests)
+        # as upstream: gpuRequest.String(), so "1Ki" or "1e3" stay as written (Kata then refuses them)
+        result[ANN_GPUS] = quantity_string(
+            _within_int64(pod, "nvidia.com/gpu request", totals.gpu_requests), totals.gpu_format
         )
     return result
 
