@@ -126,6 +126,12 @@ def canonical_quantities(pod: dict[str, Any]) -> dict[str, Any]:
     return copy
 
 
+def _as_written(marked: str) -> str:
+    """A marked string with each escaped character shown as a ``\\uXXXX`` escape again."""
+    parts = marked.split(ESCAPE_MARK)
+    return parts[0] + "".join(f"\\u{ord(part[0]):04x}{part[1:]}" if part else "" for part in parts[1:])
+
+
 def check_pod_quantities(pod: dict[str, Any], *, marked: bool = False) -> None:
     """Refuse the pod as Go's decoder would: the first bad quantity, named by its field path.
 
@@ -134,7 +140,7 @@ def check_pod_quantities(pod: dict[str, Any], *, marked: bool = False) -> None:
     for where, value in pod_quantities(pod, marked=marked):
         if marked and isinstance(value, str) and ESCAPE_MARK in value:
             raise QuantityError(
-                f"{where}: {excerpt(value.replace(ESCAPE_MARK, ''))} is written with a JSON escape; "
+                f"{where}: {excerpt(_as_written(value))} is written with a JSON escape; "
                 "Go's decoder reads a quantity's raw bytes, so it is not a Kubernetes quantity"
             )
         if quantity_value(value) is None:

@@ -217,6 +217,7 @@ class ServingPair:
         Raises :class:`ConformanceInputError` naming the file at fault; the copies are then
         untouched. Returns the new leaf certificate.
         """
+        key = _load_key(key_path)
         cert_pem = _read(cert_path, "certificate file")
         try:
             chain = x509.load_pem_x509_certificates(cert_pem)
@@ -224,7 +225,6 @@ class ServingPair:
             raise ConformanceInputError(
                 f"certificate file {cert_path}: not a PEM certificate ({exc})"
             ) from None
-        key = _load_key(key_path)
         _check_match(chain[0], key, cert_path, key_path)
         pkcs8 = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

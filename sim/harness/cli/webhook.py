@@ -16,6 +16,7 @@ import argparse
 import functools
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -168,6 +169,15 @@ def reload_pair(pair: ServingPair, cert: Path, key: Path) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Check the inputs, prepare the certificate, then serve until SIGTERM."""
+    # a SIGHUP before granian installs its reload handler must not kill the server
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        return _serve(args)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def _serve(args: argparse.Namespace) -> int:
     from sim.server.serve import ServeConfig, serve
 
     if not 0 < args.port < 65536:
@@ -192,7 +202,10 @@ def run_serve(args: argparse.Namespace) -> int:
         if args.self_signed is not None:
             names = [args.host, *args.san] if args.host not in ("0.0.0.0", "::") else list(args.san)
             names += ["localhost", "127.0.0.1", "::1"]
-            creds = self_signed(workdir, names, Path(args.self_signed))
+            try:
+                creds = self_signed(workdir, names, Path(args.self_signed))
+            except ConformanceInputError as exc:
+                raise ConformanceInputError(f"--self-signed {exc}") from None
             cert, key = creds.cert, creds.key
             print(f"webhook: self-signed CA written to {creds.ca}", file=sys.stderr)
         else:
