@@ -17,9 +17,12 @@ only by bodies that need it:
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from typing import Any
+
+from sim.bounds import MAX_POD_QUANTITIES
 
 #: The character every escaped string carries after :func:`mark_escapes`; NUL cannot appear
 #: unescaped in valid JSON, so it marks escapes and nothing else.
@@ -57,9 +60,15 @@ class JsonFloat(float):
         return number
 
 
-def may_hold_exponent_numbers(body: bytes) -> bool:
-    """True unless ``body`` surely writes no number with an exponent (a cheap byte scan)."""
-    return _EXPONENT_NUMBER.search(body) is not None
+def may_hold_exponent_numbers(body: bytes, limit: int = MAX_POD_QUANTITIES) -> bool:
+    """True when ``body`` may write a number with an exponent, at most ``limit`` of them (a byte scan).
+
+    More than ``limit`` such numbers are more than a pod may hold quantities (the webhook
+    refuses that pod before parsing them), so their text is not worth the slower parse.
+    """
+    found = itertools.islice(_EXPONENT_NUMBER.finditer(body), limit + 1)
+    count = sum(1 for _ in found)
+    return 0 < count <= limit
 
 
 def loads_keeping_numbers(body: bytes) -> Any:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from copy import deepcopy
 from typing import Any
 
-from sim.bounds import excerpt
+from sim.bounds import MAX_POD_QUANTITIES, excerpt
 from sim.errors import ConformanceInputError
 from sim.jsonescapes import ESCAPE_MARK, mark_escapes, unmark
 from sim.quantities import QuantityError, parse_quantity, quantity_format, quantity_string, quantity_value
@@ -107,6 +107,17 @@ def pod_quantities(pod: dict[str, Any], *, marked: bool = False) -> Iterator[tup
             yield where, value
 
 
+def count_pod_quantities(pod: dict[str, Any], limit: int, *, marked: bool = False) -> int:
+    """How many quantities ``pod`` holds, counting no further than ``limit + 1`` (nothing parsed)."""
+    count = 0
+    for steps in QUANTITY_FIELDS:
+        for _ in _walk(pod, steps, "", marked, None, None):
+            count += 1
+            if count > limit:
+                return count
+    return count
+
+
 def canonical_quantities(pod: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``pod`` with every valid quantity as Go re-encodes it (``Quantity.String()``).
 
@@ -166,6 +177,8 @@ def escaped_quantity(
     if not isinstance(node, dict):
         return None
     try:
+        if count_pod_quantities(node, MAX_POD_QUANTITIES, marked=True) > MAX_POD_QUANTITIES:
+            return None  # the webhook refuses the pod for its size, without parsing them
         check_pod_quantities(node, marked=True)
     except ConformanceInputError as exc:
         return str(exc)

@@ -11,16 +11,21 @@ can tell what a conforming webhook must answer. Three entry points share one pla
   controller-runtime, turns an object that cannot be decoded as a Pod into ``allowed:
   false`` with code 400 instead of raising.
 
-Decoding is checked the way the Go webhook's decoder checks it: every request and limit of
-every container must be a valid quantity even when the runtime class does not match,
-because a pod that Go cannot decode is refused before the runtime class is looked at.
+Decoding is checked the way the Go webhook's decoder checks it: every quantity of the pod
+(every container's requests and limits, ephemeral containers, overhead, size limits...:
+sim.podquantities) must be valid even when the runtime class does not match, because a pod
+that Go cannot decode is refused before the runtime class is looked at. ``default_gpus`` is
+the GPU sum as upstream writes it, ``Quantity.String()`` in the format of the first request
+(``1Ki``, ``1e3``, ``1k``), although Kata refuses anything but an integer (WH-023).
 
 At the int64 edge the annotations follow CAA where it is defined (a memory sum of 2^63-1
 bytes or more makes ``RoundUpToMiB`` fail and CAA writes ``"0"``) and refuse where Go's
 result is undefined (a CPU or GPU sum beyond int64).
 
 Deliberate differences from CAA: a matching pod without containers is refused with 400
-(Go would index an empty slice); the patch carries only the intended changes, not the
+(Go would index an empty slice); a pod with more than :data:`sim.bounds.MAX_POD_CONTAINERS`
+containers or :data:`sim.bounds.MAX_POD_QUANTITIES` quantities is refused with 400 (bounded
+work per review; Go has no such bound); the patch carries only the intended changes, not the
 side effects of re-marshalling a Go struct (``creationTimestamp: null``, ``status: {}``).
 """
 
@@ -36,9 +41,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sim.bounds import MAX_POD_CONTAINERS, excerpt, short
+from sim.bounds import MAX_POD_CONTAINERS, MAX_POD_QUANTITIES, excerpt, short
 from sim.errors import ConformanceInputError
-from sim.podquantities import check_pod_quantities
+from sim.podquantities import check_pod_quantities, count_pod_quantities
 from sim.quantities import CONTEXT as QUANTITY_CONTEXT
 from sim.quantities import (
     MAX_QUANTITY,
@@ -286,6 +291,16 @@ def _decode(pod: object) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]
         )
     lists = {name: _containers(checked, spec, name) for name in _CONTAINER_LISTS}
     _check_container_count(checked, spec, lists)
+    try:
+        quantities = count_pod_quantities(checked, MAX_POD_QUANTITIES)
+    except ConformanceInputError as exc:
+        raise PodError(f"{_pod_label(checked)}: {exc}") from exc
+    if quantities > MAX_POD_QUANTITIES:
+        raise PodError(
+            f"{_pod_label(checked)}: more than {MAX_POD_QUANTITIES:,} quantities (requests, limits, "
+            "overhead, size limits); the webhook parses at most that many per pod "
+            "(its bound on work per review)"
+        )
     totals = _Totals()
     with decimal.localcontext(QUANTITY_CONTEXT):  # sums of huge quantities must not overflow
         for list_name, containers in lists.items():

@@ -84,7 +84,7 @@ def test_the_bound_counts_every_container_list() -> None:
 
 
 def test_a_pod_at_the_bound_is_answered_within_a_second() -> None:
-    containers = [{}] * MAX_POD_CONTAINERS
+    containers: list[dict[str, Any]] = [{}] * MAX_POD_CONTAINERS
     started = time.monotonic()
     response = answer(body_of(peer_pod(containers=containers)))
     assert time.monotonic() - started < 1.0
