@@ -4,9 +4,14 @@ Starts ``webhook serve`` as a child process on loopback (sim.server.launch) and 
 ``--count`` requests (default 20,000; bounded by ``--max-seconds`` too) from a few
 keep-alive TLS clients: random bytes, truncated JSON, reviews with fields deleted or
 replaced by values of the wrong type, pods with absurd quantities, deep nesting, wrong
-media types. A client's mistake must never get a 5xx, the server must never drop a
-connection without an answer or die, and at the end it must still answer a valid review
-correctly. Prints the counts; exits 1 on any violation. Reproducible with ``--seed``.
+media types - and, now and then, one of issue 19's large or deeply repeated structures
+(a million empty containers, 150,000 resource entries or JSON escapes, 60,000 volumes,
+thousands of exponent numbers: up to 3 MB each). A client's mistake must never get a 5xx,
+the server must never drop a connection without an answer or die, and at the end it must
+still answer a valid review correctly. Meanwhile one more client sends the valid review
+every 50 ms: its worst latency must stay under ``--max-normal-latency`` (3 s by default,
+well under kube-apiserver's 10 s webhook timeout). Prints the counts; exits 1 on any
+violation. Reproducible with ``--seed``; CI runs it with a bounded ``--count`` (tox -e fuzz).
 """
 
 from __future__ import annotations
@@ -123,10 +128,49 @@ def deep(rng: random.Random) -> bytes:
     return b"[" * depth + b"]" * depth
 
 
+def _peer_review(containers: bytes = b'[{"name":"a"}]', spec_extra: bytes = b"") -> bytes:
+    return (
+        b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"large",'
+        b'"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"large"},'
+        b'"spec":{"runtimeClassName":"kata-remote","containers":' + containers + spec_extra + b"}}}}"
+    )
+
+
+def _large_structures() -> dict[str, bytes]:
+    """Issue 19's large and deeply repeated reviews, each at most 3 MB (built once)."""
+    entries = b",".join(b'"r%d":"%d"' % (i, i) for i in range(150_000))
+    return {
+        "a million empty containers": _peer_review(b"[" + b",".join([b"{}"] * 1_000_000) + b"]"),
+        "containers at the bound": _peer_review(b"[" + b",".join([b"{}"] * 10_000) + b"]"),
+        "150,000 resource entries": _peer_review(
+            b'[{"name":"a","resources":{"requests":{' + entries + b"}}}]"
+        ),
+        "60,000 volumes": _peer_review(
+            spec_extra=b',"volumes":['
+            + b",".join(b'{"name":"v","emptyDir":{"sizeLimit":"%dKi"}}' % i for i in range(60_000))
+            + b"]"
+        ),
+        "150,000 escaped quantities": _peer_review(
+            spec_extra=b',"overhead":{' + b",".join(b'"r%d":"\\u0031"' % i for i in range(150_000)) + b"}"
+        ),
+        "exponent numbers": _peer_review(
+            spec_extra=b',"overhead":{' + b",".join(b'"r%d":%de3' % (i, i) for i in range(15_000)) + b"}"
+        ),
+    }
+
+
+LARGE: dict[str, bytes] = {}
+
+
 def case(rng: random.Random) -> tuple[str, bytes, str]:
     """One request: (case name, body, content type)."""
     pick = rng.random()
     valid = json.dumps(REVIEW).encode()
+    if pick < 0.01:
+        if not LARGE:
+            LARGE.update(_large_structures())
+        name = rng.choice(sorted(LARGE))
+        return f"large: {name}", LARGE[name], "application/json"
     if pick < 0.08:
         return "random bytes", rng.randbytes(rng.randint(0, 4096)), "application/json"
     if pick < 0.16:
@@ -195,6 +239,27 @@ def client(server: LaunchedServer, seed: int, quota: int, deadline: float, tally
     conn.close()
 
 
+def normal_client(server: LaunchedServer, stop: threading.Event, latencies: list[float]) -> None:
+    """The valid review every 50 ms, on its own keep-alive connection: its latency while the others fuzz."""
+    body = json.dumps(REVIEW).encode()
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=server.ssl_context(), timeout=30)
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            conn.request("POST", "/mutate-v1-pod", body=body, headers={"Content-Type": "application/json"})
+            conn.getresponse().read()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", server.port, context=server.ssl_context(), timeout=30
+            )
+            latencies.append(float("inf"))
+            continue
+        latencies.append(time.monotonic() - started)
+        stop.wait(0.05)
+    conn.close()
+
+
 def still_correct(server: LaunchedServer) -> bool:
     """The server answers a valid review with the reference mutation."""
     conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=server.ssl_context(), timeout=10)
@@ -219,6 +284,12 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=300, help="stop sending after this long")
     parser.add_argument("--clients", type=int, default=4, help="concurrent keep-alive TLS clients")
     parser.add_argument("--seed", type=int, default=1, help="random seed (same seed, same requests)")
+    parser.add_argument(
+        "--max-normal-latency",
+        type=float,
+        default=3.0,
+        help="worst latency allowed for the valid reviews sent alongside (seconds, default 3)",
+    )
     args = parser.parse_args()
     tally = Tally()
     started = time.monotonic()
@@ -229,10 +300,16 @@ def main() -> int:
             threading.Thread(target=client, args=(server, args.seed * 1000 + i, quota, deadline, tally))
             for i in range(args.clients)
         ]
+        stop = threading.Event()
+        latencies: list[float] = []
+        normal = threading.Thread(target=normal_client, args=(server, stop, latencies))
+        normal.start()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        stop.set()
+        normal.join()
         alive = server.process.poll() is None
         correct = alive and still_correct(server)
         log = server.log_text()
@@ -252,13 +329,21 @@ def main() -> int:
         print(f"  dropped: {sample}")
     for sample in tally.server_errors:
         print(f"  5xx sample: {sample}")
+    ordered = sorted(latencies)
+    worst = ordered[-1] if ordered else float("inf")
+    median = ordered[len(ordered) // 2] if ordered else float("inf")
+    print(
+        f"  valid reviews alongside: {len(ordered)}, median {median * 1000:.1f} ms, "
+        f"worst {worst * 1000:.1f} ms (bound {args.max_normal_latency:g} s)"
+    )
+    bounded = worst <= args.max_normal_latency
     clean_log = "Traceback" not in log
     if not clean_log:
         print("  server log has tracebacks (an unhandled error is a crash of that request):\n" + log[-3000:])
     complete = tally.sent >= args.count or elapsed >= args.max_seconds
     if not complete:
         print(f"  only {tally.sent} of {args.count} requests were sent (a client thread failed)")
-    ok = five_xx == 0 and tally.dropped == 0 and alive and correct and complete and clean_log
+    ok = five_xx == 0 and tally.dropped == 0 and alive and correct and complete and clean_log and bounded
     return 0 if ok else 1
 
 

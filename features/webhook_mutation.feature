@@ -139,6 +139,50 @@ Feature: The mutating webhook adds the extended resource kata.peerpods.io/vm to 
     And the pod's "default_gpus" annotation is "1"
     And the first container requests and is limited to "kata.peerpods.io/vm" "1"
 
+  @WH-008 @WH-009
+  Scenario Outline: GPU requests are announced as upstream writes their sum (<written>)
+    Given the pod:
+      """
+      apiVersion: v1
+      kind: Pod
+      metadata:
+        name: gpu-<name>
+        namespace: workloads
+      spec:
+        runtimeClassName: kata-remote
+        containers:
+          - name: trainer
+            image: registry.example/trainer
+            resources:
+              requests: {nvidia.com/gpu: "<written>"}
+              limits: {nvidia.com/gpu: "<written>"}
+      """
+    When the pod is created
+    Then the pod's "default_gpus" annotation is "<announced>"
+
+    Examples:
+      | name    | written | announced |
+      | plain   | 2       | 2         |
+      | binary  | 1Ki     | 1Ki       |
+      | exp     | 1e3     | 1e3       |
+      | decimal | 1000    | 1k        |
+
+  @WH-023
+  Scenario: GPU requests written as integers give default_gpus an integer Kata accepts
+    Given a pod "gpu-ints" in namespace "workloads" with runtimeClassName "kata-remote"
+    And its container "app" requests "nvidia.com/gpu=1" and is limited to "nvidia.com/gpu=1"
+    And it has a container "helper" requesting "nvidia.com/gpu=2" and limited to "nvidia.com/gpu=2"
+    When the pod is created
+    Then the pod's "default_gpus" annotation is an integer Kata accepts
+
+  # CAA v0.22.0 fails this SHOULD (the reference follows it): a run reports the advisory.
+  @WH-023 @upstream-defect
+  Scenario: A GPU request written 1Ki still gives default_gpus an integer Kata accepts
+    Given a pod "gpu-binary" in namespace "workloads" with runtimeClassName "kata-remote"
+    And its container "app" requests "nvidia.com/gpu=1Ki" and is limited to "nvidia.com/gpu=1Ki"
+    When the pod is created
+    Then the pod's "default_gpus" annotation is an integer Kata accepts
+
   @WH-010 @needs-webhook-settings
   Scenario: Under the document's profile only the two documented changes are made
     Given the webhook adds no sizing annotations, as the document describes

@@ -13,8 +13,16 @@ agree with Go (CAA's webhook and the API server both decode with it):
 
   Go's scanner lets the number be empty: ``"m"``, ``"+"``, ``"."`` and ``"e3"`` all decode
   as zero. Odd, but a pod carrying them is admitted, so they are zero here too.
-* Go's JSON decoder trims surrounding whitespace (``" 1"`` is 1) and decodes ``null`` as
-  zero; JSON numbers are parsed from their literal text.
+* Go's JSON decoder parses a quantity from the raw bytes between the quotes, trimmed with
+  Go's ``strings.TrimSpace`` (``" 1"`` is 1), and decodes ``null`` as zero; JSON numbers are
+  parsed from their literal text. So a string here stands for what a JSON encoder writes:
+  a character it must escape (a control character) reaches Go as an escape, which Go
+  refuses (``"\u001f1"``), and only Go's spaces are trimmed (:data:`GO_SPACES`: Python's
+  ``strip()`` also removes ``\x1c``-``\x1f``). A request body that spells a quantity with
+  escapes (``"\u0031"``) is caught before this, on its raw bytes (sim.jsonescapes).
+* ``resource.Quantity`` remembers a format (DecimalSI, BinarySI or DecimalExponent) from the
+  suffix it was parsed with; a sum takes the format of its first non-zero addend, and
+  ``String()`` writes the value in that format (:func:`quantity_format`, :func:`quantity_string`).
 * Go rounds a value finer than a nanounit away from zero (``0.9n`` is ``1n``) and caps a
   *binary-suffixed* value at 2^63-1 (``8Ei``); decimal values are not capped.
 
@@ -53,12 +61,15 @@ from sim.errors import ConformanceInputError
 __all__ = [
     "AMOUNT_CACHE",
     "CONTEXT",
+    "GO_SPACES",
     "MAX_QUANTITY",
     "MIB",
     "QuantityError",
     "ceil_int",
     "format_decimal_si",
     "parse_quantity",
+    "quantity_format",
+    "quantity_string",
     "quantity_value",
     "to_amount",
     "to_mib_ceil",
@@ -83,6 +94,18 @@ CONTEXT = decimal.Context(
     Emin=decimal.MIN_EMIN,
     traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
 )
+
+#: What Go's ``strings.TrimSpace`` trims (``unicode.IsSpace``): ASCII \t \n \v \f \r and
+#: space, U+0085, U+00A0 and the Unicode White_Space characters above Latin-1.
+GO_SPACES = (
+    "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+)
+
+#: Characters a JSON encoder must escape; Go then reads the escape itself, and refuses it.
+_ESCAPED_BY_JSON = re.compile(r"[\x00-\x1f]")
+
+#: ``resource.Quantity``'s formats, as Go names them.
+DECIMAL_SI, BINARY_SI, DECIMAL_EXPONENT = "DecimalSI", "BinarySI", "DecimalExponent"
 
 _BINARY_SUFFIXES = frozenset({"Ki", "Mi", "Gi", "Ti", "Pi", "Ei"})
 _NANO = Decimal("1e-9")
@@ -126,7 +149,8 @@ def _as_text(value: object, where: str) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise QuantityError(f"{where}: {value!r} is not a Kubernetes quantity")
-        return repr(value)
+        raw = getattr(value, "raw", None)  # sim.jsonescapes.JsonFloat: the number as written
+        return raw if isinstance(raw, str) else repr(value)
     raise QuantityError(f"{where}: {excerpt(value)} ({type(value).__name__}) is not a Kubernetes quantity")
 
 
@@ -144,7 +168,9 @@ def _parse_text(text: str) -> Decimal | None:
     them is safe.
     Callers check the length (MAX_QUANTITY_CHARS) first, so the cache is bounded in bytes.
     """
-    match = _GRAMMAR.fullmatch(text.strip())
+    if _ESCAPED_BY_JSON.search(text):
+        return None
+    match = _GRAMMAR.fullmatch(text.strip(GO_SPACES))
     if match is None or not match.group(0):
         return None
     sign, number, suffix = match.group("sign", "number", "suffix")
@@ -190,7 +216,12 @@ def parse_quantity(value: str | int | float, *, where: str) -> Decimal:
         )
     result = _parse_text(text)
     if result is None:
-        match = _GRAMMAR.fullmatch(text.strip())
+        if _ESCAPED_BY_JSON.search(text):
+            raise QuantityError(
+                f"{where}: {text!r} holds a control character, which JSON carries as an escape; "
+                "Go's decoder reads a quantity's raw bytes and refuses escapes"
+            )
+        match = _GRAMMAR.fullmatch(text.strip(GO_SPACES))
         if match is not None and _is_exponent(match.group("suffix")):
             raise QuantityError(
                 f"{where}: {text!r}: the exponent is outside resource.Quantity's int32 range "
@@ -256,3 +287,65 @@ def to_amount(resource: str, value: object, *, where: str) -> int:
     if len(AMOUNT_CACHE) < 65536:
         AMOUNT_CACHE[key] = amount
     return amount
+
+
+def quantity_format(value: object) -> str:
+    """The format Go's ``resource.Quantity`` records for a valid quantity: from its suffix.
+
+    Binary suffixes (``Ki``...) give BinarySI, ``e``/``E`` exponents DecimalExponent,
+    anything else (decimal suffixes, none, a JSON integer) DecimalSI; ``null`` decodes as
+    the zero Quantity, whose format is empty (``""``).
+    """
+    if value is None:
+        return ""
+    text = _as_text(value, "")
+    match = _GRAMMAR.fullmatch(text.strip(GO_SPACES))
+    suffix = match.group("suffix") if match is not None else ""
+    if suffix in _BINARY_SUFFIXES:
+        return BINARY_SI
+    if _is_exponent(suffix):
+        return DECIMAL_EXPONENT
+    return DECIMAL_SI
+
+
+def _strip_tens(mantissa: int, exponent: int) -> tuple[int, int]:
+    while mantissa and mantissa % 10 == 0:
+        mantissa //= 10
+        exponent += 1
+    return mantissa, exponent
+
+
+def quantity_string(value: Decimal, fmt: str) -> str:
+    """``Quantity.String()`` for ``value`` (already at Go's nano precision) in format ``fmt``.
+
+    BinarySI is kept only for whole values of at least 1024 in magnitude, written with the
+    largest power of 1024 that divides them (``1Ki``, ``1536Mi``; ``1536`` stays bare);
+    other BinarySI values are written as DecimalSI. Decimal formats write the mantissa with
+    the exponent lowered to a multiple of three: DecimalSI as a suffix (``1k``, ``500m``),
+    DecimalExponent as ``e<n>`` (``1e3``, ``1e-3``; none for ``e0``). Go writes an unknown
+    format as DecimalExponent, and a DecimalSI exponent past ``E`` with no suffix at all
+    (``1000E`` becomes ``1``): both are reproduced.
+    """
+    if value == 0:
+        return "0"
+    if fmt == BINARY_SI:
+        if -1024 < value < 1024 or value != value.to_integral_value():
+            fmt = DECIMAL_SI
+        else:
+            whole, power = int(value), 0
+            while whole % 1024 == 0 and power < 6:
+                whole //= 1024
+                power += 1
+            return f"{whole}{('', 'Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei')[power]}"
+    elif fmt not in (DECIMAL_SI, DECIMAL_EXPONENT):
+        fmt = DECIMAL_EXPONENT
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite: quantities are
+    mantissa, exponent = _strip_tens(int("".join(map(str, digits))), exponent)
+    shift = exponent % 3
+    mantissa, exponent = mantissa * 10**shift, exponent - shift
+    number = f"{'-' if sign else ''}{mantissa}"
+    if fmt == DECIMAL_EXPONENT:
+        return number if exponent == 0 else f"{number}e{exponent}"
+    suffix = dict((e, s) for s, e in _DECIMAL_SI).get(exponent, "")
+    return number + suffix

@@ -13,6 +13,7 @@ from sim.harness.targets.base import (
     WebhookEnv,
     need,
 )
+from sim.peerpods.kata import kata_accepts_uint
 
 from . import pods
 from .expect import (
@@ -253,3 +254,17 @@ def container_keeps(outcome: PodOutcome, name: str, requests: str, limits: str) 
         found = {k: pods.quantity(str(v)) for k, v in (block.get(part) or {}).items()}
         wanted = {k: pods.quantity(v) for k, v in (expected.get(part) or {}).items()}
         assert found == wanted, f"container {name!r} {part} {block.get(part)}, expected {expected.get(part)}"
+
+
+@then(parsers.parse('the pod\'s "{short}" annotation is an integer Kata accepts'))
+def annotation_kata_accepts(outcome: PodOutcome, short: str) -> None:
+    key = pods.SIZING_PREFIX + short
+    value = pods.pod_annotations(admitted_pod(outcome)).get(key)
+    assert value is not None, f"the pod carries no {key}"
+    assert kata_accepts_uint(value), (
+        f"{key} is {value!r}, which Kata refuses (it reads an unsigned decimal integer: "
+        "kata-containers 4.1.0 src/runtime/pkg/oci/utils.go, addHypervisorGPUOverrides), so the pod "
+        "never runs; CAA v0.22.0 writes the GPU request sum with Quantity.String() "
+        "(src/webhook/pkg/mutating/remove-resourcespec.go, adjustResourceSpec): request GPUs as "
+        "plain integers"
+    )

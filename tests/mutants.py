@@ -154,6 +154,11 @@ def _webhook_writes_zero_annotations() -> None:
     sim.peerpods.webhook._annotations = always
 
 
+def _webhook_writes_gpus_as_a_decimal() -> None:
+    """default_gpus as Python prints the sum ("1.0", "3.0"): neither upstream's string nor an integer."""
+    _rebind(sim.peerpods.webhook, "quantity_string", lambda value, fmt: str(float(value)))
+
+
 def _webhook_counts_pod_level_resources() -> None:
     original = sim.peerpods.webhook._annotations
 
@@ -618,6 +623,7 @@ MUTANTS: dict[str, Mutant] = {
     "webhook-gpu-blind": _m(
         "webhook", REFERENCE, "WH-008", lambda: setattr(sim.peerpods.webhook, "ANN_GPUS", "io.example/gpus")
     ),
+    "webhook-gpus-as-decimal": _m("webhook", REFERENCE, "WH-008 WH-023", _webhook_writes_gpus_as_a_decimal),
     # API server admission
     "admission-ignores-namespace-selector": _m(
         "admission", REFERENCE, "NS-001 NS-002", _admission_ignores_namespace_selector

@@ -6,9 +6,17 @@ Kubernetes accepts, annotations, runtime classes), each is sent to both sides as
 AdmissionReview, and the patched pods are compared. On a difference hypothesis shrinks
 the pod, so the user sees the *smallest* pod on which the two disagree.
 
-Outcomes are compared as kube-apiserver would act on them: the patched pod when allowed;
+Outcomes are compared as kube-apiserver would act on them: when allowed, the patched pod
+as the API server would store it (:func:`stored_form`: both patches applied, then the pod
+normalised as Go decodes it - every quantity in its canonical form, empty objects and nulls
+dropped - so that upstream's ``add /status {}`` or a rewritten ``0.0`` is no difference);
 only "refused, with code N" when refused (two implementations word their messages
 differently, and that is no difference in behaviour).
+
+Each review is encoded once, to the bytes both sides receive (:func:`encode_review`): the
+generator can spell a quantity as Go alone sees it - with a JSON escape (``"\u0031"``), as a
+JSON number with an exponent (``1e3``), padded with Go's spaces - through :class:`RawJson`
+values, and the reference judges those same bytes through the HTTPS server's handler.
 """
 
 from __future__ import annotations
@@ -24,11 +32,14 @@ import jsonpatch
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from hypothesis import strategies as st
 
+from sim.jsonescapes import loads_keeping_numbers
 from sim.kube.admission import MutatingWebhook, WebhookCallError
-from sim.peerpods.webhook import WebhookSettings, review_response
+from sim.peerpods.webhook import WebhookSettings
+from sim.podquantities import canonical_quantities
 
-#: Calls an endpoint: AdmissionReview in, AdmissionReview out (raises WebhookCallError).
-Endpoint = Callable[[dict[str, Any]], dict[str, Any]]
+#: Calls an endpoint: an AdmissionReview and the bytes it is sent as in, AdmissionReview out
+#: (raises WebhookCallError).
+Endpoint = Callable[[dict[str, Any], bytes], dict[str, Any]]
 
 #: The webhook the suite names when calling an endpoint during a diff.
 DIFF_WEBHOOK = MutatingWebhook(name="diff.peerpods.io", rules=())
@@ -66,6 +77,39 @@ def resource_lists() -> st.SearchStrategy[dict[str, Any]]:
     return st.dictionaries(names, quantities(), max_size=3)
 
 
+@dataclass(frozen=True)
+class RawJson:
+    """A value written into the request body exactly as ``text`` (JSON), e.g. an escaped string."""
+
+    text: str
+
+
+#: Go's spaces around a quantity (trimmed; a control character, Python strip()'s too, is refused).
+GO_PADDING = [" ", "\u00a0", "\u3000", "\u2009"]
+
+
+@st.composite
+def go_quantities(draw: st.DrawFn) -> Any:
+    """A quantity spelled as only the raw bytes show: escaped, an exponent number, padded."""
+    value = draw(quantities())
+    kind = draw(st.sampled_from(["escaped", "exponent-number", "padded", "control", "plain"]))
+    if kind == "escaped" and isinstance(value, str) and value:
+        return RawJson('"' + "".join(f"\\u{ord(c):04x}" if c.isdigit() else c for c in value) + '"')
+    if kind == "exponent-number":
+        return RawJson(f"{draw(st.integers(1, 9))}e{draw(st.integers(0, 3))}")
+    if kind == "padded" and isinstance(value, str):
+        pad = draw(st.sampled_from(GO_PADDING))
+        return f"{pad}{value}{pad}"
+    if kind == "control" and isinstance(value, str):
+        return "\x1f" + value
+    return value
+
+
+def raw_resource_lists() -> st.SearchStrategy[dict[str, Any]]:
+    names = st.sampled_from(["cpu", "memory", "nvidia.com/gpu"])
+    return st.dictionaries(names, go_quantities(), max_size=2)
+
+
 @st.composite
 def containers(draw: st.DrawFn, prefix: str) -> dict[str, Any]:
     container: dict[str, Any] = {"name": f"{prefix}{draw(st.integers(0, 9))}", "image": "busybox"}
@@ -83,8 +127,30 @@ def containers(draw: st.DrawFn, prefix: str) -> dict[str, Any]:
 
 
 @st.composite
-def pods(draw: st.DrawFn) -> dict[str, Any]:
-    """A pod as a user might submit it: the parts the webhook reads are varied."""
+def other_quantity_fields(draw: st.DrawFn, spec: dict[str, Any], values: st.SearchStrategy[Any]) -> None:
+    """Quantities beyond the containers' that Go's decoder checks too (sim.podquantities)."""
+    if draw(st.integers(0, 4)) == 0:
+        spec["ephemeralContainers"] = [
+            {
+                "name": "debug",
+                "image": "busybox",
+                "resources": {
+                    "requests": draw(st.dictionaries(st.sampled_from(["cpu", "memory"]), values, max_size=2))
+                },
+            }
+        ]
+    if draw(st.integers(0, 4)) == 0:
+        spec["overhead"] = draw(st.dictionaries(st.sampled_from(["cpu", "memory"]), values, max_size=2))
+    if draw(st.integers(0, 4)) == 0:
+        spec["volumes"] = [{"name": "scratch", "emptyDir": {"sizeLimit": draw(values)}}]
+
+
+@st.composite
+def pods(draw: st.DrawFn, raw: bool = False) -> dict[str, Any]:
+    """A pod as a user might submit it: the parts the webhook reads are varied.
+
+    ``raw``: quantities may also be :class:`RawJson` (for :func:`encode_review` only).
+    """
     metadata: dict[str, Any] = {"name": "p", "namespace": "default"}
     if draw(st.booleans()):
         keys = st.sampled_from([*SIZING_KEYS, "example.com/note", "app"])
@@ -95,6 +161,14 @@ def pods(draw: st.DrawFn) -> dict[str, Any]:
     init = draw(st.lists(containers("i"), max_size=2))
     if init:
         spec["initContainers"] = init
+    values = go_quantities() if raw else quantities()
+    if raw and draw(st.booleans()):
+        container = spec["containers"][0]
+        container["resources"] = {
+            "requests": draw(raw_resource_lists()),
+            "limits": draw(raw_resource_lists()),
+        }
+    draw(other_quantity_fields(spec, values))
     runtime_class = draw(st.sampled_from(RUNTIME_CLASSES))
     if runtime_class is not None:
         spec["runtimeClassName"] = runtime_class
@@ -119,33 +193,89 @@ def review_for(pod: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def outcome(endpoint: Endpoint, pod: dict[str, Any]) -> dict[str, Any]:
-    """What kube-apiserver would make of the endpoint's answer, as a comparable value."""
+def encode_review(review: Any, *, shown: bool = False) -> bytes:
+    """The bytes a review is sent as: compact JSON, non-ASCII as UTF-8, :class:`RawJson` verbatim.
+
+    ``shown``: each RawJson as a JSON string of its text instead (to print a pod that holds them).
+    """
+    raws: list[str] = []
+
+    def place(value: Any) -> Any:
+        if isinstance(value, RawJson):
+            raws.append(value.text)
+            return f"\x00raw{len(raws) - 1}\x00"
+        if isinstance(value, dict):
+            return {key: place(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [place(item) for item in value]
+        return value
+
+    text = json.dumps(place(review), separators=(",", ":"), ensure_ascii=False)
+    for index, raw in enumerate(raws):
+        text = text.replace(json.dumps(f"\x00raw{index}\x00"), json.dumps(raw) if shown else raw, 1)
+    return text.encode()
+
+
+def _without_empties(value: Any) -> Any:
+    """Drop object members that are null, {} or [] (after their own members), as Go's omitempty does."""
+    if isinstance(value, dict):
+        kept = {key: _without_empties(item) for key, item in value.items()}
+        return {key: item for key, item in kept.items() if item is not None and item != {} and item != []}
+    if isinstance(value, list):
+        return [_without_empties(item) for item in value]
+    return value
+
+
+def stored_form(pod: Any) -> Any:
+    """``pod`` as kube-apiserver would store it after decoding it into ``corev1.Pod``.
+
+    Go's round trip writes every quantity in canonical form (``0.0`` -> ``"0"``, ``1.5`` ->
+    ``"1500m"``) and drops what is empty (``status: {}``, ``creationTimestamp: null``, an empty
+    ``resources``), so two patches that differ only there store the same pod.
+    """
+    return _without_empties(canonical_quantities(pod) if isinstance(pod, dict) else pod)
+
+
+def outcome(endpoint: Endpoint, review: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """What kube-apiserver would make of the endpoint's answer to ``body``, as a comparable value."""
     try:
-        response = endpoint(review_for(pod))["response"]
+        response = endpoint(review, body)["response"]
     except WebhookCallError as exc:
         return {"call failed": str(exc)}
     if not response.get("allowed"):
         return {"refused with code": (response.get("status") or {}).get("code")}
+    pod = loads_keeping_numbers(body)["request"]["object"]  # the pod as the endpoint decoded it
     if "patch" not in response:
-        return {"admitted": pod}
+        return {"admitted": stored_form(pod)}
     try:
         ops = json.loads(base64.b64decode(response["patch"], validate=True))
-        return {"admitted": jsonpatch.apply_patch(pod, ops, in_place=False)}
+        return {"admitted": stored_form(jsonpatch.apply_patch(pod, ops, in_place=False))}
     except (ValueError, TypeError, jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
         return {"patch does not apply": str(exc)}
 
 
 def reference_endpoint(settings: WebhookSettings) -> Endpoint:
-    """The suite's own webhook, in process."""
-    return lambda review: review_response(review, settings)
+    """The suite's own webhook, in process, judging the same bytes the HTTPS server would."""
+    from sim.server.limits import ServerLimits
+    from sim.server.review import ReviewHandler
+
+    handler = ReviewHandler(settings, ServerLimits())
+
+    def call(review: dict[str, Any], body: bytes) -> dict[str, Any]:
+        reply = handler.review(body)
+        if reply.status != 200:
+            raise WebhookCallError(f"reference: HTTP {reply.status}: {reply.body[:200]!r}")
+        answer: dict[str, Any] = json.loads(reply.body)
+        return answer
+
+    return call
 
 
 @dataclass
 class Difference:
     """The smallest pod found on which the two sides disagree, and what each made of it."""
 
-    pod: dict[str, Any]
+    pod: dict[str, Any]  # as sent; a value written verbatim is shown as a string of its JSON text
     left: dict[str, Any]
     right: dict[str, Any]
 
@@ -179,13 +309,16 @@ def compare(left: Endpoint, right: Endpoint, *, examples: int, random_seed: int)
         phases=[Phase.generate, Phase.shrink],
         suppress_health_check=list(HealthCheck),
     )
-    @given(pods())
+    @given(pods(raw=True))
     def search(pod: dict[str, Any]) -> None:
         nonlocal tried
         tried += 1
-        a, b = outcome(left, pod), outcome(right, pod)
+        review = review_for(pod)
+        body = encode_review(review)
+        a, b = outcome(left, review, body), outcome(right, review, body)
         if a != b:
-            raise _Differs(Difference(pod, a, b))
+            shown = json.loads(encode_review(pod, shown=True))
+            raise _Differs(Difference(shown, a, b))
 
     try:
         search()
@@ -199,4 +332,4 @@ def https_endpoint(url: str, ca: str | None, timeout: float = 10.0) -> Endpoint:
     from sim.harness.targets.webhook import HttpsWebhookCaller
 
     caller = HttpsWebhookCaller(url, Path(ca) if ca else None, timeout)
-    return lambda review: caller(DIFF_WEBHOOK, review)
+    return lambda review, body: caller.call_with_body(DIFF_WEBHOOK, review, body)

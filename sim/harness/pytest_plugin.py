@@ -36,6 +36,10 @@ pytest_plugins = [
 ]
 
 NEEDS_PREFIX = "needs-"
+#: The tag of a SHOULD scenario that upstream (CAA v0.22.0) fails, and with it the reference,
+#: which follows upstream. ``peerpods-conformance run`` reports its failure as the advisory it
+#: is; a plain ``pytest steps`` run (the suite's own tests) expects it to fail.
+UPSTREAM_DEFECT = "upstream-defect"
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{requirement.id}: {requirement.text}")
     for capability, meaning in CAPABILITIES.items():
         config.addinivalue_line("markers", f"{NEEDS_PREFIX}{capability}: scenario needs {meaning}")
+    config.addinivalue_line(
+        "markers", f"{UPSTREAM_DEFECT}: a SHOULD scenario upstream fails (see {__name__})"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -141,12 +148,22 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         pytest.skip(reason)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each scenario's requirement ids become JUnit properties (``requirement``), one per id."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each scenario's requirement ids become JUnit properties (``requirement``), one per id.
+
+    Outside ``peerpods-conformance run`` an upstream defect's scenario is an expected failure
+    (not strict: a target that does better than upstream passes it); under ``run``, which
+    presets the target, it runs plainly, so that its failure reaches the report as an advisory.
+    """
+    preset = TARGET_KEY in config.stash
     for item in items:
         if is_scenario(item):
             for requirement_id in requirement_tags(mark.name for mark in item.iter_markers()):
                 item.user_properties.append(("requirement", requirement_id))
+        if not preset and item.get_closest_marker(UPSTREAM_DEFECT) is not None:
+            item.add_marker(
+                pytest.mark.xfail(reason="a SHOULD that upstream fails, as the reference does", strict=False)
+            )
 
 
 @pytest.hookimpl(wrapper=True)

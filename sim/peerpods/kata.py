@@ -19,6 +19,12 @@ asks the adaptor for a pod VM (kata-containers ``src/runtime/pkg/oci/utils.go``,
   falls back to ``LIBVIRT_CPU``/``LIBVIRT_MEMORY``; OpenShift's ``configuration-remote.toml``
   sets ``default_vcpus = 1`` and ``default_memory = 2048`` (:data:`OPENSHIFT_CONFIG`).
 
+* **GPUs.** ``default_gpus`` is read as an unsigned decimal integer (``strconv.ParseUint``
+  base 10, ``addHypervisorGPUOverrides`` / ``setUint``): ``"1"`` or ``"007"``, never
+  ``"1Ki"``, ``"1k"``, ``"1e3"``, ``"500m"`` or ``" 1"``; anything else fails the sandbox,
+  naming the annotation. CAA v0.22.0's webhook writes the GPU request sum with
+  ``Quantity.String()``, so a request spelled ``1Ki`` or ``1e3`` gets such a value.
+
 Upstream kata has no case for an unknown initdata algorithm (its digest switch leaves the
 hash unset and the shim cannot go on); the reference refuses such a sandbox with a message
 that names the algorithm.
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +42,7 @@ from typing import Any
 from sim.peerpods import initdata
 
 __all__ = [
+    "ANN_GPUS",
     "ANN_MEMORY",
     "ANN_VCPUS",
     "OPENSHIFT_CONFIG",
@@ -43,6 +51,7 @@ __all__ = [
     "KataConfig",
     "KataRuntime",
     "SandboxError",
+    "kata_accepts_uint",
     "remote_annotations",
     "sandbox_failed",
 ]
@@ -50,6 +59,7 @@ __all__ = [
 ANN_PREFIX = "io.katacontainers.config.hypervisor."
 ANN_VCPUS = ANN_PREFIX + "default_vcpus"
 ANN_MEMORY = ANN_PREFIX + "default_memory"
+ANN_GPUS = ANN_PREFIX + "default_gpus"
 #: The RuntimeClass handler of Kata's remote hypervisor: a pod whose RuntimeClass has this
 #: handler is a peer pod (the chart's RuntimeClass ``kata-remote`` names it).
 PEER_POD_HANDLER = "kata-remote"
@@ -110,6 +120,11 @@ def _vcpus(raw: str) -> int:
     return math.ceil(value)
 
 
+def kata_accepts_uint(raw: str) -> bool:
+    """``strconv.ParseUint(raw, 10, 64)`` succeeds: ASCII digits only, nothing around them, below 2^64."""
+    return re.fullmatch(r"[0-9]+", raw, re.ASCII) is not None and int(raw) < 1 << 64
+
+
 def _memory(raw: str) -> int:
     if not raw.isdigit():
         raise ValueError(raw)
@@ -154,6 +169,12 @@ class KataRuntime:
                 vcpus = value
             else:
                 memory = value
+        if ANN_GPUS in annotations and not kata_accepts_uint(str(annotations[ANN_GPUS])):
+            raise sandbox_failed(
+                pod,
+                f"Error encountered parsing annotation {ANN_GPUS}: {annotations[ANN_GPUS]!r}, "
+                "please specify positive numeric value",
+            )
         annotations[ANN_VCPUS] = str(vcpus)
         annotations[ANN_MEMORY] = str(memory)
         meta["annotations"] = annotations

@@ -11,16 +11,21 @@ can tell what a conforming webhook must answer. Three entry points share one pla
   controller-runtime, turns an object that cannot be decoded as a Pod into ``allowed:
   false`` with code 400 instead of raising.
 
-Decoding is checked the way the Go webhook's decoder checks it: every request and limit of
-every container must be a valid quantity even when the runtime class does not match,
-because a pod that Go cannot decode is refused before the runtime class is looked at.
+Decoding is checked the way the Go webhook's decoder checks it: every quantity of the pod
+(every container's requests and limits, ephemeral containers, overhead, size limits...:
+sim.podquantities) must be valid even when the runtime class does not match, because a pod
+that Go cannot decode is refused before the runtime class is looked at. ``default_gpus`` is
+the GPU sum as upstream writes it, ``Quantity.String()`` in the format of the first request
+(``1Ki``, ``1e3``, ``1k``), although Kata refuses anything but an integer (WH-023).
 
 At the int64 edge the annotations follow CAA where it is defined (a memory sum of 2^63-1
 bytes or more makes ``RoundUpToMiB`` fail and CAA writes ``"0"``) and refuse where Go's
 result is undefined (a CPU or GPU sum beyond int64).
 
 Deliberate differences from CAA: a matching pod without containers is refused with 400
-(Go would index an empty slice); the patch carries only the intended changes, not the
+(Go would index an empty slice); a pod with more than :data:`sim.bounds.MAX_POD_CONTAINERS`
+containers or :data:`sim.bounds.MAX_POD_QUANTITIES` quantities is refused with 400 (bounded
+work per review; Go has no such bound); the patch carries only the intended changes, not the
 side effects of re-marshalling a Go struct (``creationTimestamp: null``, ``status: {}``).
 """
 
@@ -36,15 +41,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sim.bounds import excerpt, short
+from sim.bounds import MAX_POD_CONTAINERS, MAX_POD_QUANTITIES, excerpt, short
 from sim.errors import ConformanceInputError
+from sim.podquantities import check_pod_quantities, count_pod_quantities
 from sim.quantities import CONTEXT as QUANTITY_CONTEXT
 from sim.quantities import (
     MAX_QUANTITY,
     QuantityError,
     ceil_int,
-    format_decimal_si,
     parse_quantity,
+    quantity_format,
+    quantity_string,
     quantity_value,
     to_mib_ceil,
 )
@@ -150,6 +157,8 @@ class _Totals:
     memory_requests: Decimal = Decimal(0)
     memory_limits: Decimal = Decimal(0)
     gpu_requests: Decimal = Decimal(0)
+    #: The GPU sum's resource.Quantity format: an addend's, taken while the sum is zero (Go's Add).
+    gpu_format: str = "DecimalSI"
 
 
 @dataclass
@@ -231,8 +240,10 @@ def _container_where(pod: dict[str, Any], list_name: str, index: int) -> str:
     return f"{_pod_label(pod)}: {list_name}[{index}]{shown}"
 
 
-def _resource_list(pod: dict[str, Any], list_name: str, index: int, kind: str) -> dict[str, Decimal]:
-    """Parse one container's ``requests`` or ``limits``; every entry must be a quantity."""
+def _resource_list(
+    pod: dict[str, Any], list_name: str, index: int, kind: str
+) -> tuple[dict[str, Any], dict[str, Decimal]]:
+    """Parse one container's ``requests`` or ``limits`` (raw and parsed); every entry must be a quantity."""
 
     def where() -> str:
         return _container_where(pod, list_name, index)
@@ -249,19 +260,23 @@ def _resource_list(pod: dict[str, Any], list_name: str, index: int, kind: str) -
                 raise PodError(str(exc)) from exc
             raise AssertionError("quantity_value and parse_quantity disagree")  # pragma: no cover
         parsed[name] = value
-    return parsed
+    return values, parsed
 
 
 def _add_container(totals: _Totals, pod: dict[str, Any], list_name: str, index: int) -> None:
     """Add one container's requests and limits to the running sums."""
-    requests = _resource_list(pod, list_name, index, "requests")
-    limits = _resource_list(pod, list_name, index, "limits")
+    raw_requests, requests = _resource_list(pod, list_name, index, "requests")
+    _, limits = _resource_list(pod, list_name, index, "limits")
     zero = _ZERO
     totals.cpu_requests += requests.get("cpu", zero)
     totals.cpu_limits += limits.get("cpu", zero)
     totals.memory_requests += requests.get("memory", zero)
     totals.memory_limits += limits.get("memory", zero)
-    totals.gpu_requests += requests.get(GPU_RESOURCE, zero)
+    gpu = requests.get(GPU_RESOURCE)
+    if gpu is not None:
+        if totals.gpu_requests == 0:
+            totals.gpu_format = quantity_format(raw_requests[GPU_RESOURCE])
+        totals.gpu_requests += gpu
 
 
 def _decode(pod: object) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]], _Totals]:
@@ -275,12 +290,39 @@ def _decode(pod: object) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]
             f"{_pod_label(checked)}: spec.runtimeClassName: expected a string, got {excerpt(runtime_class)}"
         )
     lists = {name: _containers(checked, spec, name) for name in _CONTAINER_LISTS}
+    _check_container_count(checked, spec, lists)
+    try:
+        quantities = count_pod_quantities(checked, MAX_POD_QUANTITIES)
+    except ConformanceInputError as exc:
+        raise PodError(f"{_pod_label(checked)}: {exc}") from exc
+    if quantities > MAX_POD_QUANTITIES:
+        raise PodError(
+            f"{_pod_label(checked)}: more than {MAX_POD_QUANTITIES:,} quantities (requests, limits, "
+            "overhead, size limits); the webhook parses at most that many per pod "
+            "(its bound on work per review)"
+        )
     totals = _Totals()
     with decimal.localcontext(QUANTITY_CONTEXT):  # sums of huge quantities must not overflow
         for list_name, containers in lists.items():
             for index in range(len(containers)):
                 _add_container(totals, checked, list_name, index)
+    try:
+        check_pod_quantities(checked)
+    except ConformanceInputError as exc:
+        raise PodError(f"{_pod_label(checked)}: {exc}") from exc
     return spec, lists, totals
+
+
+def _check_container_count(pod: dict[str, Any], spec: dict[str, Any], lists: dict[str, list[Any]]) -> None:
+    """Refuse a pod with more containers than the webhook bounds its work to (sim.bounds)."""
+    ephemeral = spec.get("ephemeralContainers")
+    count = sum(map(len, lists.values())) + (len(ephemeral) if isinstance(ephemeral, list) else 0)
+    if count > MAX_POD_CONTAINERS:
+        raise PodError(
+            f"{_pod_label(pod)}: {count:,} containers (containers, initContainers and "
+            f"ephemeralContainers together); the webhook handles at most {MAX_POD_CONTAINERS:,} "
+            "per pod (its bound on work per review)"
+        )
 
 
 # --------------------------------------------------------------------------- planning
@@ -320,8 +362,9 @@ def _annotations(pod: object, totals: _Totals) -> dict[str, str]:
     if memory is not None:
         result[ANN_MEMORY] = _memory_mib(pod, memory)
     if totals.gpu_requests > 0:
-        result[ANN_GPUS] = format_decimal_si(
-            _within_int64(pod, "nvidia.com/gpu request", totals.gpu_requests)
+        # as upstream: gpuRequest.String(), so "1Ki" or "1e3" stay as written (Kata then refuses them)
+        result[ANN_GPUS] = quantity_string(
+            _within_int64(pod, "nvidia.com/gpu request", totals.gpu_requests), totals.gpu_format
         )
     return result
 

@@ -9,5 +9,6 @@ The package is split by job so that each piece can be reasoned about (and tested
 * :mod:`sim.server.tls` - certificates: the self-signed convenience, key normalisation,
   and the fingerprint a certification report names;
 * :mod:`sim.server.serve` - starting granian with TLS, timeouts and graceful shutdown;
+* :mod:`sim.server.writedeadline` - cutting off a client that does not read its answer;
 * :mod:`sim.server.launch` - running the server as a child process for tests and CI.
 """

@@ -15,6 +15,9 @@ it is accepted (see "Bounds on bad input" in the README and benchmarks/bench_bou
   (granian's HTTP-version sniffing in ``auto`` mode has no deadline at all);
 * between requests, a keep-alive connection is closed after the same ``read_timeout``
   of silence;
+* an answer the client does not read is given ``write_timeout``: a connection whose sent
+  data stays unacknowledged (or whose window stays closed) that long is aborted by the
+  kernel and its buffers freed (sim.server.writedeadline);
 * a worker holds at most :func:`connection_limit` connections; more wait in the kernel's
   listen queue (:data:`LISTEN_BACKLOG`) until one closes.
 """
@@ -51,6 +54,7 @@ LISTEN_BACKLOG = 4096
 #: Environment variables through which ``webhook serve`` hands the limits to its workers.
 ENV_READ_TIMEOUT = "PEERPODS_WEBHOOK_READ_TIMEOUT"
 ENV_MAX_BODY = "PEERPODS_WEBHOOK_MAX_BODY_BYTES"
+ENV_WRITE_TIMEOUT = "PEERPODS_WEBHOOK_WRITE_TIMEOUT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +64,16 @@ class ServerLimits:
     max_body_bytes: int = MAX_BODY_BYTES
     #: Seconds allowed for reading the headers, and again for reading the body.
     read_timeout: float = 10.0
+    #: Seconds an answer may wait for the client to read it (the kernel's TCP_USER_TIMEOUT).
+    write_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         if self.max_body_bytes <= 0:
             raise ConformanceInputError(f"max body size must be positive, got {self.max_body_bytes}")
         if not 0 < self.read_timeout <= 60:
             raise ConformanceInputError(f"read timeout must be in (0, 60] seconds, got {self.read_timeout}")
+        if not 1 <= self.write_timeout <= 60:
+            raise ConformanceInputError(f"write timeout must be in [1, 60] seconds, got {self.write_timeout}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ServerLimits:
@@ -74,13 +82,20 @@ class ServerLimits:
         try:
             timeout = float(env.get(ENV_READ_TIMEOUT, defaults.read_timeout))
             max_body = int(env.get(ENV_MAX_BODY, defaults.max_body_bytes))
+            write_timeout = float(env.get(ENV_WRITE_TIMEOUT, defaults.write_timeout))
         except ValueError as exc:
-            raise ConformanceInputError(f"{ENV_READ_TIMEOUT}/{ENV_MAX_BODY}: {exc}") from None
-        return cls(max_body_bytes=max_body, read_timeout=timeout)
+            raise ConformanceInputError(
+                f"{ENV_READ_TIMEOUT}/{ENV_MAX_BODY}/{ENV_WRITE_TIMEOUT}: {exc}"
+            ) from None
+        return cls(max_body_bytes=max_body, read_timeout=timeout, write_timeout=write_timeout)
 
     def to_env(self) -> dict[str, str]:
         """The environment that makes :meth:`from_env` rebuild these limits in a worker."""
-        return {ENV_READ_TIMEOUT: repr(self.read_timeout), ENV_MAX_BODY: str(self.max_body_bytes)}
+        return {
+            ENV_READ_TIMEOUT: repr(self.read_timeout),
+            ENV_MAX_BODY: str(self.max_body_bytes),
+            ENV_WRITE_TIMEOUT: repr(self.write_timeout),
+        }
 
 
 def open_files_limit() -> int:

@@ -10,6 +10,11 @@ A client's mistake is always a 4xx (a ``metav1.Status`` naming the problem) or, 
 envelope is sound enough to carry a ``uid``, an AdmissionReview with ``allowed: false``
 and code 400 as controller-runtime answers. A 5xx means a bug in the webhook itself.
 
+Go's decoder reads a quantity from its raw JSON text, which orjson does not keep: a body
+holding a backslash is checked once more for quantities spelled with escapes, and a body
+that may write a number with an exponent is parsed again keeping the numbers' text
+(sim.jsonescapes); other bodies pay one byte scan each.
+
 The hot path is deliberately short: one orjson parse, the core's direct patch operations
 (:func:`sim.peerpods.webhook.mutation_patch`, no diffing of two pods), base64 and one orjson dump.
 Its answers must equal :func:`sim.peerpods.webhook.review_response`'s; the unit tests hold them to it.
@@ -24,7 +29,9 @@ from typing import Any
 import orjson
 
 from sim.bounds import excerpt
+from sim.jsonescapes import loads_keeping_numbers, may_hold_exponent_numbers
 from sim.peerpods.webhook import WebhookSettings, admission_review, request_response
+from sim.podquantities import escaped_quantity
 from sim.server.limits import ServerLimits
 
 MUTATE_PATH = "/mutate-v1-pod"
@@ -169,8 +176,16 @@ class ReviewHandler:
             return status_reply(400, problem)
         request = review["request"]
         uid: str = request["uid"]
+        obj = request.get("object")
+        escaped = escaped_quantity(body, ("request", "object"), loads=orjson.loads)
+        if escaped is not None:
+            refusal = {"code": 400, "message": f"cannot decode request.object as a Pod: {escaped}"}
+            response = {"uid": uid, "allowed": False, "status": refusal}
+            return Reply(200, orjson.dumps(admission_review(ADMISSION_API_VERSION, response)))
+        if may_hold_exponent_numbers(body):
+            obj = loads_keeping_numbers(body)["request"].get("object")
         try:
-            response = request_response(uid, request.get("object"), self.settings, dumps=orjson.dumps)
+            response = request_response(uid, obj, self.settings, dumps=orjson.dumps)
         except Exception:
             log.exception("webhook failed on review uid=%r", uid)
             return status_reply(500, "internal error in the webhook (logged); this is a bug")

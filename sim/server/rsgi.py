@@ -24,6 +24,7 @@ from sim.peerpods.webhook import WebhookSettings
 from sim.server.deadlines import Deadlines, expired
 from sim.server.limits import ServerLimits
 from sim.server.review import Reply, ReviewHandler, status_reply
+from sim.server.writedeadline import set_write_deadline
 
 #: A refused request body up to this size is read and dropped rather than left unread:
 #: an unread body makes the HTTP layer close the connection, costing the client a new
@@ -62,6 +63,11 @@ class RsgiApp:
         self.limits = handler.limits
         self.deadlines = Deadlines(handler.limits.read_timeout)
         self.timed_out = status_reply(408, f"request body not received within {self.limits.read_timeout} s")
+
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        """granian's start-up hook, called before the worker builds its listener: the write
+        deadline is set on that listener once the loop runs, i.e. once it exists."""
+        loop.call_soon(set_write_deadline, self.limits.write_timeout)
 
     async def __call__(self, scope: Scope, proto: HTTPProtocol) -> None:
         if scope.proto != "http":

@@ -10,6 +10,7 @@ Settings reach the workers through the environment, under upstream's variable na
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,9 @@ class ServeConfig:
     http_mode: str = "1"
     #: The kernel's listen queue; only the benchmark sets granian's default (1,024).
     backlog: int = LISTEN_BACKLOG
+    #: Called on SIGHUP in the main process before granian restarts the workers (which then
+    #: read ``cert``/``key`` again): the place to replace those files, or to decline to.
+    on_reload: Callable[[], None] | None = None
 
 
 def worker_env(config: ServeConfig) -> dict[str, str]:
@@ -103,4 +107,6 @@ def serve(config: ServeConfig) -> None:
         log_access=config.access_log,
         workers_kill_timeout=SHUTDOWN_GRACE_S,
     )
+    if config.on_reload is not None:
+        server.on_reload(config.on_reload)
     server.serve()

@@ -8,6 +8,7 @@ report names as the endpoint that was tested (:func:`certificate_identity`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import os
@@ -17,8 +18,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from sim.bounds import read_bounded
 from sim.errors import ConformanceInputError
 
 #: ``--tls-min-version`` values -> granian's names.
@@ -46,10 +49,18 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def write_public(path: Path, data: bytes) -> None:
-    """Write a public file atomically, so a poller never reads a half-written CA."""
+    """Write a public file atomically, so a poller never reads a half-written CA.
+
+    A path that cannot be written (``/proc/x.pem``) is refused, naming it, with nothing left behind.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise ConformanceInputError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def _san(name: str) -> x509.GeneralName:
@@ -112,11 +123,13 @@ def self_signed(workdir: Path, names: list[str], ca_out: Path) -> ServerCredenti
     return ServerCredentials(cert=cert_path, key=key_path, ca=ca_out)
 
 
+#: A certificate chain or key file is refused beyond this size before it is parsed.
+MAX_PEM_BYTES = 1 << 20
+
+
 def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConformanceInputError(f"{what} {path}: {exc.strerror or exc}") from None
+    """A regular file's bytes (a FIFO or a device is refused by kind, never read)."""
+    return read_bounded(str(path), what=what, limit=MAX_PEM_BYTES)
 
 
 def load_certificates(path: Path) -> list[x509.Certificate]:
@@ -128,6 +141,24 @@ def load_certificates(path: Path) -> list[x509.Certificate]:
     return certs
 
 
+def _load_key(key_path: Path, data: bytes | None = None) -> PrivateKeyTypes:
+    if data is None:
+        data = _read(key_path, "key file")
+    try:
+        return serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConformanceInputError(
+            f"key file {key_path}: not an unencrypted PEM private key ({exc})"
+        ) from None
+
+
+def _check_match(leaf: x509.Certificate, key: PrivateKeyTypes, cert_path: Path, key_path: Path) -> None:
+    der = serialization.Encoding.DER
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    if leaf.public_key().public_bytes(der, spki) != key.public_key().public_bytes(der, spki):
+        raise ConformanceInputError(f"key file {key_path} does not belong to certificate {cert_path}")
+
+
 def server_key_pkcs8(cert_path: Path, key_path: Path, workdir: Path) -> Path:
     """Check that the key belongs to the certificate; return a PKCS#8 PEM key path for granian.
 
@@ -135,17 +166,8 @@ def server_key_pkcs8(cert_path: Path, key_path: Path, workdir: Path) -> Path:
     converted into ``workdir`` (owner-only permissions).
     """
     data = _read(key_path, "key file")
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise ConformanceInputError(
-            f"key file {key_path}: not an unencrypted PEM private key ({exc})"
-        ) from None
-    leaf = load_certificates(cert_path)[0]
-    der = serialization.Encoding.DER
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    if leaf.public_key().public_bytes(der, spki) != key.public_key().public_bytes(der, spki):
-        raise ConformanceInputError(f"key file {key_path} does not belong to certificate {cert_path}")
+    key = _load_key(key_path, data)
+    _check_match(load_certificates(cert_path)[0], key, cert_path, key_path)
     if b"-----BEGIN PRIVATE KEY-----" in data:
         return key_path
     workdir.mkdir(parents=True, exist_ok=True)
@@ -170,3 +192,46 @@ def certificate_identity(cert: x509.Certificate) -> dict[str, str]:
 def certificate_identity_der(der: bytes) -> dict[str, str]:
     """:func:`certificate_identity` for the DER bytes a TLS socket hands out."""
     return certificate_identity(x509.load_der_x509_certificate(der))
+
+
+@dataclass(frozen=True)
+class ServingPair:
+    """The certificate and PKCS#8 key files granian reads: private copies of the user's files.
+
+    granian's workers read the files named at start-up whenever they (re)start, and panic on
+    a missing or half-written one (issue 19: ``mv tls.crt x; kill -HUP`` killed the server).
+    Giving granian copies that only :meth:`install` replaces, after checking the new pair,
+    makes a SIGHUP with a bad pair harmless: the copies, the old pair, keep serving.
+    """
+
+    cert: Path
+    key: Path
+
+    @classmethod
+    def in_dir(cls, workdir: Path) -> ServingPair:
+        return cls(workdir / "serving.crt", workdir / "serving.key")
+
+    def install(self, cert_path: Path, key_path: Path) -> x509.Certificate:
+        """Check the pair (both readable, PEM, the key is the certificate's); copy it in.
+
+        Raises :class:`ConformanceInputError` naming the file at fault; the copies are then
+        untouched. Returns the new leaf certificate.
+        """
+        key = _load_key(key_path)
+        cert_pem = _read(cert_path, "certificate file")
+        try:
+            chain = x509.load_pem_x509_certificates(cert_pem)
+        except ValueError as exc:
+            raise ConformanceInputError(
+                f"certificate file {cert_path}: not a PEM certificate ({exc})"
+            ) from None
+        _check_match(chain[0], key, cert_path, key_path)
+        pkcs8 = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        self.cert.parent.mkdir(parents=True, exist_ok=True)
+        # key first: until the certificate is replaced too, a worker starting in between
+        # would read a mismatched pair - but workers only restart on the SIGHUP this serves
+        _write_private(self.key, pkcs8)
+        write_public(self.cert, cert_pem)
+        return chain[0]

@@ -50,6 +50,10 @@ def server() -> Iterator[LaunchedServer]:
         yield running
 
 
+#: SHOULD requirements CAA v0.22.0 fails, and the reference server with it (advisories, never the verdict).
+UPSTREAM_DEFECTS = {"WH-023"}
+
+
 def scenarios_of(summary: dict[str, Any], ids: set[str]) -> list[dict[str, Any]]:
     return [s for s in summary["scenarios"] if ids & set(s["requirements"])]
 
@@ -61,7 +65,9 @@ def test_reference_server_passes_every_applicable_scenario(
     completed, summary = certify(server.url, server.ca, tmp_path, "--webhook-config", str(PROFILES[profile]))
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     assert summary["verdict"] == "CONFORMANT"
-    assert summary["counts"]["scenarios"]["failed"] == 0
+    failed = [s for s in summary["scenarios"] if s["outcome"] == "failed"]
+    assert all(set(s["requirements"]) <= UPSTREAM_DEFECTS for s in failed), failed
+    assert [a["id"] for a in summary["advisories"]] == sorted(UPSTREAM_DEFECTS)
     assert summary["counts"]["scenarios"]["passed"] >= 20
     assert summary["target"]["url"] == server.url
     assert summary["target"]["certificate_subject"] == "CN=127.0.0.1"
@@ -108,6 +114,7 @@ def test_a_configuration_that_does_not_exclude_kube_system_fails(
     )
     assert completed.returncode == 1, completed.stdout[-3000:]
     failed = [s for s in summary["scenarios"] if s["outcome"] == "failed"]
+    failed = [s for s in failed if not set(s["requirements"]) <= UPSTREAM_DEFECTS]
     assert [s["scenario"] for s in failed] == [
         "Under the CAA chart profile, peer pods in kube-system are never sent to the webhook"
     ]

@@ -8,12 +8,16 @@ each fault, the same server must still answer a valid review correctly.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import http.client
 import json
+import shutil
 import signal
 import socket
 import ssl
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +25,12 @@ from typing import Any
 
 import jsonpatch
 import pytest
+from plumbum import local
 
 from sim.peerpods.webhook import mutate_pod
-from sim.server.launch import LaunchedServer, launched, webhook_server
+from sim.processes import terminate
+from sim.server.launch import LaunchedServer, free_port, launched, serve_command, webhook_server
+from sim.server.tls import certificate_identity, certificate_identity_der, load_certificates, self_signed
 
 ROOT = Path(__file__).resolve().parents[2]
 REVIEW: dict[str, Any] = json.loads((ROOT / "fixtures" / "webhook" / "review-3k.json").read_text())
@@ -471,3 +478,157 @@ def test_connections_past_the_limit_wait_until_idle_ones_are_closed() -> None:
             for sock in idle:
                 sock.close()
     assert waited < 10
+
+
+# --------------------------------------------------------------------------- issue 19
+
+
+def wide_review(containers: int) -> bytes:
+    """A review of a peer pod with ``containers`` empty containers (1,000,000 fill 3.0 MB)."""
+    head = (
+        b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"wide",'
+        b'"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"wide"},'
+        b'"spec":{"runtimeClassName":"kata-remote","containers":['
+    )
+    return head + b",".join([b"{}"] * containers) + b"]}}}}"
+
+
+def test_a_million_containers_are_refused_while_readyz_keeps_answering(server: LaunchedServer) -> None:
+    # issue 19: 17 s and an 89 MB answer for one review, /readyz waiting 16 s behind it
+    waits: list[float] = []
+    done = threading.Event()
+
+    def probe() -> None:
+        conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=server.ssl_context(), timeout=30)
+        while not done.is_set():
+            started = time.monotonic()
+            conn.request("GET", "/readyz")
+            conn.getresponse().read()
+            waits.append(time.monotonic() - started)
+            time.sleep(0.05)
+        conn.close()
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        started = time.monotonic()
+        status, answer = post(server, wide_review(1_000_000))
+        took = time.monotonic() - started
+    finally:
+        done.set()
+        prober.join()
+    assert status == 200
+    assert answer["response"]["allowed"] is False and answer["response"]["status"]["code"] == 400
+    assert "1,000,000 containers" in answer["response"]["status"]["message"]
+    assert took < 3.0, f"the refusal took {took:.1f} s"
+    assert waits and max(waits) < 3.0, f"/readyz waited {max(waits):.1f} s"
+    assert_serves_valid_review(server)
+
+
+def server_side_connections(port: int) -> int:
+    """ESTABLISHED TCP connections whose local port is ``port`` (the server's ends)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                count += 1
+    return count
+
+
+def test_a_client_that_never_reads_is_cut_off_after_the_write_deadline() -> None:
+    # issue 19: 4 such clients were still connected after 70 s, pinning 110 MiB
+    with launched(["--write-timeout", "2"]) as srv:
+        body = wide_review(10_000)  # the largest answer the server gives (~900 KB)
+        request = (
+            b"POST /mutate-v1-pod HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.connect(("127.0.0.1", srv.port))
+        with srv.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+
+            def send() -> None:
+                with contextlib.suppress(OSError):
+                    for _ in range(20):
+                        sock.sendall(request)
+
+            threading.Thread(target=send, daemon=True).start()
+            time.sleep(1)
+            assert server_side_connections(srv.port) >= 1
+            deadline = time.monotonic() + 20
+            while server_side_connections(srv.port) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert server_side_connections(srv.port) == 0, "the server still holds the unread connection"
+        assert_serves_valid_review(srv)
+
+
+def test_sighup_with_a_bad_pair_keeps_serving_and_a_good_pair_is_taken_up(tmp_path: Path) -> None:
+    # issue 19: `mv cert.pem x; kill -HUP` made every worker panic and the server exit 1
+    first = self_signed(tmp_path / "a", ["127.0.0.1"], tmp_path / "ca-a.pem")
+    second = self_signed(tmp_path / "b", ["127.0.0.1"], tmp_path / "ca-b.pem")
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    shutil.copy(first.cert, cert)
+    shutil.copy(first.key, key)
+    port = free_port()
+    program, *args = serve_command()
+    args += ["webhook", "serve", "--port", str(port), "--cert", str(cert), "--key", str(key)]
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        proc = local[program][args].popen(stdout=out, stderr=subprocess.STDOUT)
+    try:
+
+        def fingerprint() -> str | None:
+            """The served certificate's fingerprint, verified against either CA (both have one name)."""
+            for ca in ("ca-a.pem", "ca-b.pem"):
+                context = ssl.create_default_context(cafile=str(tmp_path / ca))
+                try:
+                    with (
+                        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+                        context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+                    ):
+                        der = sock.getpeercert(binary_form=True)
+                        return certificate_identity_der(der)["sha256"] if der else None
+                except OSError:
+                    continue
+            return None
+
+        deadline = time.monotonic() + 30
+        while fingerprint() is None:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        old = fingerprint()
+        moved = tmp_path / "moved.crt"
+        cert.rename(moved)  # missing
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(6)
+        assert proc.poll() is None, log.read_text()
+        assert fingerprint() == old
+        cert.write_bytes(moved.read_bytes()[:300])  # partial
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(6)
+        shutil.copy(second.key, key)  # mismatched: the old certificate, the new key
+        cert.write_bytes(moved.read_bytes())
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(6)
+        assert proc.poll() is None and fingerprint() == old
+        shutil.copy(second.cert, cert)  # a good pair
+        proc.send_signal(signal.SIGHUP)
+        # granian starts the new worker before it stops the old one: for a moment both answer
+        new = certificate_identity(load_certificates(second.cert)[0])["sha256"]
+        deadline, in_a_row = time.monotonic() + 60, 0
+        while in_a_row < 3 and time.monotonic() < deadline:
+            in_a_row = in_a_row + 1 if fingerprint() == new else 0
+            time.sleep(0.5)
+        assert in_a_row == 3, f"the new certificate is not served alone: {fingerprint()} (old {old})"
+        lines = [line for line in log.read_text().splitlines() if "SIGHUP" in line]
+        assert len(lines) == 4, lines
+        assert "tls.crt" in lines[0] and "No such file" in lines[0]
+        assert "tls.crt" in lines[1] and "not a PEM certificate" in lines[1]
+        assert "tls.key" in lines[2] and "does not belong" in lines[2]
+        assert "serving certificate" in lines[3]
+        assert "panicked" not in log.read_text()
+    finally:
+        terminate(proc, 20)

@@ -150,12 +150,20 @@ def test_error_excerpts_are_bounded() -> None:
 # ------------------------------------------------------------------ 5: size bounds
 
 
-def test_mutate_dev_zero_is_refused_at_the_bound(capsys: pytest.CaptureFixture[str]) -> None:
+def test_mutate_dev_zero_is_refused_unread(capsys: pytest.CaptureFixture[str]) -> None:
     started = time.monotonic()
     status, err = cli(capsys, "mutate", "/dev/zero")
     assert status == 2
-    assert "3 MiB" in err and "/dev/zero" in err
+    assert "/dev/zero: is a character device, not a regular file" in err
     assert time.monotonic() - started < 5
+
+
+def test_a_large_file_is_refused_at_the_bound(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"#" * (bounds.MAX_MANIFEST_BYTES + 1))
+    status, err = cli(capsys, "mutate", str(big))
+    assert status == 2
+    assert "3 MiB" in err and "big.yaml" in err
 
 
 def test_stdin_is_bounded(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

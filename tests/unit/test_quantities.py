@@ -10,11 +10,14 @@ from hypothesis import strategies as st
 
 from sim.errors import ConformanceInputError
 from sim.quantities import (
+    GO_SPACES,
     MAX_QUANTITY,
     QuantityError,
     ceil_int,
     format_decimal_si,
     parse_quantity,
+    quantity_format,
+    quantity_string,
     quantity_value,
     to_mib_ceil,
 )
@@ -52,9 +55,10 @@ W = "pod web: containers[0] (app).resources.requests.cpu"
         (3, Decimal(3)),
         (2.5, Decimal("2.5")),
         (1e20, Decimal(10**20)),
-        # Go's JSON decoder trims whitespace and reads null as zero
+        # Go trims its spaces (a newline would reach it as the escape \n) and reads null as zero
         (" 1", Decimal(1)),
-        ("2Gi\n", Decimal(2 << 30)),
+        ("2Gi\u00a0", Decimal(2 << 30)),
+        ("\u30001\u2009", Decimal(1)),
         (None, Decimal(0)),
         # Go's scanner lets the number be empty: these decode as zero
         ("m", Decimal(0)),
@@ -93,6 +97,12 @@ def test_accepts_kubernetes_quantities(text: str | int | float, expected: Decima
         "1Gi1",
         "1Ee3",
         "1 Gi",
+        # control characters reach Go as JSON escapes (raw bytes), which it refuses; Python's
+        # strip() would have removed \x1c-\x1f, tabs and newlines
+        "\x1f1",
+        "\x1c1",
+        "\t1",
+        "2Gi\n",
     ],
 )
 def test_refuses_what_the_api_server_refuses(text: str) -> None:
@@ -148,6 +158,54 @@ def test_to_mib_ceil(value: Decimal, expected: int) -> None:
 )
 def test_format_decimal_si_matches_quantity_string(value: str, expected: str) -> None:
     assert format_decimal_si(Decimal(value)) == expected
+
+
+# Each row was checked with k8s.io/apimachinery v0.33 (json.Unmarshal into resource.Quantity,
+# then a zero DecimalSI Quantity's Add of each, then String()), as CAA sums GPU requests.
+@pytest.mark.parametrize(
+    ("addends", "expected"),
+    [
+        (["1Ki"], "1Ki"),
+        (["1e3"], "1e3"),
+        (["1E3"], "1e3"),
+        (["1k"], "1k"),
+        (["1", "1Ki"], "1025"),
+        (["500m"], "500m"),
+        ([1.5], "1500m"),
+        (["0", "1e3"], "1e3"),
+        (["1.5Ki"], "1536"),
+        (["1e21"], "1e21"),
+        (["2Ei"], "2Ei"),
+        (["1024"], "1024"),
+        (["1000m"], "1"),
+        (["1E"], "1E"),
+        (["1000E"], "1"),  # Go has no DecimalSI suffix past E, and writes none
+        (["1e-3"], "1e-3"),
+        (["12e2"], "1200"),
+        (["1Ki", "-1Ki", "1e3"], "1e3"),  # the format is re-taken whenever the sum is zero
+        (["1500Ki"], "1500Ki"),
+        (["0.5Ki"], "512"),
+        (["2048Ki"], "2Mi"),
+        (["1e-12"], "1e-9"),
+        ([None, "1Ki"], "1Ki"),
+        (["1Ki", "1e3"], "2024"),
+    ],
+)
+def test_quantity_string_is_go_string_of_the_sum(addends: list[object], expected: str) -> None:
+    total, fmt = Decimal(0), "DecimalSI"
+    for addend in addends:
+        if total == 0:
+            fmt = quantity_format(addend)
+        total += parse_quantity(addend, where=W)  # type: ignore[arg-type]
+    assert quantity_string(total, fmt) == expected
+
+
+@pytest.mark.parametrize(
+    "space", ["\x85", "\xa0", "\u1680", "\u2000", "\u200a", "\u202f", "\u205f", "\u3000"]
+)
+def test_go_trims_unicode_spaces(space: str) -> None:
+    assert space in GO_SPACES
+    assert parse_quantity(f"{space}2{space}", where=W) == 2
 
 
 @settings(max_examples=500, deadline=None)

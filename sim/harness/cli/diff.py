@@ -16,6 +16,7 @@ import sys
 import yaml
 
 from sim.errors import ConformanceInputError
+from sim.files import non_regular_kind
 from sim.harness.difftest import Endpoint, compare, https_endpoint, reference_endpoint
 from sim.peerpods.webhook import (
     ENV_EXTENDED_RESOURCE,
@@ -63,6 +64,8 @@ def _sides(args: argparse.Namespace) -> tuple[tuple[str, Endpoint], tuple[str, E
         raise ConformanceInputError("more --webhook-ca than --webhook-url")
     per_url: list[str | None] = list(cas) if len(cas) == len(urls) else [cas[0] if cas else None] * len(urls)
     for ca in cas:
+        if (kind := non_regular_kind(ca)) is not None:
+            raise ConformanceInputError(f"--webhook-ca {ca}: is {kind}, not a regular file")
         if not os.path.isfile(ca):
             raise ConformanceInputError(f"--webhook-ca {ca}: no such file")
     first = (urls[0], https_endpoint(urls[0], per_url[0], args.timeout))

@@ -12,6 +12,8 @@ import os
 import sys
 
 from sim.bounds import MAX_INITDATA_BYTES
+from sim.errors import ConformanceInputError
+from sim.files import non_regular_kind
 from sim.harness.cli.mutate import read_source
 from sim.peerpods import initdata
 
@@ -37,8 +39,11 @@ def _encode(args: argparse.Namespace) -> int:
 def _decoded(source: str) -> bytes:
     """STRING, FILE or '-' decoded exactly as the pod VM decodes (line breaks ignored, nothing stripped).
 
-    An existing file wins over reading the argument as the string.
+    An existing file wins over reading the argument as the string; an existing path that is
+    no regular file (a directory, a FIFO, ``/dev/zero``) is refused, naming its kind.
     """
+    if source != "-" and (kind := non_regular_kind(source)) is not None:
+        raise ConformanceInputError(f"initdata file {source}: is {kind}, not a regular file")
     if source == "-" or os.path.isfile(source):
         raw = _read(source, "initdata file")
         try:

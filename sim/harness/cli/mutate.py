@@ -16,6 +16,7 @@ import yaml
 
 from sim.bounds import MAX_MANIFEST_BYTES, read_bounded, short
 from sim.errors import ConformanceInputError
+from sim.jsonescapes import loads_keeping_numbers
 from sim.peerpods.webhook import (
     ENV_EXTENDED_RESOURCE,
     ENV_TARGET_RUNTIMECLASS,
@@ -24,6 +25,7 @@ from sim.peerpods.webhook import (
     WebhookSettings,
     mutate_pod,
 )
+from sim.podquantities import escaped_quantity
 from sim.yamlload import load_all
 
 __all__ = ["load_pod", "read_source", "register"]
@@ -34,10 +36,30 @@ def read_source(source: str, *, what: str, limit: int = MAX_MANIFEST_BYTES) -> b
     return read_bounded(source, what=what, limit=limit)
 
 
+def _json_document(data: bytes, label: str) -> list[Any] | None:
+    """A JSON manifest as Go's decoder reads it (None: not JSON, left to the YAML loader).
+
+    Go reads a quantity from its raw bytes: one spelled with an escape (``"\\u0031"``) is
+    refused, and a number keeps the text it was written in (``1e3``, see sim.jsonescapes).
+    """
+    if data.lstrip()[:1] != b"{":
+        return None
+    try:
+        document = loads_keeping_numbers(data)
+        escaped = escaped_quantity(data) if isinstance(document, dict) else None
+    except (ValueError, RecursionError):
+        return None  # the YAML loader names the problem (or the nesting bound)
+    if escaped is not None:
+        raise ConformanceInputError(f"{label}: {escaped}")
+    return [document]
+
+
 def load_pod(data: bytes, *, source: str) -> dict[str, Any]:
-    """Exactly one YAML document, and it must be a v1 Pod."""
+    """Exactly one YAML (or JSON) document, and it must be a v1 Pod."""
     label = "stdin" if source == "-" else source
-    documents = load_all(data, source=label)
+    documents = _json_document(data, label)
+    if documents is None:
+        documents = load_all(data, source=label)
     if len(documents) != 1:
         raise ConformanceInputError(
             f"{label}: expected exactly one YAML document (a Pod), found {len(documents)}"

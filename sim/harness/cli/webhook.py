@@ -13,14 +13,17 @@ writes the CA to CA_FILE, ready for ``run --target webhook --webhook-ca CA_FILE`
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
 from pathlib import Path
 
 from sim.errors import ConformanceInputError
+from sim.files import non_regular_kind
 from sim.peerpods.webhook import (
     ENV_EXTENDED_RESOURCE,
     ENV_TARGET_RUNTIMECLASS,
@@ -32,10 +35,10 @@ from sim.server.limits import MAX_CONNECTIONS_PER_WORKER, ServerLimits, connecti
 from sim.server.serve import LOOPS
 from sim.server.tls import (
     TLS_MIN_VERSIONS,
+    ServingPair,
     certificate_identity,
     load_certificates,
     self_signed,
-    server_key_pkcs8,
 )
 
 DEFAULT_PORT = 9443  # controller-runtime's webhook port, which the upstream chart uses
@@ -92,6 +95,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "keep-alive requests), and again the body (default 10)",
     )
     serve.add_argument(
+        "--write-timeout",
+        type=float,
+        default=10.0,
+        help="seconds an answer may wait for a client that does not read it; the connection is then "
+        "cut off and its memory freed (default 10)",
+    )
+    serve.add_argument(
         "--max-connections",
         type=int,
         metavar="N",
@@ -126,9 +136,13 @@ def check_bindable(host: str, port: int) -> None:
 
 
 def check_writable_file(flag: str, path: Path) -> None:
-    """A file the command will write: its directory must exist and it must not be a directory."""
+    """A file the command will write: its directory must exist, and the file, if there, be a regular one."""
     if path.is_dir():
         raise ConformanceInputError(f"{flag} {path}: is a directory; give a file name for the CA")
+    if (kind := non_regular_kind(path)) is not None:
+        raise ConformanceInputError(
+            f"{flag} {path}: is {kind}, not a regular file; give a file name for the CA"
+        )
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ConformanceInputError(f"{flag} {path}: directory {parent} does not exist")
@@ -136,8 +150,34 @@ def check_writable_file(flag: str, path: Path) -> None:
         raise ConformanceInputError(f"{flag} {path}: directory {parent} is not writable")
 
 
+def reload_pair(pair: ServingPair, cert: Path, key: Path) -> None:
+    """On SIGHUP (in granian's main process, before it restarts the workers): take up the
+    pair at ``cert``/``key`` if it is whole and matching; else keep the one serving, saying why
+    in one line that names the file."""
+    try:
+        leaf = pair.install(cert, key)
+    except ConformanceInputError as exc:
+        print(f"webhook: SIGHUP: keeping the certificate in use: {exc}", file=sys.stderr, flush=True)
+        return
+    ident = certificate_identity(leaf)
+    print(
+        f"webhook: SIGHUP: serving certificate {cert} ({ident['subject']} sha256 {ident['sha256']})",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """Check the inputs, prepare the certificate, then serve until SIGTERM."""
+    # a SIGHUP before granian installs its reload handler must not kill the server
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        return _serve(args)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def _serve(args: argparse.Namespace) -> int:
     from sim.server.serve import ServeConfig, serve
 
     if not 0 < args.port < 65536:
@@ -152,24 +192,34 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.self_signed is not None:
         check_writable_file("--self-signed", Path(args.self_signed))
     check_bindable(args.host, args.port)
-    limits = ServerLimits(read_timeout=args.read_timeout)
+    limits = ServerLimits(read_timeout=args.read_timeout, write_timeout=args.write_timeout)
     settings = settings_from(args, dict(os.environ))
     workdir = Path(tempfile.mkdtemp(prefix="peerpods-webhook-tls-"))
+    on_reload = functools.partial(
+        print, "webhook: SIGHUP: the self-signed certificate is kept", file=sys.stderr
+    )
     try:
         if args.self_signed is not None:
             names = [args.host, *args.san] if args.host not in ("0.0.0.0", "::") else list(args.san)
             names += ["localhost", "127.0.0.1", "::1"]
-            creds = self_signed(workdir, names, Path(args.self_signed))
+            try:
+                creds = self_signed(workdir, names, Path(args.self_signed))
+            except ConformanceInputError as exc:
+                raise ConformanceInputError(f"--self-signed {exc}") from None
             cert, key = creds.cert, creds.key
             print(f"webhook: self-signed CA written to {creds.ca}", file=sys.stderr)
         else:
-            cert, key = args.cert, server_key_pkcs8(args.cert, args.key, workdir)
+            pair = ServingPair.in_dir(workdir)
+            pair.install(args.cert, args.key)
+            cert, key = pair.cert, pair.key
+            on_reload = functools.partial(reload_pair, pair, args.cert, args.key)
         ident = certificate_identity(load_certificates(cert)[0])
         print(
             f"webhook: serving https://{args.host}:{args.port}/mutate-v1-pod "
             f"(TLS >= {args.tls_min_version}, runtimeclass {settings.target_runtimeclass}, "
             f"resource {settings.extended_resource}, "
             f"{max_connections} connections per worker, {limits.read_timeout:g} s to send a request head, "
+            f"{limits.write_timeout:g} s to read an answer, "
             f"certificate {ident['subject']} sha256 {ident['sha256']})",
             file=sys.stderr,
             flush=True,
@@ -188,6 +238,7 @@ def run_serve(args: argparse.Namespace) -> int:
                 loop=args.loop,
                 log_level=args.log_level,
                 access_log=args.access_log,
+                on_reload=on_reload,
             )
         )
     finally:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import ConformanceInputError
+from sim.files import non_regular_kind
 from sim.harness.targets import TARGETS
 from sim.harness.targets.base import TargetOptions
 
@@ -97,6 +98,8 @@ def target_options(value: Callable[[str], Any]) -> TargetOptions:
         parsed = value(spec.dest)
         if parsed is None:
             continue
+        if spec.type is Path and (kind := non_regular_kind(parsed)) is not None:
+            raise ConformanceInputError(f"{spec.flag} {parsed}: is {kind}, not a regular file")
         if spec.type is Path and not Path(parsed).is_file():
             raise ConformanceInputError(f"{spec.flag} {parsed}: no such file")
         if spec.dest in named:
