@@ -152,7 +152,8 @@ def zipl_scsi_disk(segments: list[Segment], entry: int) -> bytes:
     for segment in segments:
         blocks = -(-len(segment.data) // SECTOR)
         runs = [
-            _block_pointer(next_block + start, min(MAX_RUN, blocks - start)) for start in range(0, blocks, MAX_RUN)
+            _block_pointer(next_block + start, min(MAX_RUN, blocks - start))
+            for start in range(0, blocks, MAX_RUN)
         ]
         if len(runs) >= SECTOR // 16:  # the list ends with a zero entry within its one block
             raise BootDiskError(f"segment at {segment.address:#x} ({len(segment.data)} bytes) is too large")
@@ -179,5 +180,7 @@ def zipl_scsi_disk(segments: list[Segment], entry: int) -> bytes:
 def s390_boot_disk(kernel: bytes, initrd: bytes, cmdline: str) -> bytes:
     """The s390x pod VM's raw boot disk: the kernel (parameters set) at 0, the initramfs above it."""
     address = initrd_address(len(kernel))
-    image = s390_kernel_with_parameters(kernel, initrd_start=address, initrd_size=len(initrd), cmdline=cmdline)
+    image = s390_kernel_with_parameters(
+        kernel, initrd_start=address, initrd_size=len(initrd), cmdline=cmdline
+    )
     return zipl_scsi_disk([Segment(0, image), Segment(address, initrd)], KERNEL_ENTRY)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from plumbum import local
+from plumbum.machines.base import PopenWithAddons
 
 from sim.errors import TargetError
 from sim.lpar.console import find_report
@@ -61,7 +62,14 @@ def free_port() -> int:
 
 
 def qemu_command(
-    arch: str, volume: Path, cidata: Path, port: int, *, accel: str = "tcg", vcpus: int = 2, memory_mib: int = 2048
+    arch: str,
+    volume: Path,
+    cidata: Path,
+    port: int,
+    *,
+    accel: str = "tcg",
+    vcpus: int = 2,
+    memory_mib: int = 2048,
 ) -> list[str]:
     """The QEMU command line (program first) for ``arch`` (amd64/x86_64 or s390x)."""
     common = ["-nodefaults", "-nographic", "-no-reboot", "-smp", str(vcpus), "-m", str(memory_mib)]
@@ -70,7 +78,8 @@ def qemu_command(
     seed = f"file={cidata},format=raw,if=none,id=cidata,readonly=on"
     if arch in ("amd64", "x86_64"):
         return ["qemu-system-x86_64", "-accel", accel, "-M", "pc", *common,
-                "-drive", root, "-device", "ahci,id=ahci", "-device", "ide-hd,drive=root,bus=ahci.0,bootindex=1",
+                "-drive", root, "-device", "ahci,id=ahci",
+                "-device", "ide-hd,drive=root,bus=ahci.0,bootindex=1",
                 "-drive", f"{seed},media=cdrom", "-device", "ide-cd,drive=cidata,bus=ide.0",
                 "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
                 "-serial", "stdio"]  # fmt: skip
@@ -87,7 +96,7 @@ def qemu_command(
 class Boot:
     """A running pod VM: its console transcript file, its forwarded port, when QEMU started."""
 
-    process: subprocess.Popen[Any]
+    process: PopenWithAddons[Any]
     console: Path
     port: int
     started: float
@@ -104,7 +113,9 @@ class Boot:
             if report is not None:
                 return report, time.perf_counter() - self.started
             if not self.alive():
-                raise TargetError(f"QEMU exited ({self.process.returncode}) without a report: {text[-400:]!r}")
+                raise TargetError(
+                    f"QEMU exited ({self.process.returncode}) without a report: {text[-400:]!r}"
+                )
             if time.perf_counter() > deadline:
                 raise TargetError(f"no report within {timeout:g} s; console tail: {text[-400:]!r}")
             time.sleep(0.02)
@@ -129,13 +140,22 @@ class Boot:
             if not self.alive():
                 raise TargetError(f"QEMU exited ({self.process.returncode}) before port {self.port} answered")
             if time.perf_counter() > deadline:
-                raise TargetError(f"127.0.0.1:{self.port} (guest port {FORWARDER_PORT}) did not answer within {timeout:g} s")
+                raise TargetError(
+                    f"127.0.0.1:{self.port} (guest port {FORWARDER_PORT}) did not answer within {timeout:g} s"
+                )
             time.sleep(0.05)
 
 
 @contextmanager
 def boot(
-    arch: str, volume: Path, cidata: Path, workdir: Path, *, accel: str = "tcg", vcpus: int = 2, memory_mib: int = 2048
+    arch: str,
+    volume: Path,
+    cidata: Path,
+    workdir: Path,
+    *,
+    accel: str = "tcg",
+    vcpus: int = 2,
+    memory_mib: int = 2048,
 ) -> Iterator[Boot]:
     """Start QEMU on ``volume`` with ``cidata`` attached; stop it (kill, wait) on leaving."""
     port = free_port()
@@ -143,9 +163,11 @@ def boot(
     console = workdir / f"console-{arch}-{port}.log"
     with console.open("wb") as sink:
         started = time.perf_counter()
-        process = local[argv[0]][argv[1:]].popen(stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT)
+        process = local[argv[0]][argv[1:]].popen(
+            stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT
+        )
     try:
         yield Boot(process, console, port, started)
     finally:
         process.kill()
-        process.wait(timeout=30)
+        process.wait()

@@ -339,7 +339,9 @@ def prepare_disk(
         with _phase(log, f"building the pod VM agent for {spec.name}"):
             build_agent(work / "podvm-agent", cache / "go-build", arch=spec.name)
         with _phase(log, f"writing the initramfs (kernel {release})"):
-            initrd = initramfs(root, release, work / "podvm-agent", spec.modules, compress=spec.name == "amd64")
+            initrd = initramfs(
+                root, release, work / "podvm-agent", spec.modules, compress=spec.name == "amd64"
+            )
         with _phase(log, f"writing the boot disk ({spec.boot})"):
             maker = x86_raw_disk if spec.name == "amd64" else s390x_raw_disk
             raw = maker(work, kernel, initrd, spec.cmdline)

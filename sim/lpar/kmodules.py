@@ -43,7 +43,9 @@ def _builtin(module_dir: Path) -> set[str]:
     listing = module_dir / "modules.builtin"
     if not listing.is_file():
         return set()
-    return {_canonical(Path(line.strip()).name.split(".ko", 1)[0]) for line in listing.read_text().splitlines()}
+    return {
+        _canonical(Path(line.strip()).name.split(".ko", 1)[0]) for line in listing.read_text().splitlines()
+    }
 
 
 def _read(path: Path) -> bytes:

@@ -21,12 +21,14 @@ from sim.lpar import cidata
 from sim.lpar.console import REPORT_PREFIX
 from sim.lpar.diskboot import boot, x86_accelerator
 from sim.lpar.diskimage import DiskImage, DiskImageMissing, find_disk_image
-from sim.lpar.diskreport import DiskGuestReport
 from sim.peerpods.cloudconfig import build_user_data
+from sim.peerpods.diskreport import DiskGuestReport
 from sim.peerpods.initdata import encode
 from sim.peerpods.podvm import process_user_data
 
-TOML = b'algorithm = "sha384"\nversion = "0.1.0"\n\n[data]\n"aa.toml" = "x"\n"policy.rego" = "p"\n"../x" = "e"\n'
+TOML = (
+    b'algorithm = "sha384"\nversion = "0.1.0"\n\n[data]\n"aa.toml" = "x"\n"policy.rego" = "p"\n"../x" = "e"\n'
+)
 POD_NETWORK = {"interface": "eth0", "pod-ip": "10.244.1.5/24", "tunnel-type": "vxlan"}
 APF = json.dumps({"pod-namespace": "/run/netns/podns", "pod-name": "disk", "pod-network": POD_NETWORK})
 QEMU = {"amd64": "qemu-system-x86_64", "s390x": "qemu-system-s390x"}

@@ -41,8 +41,9 @@ class DiskGuestReport:
         """Split and type-check a parsed report line; GuestReportError names a bad field."""
         missing = sorted(set(DISK_KEYS) - set(raw))
         if missing:
-            raise GuestReportError(f"disk-mode guest report lacks {missing} (was the image booted with "
-                                   "peerpods.podvm=disk?)")
+            raise GuestReportError(
+                f"disk-mode guest report lacks {missing} (was the image booted with peerpods.podvm=disk?)"
+            )
         for key, types in DISK_KEYS.items():
             if not isinstance(raw[key], types):
                 raise GuestReportError(f"guest report field {key!r} has the wrong type: {raw[key]!r}")
