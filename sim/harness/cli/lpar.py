@@ -56,7 +56,8 @@ def register(subparsers: Any) -> None:
         "--disk",
         action="store_true",
         help="build the bootable qcow2 volume CAA's libvirt provider boots (podvm-base.qcow2: no direct "
-        "kernel; the agent in its disk mode) instead of the direct-boot kernel + initramfs",
+        "kernel; the agent in its disk mode) instead of the direct-boot kernel + initramfs. It has "
+        "Debian's kernel (--kernel does not apply: the minimal kernel has no TCP/IP)",
     )
     prepare.add_argument(
         "--arch",
