@@ -44,9 +44,14 @@ from sim.lpar.builder import (
     build_agent,
     ensure_foreign_arch,
     go_binary,
+    minimal_kernel,
 )
+from sim.lpar.kernel import BuiltKernel, KernelBuild
 
 FORMAT = 1  # bump when the image layout changes, so old caches are not reused
+#: What the disk mode needs beyond podvm-kernel.config: TCP/IP (the DHCP lease, port 15150)
+#: and packet sockets (udhcpc). The minimal kernel with these lines is its own cache entry.
+NETWORK_CONFIG = "\n# the disk image's network (sim/lpar/diskimage.py)\nCONFIG_INET=y\nCONFIG_PACKET=y\n"
 VOLUME = "podvm-base.qcow2"
 MANIFEST = "manifest.json"
 #: The kernel parameter that puts the agent in its disk mode (podvm-agent/disk.go, ModeParam).
@@ -66,6 +71,9 @@ class DiskArch:
     #: Host tools whose Debian versions shape the image (in the key).
     tools: tuple[str, ...]
     boot: str  # how the firmware finds the kernel
+    #: The kernels an image can have, preferred first: "minimal" (sim.lpar.kernel with
+    #: NETWORK_CONFIG, everything built in) or "debian" (Debian's, with modules).
+    kernels: tuple[str, ...] = ("debian",)
 
 
 ARCHES: dict[str, DiskArch] = {
@@ -89,6 +97,7 @@ ARCHES: dict[str, DiskArch] = {
         modules=("virtio_blk", "isofs", "virtio_net"),
         tools=("qemu-utils",),
         boot="s390-ccw firmware -> zipl SCSI-scheme bootmap -> kernel + initramfs",
+        kernels=("minimal", "debian"),
     ),
 }
 
@@ -121,6 +130,7 @@ class DiskImage:
     cmdline: str
     packages: dict[str, str]
     manifest: dict[str, object]
+    flavour: str = "debian"
 
 
 @dataclass(frozen=True)
@@ -133,19 +143,32 @@ class DiskPlan:
     tools: dict[str, str]
     go_version: str
     agent_sha256: str
+    #: The minimal kernel (built with NETWORK_CONFIG); None: Debian's kernel and its modules.
+    minimal: BuiltKernel | None = None
+
+    @property
+    def flavour(self) -> str:
+        return "minimal" if self.minimal else "debian"
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """Modules the initramfs carries: none when the kernel has everything built in."""
+        return () if self.minimal else self.arch.modules
 
     @property
     def key(self) -> str:
-        material = {
+        material: dict[str, object] = {
             "format": FORMAT,
             "arch": self.arch.name,
             "packages": self.packages,
             "tools": self.tools,
             "go": self.go_version,
             "agent": self.agent_sha256,
-            "modules": self.arch.modules,
+            "modules": self.modules,
             "cmdline": self.arch.cmdline,
         }
+        if self.minimal:
+            material["kernel"] = self.minimal.key
         return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -163,17 +186,22 @@ def _tool_versions(names: tuple[str, ...]) -> dict[str, str]:
     return versions
 
 
-def plan(arch: DiskArch) -> DiskPlan:
-    """Resolve the exact kernel and busybox versions for ``arch``."""
-    _, depends = _candidate(f"{arch.kernel_meta}:{arch.name}")
-    match = re.search(rf"(linux-image-[0-9][^\s,(]*-{arch.name})", depends)
-    if match is None:
-        raise BuildError(f"cannot tell which kernel {arch.kernel_meta}:{arch.name} depends on ({depends!r})")
-    kernel = match.group(1)
-    packages = {
-        kernel: _candidate(f"{kernel}:{arch.name}")[0],
-        BUSYBOX: _candidate(f"{BUSYBOX}:{arch.name}")[0],
-    }
+def plan(arch: DiskArch, minimal: tuple[BuiltKernel, dict[str, str]] | None = None) -> DiskPlan:
+    """Resolve the exact kernel and busybox versions for ``arch``; with a ``minimal`` kernel
+    (and its source package), that stands where Debian's kernel would."""
+    if minimal is None:
+        _, depends = _candidate(f"{arch.kernel_meta}:{arch.name}")
+        match = re.search(rf"(linux-image-[0-9][^\s,(]*-{arch.name})", depends)
+        if match is None:
+            raise BuildError(
+                f"cannot tell which kernel {arch.kernel_meta}:{arch.name} depends on ({depends!r})"
+            )
+        kernel = match.group(1)
+        packages = {kernel: _candidate(f"{kernel}:{arch.name}")[0]}
+    else:
+        packages = dict(minimal[1])
+        kernel = next(iter(packages))
+    packages[BUSYBOX] = _candidate(f"{BUSYBOX}:{arch.name}")[0]
     return DiskPlan(
         arch=arch,
         kernel_package=kernel,
@@ -181,13 +209,14 @@ def plan(arch: DiskArch) -> DiskPlan:
         tools=_tool_versions(arch.tools),
         go_version=_run([go_binary(), "version"]).strip(),
         agent_sha256=agent_source_digest(),
+        minimal=minimal[0] if minimal else None,
     )
 
 
 def initramfs(root: Path, release: str, agent: Path, modules: tuple[str, ...], *, compress: bool) -> bytes:
     """busybox (``/bin/sh`` for debugging with rdinit=/bin/sh), the modules in load order
     (listed in /etc/podvm-modules, which the agent reads), and the agent as /init."""
-    ordered = kmodules.load_order(root / "lib/modules" / release, modules)
+    ordered = kmodules.load_order(root / "lib/modules" / release, modules) if modules else []
     entries = [
         cpio.Entry(name, cpio.S_IFDIR | 0o755)
         for name in ("bin", "dev", "etc", "lib", "lib/modules", "mnt", "proc", "run", "sys", "tmp")
@@ -196,8 +225,9 @@ def initramfs(root: Path, release: str, agent: Path, modules: tuple[str, ...], *
     entries.append(cpio.Entry("bin/sh", cpio.S_IFLNK | 0o777, b"busybox"))
     for module in ordered:
         entries.append(cpio.Entry(f"lib/modules/{module.name}.ko", cpio.S_IFREG | 0o644, module.data))
-    listing = "".join(f"{module.name}.ko\n" for module in ordered)
-    entries.append(cpio.Entry("etc/podvm-modules", cpio.S_IFREG | 0o644, listing.encode()))
+    if ordered:
+        listing = "".join(f"{module.name}.ko\n" for module in ordered)
+        entries.append(cpio.Entry("etc/podvm-modules", cpio.S_IFREG | 0o644, listing.encode()))
     entries.append(cpio.Entry("init", cpio.S_IFREG | 0o755, agent.read_bytes()))
     entries.sort(key=lambda entry: entry.name)
     return cpio.gzip_newc(entries) if compress else cpio.write_newc(entries)
@@ -265,6 +295,7 @@ def read_manifest(directory: Path) -> DiskImage:
         cmdline=str(data["cmdline"]),
         packages=dict(data["packages"]),
         manifest=data,
+        flavour=str(data.get("kernel", {}).get("flavour", "debian")),
     )
 
 
@@ -281,22 +312,36 @@ def verify(image: DiskImage) -> None:
         )
 
 
-def find_disk_image(arch: str, cache: Path | None = None) -> DiskImage:
-    """The verified disk image of ``arch`` built from the current agent source (newest first)."""
+def find_disk_image(arch: str, cache: Path | None = None, *, kernel: str | None = None) -> DiskImage:
+    """The verified disk image of ``arch`` built from the current agent source; ``kernel``
+    picks its kernel, else the first of the architecture's kernels that is prepared."""
     spec = arch_spec(arch)
+    if kernel is not None and kernel not in spec.kernels:
+        raise ConformanceInputError(
+            f"kernel {kernel!r}: the {spec.name} disk image has {', '.join(spec.kernels)}"
+        )
     cache = cache or default_cache_dir()
     want_agent = agent_source_digest()
     candidates = sorted(
         cache.glob(f"disk-{spec.name}-*/{MANIFEST}"), key=lambda p: p.stat().st_mtime, reverse=True
     )
+    current: dict[str, DiskImage] = {}
     for manifest in candidates:
         try:
             image = read_manifest(manifest.parent)
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
         if image.manifest.get("agent_source_sha256") == want_agent:
-            verify(image)
-            return image
+            current.setdefault(image.flavour, image)
+    for flavour in (kernel,) if kernel else spec.kernels:
+        if flavour in current:
+            verify(current[flavour])
+            return current[flavour]
+    if current:
+        raise DiskImageMissing(
+            f"no {spec.name} pod VM disk image with the {kernel} kernel in {cache}; "
+            f"{prepare_hint(spec)} --kernel {kernel}"
+        )
     if candidates:
         raise DiskImageMissing(
             f"no {spec.name} pod VM disk image in {cache} was built from the current podvm-agent source; "
@@ -305,16 +350,34 @@ def find_disk_image(arch: str, cache: Path | None = None) -> DiskImage:
     raise DiskImageMissing(f"no {spec.name} pod VM disk image in {cache}; {prepare_hint(spec)}")
 
 
+def _minimal_kernel(cache: Path, log: Log) -> tuple[BuiltKernel, dict[str, str]] | None:
+    """The minimal kernel with NETWORK_CONFIG (built or reused); None, after a warning naming
+    the step and the build log, when it cannot be built."""
+    with _phase(log, "minimal kernel with TCP/IP"):
+        return minimal_kernel(
+            cache, log, kernel_build=KernelBuild(cache, log=log, extra_config=NETWORK_CONFIG)
+        )
+
+
 def prepare_disk(
-    arch: str, cache: Path | None = None, *, log: Log = print, force: bool = False
+    arch: str, cache: Path | None = None, *, log: Log = print, force: bool = False, kernel: str | None = None
 ) -> tuple[DiskImage, bool]:
-    """Build (or reuse) the disk image of ``arch``; the verified image and whether it was reused."""
+    """Build (or reuse) the disk image of ``arch``; the verified image and whether it was reused.
+
+    ``kernel`` is one of the architecture's kernels (default: its first; for s390x the
+    minimal kernel, falling back to Debian's with a warning when it cannot be built)."""
     spec = arch_spec(arch)
+    chosen = kernel or spec.kernels[0]
+    if chosen not in spec.kernels:
+        raise ConformanceInputError(
+            f"--kernel {chosen}: the {spec.name} disk image has {', '.join(spec.kernels)}"
+        )
     cache = (cache or default_cache_dir()).expanduser()
     if spec.name == "s390x":
         ensure_foreign_arch(log)
+    minimal = _minimal_kernel(cache, log) if chosen == "minimal" else None
     with _phase(log, f"resolving packages ({spec.name})"):
-        the_plan = plan(spec)
+        the_plan = plan(spec, minimal)
     target = cache / f"disk-{spec.name}-{the_plan.key}"
     if (target / MANIFEST).is_file() and not force:
         try:
@@ -332,23 +395,34 @@ def prepare_disk(
         root = work / "root"
         for deb in debs.values():
             _run(["dpkg-deb", "-x", str(deb), str(root)])
-        kernels = sorted((root / "boot").glob("vmlinuz-*"))
-        if not kernels:
-            raise BuildError(f"{the_plan.kernel_package} holds no /boot/vmlinuz-*")
-        kernel, release = kernels[0], kernels[0].name.removeprefix("vmlinuz-")
+        if the_plan.minimal is None:
+            kernels = sorted((root / "boot").glob("vmlinuz-*"))
+            if not kernels:
+                raise BuildError(f"{the_plan.kernel_package} holds no /boot/vmlinuz-*")
+            kernel_image, release = kernels[0], kernels[0].name.removeprefix("vmlinuz-")
+        else:
+            kernel_image, release = the_plan.minimal.image, the_plan.minimal.release
         with _phase(log, f"building the pod VM agent for {spec.name}"):
             build_agent(work / "podvm-agent", cache / "go-build", arch=spec.name)
-        with _phase(log, f"writing the initramfs (kernel {release})"):
+        with _phase(log, f"writing the initramfs ({the_plan.flavour} kernel {release})"):
             initrd = initramfs(
-                root, release, work / "podvm-agent", spec.modules, compress=spec.name == "amd64"
+                root, release, work / "podvm-agent", the_plan.modules, compress=spec.name == "amd64"
             )
         with _phase(log, f"writing the boot disk ({spec.boot})"):
             maker = x86_raw_disk if spec.name == "amd64" else s390x_raw_disk
-            raw = maker(work, kernel, initrd, spec.cmdline)
+            raw = maker(work, kernel_image, initrd, spec.cmdline)
         out = work / "out"
         out.mkdir()
         with _phase(log, "converting to qcow2"):
             _run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(out / VOLUME)])
+        kernel_facts: dict[str, object] = {
+            "package": the_plan.kernel_package,
+            "flavour": the_plan.flavour,
+            "release": release,
+            "sha256": sha256_file(kernel_image),
+        }
+        if the_plan.minimal is not None:
+            kernel_facts["build_key"] = the_plan.minimal.key
         manifest = {
             "key": the_plan.key,
             "arch": spec.name,
@@ -359,9 +433,9 @@ def prepare_disk(
                 "sha256": sha256_file(out / VOLUME),
                 "virtual_size": raw.stat().st_size,
             },
-            "kernel": {"package": the_plan.kernel_package, "release": release, "sha256": sha256_file(kernel)},
+            "kernel": kernel_facts,
             "initrd": {"bytes": len(initrd), "sha256": hashlib.sha256(initrd).hexdigest()},
-            "modules": list(spec.modules),
+            "modules": list(the_plan.modules),
             "cmdline": spec.cmdline,
             "packages": the_plan.packages,
             "tools": the_plan.tools,
@@ -374,5 +448,5 @@ def prepare_disk(
         out.rename(target)
     image = read_manifest(target)
     verify(image)
-    log(f"pod VM disk image ready: {image.volume}")
+    log(f"pod VM disk image ready ({the_plan.flavour} kernel): {image.volume}")
     return image, False

@@ -164,13 +164,15 @@ class KernelBuild:
         cross_compile: str = CROSS_COMPILE,
         source_dir: Path = SOURCE_DIR,
         jobs: int | None = None,
+        extra_config: str = "",
     ) -> None:
         self.cache = cache
         self.log = log
         self.cross_compile = cross_compile
         self.source_dir = source_dir
         self.jobs = jobs or os.cpu_count() or 1
-        self.fragment = CONFIG_FRAGMENT.read_text()
+        #: podvm-kernel.config, plus ``extra_config`` lines for a variant (its own cache key).
+        self.fragment = CONFIG_FRAGMENT.read_text() + extra_config
 
     def key(self) -> tuple[KernelSource, str]:
         source = find_source(self.source_dir)
@@ -218,7 +220,9 @@ class KernelBuild:
             tree = trees[0]
             make = ["make", f"ARCH={ARCH}", f"CROSS_COMPILE={self.cross_compile}"]
             self._step("tinyconfig", log_path, [*make, "tinyconfig"], cwd=tree)
-            merge = [str(tree / "scripts/kconfig/merge_config.sh"), "-m", ".config", str(CONFIG_FRAGMENT)]
+            fragment = work / "podvm-kernel.config"
+            fragment.write_text(self.fragment)
+            merge = [str(tree / "scripts/kconfig/merge_config.sh"), "-m", ".config", str(fragment)]
             self._step("merge configuration", log_path, merge, cwd=tree)
             self._step("olddefconfig", log_path, [*make, "olddefconfig"], cwd=tree)
             dotconfig = (tree / ".config").read_text()

@@ -168,8 +168,8 @@ def test_a_missing_module_names_what_needed_it(tmp_path: Path) -> None:
 # --- the cache ----------------------------------------------------------------------------
 
 
-def cached_image(cache: Path, arch: str = "s390x", agent: str | None = None) -> Path:
-    directory = cache / f"disk-{arch}-0123456789abcdef"
+def cached_image(cache: Path, arch: str = "s390x", agent: str | None = None, flavour: str = "debian") -> Path:
+    directory = cache / f"disk-{arch}-{flavour}-0123456789"
     directory.mkdir(parents=True)
     volume = directory / diskimage.VOLUME
     volume.write_bytes(b"qcow2 stand-in")
@@ -182,6 +182,7 @@ def cached_image(cache: Path, arch: str = "s390x", agent: str | None = None) -> 
         "volume": {"file": diskimage.VOLUME, "sha256": sha256_file(volume)},
         "cmdline": diskimage.ARCHES[arch].cmdline,
         "packages": {},
+        "kernel": {"flavour": flavour},
         "agent_source_sha256": agent or agent_source_digest(),
     }
     (directory / diskimage.MANIFEST).write_text(json.dumps(manifest))
@@ -208,6 +209,41 @@ def test_an_image_of_another_agent_source_is_stale(tmp_path: Path) -> None:
     cached_image(tmp_path, agent="0" * 64)
     with pytest.raises(diskimage.DiskImageMissing, match="current podvm-agent source"):
         diskimage.find_disk_image("s390x", tmp_path)
+
+
+def test_the_minimal_kernels_image_is_preferred_and_either_can_be_picked(tmp_path: Path) -> None:
+    debian = cached_image(tmp_path, flavour="debian")
+    minimal = cached_image(tmp_path, flavour="minimal")
+    assert diskimage.find_disk_image("s390x", tmp_path).volume == minimal
+    assert diskimage.find_disk_image("s390x", tmp_path, kernel="debian").volume == debian
+
+
+def test_a_kernel_the_architecture_has_no_image_with_says_how_to_build_it(tmp_path: Path) -> None:
+    cached_image(tmp_path, flavour="debian")
+    with pytest.raises(diskimage.DiskImageMissing, match="--arch s390x` --kernel minimal"):
+        diskimage.find_disk_image("s390x", tmp_path, kernel="minimal")
+    with pytest.raises(ConformanceInputError, match="the amd64 disk image has debian"):
+        diskimage.find_disk_image("amd64", tmp_path, kernel="minimal")
+
+
+def test_the_minimal_kernel_carries_no_modules_and_has_its_own_key() -> None:
+    from sim.lpar.kernel import BuiltKernel
+
+    arch = diskimage.ARCHES["s390x"]
+    common = {
+        "arch": arch,
+        "kernel_package": "k",
+        "packages": {"k": "1"},
+        "tools": {},
+        "go_version": "go",
+        "agent_sha256": "a",
+    }
+    debian = diskimage.DiskPlan(**common)  # type: ignore[arg-type]
+    built = BuiltKernel(Path("/k"), Path("/k/bzImage"), "f" * 64, "6.1.0", "0" * 64)
+    minimal = diskimage.DiskPlan(**common, minimal=built)  # type: ignore[arg-type]
+    assert debian.modules == ("virtio_blk", "isofs", "virtio_net") and minimal.modules == ()
+    assert (debian.flavour, minimal.flavour) == ("debian", "minimal") and debian.key != minimal.key
+    assert "CONFIG_INET=y" in diskimage.NETWORK_CONFIG and "CONFIG_PACKET=y" in diskimage.NETWORK_CONFIG
 
 
 def test_an_unknown_architecture_is_refused() -> None:

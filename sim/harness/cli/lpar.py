@@ -47,17 +47,17 @@ def register(subparsers: Any) -> None:
     prepare.add_argument(
         "--kernel",
         choices=("minimal", "debian"),
-        default="minimal",
-        help="the pod VM kernel: minimal (built from Debian's linux-source; Debian's kernel if that "
-        "fails, with a warning) or debian (Debian's generic s390x kernel). A run boots the minimal "
-        "kernel's image when prepared; $PEERPODS_KERNEL=debian|minimal picks one",
+        default=None,
+        help="the pod VM kernel (default minimal): minimal (built from Debian's linux-source; Debian's "
+        "kernel if that fails, with a warning) or debian (Debian's generic s390x kernel). A run boots "
+        "the minimal kernel's image when prepared; $PEERPODS_KERNEL=debian|minimal picks one. With "
+        "--disk: s390x takes either (its minimal kernel has TCP/IP added), amd64 only debian",
     )
     prepare.add_argument(
         "--disk",
         action="store_true",
         help="build the bootable qcow2 volume CAA's libvirt provider boots (podvm-base.qcow2: no direct "
-        "kernel; the agent in its disk mode) instead of the direct-boot kernel + initramfs. It has "
-        "Debian's kernel (--kernel does not apply: the minimal kernel has no TCP/IP)",
+        "kernel; the agent in its disk mode) instead of the direct-boot kernel + initramfs",
     )
     prepare.add_argument(
         "--arch",
@@ -92,7 +92,10 @@ def _prepare(args: argparse.Namespace) -> int:
     from sim.lpar.builder import prepare
 
     assets, reused = prepare(
-        args.cache, log=lambda line: print(line, file=sys.stderr), force=args.force, kernel=args.kernel
+        args.cache,
+        log=lambda line: print(line, file=sys.stderr),
+        force=args.force,
+        kernel=args.kernel or "minimal",
     )
     state = "reused from the cache" if reused else "built"
     print(f"pod VM image {assets.key} ({assets.flavour} kernel) {state}: {assets.directory}")
@@ -103,11 +106,16 @@ def _prepare_disk(args: argparse.Namespace) -> int:
     from sim.lpar.diskimage import prepare_disk
 
     image, reused = prepare_disk(
-        args.arch, args.cache, log=lambda line: print(line, file=sys.stderr), force=args.force
+        args.arch,
+        args.cache,
+        log=lambda line: print(line, file=sys.stderr),
+        force=args.force,
+        kernel=args.kernel,
     )
     state = "reused from the cache" if reused else "built"
     size = image.volume.stat().st_size
-    print(f"pod VM disk image {image.key} ({image.arch}) {state}: {image.volume} ({size} bytes)")
+    what = f"{image.arch}, {image.flavour} kernel"
+    print(f"pod VM disk image {image.key} ({what}) {state}: {image.volume} ({size} bytes)")
     return 0
 
 
