@@ -292,3 +292,29 @@ def test_a_disk_report_field_of_the_wrong_type_is_named(key: str, value: object)
 def test_the_guest_part_is_checked_as_the_direct_boot_report_is() -> None:
     with pytest.raises(GuestReportError, match="unexpected \\['extra'\\]"):
         DiskGuestReport.from_dict({**BASE, **DISK, "extra": 1})
+
+
+# --- bare QEMU boots ----------------------------------------------------------------------
+
+
+def test_qemu_devices_are_those_of_caas_domains(tmp_path: Path) -> None:
+    from sim.lpar.diskboot import qemu_command
+
+    x86 = " ".join(qemu_command("amd64", tmp_path / "v.qcow2", tmp_path / "c.iso", 4242, accel="kvm"))
+    assert x86.startswith("qemu-system-x86_64 -accel kvm -M pc ")
+    assert "ide-hd,drive=root,bus=ahci.0,bootindex=1" in x86 and "ide-cd,drive=cidata" in x86
+    assert "hostfwd=tcp:127.0.0.1:4242-:15150" in x86 and "snapshot=on" in x86 and "-kernel" not in x86
+    s390 = " ".join(qemu_command("s390x", tmp_path / "v.qcow2", tmp_path / "c.iso", 4242))
+    assert "virtio-blk-ccw,drive=root,bootindex=1,iommu_platform=on" in s390 and "sclpconsole" in s390
+    assert "virtio-net-ccw,netdev=n0,iommu_platform=on" in s390 and "-kernel" not in s390
+
+
+def test_the_x86_accelerator_can_be_forced_and_a_bad_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim.errors import TargetError
+    from sim.lpar.diskboot import ACCEL_ENV, x86_accelerator
+
+    monkeypatch.setenv(ACCEL_ENV, "tcg")
+    assert x86_accelerator()[0] == "tcg"
+    monkeypatch.setenv(ACCEL_ENV, "hvf")
+    with pytest.raises(TargetError, match=ACCEL_ENV):
+        x86_accelerator()
