@@ -49,9 +49,13 @@ from sim.lpar.builder import (
 from sim.lpar.kernel import BuiltKernel, KernelBuild
 
 FORMAT = 1  # bump when the image layout changes, so old caches are not reused
-#: What the disk mode needs beyond podvm-kernel.config: TCP/IP (the DHCP lease, port 15150)
-#: and packet sockets (udhcpc). The minimal kernel with these lines is its own cache entry.
-NETWORK_CONFIG = "\n# the disk image's network (sim/lpar/diskimage.py)\nCONFIG_INET=y\nCONFIG_PACKET=y\n"
+#: What the disk mode needs beyond podvm-kernel.config: IPv4 TCP/IP (the DHCP lease, port
+#: 15150) and packet sockets (udhcpc); not IPv6, which CONFIG_INET would bring by default.
+#: The minimal kernel with these lines is its own cache entry.
+NETWORK_CONFIG = (
+    "\n# the disk image's network (sim/lpar/diskimage.py)\n"
+    "CONFIG_INET=y\nCONFIG_PACKET=y\n# CONFIG_IPV6 is not set\n"
+)
 VOLUME = "podvm-base.qcow2"
 MANIFEST = "manifest.json"
 #: The kernel parameter that puts the agent in its disk mode (podvm-agent/disk.go, ModeParam).
