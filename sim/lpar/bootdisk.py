@@ -12,15 +12,16 @@ volume must carry what the firmware looks for:
   and virtio disks; it points to a program table, whose first entry points to a component
   table: segments to load (each a list of block ranges) and the address to start at. This
   module writes that bootmap itself, from the documented on-disk layout (big-endian
-  structures of 16 and 32 bytes), because ``zipl`` needs a mounted s390x system. The
+  structures of 16 and 32 bytes): ``zipl`` is an s390x program that maps the files of a
+  mounted file system. The
   segments are what QEMU's own ``-kernel``/``-initrd`` boot puts in memory: the kernel image
   at 0 with the initramfs address, size and command line written into its parameter area
   (0x10400), the initramfs at 8 MiB (or the next MiB boundary past the kernel plus 1 MiB),
   and the start at the kernel's entry 0x10000.
 
-The firmware's El Torito path (an ISO 9660 boot image) only works where the disk's blocks
-are 2048 bytes: on a 512-byte virtio-blk disk it reads the volume descriptors at the wrong
-offsets (see the README, "The pod VM disk image").
+The firmware also boots an ISO 9660 image's El Torito entry from a virtio-blk disk (checked
+with QEMU 7.2, 512- and 2048-byte blocks; see the README, "The pod VM disk image"); the
+zipl layout is kept because it is what ``zipl`` writes on SCSI and virtio disks.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def _component(kind: int, block: int, address: int) -> bytes:
 
 def zipl_scsi_disk(segments: list[Segment], entry: int) -> bytes:
     """A raw disk the s390-ccw firmware IPLs: the bootmap in blocks 0-2 and one block list per
-    segment (blocks 3...), each segment's data from 1 MiB on, block-aligned."""
+    segment (from block 3), each segment's data from 1 MiB on, block-aligned."""
     if not segments:
         raise BootDiskError("a zipl bootmap needs at least one segment")
     lists_end = 3 + len(segments)

@@ -3,15 +3,18 @@
 CAA uploads one qcow2 volume (``LIBVIRT_VOL_NAME``, default ``podvm-base.qcow2``) and boots
 its pod VMs from it, with no ``-kernel``: SeaBIOS on x86_64, the s390-ccw firmware on s390x.
 This builds that volume for either architecture from Debian packages only (``apt-get
-download``: the kernel, busybox-static) and the project's agent, which runs as init with
+download``: the kernel, busybox-static; the minimal s390x kernel from Debian's
+linux-source) and the project's agent, which runs as init with
 ``peerpods.podvm=disk`` on the kernel command line (see podvm-agent/disk.go):
 
 * ``amd64``: an MBR disk, SYSLINUX's MBR code (syslinux-common) and one FAT partition with
   SYSLINUX (installed by ``syslinux`` through mtools, no mount), Debian's amd64 kernel and a
   gzip initramfs: busybox, the agent, and the modules CAA's x86_64 domain needs (its cidata
   ISO is an IDE CD-ROM, its NIC virtio-net; SATA and virtio disks too).
-* ``s390x``: the zipl SCSI-scheme bootmap (:mod:`sim.lpar.bootdisk`) loading Debian's s390x
-  kernel and an uncompressed initramfs: busybox, the agent, virtio-blk/-net and iso9660.
+* ``s390x``: the zipl SCSI-scheme bootmap (:mod:`sim.lpar.bootdisk`) loading the minimal
+  kernel (:mod:`sim.lpar.kernel` with :data:`NETWORK_CONFIG` added, its own cache entry) or
+  Debian's s390x kernel, and an uncompressed initramfs: busybox, the agent, and with
+  Debian's kernel its virtio-blk/-net and iso9660 modules.
 
 Each build lands in ``<cache>/disk-<arch>-<key>/`` with ``podvm-base.qcow2`` and a manifest of
 its SHA-256; the key hashes everything the image is made from (package versions, tools,
