@@ -51,7 +51,7 @@ from sim.lpar.builder import (
 )
 from sim.lpar.kernel import BuiltKernel, KernelBuild
 
-FORMAT = 1  # bump when the image layout changes, so old caches are not reused
+FORMAT = 2  # bump when the image layout changes, so old caches are not reused
 #: What the disk mode needs beyond podvm-kernel.config: IPv4 TCP/IP (the DHCP lease, port
 #: 15150) and packet sockets (udhcpc); not IPv6, which CONFIG_INET would bring by default.
 #: The minimal kernel with these lines is its own cache entry.
@@ -64,6 +64,9 @@ MANIFEST = "manifest.json"
 #: The kernel parameter that puts the agent in its disk mode (podvm-agent/disk.go, ModeParam).
 MODE_PARAM = "peerpods.podvm=disk"
 SYSLINUX_MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
+#: File times for mtools and syslinux (1980-01-01, FAT's first day) and the FAT volume serial.
+REPRODUCIBLE = {"SOURCE_DATE_EPOCH": "315532800"}
+FAT_SERIAL = "50445631"
 
 
 @dataclass(frozen=True)
@@ -265,15 +268,17 @@ def x86_raw_disk(work: Path, kernel: Path, initrd: bytes, cmdline: str) -> Path:
     fs = work / "boot.fat"
     with fs.open("wb") as handle:
         handle.truncate(size_mib * bootdisk.MIB)
-    # 64 heads x 32 sectors; the boot sector records the partition's offset (hidden sectors).
+    # 64 heads x 32 sectors; the boot sector records the partition's offset (hidden sectors);
+    # a fixed volume serial and file times make the same inputs give the same bytes.
     _run(["mformat", "-i", str(fs), "-T", str(sectors), "-h", "64", "-s", "32",
-          "-H", str(bootdisk.PARTITION_START), "-v", "PODVMBOOT", "::"])  # fmt: skip
+          "-H", str(bootdisk.PARTITION_START), "-N", FAT_SERIAL, "-v", "PODVMBOOT", "::"],
+         env=REPRODUCIBLE)  # fmt: skip
     (work / "initrd.gz").write_bytes(initrd)
     (work / "syslinux.cfg").write_text(syslinux_config(cmdline))
     shutil.copyfile(kernel, work / "vmlinuz")
     for name in ("vmlinuz", "initrd.gz", "syslinux.cfg"):
-        _run(["mcopy", "-i", str(fs), str(work / name), f"::{name}"])
-    _run(["syslinux", "--install", str(fs)])
+        _run(["mcopy", "-i", str(fs), str(work / name), f"::{name}"], env=REPRODUCIBLE)
+    _run(["syslinux", "--install", str(fs)], env=REPRODUCIBLE)
     with fs.open("rb") as handle:
         boot_sector = handle.read(bootdisk.SECTOR)
     record = bootdisk.mbr(SYSLINUX_MBR.read_bytes(), sectors, bootdisk.fat_partition_type(boot_sector))
