@@ -19,18 +19,31 @@ const (
 	cidataMount = "/mnt/cidata"
 	// cidataWait bounds the search for the cloud-init disk; the host's own timeout is the
 	// real limit, this only keeps a broken guest from hanging without a report.
-	cidataWait     = 20 * time.Second
-	sysFinitModule = 344 // s390x and x86_64 differ; this file only runs in the s390x guest
+	cidataWait = 20 * time.Second
 )
 
-// bootAsInit is the whole life of the pod VM: set up, process, report, power off.
+// bootAsInit is the whole life of the directly booted pod VM: set up, process, report,
+// power off.
 func bootAsInit() {
-	arch := "s390x"
+	arch := guestArch()
+	var report Report
+	if err := mountBasics(); err != nil {
+		report = failedReport(arch, readMachineType(), err)
+	} else {
+		report = applyCidata(arch)
+	}
+	printReport(report.JSON())
+	syscall.Sync()
+	_ = syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF)
+	select {} // PID 1 must not exit; the power-off above ends the VM
+}
+
+// applyCidata loads the listed modules, finds the cidata disk, mounts it and applies its
+// user data to / (the same processing whichever way the VM booted). /proc, /sys, /dev
+// and /run must be mounted.
+func applyCidata(arch string) Report {
 	machine := readMachineType()
 	report := func() Report {
-		if err := mountBasics(); err != nil {
-			return failedReport(arch, machine, err)
-		}
 		loadModules()
 		device, err := findCidata(cidataWait)
 		if err != nil {
@@ -51,15 +64,18 @@ func bootAsInit() {
 	if report.Machine == nil {
 		report.Machine = readMachineType()
 	}
+	return report
+}
+
+// printReport writes the one report line on the console (the host reads it there).
+func printReport(body string) {
 	console := os.Stdout
 	if tty, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
 		console = tty
+		defer tty.Close()
 	}
-	fmt.Fprintf(console, "\n%s%s\n", ReportPrefix, report.JSON())
+	fmt.Fprintf(console, "\n%s%s\n", ReportPrefix, body)
 	_ = console.Sync()
-	syscall.Sync()
-	_ = syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF)
-	select {} // PID 1 must not exit; the power-off above ends the VM
 }
 
 func mountBasics() error {
@@ -99,6 +115,11 @@ func loadModules() {
 			fmt.Fprintf(os.Stderr, "podvm-agent: module %s: %v\n", name, err)
 			continue
 		}
+		if sysFinitModule == 0 {
+			fmt.Fprintf(os.Stderr, "podvm-agent: cannot load %s on this architecture\n", name)
+			module.Close()
+			continue
+		}
 		empty, _ := syscall.BytePtrFromString("")
 		_, _, errno := syscall.Syscall(sysFinitModule, module.Fd(), uintptrOf(empty), 0)
 		if errno != 0 && errno != syscall.EEXIST {
@@ -108,12 +129,20 @@ func loadModules() {
 	}
 }
 
+// cidataCandidates are the block devices that may hold the cidata disk: virtio disks
+// (CAA's s390x domain), CD-ROMs (its x86_64 domain: an IDE cdrom) and SCSI/SATA disks.
+var cidataCandidates = []string{"/sys/block/vd*", "/sys/block/sr*", "/sys/block/sd*"}
+
 // findCidata returns the block device whose ISO 9660 volume label is "cidata" (NoCloud),
-// rather than trusting the probe order of vda/vdb.
+// rather than trusting the probe order of the disks.
 func findCidata(wait time.Duration) (string, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		entries, _ := filepath.Glob("/sys/block/vd*")
+		var entries []string
+		for _, pattern := range cidataCandidates {
+			found, _ := filepath.Glob(pattern)
+			entries = append(entries, found...)
+		}
 		sort.Strings(entries)
 		for _, entry := range entries {
 			device := "/dev/" + filepath.Base(entry)
@@ -143,6 +172,9 @@ func isoLabel(device string) string {
 	}
 	return strings.ToLower(strings.TrimSpace(string(descriptor[40:72])))
 }
+
+// guestArch is the architecture the report names (s390x, x86_64).
+func guestArch() string { return archName }
 
 // readMachineType reads "Type: 8561" from /proc/sysinfo, the machine the LPAR reports.
 func readMachineType() *string {

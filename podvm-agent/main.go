@@ -2,6 +2,9 @@
 //
 // Run as PID 1 it mounts the cloud-init disk, processes the user data as a peer pod VM
 // does, prints one machine-readable report line on the console and powers the VM off.
+// With peerpods.podvm=disk on the kernel command line (the VM booted from its disk image,
+// as CAA's libvirt provider boots it) it also takes a DHCP lease, listens on the
+// agent-protocol-forwarder's port 15150 and keeps running; see disk.go.
 // Run as "podvm-agent process ..." it does the processing on a host directory, so the
 // suite can check the guest logic against its reference implementation without booting.
 package main
@@ -18,6 +21,9 @@ const ReportPrefix = "PEERPODS-GUEST-REPORT "
 
 func main() {
 	if os.Getpid() == 1 {
+		if bootMode() == "disk" {
+			bootFromDisk()
+		}
 		bootAsInit()
 		return
 	}

@@ -178,30 +178,31 @@ def go_binary() -> str:
     return found
 
 
-def _download(packages: dict[str, str], debs: Path, log: Log) -> dict[str, Path]:
-    """The .deb files of the s390x packages, fetched once into ``debs``."""
+def _download(packages: dict[str, str], debs: Path, log: Log, arch: str = ARCH) -> dict[str, Path]:
+    """The .deb files of the packages for ``arch`` (s390x unless told), fetched once into ``debs``."""
     debs.mkdir(parents=True, exist_ok=True)
     found: dict[str, Path] = {}
     for name, version in packages.items():
         if name.startswith("linux-source"):
             continue
         plain = version.split(":", 1)[-1]
-        existing = sorted(debs.glob(f"{name}_*{plain}_{ARCH}.deb"))
+        existing = sorted(debs.glob(f"{name}_*{plain}_{arch}.deb"))
         if not existing:
-            log(f"apt-get download {name}:{ARCH}={version}")
+            log(f"apt-get download {name}:{arch}={version}")
             _run(
-                ["apt-get", "download", "-o", "APT::Sandbox::User=root", f"{name}:{ARCH}={version}"],
+                ["apt-get", "download", "-o", "APT::Sandbox::User=root", f"{name}:{arch}={version}"],
                 cwd=debs,
             )
-            existing = sorted(debs.glob(f"{name}_*{plain}_{ARCH}.deb"))
+            existing = sorted(debs.glob(f"{name}_*{plain}_{arch}.deb"))
         if not existing:
             raise BuildError(f"apt-get download left no .deb for {name} {version} in {debs}")
         found[name] = existing[0]
     return found
 
 
-def build_agent(output: Path, gocache: Path) -> None:
-    """Compile the agent for s390x, statically, reproducibly, in module mode (go.mod, go.sum)."""
+def build_agent(output: Path, gocache: Path, arch: str = ARCH) -> None:
+    """Compile the agent for ``arch`` (Go's name: s390x, amd64), statically, reproducibly, in
+    module mode (go.mod, go.sum)."""
     env = dict(os.environ)
     env.update(
         GO111MODULE="on",
@@ -210,7 +211,7 @@ def build_agent(output: Path, gocache: Path) -> None:
         GOCACHE=str(gocache),
         CGO_ENABLED="0",
         GOOS="linux",
-        GOARCH=ARCH,
+        GOARCH=arch,
     )
     _run(
         [go_binary(), "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", str(output), "."],

@@ -170,6 +170,7 @@ class KernelBuild:
         self.cross_compile = cross_compile
         self.source_dir = source_dir
         self.jobs = jobs or os.cpu_count() or 1
+        #: podvm-kernel.config, what the build merges into tinyconfig (part of the cache key).
         self.fragment = CONFIG_FRAGMENT.read_text()
 
     def key(self) -> tuple[KernelSource, str]:
@@ -218,7 +219,9 @@ class KernelBuild:
             tree = trees[0]
             make = ["make", f"ARCH={ARCH}", f"CROSS_COMPILE={self.cross_compile}"]
             self._step("tinyconfig", log_path, [*make, "tinyconfig"], cwd=tree)
-            merge = [str(tree / "scripts/kconfig/merge_config.sh"), "-m", ".config", str(CONFIG_FRAGMENT)]
+            fragment = work / "podvm-kernel.config"
+            fragment.write_text(self.fragment)
+            merge = [str(tree / "scripts/kconfig/merge_config.sh"), "-m", ".config", str(fragment)]
             self._step("merge configuration", log_path, merge, cwd=tree)
             self._step("olddefconfig", log_path, [*make, "olddefconfig"], cwd=tree)
             dotconfig = (tree / ".config").read_text()

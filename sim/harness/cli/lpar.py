@@ -1,6 +1,7 @@
 """``peerpods-conformance lpar``: the emulated IBM Z LPAR as a users' tool.
 
-* ``lpar prepare`` builds (or reuses) the s390x pod VM image in the cache.
+* ``lpar prepare`` builds (or reuses) the s390x pod VM image in the cache; ``lpar prepare
+  --disk --arch amd64|s390x`` the bootable qcow2 volume CAA's libvirt provider boots.
 * ``lpar try POD.yaml`` admits, schedules and starts one pod on the LPAR target and prints
   what its pod VM received -- on ``qemu:///system`` the guest's own report, digest
   computed inside the s390x guest -- then deletes everything it made.
@@ -46,10 +47,24 @@ def register(subparsers: Any) -> None:
     prepare.add_argument(
         "--kernel",
         choices=("minimal", "debian"),
-        default="minimal",
-        help="the pod VM kernel: minimal (built from Debian's linux-source; Debian's kernel if that "
-        "fails, with a warning) or debian (Debian's generic s390x kernel). A run boots the minimal "
-        "kernel's image when prepared; $PEERPODS_KERNEL=debian|minimal picks one",
+        default=None,
+        help="the pod VM kernel (default minimal): minimal (built from Debian's linux-source; Debian's "
+        "kernel if that fails, with a warning) or debian (Debian's generic s390x kernel). A run boots "
+        "the minimal kernel's image when prepared; $PEERPODS_KERNEL=debian|minimal picks one. With "
+        "--disk: s390x takes either (its minimal kernel has TCP/IP added), amd64 only debian",
+    )
+    prepare.add_argument(
+        "--disk",
+        action="store_true",
+        help="build the bootable qcow2 volume CAA's libvirt provider boots (podvm-base.qcow2: no direct "
+        "kernel; the agent in its disk mode) instead of the direct-boot kernel + initramfs",
+    )
+    prepare.add_argument(
+        "--arch",
+        choices=("amd64", "s390x"),
+        default="s390x",
+        help="with --disk: the pod VM's architecture (amd64: SeaBIOS + SYSLINUX; s390x: zipl bootmap). "
+        "Default s390x",
     )
     prepare.set_defaults(func=_prepare)
 
@@ -72,13 +87,35 @@ def register(subparsers: Any) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> int:
+    if args.disk:
+        return _prepare_disk(args)
     from sim.lpar.builder import prepare
 
     assets, reused = prepare(
-        args.cache, log=lambda line: print(line, file=sys.stderr), force=args.force, kernel=args.kernel
+        args.cache,
+        log=lambda line: print(line, file=sys.stderr),
+        force=args.force,
+        kernel=args.kernel or "minimal",
     )
     state = "reused from the cache" if reused else "built"
     print(f"pod VM image {assets.key} ({assets.flavour} kernel) {state}: {assets.directory}")
+    return 0
+
+
+def _prepare_disk(args: argparse.Namespace) -> int:
+    from sim.lpar.diskimage import prepare_disk
+
+    image, reused = prepare_disk(
+        args.arch,
+        args.cache,
+        log=lambda line: print(line, file=sys.stderr),
+        force=args.force,
+        kernel=args.kernel,
+    )
+    state = "reused from the cache" if reused else "built"
+    size = image.volume.stat().st_size
+    what = f"{image.arch}, {image.flavour} kernel"
+    print(f"pod VM disk image {image.key} ({what}) {state}: {image.volume} ({size} bytes)")
     return 0
 
 
