@@ -35,7 +35,7 @@ class AdaptorEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFa
 
     def __init__(self, target: AdaptorTarget) -> None:
         self._target = target
-        self._observed = ObservedPodVMs(target.provider())
+        self._observed = ObservedPodVMs(target.provider(), target.ask_guest if target.isolated else None)
         self._adaptors: list[RemoteAdaptor] = []
         self._seams: dict[str, str] = {}
         super().__init__(self._observed, adaptor_factory=self._adaptor)

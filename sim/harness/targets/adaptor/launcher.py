@@ -46,6 +46,10 @@ SHIM_VERSION = "0.0.1"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 RUNS_PREFIX = "peerpods-adaptor-"
+#: The firmware of x86_64 pod VMs; an empty value cannot be given through the environment (CAA
+#: reads an empty variable as "the default"), so the launcher turns BIOS into ``-firmware ""``.
+FIRMWARE_KEY = "LIBVIRT_EFI_FIRMWARE"
+BIOS = "bios"
 
 
 @dataclass
@@ -71,20 +75,16 @@ class RunningAdaptor:
 
 
 def caa_arguments(environment: Mapping[str, str], socket: Path, pods_dir: Path) -> list[str]:
-    """Upstream's command line for the libvirt provider, from the deployment's environment."""
-    arguments = ["libvirt", "-socket", str(socket), "-pods-dir", str(pods_dir)]
-    flags = {
-        "LIBVIRT_URI": "-uri",
-        "LIBVIRT_POOL": "-pool-name",
-        "LIBVIRT_NET": "-network-name",
-        "LIBVIRT_VOL_NAME": "-vol-name",
-    }
-    for key, flag in flags.items():
-        if environment.get(key):
-            arguments += [flag, environment[key]]
-    if environment.get("DISABLECVM", "true").lower() == "true":
-        arguments.append("-disable-cvm")
-    arguments.append("-disable-tls")
+    """Upstream's command line for the libvirt provider. The deployment's keys reach it as
+    environment variables, which CAA reads as its flags' defaults (``LIBVIRT_URI``,
+    ``LIBVIRT_POOL``, ``LIBVIRT_NET``, ``LIBVIRT_VOL_NAME``, ``DISABLECVM``, ...: the libvirt
+    provider's ``ParseCmd``), as the chart's entrypoint runs it; the flags say only where its
+    socket and pods directory are, and that the pod VM's forwarder speaks plain TCP (the
+    suite's pod VM agent serves no TLS). An x86_64 pod VM boots with SeaBIOS
+    (``-firmware ""``: the image boots from its MBR; OVMF is CAA's default)."""
+    arguments = ["libvirt", "-socket", str(socket), "-pods-dir", str(pods_dir), "-disable-tls"]
+    if environment.get(FIRMWARE_KEY) == BIOS:
+        arguments += ["-firmware", ""]
     return arguments
 
 

@@ -23,16 +23,19 @@ the suite's own reference on this target, and is reported not applicable.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from sim.errors import ConformanceInputError, TargetError
 from sim.harness.targets.adaptor.environment import AdaptorEnvironment
-from sim.harness.targets.adaptor.launcher import AdaptorLauncher
+from sim.harness.targets.adaptor.launcher import BIOS, FIRMWARE_KEY, AdaptorLauncher
 from sim.harness.targets.base import Target, TargetOptions
 from sim.harness.targets.lparhost import LparHost
 from sim.lpar import host, ibmz_host
+from sim.lpar.diskimage import DiskImageMissing, find_disk_image
 from sim.lpar.isolated import IsolatedLpar
 from sim.peerpods.adaptor import AdaptorStartError
 from sim.peerpods.adaptorservice import HOST_DIR
@@ -40,6 +43,14 @@ from sim.peerpods.providers.libvirt import LibvirtProvider
 from sim.processes import Process
 
 LPAR_HOSTS = ("ibmz", "native")
+#: The agent-protocol-forwarder's port in the pod VM (CAA's -forwarder-port default).
+FORWARDER_PORT = 15150
+#: Connect, read one line, print it (run inside the LPAR's network namespace).
+ASK_GUEST = (
+    "import socket, sys\n"
+    "with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10) as s:\n"
+    "    print(s.makefile().readline().strip())\n"
+)
 #: What CAA answers to Version: the protocol constant ``cloud.Version`` (pkg/adaptor/cloud/cloud.go).
 PROTOCOL_VERSION = "0.0.0"
 KVM = Path("/dev/kvm")
@@ -84,8 +95,12 @@ class AdaptorTarget(LparHost, Target):
                 super().__init__(uri, cache=cache)
             except TargetError as exc:  # no pool, no network, no s390x emulator: before any scenario
                 raise ConformanceInputError(str(exc)) from None
-            if lpar_host == "ibmz" and str(self.connection.getInfo()[0]) != "s390x":
+            host_model = str(self.connection.getInfo()[0])
+            if lpar_host == "ibmz" and host_model != "s390x":
                 self._preload = ibmz_host.preload_environment(ibmz_host.ibmz_host_library(cache), {})
+            #: The pod VMs' architecture: what the adaptor sees as the host's.
+            self.podvm_arch = "s390x" if self._preload or host_model == "s390x" else host_model
+            self.podvm_image = self._upload_podvm_image(cache, required=binary is not None)
             if self.simulated:
                 raise ConformanceInputError(
                     f"--libvirt-uri {uri}: the adaptor target needs a libvirt daemon that both the adaptor "
@@ -97,6 +112,40 @@ class AdaptorTarget(LparHost, Target):
             if self.isolated is not None:
                 self.isolated.stop()
             raise
+
+    def _upload_podvm_image(self, cache: Path | None, *, required: bool) -> str:
+        """Put the pod VM disk image of :attr:`podvm_arch` into the pool as LIBVIRT_VOL_NAME, what
+        an adaptor boots its pod VMs from (``lpar prepare --disk``). The reference adaptor boots
+        its kernel directly and needs none; a user's adaptor does."""
+        arch = {"x86_64": "amd64"}.get(self.podvm_arch, self.podvm_arch)
+        try:
+            image = find_disk_image(arch, cache)
+        except (DiskImageMissing, ConformanceInputError) as exc:
+            if required:
+                raise ConformanceInputError(
+                    f"the adaptor under test boots pod VMs from a disk image: {exc}"
+                ) from None
+            return "none (the reference adaptor boots the pod VM kernel directly)"
+        pool = self._probe.storage.pool()
+        name = self.settings.base_volume
+        with contextlib.suppress(self.libvirt.libvirtError):
+            pool.storageVolLookupByName(name).delete(0)
+        data = image.volume.read_bytes()
+        volume = pool.createXML(
+            f"<volume><name>{name}</name><capacity unit='bytes'>{len(data)}</capacity>"
+            "<target><format type='qcow2'/></target></volume>",
+            0,
+        )
+        self._probe.storage.upload(volume, data)
+        pool.refresh(0)
+        return f"{image.volume} ({arch}, SHA-256 {image.sha256[:16]}, {image.flavour} kernel) as {name}"
+
+    def ask_guest(self, address: str) -> str:
+        """What the guest's agent answers on its forwarder port (its report line), asked from
+        inside the LPAR's network namespace, where the pod VMs' network is."""
+        if self.isolated is None:
+            raise TargetError(f"the pod VM at {address} is reachable only from the LPAR's own network")
+        return self.isolated.run([sys.executable, "-c", ASK_GUEST, address, str(FORWARDER_PORT)], timeout=30)
 
     def provider(self, **kwargs: Any) -> LibvirtProvider:
         """The suite's own reading side of libvirt (and the LPAR's probe), with the isolated LPAR's
@@ -147,6 +196,8 @@ class AdaptorTarget(LparHost, Target):
         """What every adaptor of this run is given whatever the deployment says: this LPAR (and
         the IBM Z host layer, in its process only)."""
         overrides = {"LIBVIRT_URI": self.uri, **self._preload}
+        if self.podvm_arch == "x86_64":
+            overrides[FIRMWARE_KEY] = BIOS  # the x86_64 pod VM image boots from its MBR
         if self.isolated is not None and self.launcher.reference:
             overrides[HOST_DIR] = str(self.isolated.shared_dir)
         return overrides
@@ -173,6 +224,12 @@ class AdaptorTarget(LparHost, Target):
         facts["implementation"] = "the cloud-api-adaptor under test, driven as the Kata shim drives it"
         facts.update(self.launcher.identity())
         facts["adaptor Version"] = self.adaptor_version
+        facts["pod VM image"] = self.podvm_image
+        facts["pod VMs"] = (
+            f"{self.podvm_arch} guests under TCG"
+            if self.podvm_arch == "s390x"
+            else f"{self.podvm_arch} guests under KVM"
+        )
         facts["libvirt host architecture"] = str(self.connection.getInfo()[0])
         if self.isolated is not None:
             facts["LPAR"] = (
