@@ -45,7 +45,7 @@ SHIM_VERSION = "0.0.1"
 #: How long an adaptor has to answer Version after it starts ($PEERPODS_ADAPTOR_START_TIMEOUT overrides).
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
-RUNS_PREFIX = "peerpods-adaptor-"
+RUNS_PREFIX = "ppa-"
 #: The firmware of x86_64 pod VMs; an empty value cannot be given through the environment (CAA
 #: reads an empty variable as "the default"), so the launcher turns BIOS into ``-firmware ""``.
 FIRMWARE_KEY = "LIBVIRT_EFI_FIRMWARE"
@@ -107,7 +107,7 @@ class AdaptorLauncher:
         self.cache = cache
         #: How processes start: here, dying with the suite; or inside an isolated LPAR.
         self.spawn: Spawn = spawn or _spawn_here
-        self.run_dir = Path(tempfile.mkdtemp(prefix=RUNS_PREFIX, dir=run_dir))
+        self.run_dir = Path(tempfile.mkdtemp(prefix=RUNS_PREFIX, dir=run_dir or _short_base()))
         self._count = 0
         self._idle: dict[frozenset[tuple[str, str]], list[RunningAdaptor]] = {}
 
@@ -139,6 +139,8 @@ class AdaptorLauncher:
         directory.mkdir()
         socket, pods_dir, log = directory / "hypervisor.sock", directory / "pods", directory / "adaptor.log"
         check_socket_path(str(socket), what="the adaptor socket")
+        # the adaptor listens for the shim's agent connection at <pods-dir>/<64-hex sandbox id>/agent.ttrpc
+        check_socket_path(str(pods_dir / ("0" * 64) / "agent.ttrpc"), what="a sandbox's agent socket")
         argv = self.argv(environment, socket, pods_dir)
         with log.open("ab") as handle:
             process = self.spawn(argv, environment, handle)
@@ -219,6 +221,13 @@ def _spawn_here(argv: Sequence[str], environment: Mapping[str, str], output: IO[
         preexec_fn=die_with_parent,
         env={**_base_environment(), **environment},
     )
+
+
+def _short_base() -> str:
+    """Where the run's adaptor folders go: ``/run`` (as CAA's own ``/run/peerpod``) when it can
+    write there, else the temporary folder. A sandbox's agent socket sits 78 characters below
+    its pods folder, and a unix socket's path holds 107."""
+    return "/run" if os.access("/run", os.W_OK) else tempfile.gettempdir()
 
 
 def _key(environment: Mapping[str, str]) -> frozenset[tuple[str, str]]:
