@@ -138,7 +138,10 @@ def domain_facts(xml_text: str) -> dict[str, Any]:
         "memory_mib": _mib(memory),
         "disks": disks,
         "console": console_target.get("type") if console_target is not None else None,
-        "console_path": _attr(root.find("devices/console/source"), "path"),
+        # the file the console writes; a terminal's (pty) path is no transcript to read
+        "console_path": _attr(root.find("devices/console/source"), "path")
+        if _attr(root.find("devices/console"), "type") == "file"
+        else None,
         "network": _attr(interface.find("source") if interface is not None else None, "network"),
         "nic_model": _attr(interface.find("model") if interface is not None else None, "type"),
         "rng": _attr(root.find("devices/rng"), "model"),

@@ -25,6 +25,26 @@ def test_reading_something_else_names_the_disk() -> None:
         cidata.read_user_data(b"\0" * 4096, where="vdb of podvm-x")
 
 
+def _without_path_tables(iso: bytes) -> bytes:
+    """The same disk as CAA's ISO writer (kdomanski/iso9660) leaves it: no path tables."""
+    image = bytearray(iso)
+    pvd = 16 * 2048
+    image[pvd + 132 : pvd + 156] = bytes(24)  # path table size and the four table locations
+    return bytes(image)
+
+
+def test_a_disk_without_path_tables_is_read_from_its_root_directory() -> None:
+    iso = _without_path_tables(cidata.build_nocloud_iso("#cloud-config\nwrite_files: []\n", hostname="vm"))
+    assert cidata.read_user_data(iso, where="vdb") == "#cloud-config\nwrite_files: []\n"
+
+
+def test_a_disk_without_path_tables_or_user_data_names_what_is_missing() -> None:
+    iso = _without_path_tables(cidata.build_nocloud_iso("x", hostname="vm"))
+    broken = iso.replace(b"USER_DATA", b"OTHER_DAT").replace(b"user-data", b"other-dat")
+    with pytest.raises(TargetError, match="vdb: the cloud-init disk has no user-data"):
+        cidata.read_user_data(broken, where="vdb")
+
+
 def test_report_is_found_among_kernel_messages() -> None:
     text = '[ 1.0] Linux version\r\nPEERPODS-GUEST-REPORT {"arch": "s390x"}\r\n[ 2.0] reboot: Power down\n'
     assert console.find_report(text) == {"arch": "s390x"}
