@@ -31,5 +31,6 @@ Feature: Peer pods as OpenShift sandboxed containers deploys them
     Given peer-pods-secret sets LIBVIRT_POOL to "osc-secret-pool"
     And a worker node "worker-0"
     When a peer pod "pooled" is created in namespace "confidential"
-    Then the pod never runs: its sandbox fails with a reason mentioning "'osc-secret-pool'"
+    Then the cloud-api-adaptor on node "worker-0" is not running, having said "'osc-secret-pool'"
+    And pod "pooled" in namespace "confidential" is Pending because of "Insufficient kata.peerpods.io/vm"
     And no pod VM and no volume remains

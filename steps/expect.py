@@ -5,7 +5,6 @@ pod VMs and nodes, computed independently of the reference implementation.
 from __future__ import annotations
 
 import base64
-import binascii
 import gzip
 import hashlib
 import re
@@ -25,6 +24,7 @@ from sim.harness.targets.base import (
     PodVMs,
     need,
 )
+from sim.peerpods import initdata
 
 from . import pods
 from .world import World
@@ -126,9 +126,11 @@ def inline_initdata_of(world: World) -> bytes:
 
 
 def decoded(value: str, path: str) -> bytes:
+    """The file's initdata as the pod VM decodes it: base64 ignoring line breaks, as Go's
+    streaming decoder does (CAA writes it as a YAML literal block, with a final newline)."""
     try:
-        return gzip.decompress(base64.b64decode(value, validate=True))
-    except (binascii.Error, OSError, EOFError) as exc:
+        return initdata.decode(value)
+    except initdata.InitdataError as exc:
         raise AssertionError(f"{path} in the user data is not gzip+base64: {exc}") from None
 
 

@@ -187,12 +187,21 @@ class CloudApiAdaptor:
     def start(self, peer_pods_cm: Mapping[str, str] | None) -> int | None:
         """Read the config map (as at process start); returns the capacity to advertise.
 
-        A global INITDATA that does not decode and parse stops the adaptor: it raises
+        A provider that cannot start with this environment (``check_start``: libvirt's pool
+        missing) and a global INITDATA that does not decode and parse stop the adaptor: it raises
         :class:`AdaptorStartError` and is left not running (``config`` is None).
         """
         self.config = None
         self.start_error = None
         config = AdaptorConfig.from_configmap(peer_pods_cm)
+        # the provider connects at start, and CAA's libvirt provider exits when its pool is
+        # missing (src/cloud-providers/libvirt/libvirt.go NewLibvirtClient: "can't find storage pool")
+        check = getattr(self.provider, "check_start", None)
+        if callable(check):
+            problem = check(config.data)
+            if problem is not None:
+                self.start_error = problem
+                raise AdaptorStartError(problem)
         global_initdata = config.data.get(initdata.CM_KEY) or ""
         if global_initdata:
             try:

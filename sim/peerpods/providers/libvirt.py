@@ -192,6 +192,16 @@ class LibvirtProvider:
         except LaunchSecurityError as exc:
             self.config_error = exc
 
+    def check_start(self, data: Mapping[str, str]) -> str | None:
+        """Why an adaptor with this environment exits at start, or None: CAA's libvirt provider
+        looks its pool up by name when it starts (``NewLibvirtClient``)."""
+        pool = data.get("LIBVIRT_POOL") or LibvirtSettings().pool
+        try:
+            self.connection.storagePoolLookupByName(pool)
+        except self.libvirt.libvirtError as exc:
+            return f"can't find storage pool {pool!r}: {libvirt_message(exc)}"
+        return None
+
     def launch_security(self) -> str | None:
         """The launch security type, as provider.go's CreateInstance decides it: DISABLECVM
         wins; then LIBVIRT_LAUNCH_SECURITY (only s390-pv is known); unset means 'the host's

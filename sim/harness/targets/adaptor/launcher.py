@@ -45,6 +45,8 @@ SHIM_VERSION = "0.0.1"
 #: How long an adaptor has to answer Version after it starts ($PEERPODS_ADAPTOR_START_TIMEOUT overrides).
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
+#: Idle adaptors kept for later scenarios with the same environment (most scenarios share one).
+MAX_IDLE = 2
 RUNS_PREFIX = "ppa-"
 #: The firmware of x86_64 pod VMs; an empty value cannot be given through the environment (CAA
 #: reads an empty variable as "the default"), so the launcher turns BIOS into ``-firmware ""``.
@@ -172,11 +174,21 @@ class AdaptorLauncher:
         ``reuse``: keep it, idle, for a later :meth:`start` with the same environment."""
         if reuse and running.process.poll() is None:
             self._idle.setdefault(_key(running.environment), []).append(running)
+            self._trim_idle()
             return None
         running.client.close()
         status = terminate(running.process, STOP_TIMEOUT_S)
         shutil.rmtree(running.socket.parent, ignore_errors=True)
         return status
+
+    def _trim_idle(self) -> None:
+        """Keep at most :data:`MAX_IDLE` idle adaptors: the oldest goes first."""
+        idle = sorted(
+            (r for waiting in self._idle.values() for r in waiting), key=lambda r: int(r.socket.parent.name)
+        )
+        for running in idle[: max(0, len(idle) - MAX_IDLE)]:
+            self._idle[_key(running.environment)].remove(running)
+            self.stop(running)
 
     def _take_idle(self, environment: Mapping[str, str]) -> RunningAdaptor | None:
         waiting = self._idle.get(_key(environment), [])
