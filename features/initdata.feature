@@ -82,10 +82,11 @@ Feature: Initdata reaches the pod VM by precedence
     And a worker node "worker-0"
     When peer-pods-cm is changed to set INITDATA to the initdata of "sha512.toml"
     And a peer pod "before" is created in namespace "confidential"
+    Then pod "before" in namespace "confidential" received the initdata of "global.toml"
+    When pod "before" in namespace "confidential" is deleted
     And the cloud-api-adaptors restart
     And a peer pod "after" is created in namespace "confidential"
-    Then pod "before" in namespace "confidential" received the initdata of "global.toml"
-    And pod "after" in namespace "confidential" received the initdata of "sha512.toml"
+    Then pod "after" in namespace "confidential" received the initdata of "sha512.toml"
 
   @ID-005
   Scenario: The pod VM writes only the allow-listed files

@@ -113,6 +113,14 @@ Feature: Pod VMs are libvirt domains on the LPAR, made and removed with their po
       | cidata-volume | the root volume                                |
       | define        | the root volume and the cloud-init ISO volume  |
 
+  @VM-013
+  Scenario: A restarted adaptor still starts new pod VMs while earlier ones run
+    When a peer pod "earlier" is created in namespace "confidential"
+    And the cloud-api-adaptors restart
+    And a peer pod "later" is created in namespace "confidential"
+    Then the pod is Running
+    And pod "earlier" in namespace "confidential" is Running
+
   @VM-008 @needs-guest
   Scenario: A guest that never reports fails its pod's sandbox, and its domain is stopped
     Given the pod VMs' guests never report, and the provider waits 2 seconds
