@@ -14,6 +14,7 @@ declared in :mod:`sim.harness.targets.options`.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -22,9 +23,11 @@ from importlib.util import find_spec
 import pytest
 
 from sim.harness.catalogue import load_catalogue, requirement_tags
+from sim.harness.distributed import WorkerRecorder, worker_id
 from sim.harness.report.results import NOT_APPLICABLE, NOT_APPLICABLE_KEY, NotApplicableMark, is_scenario
 from sim.harness.targets import create_target
 from sim.harness.targets.base import CAPABILITIES, Environment, Lacking, NotApplicable, Target
+from sim.harness.targets.lparhost import RUN_ID_ENV
 from sim.harness.targets.options import add_pytest_options, target_options
 from sim.paths import CHECKOUT, STEPS_DIR, STEPS_PACKAGE
 
@@ -72,7 +75,18 @@ def target_name(config: pytest.Config) -> str:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    add_pytest_options(parser.getgroup("peerpods", "peerpods-conformance target selection"))
+    group = parser.getgroup("peerpods", "peerpods-conformance target selection")
+    add_pytest_options(group)
+    group.addoption(
+        "--peerpods-run-id",
+        default=None,
+        help="set by `peerpods-conformance run --workers` for its pytest-xdist workers: their run",
+    )
+
+
+def under_run(config: pytest.Config) -> bool:
+    """This session is (a worker of) ``peerpods-conformance run``, not a plain ``pytest steps``."""
+    return TARGET_KEY in config.stash or bool(config.getoption("peerpods_run_id", None))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -84,6 +98,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{UPSTREAM_DEFECT}: a SHOULD scenario upstream fails (see {__name__})"
     )
+    run_id = config.getoption("peerpods_run_id", None)
+    if run_id and worker_id(config) is not None:  # a worker of `run --workers`: results go back on reports
+        os.environ[RUN_ID_ENV] = str(run_id)
+        config.pluginmanager.register(WorkerRecorder(), "peerpods-worker-recorder")
 
 
 @pytest.fixture(scope="session")
@@ -155,7 +173,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     (not strict: a target that does better than upstream passes it); under ``run``, which
     presets the target, it runs plainly, so that its failure reaches the report as an advisory.
     """
-    preset = TARGET_KEY in config.stash
+    preset = under_run(config)
     for item in items:
         if is_scenario(item):
             for requirement_id in requirement_tags(mark.name for mark in item.iter_markers()):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ import pytest
 
 from sim.files import sha256_file
 from sim.harness.catalogue import feature_scenarios, load_catalogue
+from sim.harness.distributed import ControllerRecorder, order_testcases, worker_count
 from sim.harness.pytest_plugin import PresetTarget
 from sim.harness.report.cucumber import cucumber_report
 from sim.harness.report.html import render_report
@@ -31,7 +33,8 @@ from sim.harness.report.selection import check_tags
 from sim.harness.report.summary import EXIT_CODES, build_summary
 from sim.harness.targets import create_target
 from sim.harness.targets.base import Target
-from sim.harness.targets.options import add_arguments, target_options
+from sim.harness.targets.lparhost import RUN_ID_ENV
+from sim.harness.targets.options import TARGET_OPTIONS, add_arguments, target_options
 from sim.paths import STEPS_DIR
 
 EXIT_BAD_INPUT, EXIT_BROKEN, EXIT_INTERRUPTED = 2, 4, 130
@@ -62,6 +65,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--report-dir", default="reports", help="where to write the reports")
     parser.add_argument(
         "--tags", default=None, help='requirement or capability tags, e.g. "WH-001 or NL-002"'
+    )
+    parser.add_argument(
+        "--workers",
+        type=worker_count,
+        default=None,
+        metavar="N",
+        help="spread the scenarios over N pytest-xdist workers (auto: one per core); the result files "
+        "are those of a serial run, each scenario naming the worker and host it ran on",
     )
     parser.set_defaults(func=run, accepts_extra=True)
 
@@ -95,7 +106,19 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
     ]
     if args.tags:
         argv += ["-m", args.tags]
+    if getattr(args, "workers", None):
+        argv += worker_arguments(args)
     return argv + list(args.extra)
+
+
+def worker_arguments(args: argparse.Namespace) -> list[str]:
+    """pytest-xdist's workers, and what they need to build the target themselves (its options)."""
+    argv = ["-n", str(args.workers), "--peerpods-run-id", os.environ.get(RUN_ID_ENV, "")]
+    for spec in TARGET_OPTIONS:
+        value = getattr(args, spec.dest, None)
+        if value is not None:
+            argv += [spec.flag, str(value)]
+    return argv
 
 
 def _exit_for_pytest(status: int, keyboard_interrupt: bool) -> int | None:
@@ -119,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         check_tags(args.tags, catalogue, feature_scenarios())
     report_path = check_report_dir(args.report_dir)
     run_id = str(uuid.uuid4())
+    os.environ[RUN_ID_ENV] = run_id  # this run's pod VMs carry it (sim.lpar.ownership), its workers too
     output = ReportDir(report_path, run_id).open()
     try:
         target = build_target(args)
@@ -132,13 +156,25 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_into(args: argparse.Namespace, output: ReportDir, catalogue: Any, target: Target) -> int:
     staging = output.staging
-    recorder = ResultRecorder()
+    parallel = bool(getattr(args, "workers", None))
+    recorder = ControllerRecorder() if parallel else ResultRecorder()
     identity = target.identity()
     started = datetime.now(UTC)
     plugins: list[object] = [recorder, PresetTarget(args.target, target)]
     status = pytest.main(pytest_arguments(args, staging), plugins=plugins)
     finished = datetime.now(UTC)
     broken = _exit_for_pytest(status, recorder.keyboard_interrupt)
+    if isinstance(recorder, ControllerRecorder):
+        recorder.finish()
+        if recorder.died:
+            print(
+                "peerpods-conformance: "
+                + "; ".join(f"worker {w} died: {why}" for w, why in sorted(recorder.died.items()))
+                + " (its scenarios fail)",
+                file=sys.stderr,
+            )
+            if broken == EXIT_BROKEN and recorder.selected:  # xdist gave up on its workers: judge what ran
+                broken = None
     if broken is not None:
         print(
             f"peerpods-conformance: the run did not finish (pytest exit {int(status)}); "
@@ -168,6 +204,8 @@ def _run_into(args: argparse.Namespace, output: ReportDir, catalogue: Any, targe
         narrowed=bool(args.tags) or bool(recorder.deselected),
     )
     if "junit.xml" in artifacts:
+        if parallel:
+            order_testcases(artifacts["junit.xml"], list(recorder.results))
         group_by_feature(artifacts["junit.xml"], recorder.results, output.run_id, summary["verdict"])
     summary["artifacts"] = {
         name: {"file": path.name, "sha256": sha256_file(path)} for name, path in artifacts.items()
