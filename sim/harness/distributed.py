@@ -35,10 +35,12 @@ from sim.harness.report.results import (
     is_scenario,
     scenario_label,
 )
+from sim.harness.targets import bootconcurrency
 
 #: Test seam: a worker exits abruptly (as when the OOM killer takes it) at the start of the first
 #: scenario whose node id contains this text; once per run (a marker file next to the reports).
 CRASH_SEAM_ENV = "PEERPODS_TEST_WORKER_CRASH"
+NOTES_KEY = "peerpods_notes"
 #: The report attributes a worker adds (plain JSON data, as xdist serializes a report's attributes).
 SCENARIO_ATTR, FEATURE_ATTR, COLLECTION_ATTR = "peerpods_scenario", "peerpods_feature", "peerpods_collection"
 
@@ -112,6 +114,12 @@ class WorkerRecorder(ResultRecorder):
         if feature is not None:
             setattr(report, FEATURE_ATTR, asdict(feature))
 
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """After the target closed: its notes (boots per LPAR) go back with the worker's output."""
+        workeroutput: dict[str, Any] | None = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[NOTES_KEY] = list(bootconcurrency.NOTES)
+
 
 def result_from_dict(data: dict[str, Any]) -> ScenarioResult:
     steps = [StepResult(**step) for step in data.get("steps", [])]
@@ -124,6 +132,8 @@ class ControllerRecorder(ResultRecorder):
 
     #: Worker id -> why it went down (only workers that died).
     died: dict[str, str] = field(default_factory=dict)
+    #: What the workers had to say at the end (their LPARs' boots), worker id -> lines.
+    notes: dict[str, list[str]] = field(default_factory=dict)
     _requirements: dict[str, list[str]] = field(default_factory=dict)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -143,6 +153,9 @@ class ControllerRecorder(ResultRecorder):
             self._lost(report.nodeid, str(report.longrepr), worker=getattr(gateway, "id", None))
 
     def pytest_testnodedown(self, node: Any, error: object | None) -> None:
+        said = getattr(node, "workeroutput", {}).get(NOTES_KEY)
+        if said:
+            self.notes[str(node.gateway.id)] = list(said)
         if error is not None:
             text = str(error).strip()
             self.died[str(node.gateway.id)] = text.splitlines()[-1] if text else "died"

@@ -19,16 +19,24 @@ import sys
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from importlib.util import find_spec
+from typing import Any
 
 import pytest
 
 from sim.harness.catalogue import load_catalogue, requirement_tags
 from sim.harness.distributed import WorkerRecorder, worker_id
-from sim.harness.report.results import NOT_APPLICABLE, NOT_APPLICABLE_KEY, NotApplicableMark, is_scenario
+from sim.harness.report.results import (
+    CURRENT_LPAR,
+    NOT_APPLICABLE,
+    NOT_APPLICABLE_KEY,
+    NotApplicableMark,
+    is_scenario,
+)
 from sim.harness.targets import create_target
 from sim.harness.targets.base import CAPABILITIES, Environment, Lacking, NotApplicable, Target
+from sim.harness.targets.bootconcurrency import SHARE_ENV
 from sim.harness.targets.lparhost import RUN_ID_ENV
-from sim.harness.targets.options import add_pytest_options, target_options
+from sim.harness.targets.options import add_pytest_options, repeated, target_options
 from sim.paths import CHECKOUT, STEPS_DIR, STEPS_PACKAGE
 
 if CHECKOUT and find_spec("steps") is None:  # the checkout's steps/ folder, wherever the run starts
@@ -102,6 +110,20 @@ def pytest_configure(config: pytest.Config) -> None:
     if run_id and worker_id(config) is not None:  # a worker of `run --workers`: results go back on reports
         os.environ[RUN_ID_ENV] = str(run_id)
         config.pluginmanager.register(WorkerRecorder(), "peerpods-worker-recorder")
+    lpars = repeated(config.getoption, "libvirt-uri")
+    if len(lpars) > 1:  # several LPARs: this process is bound to one, and its scenarios name it
+        CURRENT_LPAR["uri"] = lpars[worker_index(config) % len(lpars)]
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None:  # the workers bound to this worker's LPAR share its cores' boots
+        count, mine = int(workerinput.get("workercount", 1)), worker_index(config) % max(1, len(lpars))
+        os.environ[SHARE_ENV] = str(sum(1 for i in range(count) if i % max(1, len(lpars)) == mine))
+
+
+def worker_index(config: pytest.Config) -> int:
+    """The xdist worker's number (gw3: 3), which picks its LPAR among several; 0 when serial."""
+    worker = worker_id(config) or ""
+    number = worker.removeprefix("gw")
+    return int(number) if number.isdigit() else 0
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +133,8 @@ def target(pytestconfig: pytest.Config) -> Iterator[Target]:
     if chosen is not None:
         yield chosen.target
         return
-    built = create_target(pytestconfig.getoption("target"), target_options(pytestconfig.getoption))
+    options = target_options(pytestconfig.getoption, worker_index(pytestconfig))
+    built = create_target(pytestconfig.getoption("target"), options)
     yield built
     built.close()
 

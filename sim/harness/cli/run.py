@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from sim.errors import ConformanceInputError, TargetError
 from sim.files import sha256_file
 from sim.harness.catalogue import feature_scenarios, load_catalogue
 from sim.harness.distributed import ControllerRecorder, order_testcases, worker_count
@@ -34,7 +35,8 @@ from sim.harness.report.summary import EXIT_CODES, build_summary
 from sim.harness.targets import create_target
 from sim.harness.targets.base import Target
 from sim.harness.targets.lparhost import RUN_ID_ENV
-from sim.harness.targets.options import TARGET_OPTIONS, add_arguments, target_options
+from sim.harness.targets.options import TARGET_OPTIONS, add_arguments, repeated, target_options
+from sim.lpar import host
 from sim.paths import STEPS_DIR
 
 EXIT_BAD_INPUT, EXIT_BROKEN, EXIT_INTERRUPTED = 2, 4, 130
@@ -116,9 +118,32 @@ def worker_arguments(args: argparse.Namespace) -> list[str]:
     argv = ["-n", str(args.workers), "--peerpods-run-id", os.environ.get(RUN_ID_ENV, "")]
     for spec in TARGET_OPTIONS:
         value = getattr(args, spec.dest, None)
-        if value is not None:
-            argv += [spec.flag, str(value)]
+        for one in value if isinstance(value, list) else [] if value is None else [value]:
+            argv += [spec.flag, str(one)]
     return argv
+
+
+def check_lpars(args: argparse.Namespace) -> list[str]:
+    """Every ``--libvirt-uri`` must answer before anything runs (exit 2 naming the one that does not);
+    several LPARs need a worker each (``--workers`` defaults to their number)."""
+    uris = repeated(lambda dest: getattr(args, dest, None), "libvirt-uri")
+    if len(uris) > 1:
+        if len(set(uris)) != len(uris):
+            raise ConformanceInputError(f"--libvirt-uri: the same LPAR given twice ({', '.join(uris)})")
+        if args.workers is None:
+            args.workers = len(uris)
+        elif args.workers < len(uris):
+            raise ConformanceInputError(
+                f"--workers {args.workers} for {len(uris)} LPARs (--libvirt-uri given {len(uris)} times): "
+                "each LPAR needs a worker of its own"
+            )
+    if args.target in ("lpar", "cluster", "adaptor"):
+        for uri in uris:
+            try:
+                host.connect(uri).close()
+            except TargetError as exc:
+                raise ConformanceInputError(f"--libvirt-uri {uri}: unreachable LPAR: {exc}") from None
+    return uris
 
 
 def _exit_for_pytest(status: int, keyboard_interrupt: bool) -> int | None:
@@ -140,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     catalogue = load_catalogue()
     if args.tags is not None:
         check_tags(args.tags, catalogue, feature_scenarios())
+    lpars = check_lpars(args)
     report_path = check_report_dir(args.report_dir)
     run_id = str(uuid.uuid4())
     os.environ[RUN_ID_ENV] = run_id  # this run's pod VMs carry it (sim.lpar.ownership), its workers too
@@ -147,18 +173,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         target = build_target(args)
         try:
-            return _run_into(args, output, catalogue, target)
+            return _run_into(args, output, catalogue, target, lpars)
         finally:
             target.close()
     finally:
         output.close()
 
 
-def _run_into(args: argparse.Namespace, output: ReportDir, catalogue: Any, target: Target) -> int:
+def _run_into(
+    args: argparse.Namespace, output: ReportDir, catalogue: Any, target: Target, lpars: list[str]
+) -> int:
     staging = output.staging
     parallel = bool(getattr(args, "workers", None))
     recorder = ControllerRecorder() if parallel else ResultRecorder()
     identity = target.identity()
+    if len(lpars) > 1:  # the controller's target speaks for the first; each scenario names its own
+        identity["libvirt URI"] = ", ".join(lpars)
+        identity["LPARs"] = f"{len(lpars)}, one per worker (each scenario names its own: ran_on.lpar)"
     started = datetime.now(UTC)
     plugins: list[object] = [recorder, PresetTarget(args.target, target)]
     status = pytest.main(pytest_arguments(args, staging), plugins=plugins)
@@ -166,6 +197,9 @@ def _run_into(args: argparse.Namespace, output: ReportDir, catalogue: Any, targe
     broken = _exit_for_pytest(status, recorder.keyboard_interrupt)
     if isinstance(recorder, ControllerRecorder):
         recorder.finish()
+        for worker, lines in sorted(recorder.notes.items()):
+            for line in lines:
+                print(f"peerpods-conformance: [{worker}] {line}", file=sys.stderr)
         if recorder.died:
             print(
                 "peerpods-conformance: "

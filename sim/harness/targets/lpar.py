@@ -106,7 +106,11 @@ class LparTarget(LparHost, Target):
     def from_options(cls, options: TargetOptions) -> LparTarget:
         options.refuse("lpar", "webhook_url", "webhook_ca", "webhook_config")
         cache = options.extra.get("lpar_cache")
-        return cls(options.libvirt_uri or host.TEST_URI, cache=Path(cache) if cache else None)
+        return cls(
+            options.libvirt_uri or host.TEST_URI,
+            cache=Path(cache) if cache else None,
+            boot_concurrency=options.extra.get("boot_concurrency"),
+        )
 
     def open_environment(self) -> LparEnvironment:
         return LparEnvironment(self, self.provider(ownership=self.ownership))

@@ -19,6 +19,7 @@ from plumbum import CommandNotFound, ProcessTimedOut, local
 
 from sim import __version__
 from sim.errors import TargetError
+from sim.harness.targets import bootconcurrency
 from sim.harness.targets.base import LparCheck, NotApplicable, PodOutcome
 from sim.lpar import host, prerequisites
 from sim.lpar.assets import Assets, AssetsMissing, find_assets
@@ -48,7 +49,13 @@ class LparHost:
     """One libvirt connection prepared for pod VMs (pool, network, base volume, boot queue)."""
 
     def __init__(
-        self, uri: str, *, cache: Path | None = None, kernel: str | None = None, run_id: str | None = None
+        self,
+        uri: str,
+        *,
+        cache: Path | None = None,
+        kernel: str | None = None,
+        run_id: str | None = None,
+        boot_concurrency: str | None = None,
     ) -> None:
         self.uri = uri
         #: This process of this run, the owner of the pod VMs it makes here (see sim.lpar.ownership).
@@ -74,7 +81,9 @@ class LparHost:
         #: peer-pods-cm keys this LPAR needs whatever the scenario sets (none so far).
         self.cm_overrides: dict[str, str] = {}
         self._emulated_machine: str | None = None
-        self.boot_queue = BootQueue()
+        self._boot_setting = bootconcurrency.check_setting(boot_concurrency)
+        self.boot_concurrency: bootconcurrency.Concurrency | None = None
+        self.boot_queue = BootQueue(choose=self._choose_boot_concurrency)
         self._probe = self.provider(ownership=self.ownership)
         self._probe.guest_caps()  # a missing s390x emulator fails here, before any scenario
         self.removed_at_start = self._remove_stale()
@@ -90,6 +99,31 @@ class LparHost:
                 file=sys.stderr,
             )
         return stale
+
+    def _choose_boot_concurrency(self) -> int:
+        """At the first boot: given, measured, or one per core (printed with the reason)."""
+        self.boot_concurrency = bootconcurrency.choose(self, self._boot_setting)
+        return self.boot_concurrency.count
+
+    def boot_summary(self) -> str | None:
+        """One line on this LPAR's pod VM boots: how many, how long queued and booting."""
+        log = list(self.boot_queue.log)
+        if not log:
+            return None
+        outcomes = {o: sum(1 for r in log if r.outcome == o) for o in ("reported", "failed", "cancelled")}
+        queued = sorted(r.queued for r in log)
+        booting = sorted(r.booting for r in log if r.booting is not None)
+
+        def spread(values: list[float]) -> str:
+            return f"median {values[len(values) // 2]:.2f} s, max {values[-1]:.2f} s" if values else "none"
+
+        chosen = self.boot_concurrency
+        concurrency = f"{chosen.count} at once: {chosen.reason}" if chosen else "?"
+        counted = ", ".join(f"{n} {o}" for o, n in outcomes.items() if n)
+        return (
+            f"pod VM boots on {self.uri}: {counted}; queued {spread(queued)}; booting {spread(booting)}; "
+            f"boot concurrency {concurrency}"
+        )
 
     def provider(self, **kwargs: Any) -> LibvirtProvider:
         """A provider on this target's connection (one per scenario; tests add fault seams).
@@ -173,6 +207,9 @@ class LparHost:
 
     def close(self) -> None:
         self.boot_queue.shutdown()
+        summary = self.boot_summary()
+        if summary is not None:
+            bootconcurrency.note(summary)
         left = self._probe.leftovers()
         self._probe.remove_leftovers()
         if not left or not self._probe.leftovers():  # a record stays while its pod VMs do
