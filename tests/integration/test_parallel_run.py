@@ -141,3 +141,12 @@ def test_a_worker_that_dies_fails_its_scenario_and_a_lost_must_fails_the_run(tmp
     assert summary["verdict"] != "CONFORMANT"
     others = [s for s in summary["scenarios"] if s["outcome"] != "failed"]
     assert others and all(s["outcome"] == "passed" for s in others)
+
+
+def test_execnet_gateways_after_the_options_are_workers_too(tmp_path: Path) -> None:
+    """``--tx`` (here two local popen gateways; ``ssh=HOST//python=...`` reaches other hosts)."""
+    done = run(tmp_path / "reports", "--tags", "WH-001 or WH-002", "--tx", "2*popen")
+    assert done.returncode == 3, done.stdout + done.stderr  # PARTIAL: a selection
+    summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
+    assert {s["ran_on"]["worker"] for s in summary["scenarios"]} <= {"gw0", "gw1"}
+    assert [s["outcome"] for s in summary["scenarios"]] == ["passed"] * 3

@@ -108,14 +108,24 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
     ]
     if args.tags:
         argv += ["-m", args.tags]
-    if getattr(args, "workers", None):
+    if distributed(args):
         argv += worker_arguments(args)
     return argv + list(args.extra)
 
 
+def distributed(args: argparse.Namespace) -> bool:
+    """Scenarios go to pytest-xdist workers: ``--workers N``, or execnet gateways given after the
+    options (``--tx ssh=HOST//python=...``, with ``--rsyncdir``), which run as workers too."""
+    extra = list(getattr(args, "extra", []))
+    return bool(getattr(args, "workers", None)) or any(a == "--tx" or a.startswith("--tx=") for a in extra)
+
+
 def worker_arguments(args: argparse.Namespace) -> list[str]:
     """pytest-xdist's workers, and what they need to build the target themselves (its options)."""
-    argv = ["-n", str(args.workers), "--peerpods-run-id", os.environ.get(RUN_ID_ENV, "")]
+    argv = ["-n", str(args.workers)] if getattr(args, "workers", None) else []
+    if not argv and not any(a in ("-d", "--dist") or a.startswith("--dist=") for a in args.extra):
+        argv = ["--dist", "load"]  # --tx alone would run nothing remotely
+    argv += ["--peerpods-run-id", os.environ.get(RUN_ID_ENV, "")]
     for spec in TARGET_OPTIONS:
         value = getattr(args, spec.dest, None)
         for one in value if isinstance(value, list) else [] if value is None else [value]:
@@ -184,7 +194,7 @@ def _run_into(
     args: argparse.Namespace, output: ReportDir, catalogue: Any, target: Target, lpars: list[str]
 ) -> int:
     staging = output.staging
-    parallel = bool(getattr(args, "workers", None))
+    parallel = distributed(args)
     recorder = ControllerRecorder() if parallel else ResultRecorder()
     identity = target.identity()
     if len(lpars) > 1:  # the controller's target speaks for the first; each scenario names its own
