@@ -108,4 +108,5 @@ def note(text: str) -> None:
     """Say ``text`` at the end of the run: printed now when no test is running (pytest captures
     what a scenario prints), and kept for the controller of a parallel run."""
     NOTES.append(text)
-    print(f"peerpods-conformance: {text}", file=sys.stderr)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # a worker's notes reach the console through the controller
+        print(f"peerpods-conformance: {text}", file=sys.stderr)

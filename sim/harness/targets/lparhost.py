@@ -21,7 +21,7 @@ from sim import __version__
 from sim.errors import TargetError
 from sim.harness.targets import bootconcurrency
 from sim.harness.targets.base import LparCheck, NotApplicable, PodOutcome
-from sim.lpar import host, prerequisites
+from sim.lpar import host, isolated, prerequisites
 from sim.lpar.assets import Assets, AssetsMissing, find_assets
 from sim.lpar.ownership import OwnerRecords, RunOwner
 from sim.paths import DATA_ROOT
@@ -64,6 +64,8 @@ class LparHost:
         self.connection = host.connect(uri)
         self.simulated = host.is_test_driver(self.connection)
         self.work_dir = Path(tempfile.mkdtemp(prefix="peerpods-lpar-"))
+        #: An isolated LPAR's shared folder (boot files, consoles) when ``uri`` is one's, else None.
+        self.host_dir = isolated.shared_dir_for(uri)
         self.settings = LibvirtSettings()
         self.assets: Assets | None
         try:
@@ -131,6 +133,8 @@ class LparHost:
         ``ownership=self.ownership`` makes its pod VMs this run's (and its leftovers only those);
         without it, it observes every podvm-* domain (what an adaptor under test made)."""
         kwargs.setdefault("report_timeout", REPORT_TIMEOUT_S)
+        if self.host_dir is not None:
+            kwargs.setdefault("host_dir", self.host_dir)
         kwargs.setdefault("boot_queue", self.boot_queue)
         return LibvirtProvider(
             self.connection, assets=self.assets, settings=self.settings, work_dir=self.work_dir, **kwargs
