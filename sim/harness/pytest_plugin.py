@@ -14,18 +14,29 @@ declared in :mod:`sim.harness.targets.options`.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from importlib.util import find_spec
+from typing import Any
 
 import pytest
 
 from sim.harness.catalogue import load_catalogue, requirement_tags
-from sim.harness.report.results import NOT_APPLICABLE, NOT_APPLICABLE_KEY, NotApplicableMark, is_scenario
+from sim.harness.distributed import WorkerRecorder, worker_id
+from sim.harness.report.results import (
+    CURRENT_LPAR,
+    NOT_APPLICABLE,
+    NOT_APPLICABLE_KEY,
+    NotApplicableMark,
+    is_scenario,
+)
 from sim.harness.targets import create_target
 from sim.harness.targets.base import CAPABILITIES, Environment, Lacking, NotApplicable, Target
-from sim.harness.targets.options import add_pytest_options, target_options
+from sim.harness.targets.bootconcurrency import SHARE_ENV
+from sim.harness.targets.lparhost import RUN_ID_ENV
+from sim.harness.targets.options import add_pytest_options, repeated, target_options
 from sim.paths import CHECKOUT, STEPS_DIR, STEPS_PACKAGE
 
 if CHECKOUT and find_spec("steps") is None:  # the checkout's steps/ folder, wherever the run starts
@@ -72,7 +83,18 @@ def target_name(config: pytest.Config) -> str:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    add_pytest_options(parser.getgroup("peerpods", "peerpods-conformance target selection"))
+    group = parser.getgroup("peerpods", "peerpods-conformance target selection")
+    add_pytest_options(group)
+    group.addoption(
+        "--peerpods-run-id",
+        default=None,
+        help="set by `peerpods-conformance run --workers` for its pytest-xdist workers: their run",
+    )
+
+
+def under_run(config: pytest.Config) -> bool:
+    """This session is (a worker of) ``peerpods-conformance run``, not a plain ``pytest steps``."""
+    return TARGET_KEY in config.stash or bool(config.getoption("peerpods_run_id", None))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -84,6 +106,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{UPSTREAM_DEFECT}: a SHOULD scenario upstream fails (see {__name__})"
     )
+    run_id = config.getoption("peerpods_run_id", None)
+    if run_id and worker_id(config) is not None:  # a worker of `run --workers`: results go back on reports
+        os.environ[RUN_ID_ENV] = str(run_id)
+        config.pluginmanager.register(WorkerRecorder(), "peerpods-worker-recorder")
+    lpars = repeated(config.getoption, "libvirt-uri")
+    if len(lpars) > 1:  # several LPARs: this process is bound to one, and its scenarios name it
+        CURRENT_LPAR["uri"] = lpars[worker_index(config) % len(lpars)]
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None:  # the workers bound to this worker's LPAR share its cores' boots
+        count, mine = int(workerinput.get("workercount", 1)), worker_index(config) % max(1, len(lpars))
+        os.environ[SHARE_ENV] = str(sum(1 for i in range(count) if i % max(1, len(lpars)) == mine))
+
+
+def worker_index(config: pytest.Config) -> int:
+    """The xdist worker's number (gw3: 3), which picks its LPAR among several; 0 when serial."""
+    worker = worker_id(config) or ""
+    number = worker.removeprefix("gw")
+    return int(number) if number.isdigit() else 0
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +133,8 @@ def target(pytestconfig: pytest.Config) -> Iterator[Target]:
     if chosen is not None:
         yield chosen.target
         return
-    built = create_target(pytestconfig.getoption("target"), target_options(pytestconfig.getoption))
+    options = target_options(pytestconfig.getoption, worker_index(pytestconfig))
+    built = create_target(pytestconfig.getoption("target"), options)
     yield built
     built.close()
 
@@ -155,7 +196,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     (not strict: a target that does better than upstream passes it); under ``run``, which
     presets the target, it runs plainly, so that its failure reaches the report as an advisory.
     """
-    preset = TARGET_KEY in config.stash
+    preset = under_run(config)
     for item in items:
         if is_scenario(item):
             for requirement_id in requirement_tags(mark.name for mark in item.iter_markers()):

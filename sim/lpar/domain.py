@@ -46,6 +46,8 @@ class DomainSpec:
     description: str = "peer pod VM (peerpods-conformance)"
     #: ``host-model`` on an IBM Z KVM host, as CAA's createDomainXMLs390x writes it; None: no element.
     cpu_mode: str | None = None
+    #: Elements for the domain's ``<metadata>`` (each in its own XML namespace): the suite's owner.
+    metadata: tuple[ET.Element, ...] = ()
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -69,6 +71,8 @@ def build_domain_xml(spec: DomainSpec) -> str:
     domain = ET.Element("domain", type=spec.domain_type)
     _sub(domain, "name", spec.name)
     _sub(domain, "description", spec.description)
+    if spec.metadata:
+        _sub(domain, "metadata").extend(spec.metadata)
     _sub(domain, "memory", str(spec.memory_mib), unit="MiB")
     _sub(domain, "currentMemory", str(spec.memory_mib), unit="MiB")
     _sub(domain, "vcpu", str(spec.vcpus))

@@ -147,6 +147,22 @@ def default_base() -> Path:
     return Path(configured) if configured else DEFAULT_BASE
 
 
+def shared_dir_for(uri: str) -> Path | None:
+    """The shared folder of the isolated LPAR whose libvirtd answers at ``uri`` (its
+    ``?socket=<run dir>/run/libvirt-sock``), or None for any other URI: a run given such a URI
+    (one of several LPARs) puts boot files and consoles where that libvirtd sees them."""
+    from urllib.parse import parse_qs, urlsplit
+
+    sockets = parse_qs(urlsplit(uri).query).get("socket", [])
+    if len(sockets) != 1:
+        return None
+    socket = Path(sockets[0])
+    shared = socket.parent.parent / "shared"
+    if socket.name != "libvirt-sock" or socket.parent.name != "run" or not shared.is_dir():
+        return None
+    return shared
+
+
 class IsolatedLpar:
     """The KVM host of one emulated LPAR, private to this run. Use as a context manager.
 

@@ -322,7 +322,7 @@ def test_the_emulated_pod_vm_boots_inside(lpar: IsolatedLpar, monkeypatch: pytes
     monkeypatch.setattr(host, "CONSOLE_DIR", lpar.shared_dir)
     target = LparTarget(lpar.uri)
     try:
-        provider = target.provider(report_timeout=60)
+        provider = target.provider(report_timeout=60, ownership=target.ownership)
         toml = b'algorithm = "sha384"\nversion = "0.1.0"\n\n[data]\n"aa.toml" = "x"\n'
         user_data = build_user_data(apf_json="{}", initdata=encode(toml))
         spec = InstanceSpec("inside", "default", os.urandom(16).hex(), 1, 512, user_data)

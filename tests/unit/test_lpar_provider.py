@@ -221,23 +221,3 @@ def test_missing_s390x_emulator_says_what_to_install(provider: LibvirtProvider) 
         TargetError, match=r"offers no s390x guest: qemu-system-s390x is missing.*qemu-system-misc"
     ):
         provider.guest_caps()
-
-
-def test_what_a_killed_run_left_is_removed_before_the_first_scenario(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    from sim.harness.targets.lpar import LparTarget
-
-    libvirt = pytest.importorskip("libvirt")
-    connection = libvirt.open(host.TEST_URI)
-    name = f"podvm-killed-{uuid.uuid4().hex[:8]}"
-    connection.defineXML(
-        f"<domain type='test'><name>{name}</name><memory>1024</memory><os><type>hvm</type></os></domain>"
-    )
-    target = LparTarget(host.TEST_URI)
-    try:
-        assert f"domain {name}" in target.removed_at_start
-        assert name not in connection.listDefinedDomains()
-        assert name in capsys.readouterr().err
-    finally:
-        target.close()

@@ -37,6 +37,7 @@ def test_the_schema_is_a_valid_json_schema() -> None:
         (model.RequirementRecord, SCHEMA["$defs"]["requirement"]),
         (model.ScenarioRecord, SCHEMA["$defs"]["scenario"]),
         (model.StepRecord, SCHEMA["$defs"]["step"]),
+        (model.RanOn, SCHEMA["$defs"]["scenario"]["properties"]["ran_on"]),
         (model.Advisory, SCHEMA["$defs"]["advisory"]),
         (model.NotApplicableGroup, SCHEMA["$defs"]["not_applicable"]),
         (model.Artifact, SCHEMA["$defs"]["artifact"]),

@@ -38,3 +38,11 @@ def test_choices_bound_the_target_and_the_cluster_kind() -> None:
     for argv in (["--target", "nosuch"], ["--cluster", "minikube"]):
         with pytest.raises(SystemExit):
             parse(*argv)
+
+
+def test_several_lpars_each_worker_gets_one_in_turn() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--libvirt-uri", "qemu:///system", "--libvirt-uri", "test:///default"])
+    chosen = [target_options(lambda dest: getattr(args, dest), index).libvirt_uri for index in range(3)]
+    assert chosen == ["qemu:///system", "test:///default", "qemu:///system"]

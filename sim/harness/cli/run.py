@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -18,8 +19,10 @@ from typing import Any
 
 import pytest
 
+from sim.errors import ConformanceInputError, TargetError
 from sim.files import sha256_file
 from sim.harness.catalogue import feature_scenarios, load_catalogue
+from sim.harness.distributed import ControllerRecorder, order_testcases, worker_count
 from sim.harness.pytest_plugin import PresetTarget
 from sim.harness.report.cucumber import cucumber_report
 from sim.harness.report.html import render_report
@@ -31,7 +34,9 @@ from sim.harness.report.selection import check_tags
 from sim.harness.report.summary import EXIT_CODES, build_summary
 from sim.harness.targets import create_target
 from sim.harness.targets.base import Target
-from sim.harness.targets.options import add_arguments, target_options
+from sim.harness.targets.lparhost import RUN_ID_ENV
+from sim.harness.targets.options import TARGET_OPTIONS, add_arguments, repeated, target_options
+from sim.lpar import host
 from sim.paths import STEPS_DIR
 
 EXIT_BAD_INPUT, EXIT_BROKEN, EXIT_INTERRUPTED = 2, 4, 130
@@ -62,6 +67,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--report-dir", default="reports", help="where to write the reports")
     parser.add_argument(
         "--tags", default=None, help='requirement or capability tags, e.g. "WH-001 or NL-002"'
+    )
+    parser.add_argument(
+        "--workers",
+        type=worker_count,
+        default=None,
+        metavar="N",
+        help="spread the scenarios over N pytest-xdist workers (auto: one per core); the result files "
+        "are those of a serial run, each scenario naming the worker and host it ran on",
     )
     parser.set_defaults(func=run, accepts_extra=True)
 
@@ -95,7 +108,52 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
     ]
     if args.tags:
         argv += ["-m", args.tags]
+    if distributed(args):
+        argv += worker_arguments(args)
     return argv + list(args.extra)
+
+
+def distributed(args: argparse.Namespace) -> bool:
+    """Scenarios go to pytest-xdist workers: ``--workers N``, or execnet gateways given after the
+    options (``--tx ssh=HOST//python=...``, with ``--rsyncdir``), which run as workers too."""
+    extra = list(getattr(args, "extra", []))
+    return bool(getattr(args, "workers", None)) or any(a == "--tx" or a.startswith("--tx=") for a in extra)
+
+
+def worker_arguments(args: argparse.Namespace) -> list[str]:
+    """pytest-xdist's workers, and what they need to build the target themselves (its options)."""
+    argv = ["-n", str(args.workers)] if getattr(args, "workers", None) else []
+    if not argv and not any(a in ("-d", "--dist") or a.startswith("--dist=") for a in args.extra):
+        argv = ["--dist", "load"]  # --tx alone would run nothing remotely
+    argv += ["--peerpods-run-id", os.environ.get(RUN_ID_ENV, "")]
+    for spec in TARGET_OPTIONS:
+        value = getattr(args, spec.dest, None)
+        for one in value if isinstance(value, list) else [] if value is None else [value]:
+            argv += [spec.flag, str(one)]
+    return argv
+
+
+def check_lpars(args: argparse.Namespace) -> list[str]:
+    """Every ``--libvirt-uri`` must answer before anything runs (exit 2 naming the one that does not);
+    several LPARs need a worker each (``--workers`` defaults to their number)."""
+    uris = repeated(lambda dest: getattr(args, dest, None), "libvirt-uri")
+    if len(uris) > 1:
+        if len(set(uris)) != len(uris):
+            raise ConformanceInputError(f"--libvirt-uri: the same LPAR given twice ({', '.join(uris)})")
+        if args.workers is None:
+            args.workers = len(uris)
+        elif args.workers < len(uris):
+            raise ConformanceInputError(
+                f"--workers {args.workers} for {len(uris)} LPARs (--libvirt-uri given {len(uris)} times): "
+                "each LPAR needs a worker of its own"
+            )
+    if args.target in ("lpar", "cluster", "adaptor"):
+        for uri in uris:
+            try:
+                host.connect(uri).close()
+            except TargetError as exc:
+                raise ConformanceInputError(f"--libvirt-uri {uri}: unreachable LPAR: {exc}") from None
+    return uris
 
 
 def _exit_for_pytest(status: int, keyboard_interrupt: bool) -> int | None:
@@ -117,28 +175,50 @@ def run(args: argparse.Namespace) -> int:
     catalogue = load_catalogue()
     if args.tags is not None:
         check_tags(args.tags, catalogue, feature_scenarios())
+    lpars = check_lpars(args)
     report_path = check_report_dir(args.report_dir)
     run_id = str(uuid.uuid4())
+    os.environ[RUN_ID_ENV] = run_id  # this run's pod VMs carry it (sim.lpar.ownership), its workers too
     output = ReportDir(report_path, run_id).open()
     try:
         target = build_target(args)
         try:
-            return _run_into(args, output, catalogue, target)
+            return _run_into(args, output, catalogue, target, lpars)
         finally:
             target.close()
     finally:
         output.close()
 
 
-def _run_into(args: argparse.Namespace, output: ReportDir, catalogue: Any, target: Target) -> int:
+def _run_into(
+    args: argparse.Namespace, output: ReportDir, catalogue: Any, target: Target, lpars: list[str]
+) -> int:
     staging = output.staging
-    recorder = ResultRecorder()
+    parallel = distributed(args)
+    recorder = ControllerRecorder() if parallel else ResultRecorder()
     identity = target.identity()
+    if len(lpars) > 1:  # the controller's target speaks for the first; each scenario names its own
+        identity["libvirt URI"] = ", ".join(lpars)
+        identity["LPARs"] = f"{len(lpars)}, one per worker (each scenario names its own: ran_on.lpar)"
     started = datetime.now(UTC)
     plugins: list[object] = [recorder, PresetTarget(args.target, target)]
     status = pytest.main(pytest_arguments(args, staging), plugins=plugins)
     finished = datetime.now(UTC)
     broken = _exit_for_pytest(status, recorder.keyboard_interrupt)
+    if isinstance(recorder, ControllerRecorder):
+        recorder.finish()
+        for worker, lines in sorted(recorder.notes.items()):
+            for line in lines:
+                print(f"peerpods-conformance: [{worker}] {line}", file=sys.stderr)
+        if recorder.died:
+            print(
+                "peerpods-conformance: "
+                + "; ".join(f"worker {w} died: {why}" for w, why in sorted(recorder.died.items()))
+                + " (its scenarios fail)",
+                file=sys.stderr,
+            )
+            if broken == EXIT_BROKEN and recorder.selected:  # xdist gave up on its workers: judge what ran
+                broken = None
     if broken is not None:
         print(
             f"peerpods-conformance: the run did not finish (pytest exit {int(status)}); "
@@ -168,6 +248,8 @@ def _run_into(args: argparse.Namespace, output: ReportDir, catalogue: Any, targe
         narrowed=bool(args.tags) or bool(recorder.deselected),
     )
     if "junit.xml" in artifacts:
+        if parallel:
+            order_testcases(artifacts["junit.xml"], list(recorder.results))
         group_by_feature(artifacts["junit.xml"], recorder.results, output.run_id, summary["verdict"])
     summary["artifacts"] = {
         name: {"file": path.name, "sha256": sha256_file(path)} for name, path in artifacts.items()

@@ -77,6 +77,14 @@ class StepRecord(TypedDict):
     error: str | None
 
 
+class RanOn(TypedDict):
+    """Where a scenario ran: the xdist worker (``main`` when serial), the host, the LPAR (or None)."""
+
+    worker: str
+    host: str
+    lpar: str | None
+
+
 class ScenarioRecord(TypedDict):
     """One scenario (one example of an outline), as ScenarioResult.to_dict() gives it."""
 
@@ -95,6 +103,7 @@ class ScenarioRecord(TypedDict):
     capability: str | None
     tags: list[str]
     steps: list[StepRecord]
+    ran_on: RanOn
 
 
 class Artifact(TypedDict):

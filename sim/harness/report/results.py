@@ -11,6 +11,8 @@ cucumber.json) is built from what it records.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
@@ -65,6 +67,19 @@ class FeatureInfo:
     tags: list[str]
 
 
+#: Set by the target when its scenarios run on one LPAR of several (the libvirt URI); else None.
+CURRENT_LPAR: dict[str, str | None] = {"uri": None}
+
+
+def ran_here() -> dict[str, str | None]:
+    """Where a scenario runs: the xdist worker (``main`` in a serial run), the host, the LPAR."""
+    return {
+        "worker": os.environ.get("PYTEST_XDIST_WORKER") or "main",
+        "host": socket.gethostname(),
+        "lpar": CURRENT_LPAR["uri"],
+    }
+
+
 @dataclass
 class ScenarioResult:
     """One scenario (one example of an outline) and its verdict."""
@@ -85,6 +100,8 @@ class ScenarioResult:
     capability: str | None = None
     tags: list[str] = field(default_factory=list)
     steps: list[StepResult] = field(default_factory=list)
+    #: Where it ran (see :func:`ran_here`); a parallel run's scenarios differ only here and in timings.
+    ran_on: dict[str, str | None] = field(default_factory=ran_here)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -70,11 +70,11 @@ class LparEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFault
         self._libvirt.silence_guests(timeout)
 
     def leftovers(self) -> list[str]:
-        """Every podvm-* domain and volume in libvirt now."""
+        """This run's podvm-* domains and volumes in libvirt now (this worker's, in a parallel run)."""
         return self._libvirt.leftovers()
 
     def pod_vms(self) -> list[str]:
-        """The pod VMs that exist in libvirt (not what the cluster believes)."""
+        """This run's pod VMs that exist in libvirt (not what the cluster believes)."""
         return [entry.split(" ", 1)[1] for entry in self._libvirt.leftovers() if entry.startswith("domain ")]
 
     def close(self) -> None:
@@ -106,7 +106,11 @@ class LparTarget(LparHost, Target):
     def from_options(cls, options: TargetOptions) -> LparTarget:
         options.refuse("lpar", "webhook_url", "webhook_ca", "webhook_config")
         cache = options.extra.get("lpar_cache")
-        return cls(options.libvirt_uri or host.TEST_URI, cache=Path(cache) if cache else None)
+        return cls(
+            options.libvirt_uri or host.TEST_URI,
+            cache=Path(cache) if cache else None,
+            boot_concurrency=options.extra.get("boot_concurrency"),
+        )
 
     def open_environment(self) -> LparEnvironment:
-        return LparEnvironment(self, self.provider())
+        return LparEnvironment(self, self.provider(ownership=self.ownership))

@@ -6,9 +6,11 @@ its node agents' pod VMs when given ``--libvirt-uri``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
+import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,11 @@ from plumbum import CommandNotFound, ProcessTimedOut, local
 
 from sim import __version__
 from sim.errors import TargetError
+from sim.harness.targets import bootconcurrency
 from sim.harness.targets.base import LparCheck, NotApplicable, PodOutcome
-from sim.lpar import host, prerequisites
+from sim.lpar import host, isolated, prerequisites
 from sim.lpar.assets import Assets, AssetsMissing, find_assets
+from sim.lpar.ownership import OwnerRecords, RunOwner
 from sim.paths import DATA_ROOT
 from sim.peerpods.kata import sandbox_failed
 from sim.peerpods.providers import InstanceSpec
@@ -33,17 +37,35 @@ EMULATION_LIMITS = (
     "is not exercised; LPAR prerequisites are certified on described LPARs (fixtures/lpar)"
 )
 REPORT_TIMEOUT_S = 90.0
+#: The run id, set by ``peerpods-conformance run`` for itself and its workers; else one per process.
+RUN_ID_ENV = "PEERPODS_RUN_ID"
+
+
+def current_run_id() -> str:
+    return os.environ.get(RUN_ID_ENV) or str(uuid.uuid4())
 
 
 class LparHost:
     """One libvirt connection prepared for pod VMs (pool, network, base volume, boot queue)."""
 
-    def __init__(self, uri: str, *, cache: Path | None = None, kernel: str | None = None) -> None:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        cache: Path | None = None,
+        kernel: str | None = None,
+        run_id: str | None = None,
+        boot_concurrency: str | None = None,
+    ) -> None:
         self.uri = uri
+        #: This process of this run, the owner of the pod VMs it makes here (see sim.lpar.ownership).
+        self.ownership = OwnerRecords(RunOwner.current(run_id or current_run_id()), uri)
         self.libvirt = host.import_libvirt()
         self.connection = host.connect(uri)
         self.simulated = host.is_test_driver(self.connection)
         self.work_dir = Path(tempfile.mkdtemp(prefix="peerpods-lpar-"))
+        #: An isolated LPAR's shared folder (boot files, consoles) when ``uri`` is one's, else None.
+        self.host_dir = isolated.shared_dir_for(uri)
         self.settings = LibvirtSettings()
         self.assets: Assets | None
         try:
@@ -61,26 +83,58 @@ class LparHost:
         #: peer-pods-cm keys this LPAR needs whatever the scenario sets (none so far).
         self.cm_overrides: dict[str, str] = {}
         self._emulated_machine: str | None = None
-        self.boot_queue = BootQueue()
-        self._probe = self.provider()
+        self._boot_setting = bootconcurrency.check_setting(boot_concurrency)
+        self.boot_concurrency: bootconcurrency.Concurrency | None = None
+        self.boot_queue = BootQueue(choose=self._choose_boot_concurrency)
+        self._probe = self.provider(ownership=self.ownership)
         self._probe.guest_caps()  # a missing s390x emulator fails here, before any scenario
         self.removed_at_start = self._remove_stale()
 
     def _remove_stale(self) -> list[str]:
-        """Pod VM domains and volumes an earlier run left behind (killed half-way) are removed
-        before the first scenario, so no scenario trips on them; says what it removed."""
-        stale = self._probe.leftovers()
+        """Pod VM domains and volumes a dead run of the suite left behind (killed half-way) are
+        removed before the first scenario; a live run's, and what others made, stay. Says what it
+        removed."""
+        stale = self._probe.remove_stale()
         if stale:
-            self._probe.remove_leftovers()
             print(
                 f"peerpods-conformance: removed what an earlier run left on {self.uri}: {', '.join(stale)}",
                 file=sys.stderr,
             )
         return stale
 
+    def _choose_boot_concurrency(self) -> int:
+        """At the first boot: given, measured, or one per core (printed with the reason)."""
+        self.boot_concurrency = bootconcurrency.choose(self, self._boot_setting)
+        return self.boot_concurrency.count
+
+    def boot_summary(self) -> str | None:
+        """One line on this LPAR's pod VM boots: how many, how long queued and booting."""
+        log = list(self.boot_queue.log)
+        if not log:
+            return None
+        outcomes = {o: sum(1 for r in log if r.outcome == o) for o in ("reported", "failed", "cancelled")}
+        queued = sorted(r.queued for r in log)
+        booting = sorted(r.booting for r in log if r.booting is not None)
+
+        def spread(values: list[float]) -> str:
+            return f"median {values[len(values) // 2]:.2f} s, max {values[-1]:.2f} s" if values else "none"
+
+        chosen = self.boot_concurrency
+        concurrency = f"{chosen.count} at once: {chosen.reason}" if chosen else "?"
+        counted = ", ".join(f"{n} {o}" for o, n in outcomes.items() if n)
+        return (
+            f"pod VM boots on {self.uri}: {counted}; queued {spread(queued)}; booting {spread(booting)}; "
+            f"boot concurrency {concurrency}"
+        )
+
     def provider(self, **kwargs: Any) -> LibvirtProvider:
-        """A provider on this target's connection (one per scenario; tests add fault seams)."""
+        """A provider on this target's connection (one per scenario; tests add fault seams).
+
+        ``ownership=self.ownership`` makes its pod VMs this run's (and its leftovers only those);
+        without it, it observes every podvm-* domain (what an adaptor under test made)."""
         kwargs.setdefault("report_timeout", REPORT_TIMEOUT_S)
+        if self.host_dir is not None:
+            kwargs.setdefault("host_dir", self.host_dir)
         kwargs.setdefault("boot_queue", self.boot_queue)
         return LibvirtProvider(
             self.connection, assets=self.assets, settings=self.settings, work_dir=self.work_dir, **kwargs
@@ -157,8 +211,13 @@ class LparHost:
 
     def close(self) -> None:
         self.boot_queue.shutdown()
+        summary = self.boot_summary()
+        if summary is not None:
+            bootconcurrency.note(summary)
         left = self._probe.leftovers()
         self._probe.remove_leftovers()
+        if not left or not self._probe.leftovers():  # a record stays while its pod VMs do
+            self.ownership.remove()
         try:
             if self.simulated:  # the simulator's pool lives in our work dir, which goes now
                 self._probe.storage.pool().destroy()

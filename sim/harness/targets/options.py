@@ -32,6 +32,8 @@ class OptionSpec:
     type: Callable[[str], Any] = str
     choices: tuple[str, ...] | None = None
     default: str | None = None
+    #: May be given more than once (a list); a target gets one of the values (see :func:`target_options`).
+    repeat: bool = False
 
     @property
     def flag(self) -> str:
@@ -47,13 +49,25 @@ class OptionSpec:
             keywords["choices"] = self.choices
         if self.type is not str:
             keywords["type"] = self.type
+        if self.repeat:
+            keywords["action"] = "append"
         return keywords
 
 
 #: ``--target`` and every option a target reads (``TargetOptions`` fields, the rest in its ``extra``).
 TARGET_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("target", "system under test", choices=tuple(sorted(TARGETS)), default="reference"),
-    OptionSpec("libvirt-uri", "libvirt URI for the lpar target"),
+    OptionSpec(
+        "libvirt-uri",
+        "libvirt URI of the LPAR (lpar, cluster, adaptor targets); give it once per LPAR to spread "
+        "`run --workers` over several (each worker bound to one)",
+        repeat=True,
+    ),
+    OptionSpec(
+        "boot-concurrency",
+        "lpar target: pod VMs booting at once on each LPAR: a number, or 'measure' (a short measurement at "
+        "the first boot); default one per core, shared by the workers on the LPAR",
+    ),
     OptionSpec("webhook-url", "AdmissionReview endpoint for the webhook target"),
     OptionSpec("webhook-ca", "CA bundle (PEM) that signed the webhook's certificate", type=Path),
     OptionSpec("webhook-config", "MutatingWebhookConfiguration YAML the webhook target applies", type=Path),
@@ -86,16 +100,20 @@ def add_pytest_options(group: Any) -> None:
         group.addoption(spec.flag, **spec.keywords())
 
 
-def target_options(value: Callable[[str], Any]) -> TargetOptions:
+def target_options(value: Callable[[str], Any], index: int = 0) -> TargetOptions:
     """The parsed options as :class:`TargetOptions`; ``value(dest)`` reads one parsed option.
 
-    A named file that does not exist fails here, naming its flag.
+    Of a repeated option (several LPARs) the target gets value ``index`` (modulo their number):
+    a worker of a parallel run passes its own number. A named file that does not exist fails
+    here, naming its flag.
     """
     named = {f.name for f in fields(TargetOptions)} - {"extra"}
     direct: dict[str, Any] = {}
     extra: dict[str, str] = {}
     for spec in TARGET_OPTIONS[1:]:
         parsed = value(spec.dest)
+        if isinstance(parsed, list):
+            parsed = parsed[index % len(parsed)] if parsed else None
         if parsed is None:
             continue
         if spec.type is Path and (kind := non_regular_kind(parsed)) is not None:
@@ -107,3 +125,11 @@ def target_options(value: Callable[[str], Any]) -> TargetOptions:
         else:
             extra[spec.dest] = parsed
     return TargetOptions(**direct, extra=extra)
+
+
+def repeated(value: Callable[[str], Any], spec_name: str) -> list[str]:
+    """Every value given for a repeatable option (none: an empty list)."""
+    parsed = value(spec_name.replace("-", "_"))
+    if parsed is None:
+        return []
+    return [str(v) for v in parsed] if isinstance(parsed, list) else [str(parsed)]

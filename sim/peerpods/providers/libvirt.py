@@ -37,6 +37,7 @@ from typing import Any
 from sim.errors import ConformanceInputError, TargetError
 from sim.lpar import cidata, domain, host
 from sim.lpar.assets import Assets
+from sim.lpar.ownership import OwnerRecords, RunOwner, domain_of_volume, owner_of_domain
 from sim.peerpods.podvm import GuestReport, process_user_data
 from sim.peerpods.providers import InstanceSpec, podvm_name
 from sim.peerpods.providers.libvirt_boot import BootQueue, GuestBoot, Instance, libvirt_message
@@ -111,8 +112,12 @@ class LibvirtProvider:
         cmdline_extra: str = "",
         boot_queue: BootQueue | None = None,
         host_dir: Path | None = None,
+        ownership: OwnerRecords | None = None,
     ) -> None:
         self.connection = connection
+        #: Whose pod VMs this provider makes (their domains' metadata, the owner record); None: an
+        #: observer that owns nothing, to which every ``podvm-*`` domain and volume is a leftover.
+        self.ownership = ownership
         self.libvirt = host.import_libvirt()
         self.simulated = host.is_test_driver(connection)
         self.assets = assets
@@ -280,6 +285,8 @@ class LibvirtProvider:
         storage = self.storage
         pool = storage.pool()
         base = storage.base_volume(pool)
+        if self.ownership is not None:
+            self.ownership.add(name)  # before the first volume: a volume never lacks an owner
         self._step("root-volume")
         root = storage.create_volume(pool, undo, storage.root_volume_xml(f"{name}-root.qcow2", base))
         self._step("cidata-volume")
@@ -303,6 +310,7 @@ class LibvirtProvider:
                 boot=self.boot.boot_assets(),
                 launch_security=None,  # createDomainXMLs390x emits no <launchSecurity>
                 cpu_mode=cpu_mode,
+                metadata=(self.ownership.owner.element(),) if self.ownership is not None else (),
             )
         )
         self._step("define")
@@ -431,13 +439,40 @@ class LibvirtProvider:
 
     # --- leftovers (the after-every-run check) ----------------------------------------------
     def leftovers(self) -> list[str]:
-        """Every podvm-* domain and volume that exists now (should be none after a run)."""
-        found = [f"domain {n}" for n in self._domain_names() if n.startswith(PODVM_PREFIX)]
-        return sorted(found + self.storage.leftovers(PODVM_PREFIX))
+        """This provider's own podvm-* domains and volumes that exist now (none after a scenario).
+
+        With an owner: only what this process of this run made (other runs, other workers and
+        whatever else shares the libvirt host are not counted). Without: every podvm-* one."""
+        if self.ownership is None:
+            found = [f"domain {n}" for n in self._domain_names() if n.startswith(PODVM_PREFIX)]
+            return sorted(found + self.storage.leftovers(PODVM_PREFIX))
+        mine = self.ownership.owner
+        return sorted(f"{k} {n}" for k, n, o in self._owned() if o is not None and o.same_process(mine))
+
+    def stale(self) -> list[str]:
+        """podvm-* domains and volumes whose owner (a run of the suite) is dead."""
+        mine = self.ownership.owner if self.ownership is not None else None
+        return sorted(
+            f"{k} {n}"
+            for k, n, o in self._owned()
+            if o is not None and not (mine is not None and o.same_process(mine)) and not o.alive()
+        )
 
     def remove_leftovers(self) -> None:
-        """Delete every podvm-* domain and volume (teardown after a failed scenario)."""
-        for entry in self.leftovers():
+        """Delete this provider's own leftovers (teardown after a failed scenario)."""
+        self._remove(self.leftovers())
+
+    def remove_stale(self) -> list[str]:
+        """Delete what dead runs of the suite left (then their owner records); says what went."""
+        stale = self.stale()
+        failed = self._remove(stale)
+        if self.ownership is not None and not failed:
+            self.ownership.remove_dead(self.ownership.owners())
+        return stale
+
+    def _remove(self, entries: list[str]) -> list[str]:
+        failed = []
+        for entry in entries:
             kind, name = entry.split(" ", 1)
             try:
                 if kind == "domain":
@@ -445,7 +480,30 @@ class LibvirtProvider:
                 else:
                     self.storage.delete_volume(self.storage.pool(), name)
             except self.libvirt.libvirtError:
+                failed.append(entry)
+        return failed
+
+    def _owned(self) -> list[tuple[str, str, RunOwner | None]]:
+        """(kind, name, owner) of every podvm-* domain and volume: a domain's owner from its
+        metadata; a volume's from its domain, else from the owner records."""
+        domains: dict[str, RunOwner | None] = {}
+        for dom in self.connection.listAllDomains(0):
+            try:
+                name = dom.name()
+                if name.startswith(PODVM_PREFIX):
+                    domains[name] = owner_of_domain(dom.XMLDesc(0))
+            except self.libvirt.libvirtError:  # undefined meanwhile (by its owner)
                 continue
+        records = self.ownership.owners() if self.ownership is not None else {}
+        found: list[tuple[str, str, RunOwner | None]] = [("domain", n, o) for n, o in domains.items()]
+        for entry in self.storage.leftovers(PODVM_PREFIX):
+            volume = entry.split(" ", 1)[1]
+            pod_vm = domain_of_volume(volume)
+            owner = domains.get(pod_vm) if pod_vm is not None else None
+            if owner is None and pod_vm is not None and pod_vm in records:
+                owner = records[pod_vm][0]
+            found.append(("volume", volume, owner))
+        return found
 
     def close(self) -> None:
         """Forget the work directory (files the simulated guests wrote)."""

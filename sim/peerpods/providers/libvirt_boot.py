@@ -22,7 +22,7 @@ from sim.lpar import console, domain, host
 from sim.lpar.assets import Assets
 from sim.peerpods.podvm import GuestReport
 
-__all__ = ["BootQueue", "GuestBoot", "Instance", "libvirt_message"]
+__all__ = ["BootQueue", "BootRecord", "GuestBoot", "Instance", "libvirt_message"]
 
 
 @dataclass
@@ -42,22 +42,63 @@ class Instance:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+@dataclass(frozen=True)
+class BootRecord:
+    """One pod VM's boot: seconds queued (defined, waiting for a boot slot), seconds booting
+    (started until its guest reported or it failed), and how it ended."""
+
+    name: str
+    queued: float
+    booting: float | None
+    outcome: str  # reported | failed | cancelled
+
+
 class BootQueue:
-    """Boots pod VMs in the background, as many at once as the host has cores.
+    """Boots pod VMs in the background, ``workers`` at once (default: as many as the host has cores).
 
     Emulated s390x guests are CPU-bound (QEMU TCG); more concurrent boots than cores only
-    slow every one of them down, and their report timeouts start only once they start.
+    slow every one of them down, and their report timeouts start only once they start. How
+    many at once pay on a given LPAR is measured (:mod:`sim.harness.targets.bootconcurrency`).
     """
 
-    def __init__(self, workers: int | None = None) -> None:
-        self.workers = workers or os.cpu_count() or 1
-        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="podvm-boot")
+    def __init__(self, workers: int | None = None, *, choose: Callable[[], int] | None = None) -> None:
+        """``choose``: decides the number at the first boot (a measurement costs boots; a process
+        that never boots, such as a parallel run's controller, never pays it)."""
+        self._workers = workers
+        self._choose = choose
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        #: Every boot this queue ran, in the order they ended.
+        self.log: list[BootRecord] = []
+        self._log_lock = threading.Lock()
+
+    @property
+    def workers(self) -> int:
+        """How many pod VMs boot at once (chosen now if not yet)."""
+        if self._workers is None:
+            self._workers = (self._choose() if self._choose is not None else None) or os.cpu_count() or 1
+        return self._workers
 
     def submit(self, job: Callable[[], None]) -> None:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="podvm-boot")
         self._pool.submit(job)
 
+    def record(self, instance: Instance) -> None:
+        end = instance.reported_at or time.monotonic()
+        started = instance.started_at
+        queued = (started if started is not None else end) - instance.defined_at
+        outcome = "reported" if instance.report is not None else "failed"
+        if started is None and instance.cancelled.is_set():
+            outcome = "cancelled"
+        booting = None if started is None else end - started
+        with self._log_lock:
+            self.log.append(BootRecord(instance.name, max(queued, 0.0), booting, outcome))
+
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=False)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=False)
 
 
 def libvirt_message(exc: Exception) -> str:
@@ -160,6 +201,8 @@ class GuestBoot:
             with instance.lock:
                 self.destroy(instance.name)
         finally:
+            if self._queue is not None:
+                self._queue.record(instance)
             instance.done.set()
 
     def active(self, name: str) -> bool:

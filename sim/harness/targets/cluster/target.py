@@ -215,7 +215,10 @@ class ClusterTarget(Target):
 
     def open_environment(self) -> ApiServerEnvironment:
         self._start()
-        return ApiServerEnvironment(self, self.lpar.provider() if self.lpar is not None else MemoryProvider())
+        lpar = self.lpar
+        return ApiServerEnvironment(
+            self, lpar.provider(ownership=lpar.ownership) if lpar is not None else MemoryProvider()
+        )
 
     def close(self) -> None:
         try:

@@ -1,0 +1,196 @@
+"""Scale-out: serial runs beside ``run --workers N`` runs, side by side in one go.
+
+Prints, from one run on this machine (and the load it ran under):
+
+* reference target, the whole catalogue: serial beside ``--workers 2`` -- the overhead of the
+  workers (their start, each collecting the features) where every scenario costs milliseconds;
+* lpar target on qemu:///system, the guest features (every LP, VM, GI requirement; real
+  s390x pod VMs): serial beside ``--workers 2``; ``--whole-run`` adds the whole catalogue;
+* with ``--two-daemons``: the same guest features on two LPARs, qemu:///system and a private
+  libvirtd of the suite's (:class:`~sim.lpar.isolated.IsolatedLpar`), one worker each;
+* the memory of each process (controller, each worker): peak RSS, sampled every 0.2 s.
+
+Each scenario's cost is the serial wall time over the scenarios run. Usage:
+``python benchmarks/bench_scale.py [--whole-run] [--two-daemons] [--skip-lpar]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sim.harness.catalogue import load_catalogue
+
+ROOT = Path(__file__).resolve().parents[1]
+GUEST_MARKERS = " or ".join(
+    r.id for r in load_catalogue().requirements if r.id.startswith(("LP-", "VM-", "GI-"))
+)
+
+
+@dataclass
+class Measured:
+    label: str
+    seconds: float
+    exit: int
+    scenarios: int
+    counts: dict[str, int]
+    #: process label -> peak RSS in MiB
+    rss: dict[str, float] = field(default_factory=dict)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _label(pid: int, root: int) -> str | None:
+    if pid == root:
+        return "controller"
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    if "python" not in cmdline.split(" ")[0]:
+        return None  # qemu, libvirt helpers: not the suite's processes
+    return f"worker {pid}"
+
+
+def run(label: str, report_dir: Path, *args: str) -> Measured:
+    """One ``peerpods-conformance run``, timed, its processes' memory sampled."""
+    argv = [sys.executable, "-m", "sim", "run", "--report-dir", str(report_dir), *args]
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peaks: dict[int, tuple[str, float]] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            pending, seen = [process.pid], set()
+            while pending:
+                pid = pending.pop()
+                if pid in seen:
+                    continue
+                seen.add(pid)
+                name = _label(pid, process.pid)
+                if name is not None:
+                    rss = _rss_mib(pid)
+                    peaks[pid] = (name, max(rss, peaks.get(pid, (name, 0.0))[1]))
+                    pending += _children(pid)
+            done.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = process.communicate(timeout=3600)
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if process.returncode not in (0, 1, 3):
+        print(output[-3000:], file=sys.stderr)
+    summary_path = report_dir / "summary.json"
+    counts: dict[str, int] = {}
+    scenarios = 0
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        counts = summary["counts"]["scenarios"]
+        scenarios = len(summary["scenarios"])
+    rss = {name: mib for name, mib in sorted(peaks.values()) if mib > 0}
+    return Measured(label, seconds, process.returncode, scenarios, counts, rss)
+
+
+def show(serial: Measured, parallel: Measured) -> None:
+    for measured in (serial, parallel):
+        counts = ", ".join(f"{n} {word}" for word, n in measured.counts.items() if n)
+        print(f"  {measured.label:34} {measured.seconds:7.1f} s  exit {measured.exit}  ({counts})")
+    ratio = serial.seconds / parallel.seconds if parallel.seconds else 0.0
+    per = serial.seconds / serial.scenarios if serial.scenarios else 0.0
+    print(f"  speed-up {ratio:.2f}x; serial cost per scenario {per:.2f} s")
+    workers = [mib for name, mib in parallel.rss.items() if name != "controller"]
+    if workers:
+        print(
+            f"  memory: controller {parallel.rss.get('controller', 0):.0f} MiB, "
+            f"{len(workers)} workers {min(workers):.0f}-{max(workers):.0f} MiB each (peak RSS); "
+            f"serial {serial.rss.get('controller', 0):.0f} MiB"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--whole-run", action="store_true", help="also the whole catalogue on qemu:///system")
+    parser.add_argument(
+        "--two-daemons", action="store_true", help="also two LPARs: system + a private libvirtd"
+    )
+    parser.add_argument("--skip-lpar", action="store_true", help="only the reference target")
+    args = parser.parse_args()
+    print(f"cores {os.cpu_count()}; load average before {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        base = Path(tmp)
+        print("reference target, whole catalogue:")
+        show(
+            run("serial", base / "ref-serial", "--target", "reference"),
+            run("--workers 2", base / "ref-par", "--target", "reference", "--workers", "2"),
+        )
+        if not args.skip_lpar:
+            selections = [("guest features (LP, VM, GI)", ["--tags", GUEST_MARKERS])]
+            if args.whole_run:
+                selections.append(("whole catalogue", []))
+            lpar = ["--target", "lpar", "--libvirt-uri", "qemu:///system"]
+            for name, selection in selections:
+                print(f"lpar target on qemu:///system, {name}:")
+                serial = run("serial", base / f"lpar-serial-{len(name)}", *lpar, *selection)
+                parallel = run(
+                    "--workers 2", base / f"lpar-par-{len(name)}", *lpar, "--workers", "2", *selection
+                )
+                show(serial, parallel)
+                if args.two_daemons:
+                    two = two_daemons(base, selection)
+                    ratio = serial.seconds / two.seconds if two.seconds else 0.0
+                    print(f"  {two.label:34} {two.seconds:7.1f} s  exit {two.exit}; speed-up {ratio:.2f}x")
+    print(f"load average after {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+def two_daemons(base: Path, selection: list[str]) -> Measured:
+    from sim.lpar import isolated
+    from sim.lpar.isolated import IsolatedLpar
+
+    lpar_base = isolated.default_base() / f"bench-{uuid.uuid4().hex[:8]}"
+    lpar_base.mkdir(parents=True, mode=0o755)
+    try:
+        with IsolatedLpar(base=lpar_base) as private:
+            return run(
+                "two LPARs (system + private), 2 workers",
+                base / f"two-{uuid.uuid4().hex[:4]}",
+                *["--target", "lpar", "--libvirt-uri", "qemu:///system", "--libvirt-uri", private.uri],
+                *selection,
+            )
+    finally:
+        shutil.rmtree(lpar_base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
