@@ -9,6 +9,7 @@ Exit status: see :data:`EXIT_HELP`.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 import uuid
@@ -18,8 +19,11 @@ from typing import Any
 
 import pytest
 
+from sim.errors import ReportWriteError
 from sim.files import sha256_file
 from sim.harness.catalogue import feature_scenarios, load_catalogue
+from sim.harness.cli import signals
+from sim.harness.needs import require_target
 from sim.harness.pytest_plugin import PresetTarget
 from sim.harness.report.cucumber import cucumber_report
 from sim.harness.report.html import render_report
@@ -34,7 +38,7 @@ from sim.harness.targets.base import Target
 from sim.harness.targets.options import add_arguments, target_options
 from sim.paths import STEPS_DIR
 
-EXIT_BAD_INPUT, EXIT_BROKEN, EXIT_INTERRUPTED = 2, 4, 130
+EXIT_BAD_INPUT, EXIT_BROKEN = 2, 4
 EXIT_HELP = """exit status:
   0    CONFORMANT: the whole catalogue ran and every applicable MUST scenario passed
   1    NOT CONFORMANT: a MUST requirement failed
@@ -42,10 +46,11 @@ EXIT_HELP = """exit status:
        an unusable --report-dir, or another run holding the same --report-dir
   3    PARTIAL: a selection (--tags, -k, -m, -x, ...) ran; every applicable MUST scenario in it
        passed, but a selection is not a certificate
-  4    the run broke (a collection error, a pytest internal error); the previous reports are
-       left as they were
+  4    the run broke (a collection error, a pytest internal error, result files that could
+       not be written: a full disk); the previous reports are left as they were
   5    NOTHING VERIFIED: no applicable MUST scenario ran
-  130  interrupted; the previous reports are left as they were
+  130  interrupted (SIGINT, Ctrl-C); the previous reports are left as they were
+  143  terminated (SIGTERM); the previous reports are left as they were
 SHOULD requirements never change the exit status: they are reported as advisories."""
 
 
@@ -98,15 +103,14 @@ def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
     return argv + list(args.extra)
 
 
-def _exit_for_pytest(status: int, keyboard_interrupt: bool) -> int | None:
+def _exit_for_pytest(status: int) -> int | None:
     """The run's exit status when pytest itself did not finish a run; None when it did.
 
-    pytest says "interrupted" for Ctrl-C and for a collection error alike; only Ctrl-C is 130.
+    pytest says "interrupted" for Ctrl-C and for a collection error alike; Ctrl-C is handled
+    before this (130), so here it is a collection error (4).
     """
     if status in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
         return None
-    if status == pytest.ExitCode.INTERRUPTED and keyboard_interrupt:
-        return EXIT_INTERRUPTED
     if status == pytest.ExitCode.USAGE_ERROR:
         return EXIT_BAD_INPUT
     return EXIT_BROKEN
@@ -114,6 +118,7 @@ def _exit_for_pytest(status: int, keyboard_interrupt: bool) -> int | None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the input, run the features into a staging directory, then swap the results in."""
+    require_target(args.target, args.libvirt_uri)
     catalogue = load_catalogue()
     if args.tags is not None:
         check_tags(args.tags, catalogue, feature_scenarios())
@@ -126,8 +131,29 @@ def run(args: argparse.Namespace) -> int:
             return _run_into(args, output, catalogue, target)
         finally:
             target.close()
+    except KeyboardInterrupt:
+        signals.note(f"{output.path}/ keeps the previous run's reports")
+        raise
+    except OSError as exc:
+        if not _is_write_failure(exc, output.path):
+            raise
+        raise ReportWriteError(
+            f"cannot write the result files into {output.path}/: {exc.strerror or exc}; "
+            "the previous run's reports are left as they were"
+        ) from exc
     finally:
         output.close()
+
+
+#: What a write that ran out of room (or was refused by the file system) fails with.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO})
+
+
+def _is_write_failure(exc: OSError, report_dir: Path) -> bool:
+    """An OSError of writing the result files, as against one of the target's."""
+    if exc.errno in WRITE_ERRNOS:
+        return True
+    return exc.filename is not None and Path(str(exc.filename)).is_relative_to(report_dir)
 
 
 def _run_into(args: argparse.Namespace, output: ReportDir, catalogue: Any, target: Target) -> int:
@@ -138,7 +164,9 @@ def _run_into(args: argparse.Namespace, output: ReportDir, catalogue: Any, targe
     plugins: list[object] = [recorder, PresetTarget(args.target, target)]
     status = pytest.main(pytest_arguments(args, staging), plugins=plugins)
     finished = datetime.now(UTC)
-    broken = _exit_for_pytest(status, recorder.keyboard_interrupt)
+    if signals.received() is not None or recorder.keyboard_interrupt:
+        raise KeyboardInterrupt  # the run stopped; main says "interrupted" and exits 130/143
+    broken = _exit_for_pytest(status)
     if broken is not None:
         print(
             f"peerpods-conformance: the run did not finish (pytest exit {int(status)}); "

@@ -112,13 +112,30 @@ class ReportDir:
             shutil.rmtree(self.path, ignore_errors=True)
 
     def publish(self) -> None:
-        """Replace the previous run's result files by this run's, all of them."""
-        for name in RESULT_FILES:
-            (self.path / name).unlink(missing_ok=True)
-        for name in RESULT_FILES:
-            staged = self.staging / name
-            if staged.exists():
-                staged.replace(self.path / name)
+        """Replace the previous run's result files by this run's, all of them, or none.
+
+        The previous files are first moved aside (renames in one file system, which need no
+        room); if moving the new ones in fails, they are moved back.
+        """
+        aside = self.staging / ".previous"
+        aside.mkdir()
+        previous = [name for name in RESULT_FILES if (self.path / name).exists()]
+        moved: list[str] = []
+        try:
+            for name in previous:
+                (self.path / name).replace(aside / name)
+            for name in RESULT_FILES:
+                staged = self.staging / name
+                if staged.exists():
+                    staged.replace(self.path / name)
+                    moved.append(name)
+        except OSError:
+            for name in moved:
+                (self.path / name).unlink(missing_ok=True)
+            for name in previous:
+                if (aside / name).exists():
+                    (aside / name).replace(self.path / name)
+            raise
         self.published = True
 
     def close(self) -> None:
