@@ -25,6 +25,7 @@ from sim.harness.needs import install_hint, missing_part
 
 COMMAND_MODULES: tuple[str, ...] = (
     "sim.harness.cli.run",
+    "sim.harness.cli.listing",
     "sim.harness.cli.mutate",
     "sim.harness.cli.initdata",
     "sim.harness.cli.webhook",
@@ -125,7 +126,11 @@ def console_script() -> None:
     while some extension modules import (even one that was handled) and would otherwise end
     the process by SIGINT (status -2) instead of 130/143.
     """
-    status = main()
+    try:
+        status = main()
+    except BrokenPipeError:  # the reader went away (`... | head`): not an error of the command
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
     if status in (128 + signal.SIGINT, 128 + signal.SIGTERM):
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):

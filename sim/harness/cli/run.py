@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from sim.errors import ReportWriteError
+from sim.errors import ConformanceInputError, ReportWriteError
 from sim.files import sha256_file
 from sim.harness.catalogue import feature_scenarios, load_catalogue
 from sim.harness.cli import signals
@@ -39,6 +39,8 @@ from sim.harness.targets.options import add_arguments, target_options
 from sim.paths import STEPS_DIR
 
 EXIT_BAD_INPUT, EXIT_BROKEN = 2, 4
+#: pytest options that run nothing: refused by ``run`` (``peerpods-conformance list`` lists).
+COLLECT_ONLY = frozenset({"--collect-only", "--co", "--setup-only", "--setup-plan"})
 EXIT_HELP = """exit status:
   0    CONFORMANT: the whole catalogue ran and every applicable MUST scenario passed
   1    NOT CONFORMANT: a MUST requirement failed
@@ -62,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "passed to pytest (for example -k EXPR, -x, -q).",
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # an abbreviation (--co) is pytest's option, not one of ours (--context)
     )
     add_arguments(parser)
     parser.add_argument("--report-dir", default="reports", help="where to write the reports")
@@ -118,6 +121,12 @@ def _exit_for_pytest(status: int) -> int | None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the input, run the features into a staging directory, then swap the results in."""
+    refused = sorted(set(args.extra) & COLLECT_ONLY)
+    if refused:
+        raise ConformanceInputError(
+            f"{refused[0]}: a run that collects only would replace the reports with a NOTHING VERIFIED "
+            "set; to list the scenarios, use `peerpods-conformance list` (it writes nothing)"
+        )
     require_target(args.target, args.libvirt_uri)
     catalogue = load_catalogue()
     if args.tags is not None:
