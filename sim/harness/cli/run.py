@@ -56,20 +56,40 @@ EXIT_HELP = """exit status:
 SHOULD requirements never change the exit status: they are reported as advisories."""
 
 
+RUN_EXAMPLES = """examples:
+  peerpods-conformance run
+      the whole catalogue on the reference target; result files in ./reports
+  peerpods-conformance run --target webhook --webhook-url https://127.0.0.1:9443/mutate \\
+      --webhook-ca ca.pem --report-dir /tmp/webhook-reports
+      certify a running webhook
+  peerpods-conformance run --target lpar --tags "VM-001 or GI-001" -x
+      two requirements on the emulated LPAR, stop at the first failure (PARTIAL)
+  peerpods-conformance run --target cluster --no-build
+      the cluster target, only if `peerpods-conformance cluster prepare` has built it
+  peerpods-conformance list --target lpar
+      what a run on the lpar target can answer, without running"""
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "run",
+        usage="%(prog)s [--target NAME] [--report-dir DIR] [--tags EXPR] [target options] [PYTEST-ARGS ...]",
         help="run the conformance features against a target and write the reports",
-        description="Run the conformance features against a target. Arguments after the options are "
-        "passed to pytest (for example -k EXPR, -x, -q).",
-        epilog=EXIT_HELP,
+        description="Run the conformance features against a target and write the result files.\n"
+        "Arguments this command does not know are passed to pytest (PYTEST-ARGS: -k EXPR, -x, -v, ...).",
+        epilog=RUN_EXAMPLES + "\n\n" + EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,  # an abbreviation (--co) is pytest's option, not one of ours (--context)
     )
     add_arguments(parser)
-    parser.add_argument("--report-dir", default="reports", help="where to write the reports")
     parser.add_argument(
-        "--tags", default=None, help='requirement or capability tags, e.g. "WH-001 or NL-002"'
+        "--report-dir", default="reports", help="where to write the result files (default: reports)"
+    )
+    parser.add_argument(
+        "--tags",
+        default=None,
+        help='run only the scenarios with these requirement or capability tags, e.g. "WH-001 or NL-002" '
+        "(a selection is PARTIAL, never a certificate; default: the whole catalogue)",
     )
     parser.set_defaults(func=run, accepts_extra=True)
 

@@ -32,6 +32,8 @@ class OptionSpec:
     type: Callable[[str], Any] = str
     choices: tuple[str, ...] | None = None
     default: str | None = None
+    #: An option without a value (``--no-build``): present or not.
+    switch: bool = False
 
     @property
     def flag(self) -> str:
@@ -42,6 +44,8 @@ class OptionSpec:
         return self.name.replace("-", "_")
 
     def keywords(self) -> dict[str, Any]:
+        if self.switch:
+            return {"action": "store_true", "default": False, "help": self.help}
         keywords: dict[str, Any] = {"default": self.default, "help": self.help}
         if self.choices is not None:
             keywords["choices"] = self.choices
@@ -52,7 +56,12 @@ class OptionSpec:
 
 #: ``--target`` and every option a target reads (``TargetOptions`` fields, the rest in its ``extra``).
 TARGET_OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec("target", "system under test", choices=tuple(sorted(TARGETS)), default="reference"),
+    OptionSpec(
+        "target",
+        "system under test (default: reference)",
+        choices=tuple(sorted(TARGETS)),
+        default="reference",
+    ),
     OptionSpec("libvirt-uri", "libvirt URI for the lpar target"),
     OptionSpec("webhook-url", "AdmissionReview endpoint for the webhook target"),
     OptionSpec("webhook-ca", "CA bundle (PEM) that signed the webhook's certificate", type=Path),
@@ -70,6 +79,12 @@ TARGET_OPTIONS: tuple[OptionSpec, ...] = (
         "adaptor target: how the run's own LPAR presents itself to the adaptor: ibmz (default: an IBM Z "
         "KVM host, s390x pod VMs under TCG) or native (this machine: x86_64 pod VMs under KVM)",
         choices=("ibmz", "native"),
+    ),
+    OptionSpec(
+        "no-build",
+        "never build what a target needs (the cluster target's control plane): stop with exit 2 "
+        "naming the command that prepares it",
+        switch=True,
     ),
 )
 
@@ -96,8 +111,10 @@ def target_options(value: Callable[[str], Any]) -> TargetOptions:
     extra: dict[str, str] = {}
     for spec in TARGET_OPTIONS[1:]:
         parsed = value(spec.dest)
-        if parsed is None:
+        if parsed is None or parsed is False:
             continue
+        if spec.switch:
+            parsed = "1"
         if spec.type is Path and (kind := non_regular_kind(parsed)) is not None:
             raise ConformanceInputError(f"{spec.flag} {parsed}: is {kind}, not a regular file")
         if spec.type is Path and not Path(parsed).is_file():

@@ -162,14 +162,14 @@ class ClusterTarget(Target):
                 f"--cluster {mode}: a container engine answers, but creating {mode} clusters is not "
                 "implemented yet; create one yourself and pass --kubeconfig"
             )
-        return cls.start_local(options.libvirt_uri)
+        return cls.start_local(options.libvirt_uri, build=not options.extra.get("no_build"))
 
     @classmethod
-    def start_local(cls, libvirt_uri: str | None = None) -> ClusterTarget:
+    def start_local(cls, libvirt_uri: str | None = None, *, build: bool = True) -> ClusterTarget:
         from sim.harness.targets.cluster.build import require_binaries
         from sim.harness.targets.cluster.controlplane import ControlPlane
 
-        plane = ControlPlane(require_binaries())
+        plane = ControlPlane(require_binaries(build=build))
         return cls(None, mode="local", kubeconfig=None, plane=plane, libvirt_uri=libvirt_uri)
 
     def _server_version(self) -> str:
