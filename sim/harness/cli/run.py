@@ -23,6 +23,7 @@ from sim.errors import ConformanceInputError, ReportWriteError
 from sim.files import sha256_file
 from sim.harness.catalogue import feature_scenarios, load_catalogue
 from sim.harness.cli import signals
+from sim.harness.console import ConsolePlugin
 from sim.harness.needs import require_target
 from sim.harness.pytest_plugin import PresetTarget
 from sim.harness.report.cucumber import cucumber_report
@@ -190,7 +191,11 @@ def _run_into(args: argparse.Namespace, output: ReportDir, catalogue: Any, targe
     recorder = ResultRecorder()
     identity = target.identity()
     started = datetime.now(UTC)
-    plugins: list[object] = [recorder, PresetTarget(args.target, target)]
+    plugins: list[object] = [
+        recorder,
+        PresetTarget(args.target, target),
+        ConsolePlugin(recorder, args.target),
+    ]
     status = pytest.main(pytest_arguments(args, staging), plugins=plugins)
     finished = datetime.now(UTC)
     if signals.received() is not None or recorder.keyboard_interrupt:
