@@ -19,7 +19,6 @@ bundle's console log).
 
 from __future__ import annotations
 
-import re
 import sys
 import textwrap
 import time
@@ -29,7 +28,7 @@ from typing import IO, Any
 
 import pytest
 
-from sim.harness.report.plain import plain
+from sim.harness.report.plain import plain, short_reason
 from sim.harness.report.results import (
     FAILED,
     NOT_APPLICABLE,
@@ -49,14 +48,6 @@ LABELS: dict[str, tuple[str, dict[str, bool]]] = {
 }
 #: At most this many lines of a failure's message are shown (-v shows the traceback).
 FAILURE_LINES = 6
-_NA_PREFIX = re.compile(r"^not applicable(?: on target '[^']*')?: ")
-
-
-def short_reason(reason: str | None, width: int = 72) -> str:
-    """A not-applicable reason in a few words: "needs guest" rather than the whole sentence."""
-    text = _NA_PREFIX.sub("", (reason or "").strip())
-    text = re.sub(r" \([^()]*\)$", "", text)  # the capability's meaning is in `list --target`
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @dataclass

@@ -28,6 +28,7 @@ from sim.harness.needs import require_target
 from sim.harness.pytest_plugin import PresetTarget
 from sim.harness.report.cucumber import cucumber_report
 from sim.harness.report.html import render_report
+from sim.harness.report.identity import load_product
 from sim.harness.report.junit import group_by_feature
 from sim.harness.report.model import Summary
 from sim.harness.report.output import RESULT_FILES, ReportDir, check_report_dir
@@ -92,6 +93,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help='run only the scenarios with these requirement or capability tags, e.g. "WH-001 or NL-002" '
         "(a selection is PARTIAL, never a certificate; default: the whole catalogue)",
     )
+    parser.add_argument(
+        "--product",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="the product under test, for the certificate: a YAML file with vendor, product, version, "
+        "contact (optional: website_url, documentation_url, description), as CNCF's PRODUCT.yaml",
+    )
     parser.set_defaults(func=run, accepts_extra=True)
 
 
@@ -149,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
             "set; to list the scenarios, use `peerpods-conformance list` (it writes nothing)"
         )
     require_target(args.target, args.libvirt_uri)
+    product = load_product(args.product) if args.product is not None else None
     catalogue = load_catalogue()
     if args.tags is not None:
         check_tags(args.tags, catalogue, feature_scenarios())
@@ -158,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         target = build_target(args)
         try:
-            return _run_into(args, output, catalogue, target)
+            return _run_into(args, output, catalogue, target, product)
         finally:
             target.close()
     except KeyboardInterrupt:
@@ -186,7 +196,13 @@ def _is_write_failure(exc: OSError, report_dir: Path) -> bool:
     return exc.filename is not None and Path(str(exc.filename)).is_relative_to(report_dir)
 
 
-def _run_into(args: argparse.Namespace, output: ReportDir, catalogue: Any, target: Target) -> int:
+def _run_into(
+    args: argparse.Namespace,
+    output: ReportDir,
+    catalogue: Any,
+    target: Target,
+    product: dict[str, str] | None,
+) -> int:
     staging = output.staging
     recorder = ResultRecorder()
     identity = target.identity()
@@ -228,6 +244,7 @@ def _run_into(args: argparse.Namespace, output: ReportDir, catalogue: Any, targe
         run_id=output.run_id,
         not_run=recorder.not_run(),
         narrowed=bool(args.tags) or bool(recorder.deselected),
+        product=product,
     )
     if "junit.xml" in artifacts:
         group_by_feature(artifacts["junit.xml"], recorder.results, output.run_id, summary["verdict"])

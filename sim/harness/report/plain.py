@@ -20,3 +20,14 @@ def plain(text: str) -> str:
 
 def plain_or_none(text: str | None) -> str | None:
     return None if text is None else plain(text)
+
+
+_NA_PREFIX = re.compile(r"^not applicable(?: on target '[^']*')?: ")
+
+
+def short_reason(reason: str | None, width: int = 72) -> str:
+    """A not-applicable reason in a few words: "needs guest" rather than the whole sentence."""
+    text = _NA_PREFIX.sub("", plain(reason or "").strip())
+    if text.startswith("needs "):
+        text = text.split(" (", 1)[0]  # the capability's meaning is said once, elsewhere
+    return text if len(text) <= width else text[: width - 1] + "…"
