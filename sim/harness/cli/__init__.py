@@ -26,6 +26,7 @@ from sim.harness.needs import install_hint, missing_part
 COMMAND_MODULES: tuple[str, ...] = (
     "sim.harness.cli.run",
     "sim.harness.cli.listing",
+    "sim.harness.cli.results",
     "sim.harness.cli.mutate",
     "sim.harness.cli.initdata",
     "sim.harness.cli.webhook",

@@ -26,12 +26,13 @@ from sim.harness.cli import signals
 from sim.harness.console import ConsolePlugin
 from sim.harness.needs import require_target
 from sim.harness.pytest_plugin import PresetTarget
+from sim.harness.report.bundle import BUNDLE, CONSOLE_LOG, write_bundle
 from sim.harness.report.cucumber import cucumber_report
 from sim.harness.report.html import render_report
 from sim.harness.report.identity import load_product
 from sim.harness.report.junit import group_by_feature
 from sim.harness.report.model import Summary
-from sim.harness.report.output import RESULT_FILES, ReportDir, check_report_dir
+from sim.harness.report.output import PUBLISHED, RESULT_FILES, ReportDir, check_report_dir
 from sim.harness.report.results import OUTCOMES, ResultRecorder
 from sim.harness.report.selection import check_tags
 from sim.harness.report.summary import EXIT_CODES, build_summary
@@ -207,12 +208,10 @@ def _run_into(
     recorder = ResultRecorder()
     identity = target.identity()
     started = datetime.now(UTC)
-    plugins: list[object] = [
-        recorder,
-        PresetTarget(args.target, target),
-        ConsolePlugin(recorder, args.target),
-    ]
-    status = pytest.main(pytest_arguments(args, staging), plugins=plugins)
+    with (staging / CONSOLE_LOG).open("w", encoding="utf-8") as log:
+        console = ConsolePlugin(recorder, args.target, log)
+        plugins: list[object] = [recorder, PresetTarget(args.target, target), console]
+        status = pytest.main(pytest_arguments(args, staging), plugins=plugins)
     finished = datetime.now(UTC)
     if signals.received() is not None or recorder.keyboard_interrupt:
         raise KeyboardInterrupt  # the run stopped; main says "interrupted" and exits 130/143
@@ -256,8 +255,13 @@ def _run_into(
     (staging / "report.html").write_text(render_report(summary, sha256_file(summary_path)), encoding="utf-8")
     sums = [f"{sha256_file(staging / n)}  {n}" for n in RESULT_FILES[:-1] if (staging / n).exists()]
     (staging / "SHA256SUMS").write_text("\n".join(sums) + "\n", encoding="utf-8")
+    closing = console_summary(summary, args.target, output.path)
+    with (staging / CONSOLE_LOG).open("a", encoding="utf-8") as log:
+        log.write(closing + "\n")
+    bundled = {name: staging / name for name in (*RESULT_FILES, CONSOLE_LOG)}
+    write_bundle(staging / BUNDLE, output.run_id, bundled, target.log_files(), finished.timestamp())
     output.publish()
-    print(console_summary(summary, args.target, output.path))
+    print(closing)
     return EXIT_CODES[summary["verdict"]]
 
 
@@ -285,5 +289,5 @@ def console_summary(summary: Summary, target: str, report_dir: Path) -> str:
             f"  not run: {len(summary['scope']['scenarios_not_run'])} scenario(s), "
             f"{len(not_run)} requirement(s){': ' + ', '.join(not_run) if not_run else ''}"
         )
-    lines.append(f"  reports in {report_dir}/: {', '.join(RESULT_FILES)}")
+    lines.append(f"  reports in {report_dir}/: {', '.join(PUBLISHED)}")
     return "\n".join(lines)

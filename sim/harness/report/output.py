@@ -25,11 +25,15 @@ from pathlib import Path
 from typing import IO
 
 from sim.errors import ConformanceInputError
+from sim.harness.report.bundle import BUNDLE
 
 LOCK_NAME = ".peerpods-conformance.lock"
 STAGING_PREFIX = ".run-"
-#: Every file a run writes, in the order they are moved into place.
+#: The result files of a run (SHA256SUMS last: it lists the others).
 RESULT_FILES = ("junit.xml", "cucumber.json", "summary.json", "report.html", "SHA256SUMS")
+#: Every file a run publishes, in the order they are moved into place: the result files and the
+#: bundle that holds them (with the console log and the target's logs).
+PUBLISHED = (*RESULT_FILES, BUNDLE)
 
 
 def check_report_dir(text: str) -> Path:
@@ -119,12 +123,12 @@ class ReportDir:
         """
         aside = self.staging / ".previous"
         aside.mkdir()
-        previous = [name for name in RESULT_FILES if (self.path / name).exists()]
+        previous = [name for name in PUBLISHED if (self.path / name).exists()]
         moved: list[str] = []
         try:
             for name in previous:
                 (self.path / name).replace(aside / name)
-            for name in RESULT_FILES:
+            for name in PUBLISHED:
                 staged = self.staging / name
                 if staged.exists():
                     staged.replace(self.path / name)

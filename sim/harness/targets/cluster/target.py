@@ -217,6 +217,12 @@ class ClusterTarget(Target):
         self._start()
         return ApiServerEnvironment(self, self.lpar.provider() if self.lpar is not None else MemoryProvider())
 
+    def log_files(self) -> dict[str, Path]:
+        """The local control plane's logs (etcd, kube-apiserver, kube-scheduler)."""
+        if self.plane is None or self.plane.run_dir is None:
+            return {}
+        return {f"controlplane/{log.name}": log for log in sorted(self.plane.run_dir.glob("*.log"))}
+
     def close(self) -> None:
         try:
             if self.started:
