@@ -28,6 +28,7 @@ from typing import IO, Any
 
 import pytest
 
+from sim.harness.catalogue import load_catalogue
 from sim.harness.report.plain import plain, short_reason
 from sim.harness.report.results import (
     FAILED,
@@ -105,6 +106,7 @@ class ConformanceConsole(pytest.TerminalReporter):  # type: ignore[misc]
         self._started = time.monotonic()
         self._interrupted = False
         self._counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+        self._should = {r.id for r in load_catalogue().requirements if r.level == "SHOULD"}
 
     # -- what pytest's reporter would print, and this one does not -------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -171,6 +173,13 @@ class ConformanceConsole(pytest.TerminalReporter):  # type: ignore[misc]
             self.write(f" - {reason}" if reason else "", yellow=True)
         else:
             self.write(f" ({item.duration:.2f}s)")
+        if (
+            outcome == FAILED
+            and result is not None
+            and result.requirements
+            and set(result.requirements) <= self._should
+        ):
+            self.write(f" [advisory: {', '.join(result.requirements)} SHOULD, not a verdict]", yellow=True)
         self.write("\n", flush=True)
         if outcome == FAILED:
             self._write_failure(result, item)
@@ -194,7 +203,7 @@ class ConformanceConsole(pytest.TerminalReporter):  # type: ignore[misc]
         lines = [
             wrapped
             for paragraph in plain(message).strip().splitlines()
-            for wrapped in (textwrap.wrap(paragraph, width) or [""])
+            for wrapped in (textwrap.wrap(paragraph, width, break_on_hyphens=False) or [""])
         ]
         for line in lines[:FAILURE_LINES]:
             self.write_line(f"{indent}{line}", red=True)

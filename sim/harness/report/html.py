@@ -29,8 +29,8 @@ from sim.harness.targets.base import CAPABILITIES
 
 TEMPLATE = "report.html.j2"
 #: The chart's geometry (SVG user units): label column, bar column, row height.
-CHART_WIDTH, CHART_LABEL, CHART_BAR, CHART_ROW = 760, 300, 330, 22
-CHART_LABEL_CHARS = 46
+CHART_WIDTH, CHART_LABEL, CHART_BAR, CHART_ROW = 760, 350, 300, 22
+CHART_LABEL_CHARS = 58
 
 
 @dataclass(frozen=True)
