@@ -97,6 +97,8 @@ class ConformanceConsole(pytest.TerminalReporter):  # type: ignore[misc]
         self, config: pytest.Config, recorder: ResultRecorder, target: str, file: Any = None
     ) -> None:
         super().__init__(config, file)
+        self._terminal: IO[str] = file.terminal if isinstance(file, Tee) else (file or sys.stdout)
+        self._live = bool(self.isatty())
         self.recorder = recorder
         self.target = target
         self._items: dict[str, _Item] = {}
@@ -123,7 +125,24 @@ class ConformanceConsole(pytest.TerminalReporter):  # type: ignore[misc]
         return None
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
-        return None
+        """On a terminal, the scenario now running (a long target's scenarios take minutes)."""
+        if not self._live or self.config.get_verbosity() < 0:
+            return
+        label = self.recorder.selected.get(nodeid, nodeid.split("::")[-1])
+        _, sep, scenario = label.partition(": ")
+        counter = f"[{self._done + 1:>{len(str(self._total))}}/{self._total}]"
+        text = f"  {counter} running: {scenario if sep else label}"
+        width = max(self._tw.fullwidth - 1, 20)
+        self._live_write("\r" + text[:width].ljust(width))
+
+    def _clear_live(self) -> None:
+        if self._live:
+            self._live_write("\r" + " " * max(self._tw.fullwidth - 1, 20) + "\r")
+
+    def _live_write(self, text: str) -> None:
+        """Straight to the terminal: the console log keeps only the lasting lines."""
+        self._terminal.write(text)
+        self._terminal.flush()
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         self._interrupted = True
@@ -150,6 +169,7 @@ class ConformanceConsole(pytest.TerminalReporter):  # type: ignore[misc]
             item.skipped = True
 
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        self._clear_live()
         self._done += 1
         result = self.recorder.results.get(nodeid)
         item = self._items.get(nodeid, _Item())
@@ -221,6 +241,7 @@ class ConformanceConsole(pytest.TerminalReporter):  # type: ignore[misc]
         return result
 
     def _closing_lines(self) -> None:
+        self._clear_live()
         self.ensure_newline()
         for report in self.stats.get("error", []):
             if isinstance(report, pytest.CollectReport):

@@ -45,7 +45,9 @@ def in_terminal(args: list[str], env: dict[str, str] | None = None) -> tuple[int
 
 
 def plain(text: str) -> str:
-    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+    """What the terminal shows: no colour, and a line overwritten after a carriage return gone."""
+    uncoloured = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in uncoloured.split("\n"))
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +91,12 @@ def test_no_pytest_internals_no_staging_paths_no_rootdir(terminal_run: tuple[int
 
 def test_colour_on_a_terminal(terminal_run: tuple[int, str]) -> None:
     assert f"{ESC}[" in terminal_run[1]
+
+
+def test_the_running_scenario_shows_on_a_terminal_then_gives_way(terminal_run: tuple[int, str]) -> None:
+    output = terminal_run[1]
+    assert re.search(r"\r  \[ ?1/\d+\] running: \S", output)
+    assert "running:" not in plain(output)  # each is overwritten by the scenario's outcome
 
 
 def test_no_colour_with_no_color(tmp_path: Path) -> None:

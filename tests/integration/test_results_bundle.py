@@ -46,7 +46,7 @@ def test_run_writes_the_bundle_with_the_five_files_and_the_console_log(report_di
     for name in RESULT_FILES:
         assert inside[name] == (report_dir / name).read_bytes(), name
     log = inside["console.log"].decode()
-    assert "\x1b" not in log  # --color=yes colours the terminal, never the log
+    assert "\x1b" not in log and "\r" not in log  # --color=yes colours the terminal, never the log
     assert "Feature: " in log and "FAIL A GPU request" in log and log.rstrip().endswith(BUNDLE)
     with tarfile.open(report_dir / BUNDLE) as tar:
         summary = json.loads(inside["summary.json"])

@@ -156,3 +156,81 @@ def test_a_signal_during_start_up_is_interrupted_too(
     assert process.returncode == status, out[-2000:] + err[-2000:]
     assert "interrupted" in err and "Traceback" not in err
     assert not list(tmp_path.glob(".run-*"))
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_late_signal_while_the_session_ends_is_interrupted_too(
+    tmp_path: Path, signum: int, status: int
+) -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sim",
+            "run",
+            "--report-dir",
+            str(tmp_path),
+            "--tags",
+            "NL-002",
+            "-p",
+            "tests.slow_finish",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    assert "slow_finish: waiting" in line, line
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == status, out[-2000:] + err[-2000:]
+    assert "interrupted" in err and "Traceback" not in err and "TypeError" not in out + err
+    assert not list(tmp_path.glob(".run-*"))
+    assert not any((tmp_path / name).exists() for name in RESULT_FILES)
+
+
+def test_a_bad_product_file_exits_2_before_anything_runs(tmp_path: Path) -> None:
+    product = tmp_path / "PRODUCT.yaml"
+    product.write_text("vendor: Example\nversion: 2\n")
+    completed = subprocess.run(
+        [sys.executable, "-m", "sim", "run", "--report-dir", str(tmp_path / "r"), "--product", str(product)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert "product: missing" in completed.stderr and "version: must be a string" in completed.stderr
+    assert "contact: missing" in completed.stderr and not (tmp_path / "r").exists()
+    assert completed.stdout == ""
+
+
+def test_a_target_that_cannot_be_reached_is_no_verdict(tmp_path: Path) -> None:
+    """libvirtd not running is a host part missing: exit 2, naming what to start, never 1."""
+    pytest.importorskip("libvirt")
+    uri = f"qemu+unix:///system?socket={tmp_path / 'no-libvirtd.sock'}"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sim",
+            "run",
+            "--target",
+            "lpar",
+            "--libvirt-uri",
+            uri,
+            "--report-dir",
+            str(tmp_path / "r"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "nothing ran" in completed.stderr and "libvirtd" in completed.stderr
+    assert not (tmp_path / "r").exists()

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from sim.errors import ConformanceInputError, ReportWriteError
+from sim.errors import ConformanceInputError, ReportWriteError, TargetError
 from sim.files import sha256_file
 from sim.harness.catalogue import feature_scenarios, load_catalogue
 from sim.harness.cli import signals
@@ -106,8 +106,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def build_target(args: argparse.Namespace) -> Target:
-    """Build the run's target once, up front: bad options fail here, before pytest, with exit 2."""
-    return create_target(args.target, target_options(lambda dest: getattr(args, dest, None)))
+    """Build the run's target once, up front: bad options fail here, before pytest, with exit 2.
+
+    So does a target that cannot be reached or started (libvirtd not running, a part of the host
+    missing): nothing ran, so it is no verdict; the message says what to start or install.
+    """
+    try:
+        return create_target(args.target, target_options(lambda dest: getattr(args, dest, None)))
+    except TargetError as exc:
+        raise ConformanceInputError(
+            f"--target {args.target} cannot be used here; nothing ran: {exc}"
+        ) from exc
 
 
 def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
