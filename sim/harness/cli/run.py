@@ -48,7 +48,10 @@ EXIT_HELP = """exit status:
   0    CONFORMANT: the whole catalogue ran and every applicable MUST scenario passed
   1    NOT CONFORMANT: a MUST requirement failed
   2    bad input, before anything ran: an option, an unknown tag or requirement id in --tags,
-       an unusable --report-dir, or another run holding the same --report-dir
+       an unusable --report-dir, another run holding the same --report-dir, a bad --product
+       file, --collect-only (use `peerpods-conformance list`); or something to install or
+       start: a missing extra (named with its pip install), a target that cannot be reached
+       (libvirtd not running), a missing build with --no-build (cluster prepare)
   3    PARTIAL: a selection (--tags, -k, -m, -x, ...) ran; every applicable MUST scenario in it
        passed, but a selection is not a certificate
   4    the run broke (a collection error, a pytest internal error, result files that could
