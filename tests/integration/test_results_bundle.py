@@ -143,3 +143,36 @@ def test_the_target_logs_go_under_logs(tmp_path: Path, capsys: pytest.CaptureFix
     assert set(members(tmp_path / BUNDLE)) == {"summary.json", "logs/webhook/server.log"}
     assert cli.main(["results", str(tmp_path / BUNDLE)]) == 0
     assert "logs in the bundle: logs/webhook/server.log" in capsys.readouterr().out
+
+
+def test_a_cluster_run_bundles_the_control_plane_and_webhook_logs(tmp_path: Path) -> None:
+    from sim.harness.targets.cluster.build import find_binaries
+
+    if find_binaries() is None:
+        pytest.skip("the cluster target's control plane is not built (peerpods-conformance cluster prepare)")
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sim",
+            "run",
+            "--target",
+            "cluster",
+            "--no-build",
+            "--tags",
+            "WH-001",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 3, completed.stdout[-2000:] + completed.stderr[-2000:]
+    inside = members(tmp_path / BUNDLE)
+    for component in ("etcd", "kube-apiserver", "kube-scheduler"):
+        assert f"logs/controlplane/{component}.log" in inside
+    servers = [name for name in inside if name.startswith("logs/webhook-server/")]
+    assert len(servers) == 1 and servers[0].count("/") == 2, servers
