@@ -102,3 +102,21 @@ def test_no_build_commands_exit_2_naming_cluster_prepare(
     assert "peerpods-conformance cluster prepare" in capsys.readouterr().err
     assert not report_dir.exists() and not (tmp_path / "k8s").exists()
     assert os.environ["PEERPODS_K8S_CACHE"] == str(tmp_path / "k8s")
+
+
+def test_lpar_prepare_announces_its_build_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sim.lpar import builder
+
+    said_before: list[str] = []
+
+    def fake_prepare(cache: Path, **kwargs: object) -> object:
+        said_before.append(capsys.readouterr().err)
+        raise builder.BuildError("stop here")
+
+    monkeypatch.setattr(builder, "prepare", fake_prepare)
+    assert cli.main(["lpar", "prepare", "--cache", str(tmp_path / "cache")]) == 2
+    (announcement,) = said_before
+    assert "10-25 minutes" in announcement and str(tmp_path / "cache") in announcement
+    assert "kernel" in announcement and "initramfs" in announcement
