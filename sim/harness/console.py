@@ -191,8 +191,7 @@ class ConformanceConsole(pytest.TerminalReporter):  # type: ignore[misc]
         if outcome in (NOT_APPLICABLE, NOT_RUN):
             reason = short_reason(result.reason if result is not None else None)
             self.write(f" - {reason}" if reason else "", yellow=True)
-        else:
-            self.write(f" ({item.duration:.2f}s)")
+        self.write(f" ({item.duration:.2f}s)")
         if (
             outcome == FAILED
             and result is not None

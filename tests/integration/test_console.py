@@ -64,7 +64,7 @@ def test_features_and_scenarios_stream_with_outcome_reason_and_duration(
     text = plain(output)
     assert re.search(r"^Feature: .+$", text, re.M)
     assert re.search(r"^  \[ ?\d+/\d+\] PASS .+ \(\d+\.\d\ds\)$", text, re.M), text
-    assert re.search(r"^  \[ ?\d+/\d+\] N/A  .+ - needs guest$", text, re.M), text
+    assert re.search(r"^  \[ ?\d+/\d+\] N/A  .+ - needs guest \(\d+\.\d\ds\)$", text, re.M), text
     assert re.search(r"^  \[ ?\d+/\d+\] FAIL A GPU request written 1Ki", text, re.M), text
     assert re.search(r"^\d+ scenarios in \d+\.\ds: \d+ passed, 1 failed, \d+ not applicable$", text, re.M)
 
