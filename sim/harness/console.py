@@ -236,12 +236,14 @@ class ConformanceConsole(pytest.TerminalReporter):  # type: ignore[misc]
         self, session: pytest.Session, exitstatus: int | pytest.ExitCode
     ) -> Generator[None]:
         result = yield
-        self._closing_lines()
+        self._closing_lines(exitstatus)
         return result
 
-    def _closing_lines(self) -> None:
+    def _closing_lines(self, exitstatus: int | pytest.ExitCode) -> None:
         self._clear_live()
         self.ensure_newline()
+        if exitstatus == pytest.ExitCode.USAGE_ERROR and not self._done:
+            return  # pytest says what was wrong with its arguments; there is nothing to count
         for report in self.stats.get("error", []):
             if isinstance(report, pytest.CollectReport):
                 self.write_line(f"cannot collect {report.nodeid or 'the features'}:", red=True, bold=True)
