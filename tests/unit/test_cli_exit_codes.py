@@ -4,6 +4,7 @@ result files that cannot be written are 4; SIGINT is 130 and SIGTERM 143, both "
 from __future__ import annotations
 
 import hashlib
+import re
 import resource
 import signal
 import subprocess
@@ -140,6 +141,8 @@ def test_a_signal_mid_run_says_interrupted_and_removes_the_staging(
     out, err = process.communicate(timeout=60)
     assert process.returncode == status, out[-2000:] + err[-2000:]
     assert "interrupted" in err and "Traceback" not in err
+    assert re.search(r"^interrupted after \d+ of \d+ scenarios in ", out, re.M), out[-2000:]
+    assert "KeyboardInterrupt" not in out
     assert not list(tmp_path.glob(".run-*"))
     assert not any((tmp_path / name).exists() for name in RESULT_FILES)
 
