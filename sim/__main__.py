@@ -1,7 +1,5 @@
 """``python -m sim`` runs the peerpods-conformance command."""
 
-import sys
+from sim.harness.cli import console_script
 
-from sim.harness.cli import main
-
-sys.exit(main())
+console_script()

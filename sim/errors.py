@@ -12,3 +12,7 @@ class ConformanceInputError(ValueError):
 
 class TargetError(RuntimeError):
     """A system under test failed or could not be reached; the message says why."""
+
+
+class ReportWriteError(RuntimeError):
+    """The result files could not be written (a full disk, a quota); the previous ones are untouched."""

@@ -7,6 +7,7 @@ tox's ``tests`` env.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
@@ -48,6 +49,11 @@ def test_the_installed_wheel_runs_the_suite_from_an_empty_folder(tmp_path: Path)
     assert summary["counts"]["scenarios"]["passed"] > 0
     assert summary["scope"]["full"]
     assert list(empty.iterdir()) == [], "the run wrote into the folder it was started from"
+    # A wheel has no commit: the certificate names it by its own SHA-256, and its installed files'.
+    installation = summary["suite"]["installation"]
+    assert installation["wheel_sha256"] == hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert len(installation["record_sha256"]) == 64
+    assert installation["wheel_sha256"] in (reports / "report.html").read_text()
     # The installed package holds its own features: none is read from this checkout.
     site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     assert sorted(p.name for p in (site / "sim" / "features").glob("*.feature")) == sorted(

@@ -21,7 +21,13 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add ``cluster`` and its sub-commands."""
-    parser = subparsers.add_parser("cluster", help="the local Kubernetes control plane: build it, start it")
+    parser = subparsers.add_parser(
+        "cluster",
+        help="the local Kubernetes control plane: build it, start it",
+        description="The cluster target's own Kubernetes control plane: etcd, kube-apiserver and "
+        "kube-scheduler built from their Go modules (prepare, once: 10-25 minutes), started on this "
+        "machine for as long as you need it (up).",
+    )
     commands = parser.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND", required=True)
     prepare = commands.add_parser(
         "prepare", help="build etcd, kube-apiserver and kube-scheduler into the cache (reused when present)"
@@ -33,6 +39,11 @@ def register(subparsers: Any) -> None:
     prepare.set_defaults(func=_prepare)
     up = commands.add_parser("up", help="start the local control plane until Ctrl-C")
     up.add_argument("--cache", type=Path, default=None, help="cache root of the built binaries")
+    up.add_argument(
+        "--no-build",
+        action="store_true",
+        help="never build: without a built control plane, stop (exit 2) and say to run `cluster prepare`",
+    )
     up.set_defaults(func=_up)
 
 
@@ -60,7 +71,7 @@ def _up(args: argparse.Namespace) -> int:
     # Ctrl-C or SIGTERM stop it cleanly (a shell's background job ignores SIGINT by default)
     signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)
-    binaries, _ = prepare(args.cache, log=_log)
+    binaries, _ = prepare(args.cache, log=_log, build=not args.no_build)
     with ControlPlane(binaries, log=_log) as plane:
         print(
             f"control plane ready in {plane.ready_seconds:.1f} s; kubeconfig: {plane.kubeconfig}", flush=True

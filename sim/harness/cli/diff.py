@@ -17,6 +17,7 @@ import yaml
 
 from sim.errors import ConformanceInputError
 from sim.files import non_regular_kind
+from sim.harness.cli.helptext import plain_doc
 from sim.harness.difftest import Endpoint, compare, https_endpoint, reference_endpoint
 from sim.peerpods.webhook import (
     ENV_EXTENDED_RESOURCE,
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = subparsers.add_parser(
         "diff",
         help="differential test: generated pods through an endpoint vs the reference (or another endpoint)",
-        description=__doc__,
+        description=plain_doc(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--webhook-url", action="append", required=True, help="endpoint A (and optionally B)")

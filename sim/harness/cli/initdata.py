@@ -14,6 +14,7 @@ import sys
 from sim.bounds import MAX_INITDATA_BYTES
 from sim.errors import ConformanceInputError
 from sim.files import non_regular_kind
+from sim.harness.cli.helptext import plain_doc
 from sim.harness.cli.mutate import read_source
 from sim.peerpods import initdata
 
@@ -96,7 +97,9 @@ def _digest(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``initdata encode|decode|digest``."""
-    parser = subparsers.add_parser("initdata", help="encode, decode and digest initdata", description=__doc__)
+    parser = subparsers.add_parser(
+        "initdata", help="encode, decode and digest initdata", description=plain_doc(__doc__)
+    )
     commands = parser.add_subparsers(dest="initdata_command", metavar="ACTION", required=True)
 
     encode = commands.add_parser("encode", help="gzip + base64 a TOML file into one line")

@@ -19,6 +19,7 @@ from typing import Any
 from sim.errors import ConformanceInputError
 from sim.harness.cli.mutate import load_pod, read_source
 from sim.lpar import host
+from sim.paths import FIXTURES_DIR
 from sim.yamlload import load_one
 
 __all__ = ["register"]
@@ -30,7 +31,11 @@ DEFAULT_URI = host.SYSTEM_URI
 def register(subparsers: Any) -> None:
     """Add ``lpar`` and its sub-commands."""
     parser = subparsers.add_parser(
-        "lpar", help="the emulated IBM Z LPAR: prepare the pod VM image, try a pod"
+        "lpar",
+        help="the emulated IBM Z LPAR: prepare the pod VM image, try a pod",
+        description="The emulated IBM Z LPAR (a KVM host under libvirt, s390x pod VMs under QEMU) that the "
+        "lpar target runs pods on: build its pod VM image once (prepare), start one pod on it and read "
+        "what its pod VM received (try), judge an LPAR's prerequisites (check).",
     )
     commands = parser.add_subparsers(dest="lpar_command", metavar="SUBCOMMAND", required=True)
 
@@ -75,21 +80,59 @@ def register(subparsers: Any) -> None:
     try_.add_argument("--cache", type=Path, default=None, help="pod VM image cache directory")
     try_.set_defaults(func=_try)
 
-    check = commands.add_parser("check", help="judge the LPAR prerequisites (doc 4.1.1)")
+    check = commands.add_parser(
+        "check",
+        help="judge the LPAR prerequisites (doc 4.1.1)",
+        epilog="examples:\n  peerpods-conformance lpar check emperor4-se\n"
+        "  peerpods-conformance lpar check ./my-lpar.yaml\n"
+        "  peerpods-conformance lpar check --libvirt-uri qemu:///system",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     check.add_argument(
         "description",
         nargs="?",
-        type=Path,
-        help="LPAR description (fixtures/lpar/*.yaml); none: the emulated LPAR at --libvirt-uri",
+        help="an LPAR description: a YAML file, or the name of a packaged one "
+        f"({', '.join(packaged_lpars())}); none: the emulated LPAR at --libvirt-uri",
     )
     check.add_argument("--libvirt-uri", default=DEFAULT_URI, help=f"libvirt URI (default {DEFAULT_URI})")
     check.set_defaults(func=_check)
 
 
+def packaged_lpars() -> list[str]:
+    """The names of the LPAR descriptions shipped with the suite."""
+    return sorted(path.stem for path in (FIXTURES_DIR / "lpar").glob("*.yaml"))
+
+
+def lpar_description(text: str) -> Path:
+    """A file given by path, or a packaged description given by name (``emperor4-se``)."""
+    path = Path(text)
+    if path.exists() or path.suffix or "/" in text:
+        return path
+    packaged = FIXTURES_DIR / "lpar" / f"{text}.yaml"
+    if packaged.is_file():
+        return packaged
+    raise ConformanceInputError(
+        f"LPAR description {text!r}: no such file, and no packaged description of that name "
+        f"(packaged: {', '.join(packaged_lpars())})"
+    )
+
+
+#: What ``lpar prepare`` says before it starts (figures measured on 2 cores).
+PREPARE_ANNOUNCEMENT = (
+    "lpar prepare: builds the s390x pod VM image: a minimal kernel from Debian's linux-source, the "
+    "pod VM agent (Go, cross-compiled) and an initramfs from Debian packages. The first build takes "
+    "about 10-25 minutes (the kernel most of it); later runs reuse the cache in seconds. Cache: {cache}"
+)
+
+
 def _prepare(args: argparse.Namespace) -> int:
     if args.disk:
         return _prepare_disk(args)
+    from sim.lpar.assets import default_cache_dir
     from sim.lpar.builder import prepare
+
+    cache = (args.cache or default_cache_dir()).expanduser()
+    print(PREPARE_ANNOUNCEMENT.format(cache=cache), file=sys.stderr, flush=True)
 
     assets, reused = prepare(
         args.cache,
@@ -173,7 +216,7 @@ def _check(args: argparse.Namespace) -> int:
     if args.description is not None:
         from sim.lpar.prerequisites import evaluate, load_description
 
-        checks = evaluate(load_description(args.description))
+        checks = evaluate(load_description(lpar_description(args.description)))
     else:
         from sim.harness.targets.base import NotApplicable
         from sim.harness.targets.lpar import LparTarget

@@ -16,6 +16,7 @@ import yaml
 
 from sim.bounds import MAX_MANIFEST_BYTES, read_bounded, short
 from sim.errors import ConformanceInputError
+from sim.harness.cli.helptext import plain_doc
 from sim.jsonescapes import loads_keeping_numbers
 from sim.peerpods.webhook import (
     ENV_EXTENDED_RESOURCE,
@@ -105,7 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = subparsers.add_parser(
         "mutate",
         help="print a pod as the reference peer-pods webhook would mutate it",
-        description=__doc__,
+        description=plain_doc(__doc__),
     )
     parser.add_argument("pod", metavar="POD.yaml", help="pod manifest, or '-' for stdin")
     parser.add_argument(

@@ -9,6 +9,7 @@ Exit status: see :data:`EXIT_HELP`.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -19,16 +20,21 @@ from typing import Any
 
 import pytest
 
-from sim.errors import ConformanceInputError, TargetError
+from sim.errors import ConformanceInputError, ReportWriteError, TargetError
 from sim.files import sha256_file
 from sim.harness.catalogue import feature_scenarios, load_catalogue
+from sim.harness.cli import signals
+from sim.harness.console import ConsolePlugin
 from sim.harness.distributed import ControllerRecorder, order_testcases, worker_count
+from sim.harness.needs import require_target
 from sim.harness.pytest_plugin import PresetTarget
+from sim.harness.report.bundle import BUNDLE, CONSOLE_LOG, write_bundle
 from sim.harness.report.cucumber import cucumber_report
 from sim.harness.report.html import render_report
+from sim.harness.report.identity import load_product
 from sim.harness.report.junit import group_by_feature
 from sim.harness.report.model import Summary
-from sim.harness.report.output import RESULT_FILES, ReportDir, check_report_dir
+from sim.harness.report.output import PUBLISHED, RESULT_FILES, ReportDir, check_report_dir
 from sim.harness.report.results import OUTCOMES, ResultRecorder
 from sim.harness.report.selection import check_tags
 from sim.harness.report.summary import EXIT_CODES, build_summary
@@ -39,34 +45,69 @@ from sim.harness.targets.options import TARGET_OPTIONS, add_arguments, repeated,
 from sim.lpar import host
 from sim.paths import STEPS_DIR
 
-EXIT_BAD_INPUT, EXIT_BROKEN, EXIT_INTERRUPTED = 2, 4, 130
+EXIT_BAD_INPUT, EXIT_BROKEN = 2, 4
+#: pytest options that run nothing: refused by ``run`` (``peerpods-conformance list`` lists).
+COLLECT_ONLY = frozenset({"--collect-only", "--co", "--setup-only", "--setup-plan"})
 EXIT_HELP = """exit status:
   0    CONFORMANT: the whole catalogue ran and every applicable MUST scenario passed
   1    NOT CONFORMANT: a MUST requirement failed
   2    bad input, before anything ran: an option, an unknown tag or requirement id in --tags,
-       an unusable --report-dir, or another run holding the same --report-dir
+       an unusable --report-dir, another run holding the same --report-dir, a bad --product
+       file, --collect-only (use `peerpods-conformance list`); or something to install or
+       start: a missing extra (named with its pip install), a target that cannot be reached
+       (libvirtd not running), a missing build with --no-build (cluster prepare)
   3    PARTIAL: a selection (--tags, -k, -m, -x, ...) ran; every applicable MUST scenario in it
        passed, but a selection is not a certificate
-  4    the run broke (a collection error, a pytest internal error); the previous reports are
-       left as they were
+  4    the run broke (a collection error, a pytest internal error, result files that could
+       not be written: a full disk); the previous reports are left as they were
   5    NOTHING VERIFIED: no applicable MUST scenario ran
-  130  interrupted; the previous reports are left as they were
+  130  interrupted (SIGINT, Ctrl-C); the previous reports are left as they were
+  143  terminated (SIGTERM); the previous reports are left as they were
 SHOULD requirements never change the exit status: they are reported as advisories."""
+
+
+RUN_EXAMPLES = """examples:
+  peerpods-conformance run
+      the whole catalogue on the reference target; result files in ./reports
+  peerpods-conformance run --target webhook --webhook-url https://127.0.0.1:9443/mutate \\
+      --webhook-ca ca.pem --report-dir /tmp/webhook-reports
+      certify a running webhook
+  peerpods-conformance run --target lpar --tags "VM-001 or GI-001" -x
+      two requirements on the emulated LPAR, stop at the first failure (PARTIAL)
+  peerpods-conformance run --target cluster --no-build
+      the cluster target, only if `peerpods-conformance cluster prepare` has built it
+  peerpods-conformance list --target lpar
+      what a run on the lpar target can answer, without running"""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "run",
+        usage="%(prog)s [--target NAME] [--report-dir DIR] [--tags EXPR] [target options] [PYTEST-ARGS ...]",
         help="run the conformance features against a target and write the reports",
-        description="Run the conformance features against a target. Arguments after the options are "
-        "passed to pytest (for example -k EXPR, -x, -q).",
-        epilog=EXIT_HELP,
+        description="Run the conformance features against a target and write the result files.\n"
+        "Arguments this command does not know are passed to pytest (PYTEST-ARGS: -k EXPR, -x, -v, ...).",
+        epilog=RUN_EXAMPLES + "\n\n" + EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # an abbreviation (--co) is pytest's option, not one of ours (--context)
     )
     add_arguments(parser)
-    parser.add_argument("--report-dir", default="reports", help="where to write the reports")
     parser.add_argument(
-        "--tags", default=None, help='requirement or capability tags, e.g. "WH-001 or NL-002"'
+        "--report-dir", default="reports", help="where to write the result files (default: reports)"
+    )
+    parser.add_argument(
+        "--tags",
+        default=None,
+        help='run only the scenarios with these requirement or capability tags, e.g. "WH-001 or NL-002" '
+        "(a selection is PARTIAL, never a certificate; default: the whole catalogue)",
+    )
+    parser.add_argument(
+        "--product",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="the product under test, for the certificate: a YAML file with vendor, product, version, "
+        "contact (optional: website_url, documentation_url, description), as CNCF's PRODUCT.yaml",
     )
     parser.add_argument(
         "--workers",
@@ -80,8 +121,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def build_target(args: argparse.Namespace) -> Target:
-    """Build the run's target once, up front: bad options fail here, before pytest, with exit 2."""
-    return create_target(args.target, target_options(lambda dest: getattr(args, dest, None)))
+    """Build the run's target once, up front: bad options fail here, before pytest, with exit 2.
+
+    So does a target that cannot be reached or started (libvirtd not running, a part of the host
+    missing): nothing ran, so it is no verdict; the message says what to start or install.
+    """
+    try:
+        return create_target(args.target, target_options(lambda dest: getattr(args, dest, None)))
+    except TargetError as exc:
+        raise ConformanceInputError(
+            f"--target {args.target} cannot be used here; nothing ran: {exc}"
+        ) from exc
 
 
 def pytest_arguments(args: argparse.Namespace, report_dir: Path) -> list[str]:
@@ -156,15 +206,14 @@ def check_lpars(args: argparse.Namespace) -> list[str]:
     return uris
 
 
-def _exit_for_pytest(status: int, keyboard_interrupt: bool) -> int | None:
+def _exit_for_pytest(status: int) -> int | None:
     """The run's exit status when pytest itself did not finish a run; None when it did.
 
-    pytest says "interrupted" for Ctrl-C and for a collection error alike; only Ctrl-C is 130.
+    pytest says "interrupted" for Ctrl-C and for a collection error alike; Ctrl-C is handled
+    before this (130), so here it is a collection error (4).
     """
     if status in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
         return None
-    if status == pytest.ExitCode.INTERRUPTED and keyboard_interrupt:
-        return EXIT_INTERRUPTED
     if status == pytest.ExitCode.USAGE_ERROR:
         return EXIT_BAD_INPUT
     return EXIT_BROKEN
@@ -172,6 +221,14 @@ def _exit_for_pytest(status: int, keyboard_interrupt: bool) -> int | None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the input, run the features into a staging directory, then swap the results in."""
+    refused = sorted(set(args.extra) & COLLECT_ONLY)
+    if refused:
+        raise ConformanceInputError(
+            f"{refused[0]}: a run that collects only would replace the reports with a NOTHING VERIFIED "
+            "set; to list the scenarios, use `peerpods-conformance list` (it writes nothing)"
+        )
+    require_target(args.target, args.libvirt_uri)
+    product = load_product(args.product) if args.product is not None else None
     catalogue = load_catalogue()
     if args.tags is not None:
         check_tags(args.tags, catalogue, feature_scenarios())
@@ -183,15 +240,41 @@ def run(args: argparse.Namespace) -> int:
     try:
         target = build_target(args)
         try:
-            return _run_into(args, output, catalogue, target, lpars)
+            return _run_into(args, output, catalogue, target, product, lpars)
         finally:
             target.close()
+    except KeyboardInterrupt:
+        signals.note(f"{output.path}/ keeps the previous run's reports")
+        raise
+    except OSError as exc:
+        if not _is_write_failure(exc, output.path):
+            raise
+        raise ReportWriteError(
+            f"cannot write the result files into {output.path}/: {exc.strerror or exc}; "
+            "the previous run's reports are left as they were"
+        ) from exc
     finally:
         output.close()
 
 
+#: What a write that ran out of room (or was refused by the file system) fails with.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO})
+
+
+def _is_write_failure(exc: OSError, report_dir: Path) -> bool:
+    """An OSError of writing the result files, as against one of the target's."""
+    if exc.errno in WRITE_ERRNOS:
+        return True
+    return exc.filename is not None and Path(str(exc.filename)).is_relative_to(report_dir)
+
+
 def _run_into(
-    args: argparse.Namespace, output: ReportDir, catalogue: Any, target: Target, lpars: list[str]
+    args: argparse.Namespace,
+    output: ReportDir,
+    catalogue: Any,
+    target: Target,
+    product: dict[str, str] | None,
+    lpars: list[str],
 ) -> int:
     staging = output.staging
     parallel = distributed(args)
@@ -201,10 +284,14 @@ def _run_into(
         identity["libvirt URI"] = ", ".join(lpars)
         identity["LPARs"] = f"{len(lpars)}, one per worker (each scenario names its own: ran_on.lpar)"
     started = datetime.now(UTC)
-    plugins: list[object] = [recorder, PresetTarget(args.target, target)]
-    status = pytest.main(pytest_arguments(args, staging), plugins=plugins)
+    with (staging / CONSOLE_LOG).open("w", encoding="utf-8") as log:
+        console = ConsolePlugin(recorder, args.target, log)
+        plugins: list[object] = [recorder, PresetTarget(args.target, target), console]
+        status = pytest.main(pytest_arguments(args, staging), plugins=plugins)
     finished = datetime.now(UTC)
-    broken = _exit_for_pytest(status, recorder.keyboard_interrupt)
+    if signals.received() is not None or recorder.keyboard_interrupt:
+        raise KeyboardInterrupt  # the run stopped; main says "interrupted" and exits 130/143
+    broken = _exit_for_pytest(status)
     if isinstance(recorder, ControllerRecorder):
         recorder.finish()
         for worker, lines in sorted(recorder.notes.items()):
@@ -246,6 +333,7 @@ def _run_into(
         run_id=output.run_id,
         not_run=recorder.not_run(),
         narrowed=bool(args.tags) or bool(recorder.deselected),
+        product=product,
     )
     if "junit.xml" in artifacts:
         if parallel:
@@ -259,8 +347,13 @@ def _run_into(
     (staging / "report.html").write_text(render_report(summary, sha256_file(summary_path)), encoding="utf-8")
     sums = [f"{sha256_file(staging / n)}  {n}" for n in RESULT_FILES[:-1] if (staging / n).exists()]
     (staging / "SHA256SUMS").write_text("\n".join(sums) + "\n", encoding="utf-8")
+    closing = console_summary(summary, args.target, output.path)
+    with (staging / CONSOLE_LOG).open("a", encoding="utf-8") as log:
+        log.write(closing + "\n")
+    bundled = {name: staging / name for name in (*RESULT_FILES, CONSOLE_LOG)}
+    write_bundle(staging / BUNDLE, output.run_id, bundled, target.log_files(), finished.timestamp())
     output.publish()
-    print(console_summary(summary, args.target, output.path))
+    print(closing)
     return EXIT_CODES[summary["verdict"]]
 
 
@@ -288,5 +381,5 @@ def console_summary(summary: Summary, target: str, report_dir: Path) -> str:
             f"  not run: {len(summary['scope']['scenarios_not_run'])} scenario(s), "
             f"{len(not_run)} requirement(s){': ' + ', '.join(not_run) if not_run else ''}"
         )
-    lines.append(f"  reports in {report_dir}/: {', '.join(RESULT_FILES)}")
+    lines.append(f"  reports in {report_dir}/: {', '.join(PUBLISHED)}")
     return "\n".join(lines)

@@ -59,6 +59,12 @@ def _element(feature_id: str, scenario: ScenarioResult) -> dict[str, Any]:
         status = {PASSED: PASSED, FAILED: FAILED}.get(scenario.outcome, "skipped")
         result = _result(status, scenario.duration, scenario.reason)
         element["before"] = [{"match": {"location": scenario.nodeid}, "result": result}]
+        return element
+    # the time outside the steps (the environment's set-up and tear-down) as hooks, so that the
+    # scenario's total is JUnit's (setup + call + teardown)
+    location = {"location": f"{scenario.nodeid} (environment)"}
+    element["before"] = [{"match": location, "result": _result(PASSED, scenario.before, None)}]
+    element["after"] = [{"match": location, "result": _result(PASSED, scenario.after, None)}]
     return element
 
 

@@ -23,9 +23,57 @@ from functools import cache
 import jinja2
 
 from sim.harness.report.model import Counts, RequirementRecord, ScenarioRecord, Summary
+from sim.harness.report.plain import short_reason
 from sim.harness.report.results import FAILED, NOT_APPLICABLE, NOT_RUN, OUTCOMES, PASSED
+from sim.harness.targets.base import CAPABILITIES
 
 TEMPLATE = "report.html.j2"
+#: The chart's geometry (SVG user units): label column, bar column, row height.
+CHART_WIDTH, CHART_LABEL, CHART_BAR, CHART_ROW = 760, 350, 300, 22
+CHART_LABEL_CHARS = 58
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One outcome's part of a chart bar."""
+
+    outcome: str
+    count: int
+    x: float
+    width: float
+
+
+@dataclass(frozen=True)
+class ChartBar:
+    label: str
+    title: str
+    y: int
+    total: int
+    passed: int
+    segments: list[Segment]
+
+
+@dataclass(frozen=True)
+class Chart:
+    """MUST scenarios per feature as horizontal stacked bars (inline SVG, no script)."""
+
+    width: int
+    height: int
+    label_width: int
+    bar_width: int
+    row: int
+    bars: list[ChartBar]
+
+
+@dataclass(frozen=True)
+class NotApplicableRow:
+    """What the target lacks, said once, and what it cost."""
+
+    lacks: str
+    meaning: str
+    detail: str
+    scenarios: int
+    requirements: list[str]
 
 
 @dataclass(frozen=True)
@@ -100,20 +148,86 @@ def matrix_rows(summary: Summary) -> list[MatrixRow]:
     ]
 
 
+def must_chart(summary: Summary) -> Chart:
+    """Per feature, its scenarios that check a MUST requirement, by outcome."""
+    musts = {r["id"] for r in summary["requirements"] if r["level"] == "MUST"}
+    per: dict[str, Counter[str]] = {}
+    for scenario in summary["scenarios"]:
+        if musts.intersection(scenario["requirements"]):
+            per.setdefault(scenario["feature"] or "(unknown feature)", Counter())[scenario["outcome"]] += 1
+    widest = max((sum(c.values()) for c in per.values()), default=1) or 1
+    bars: list[ChartBar] = []
+    for index, (name, counts) in enumerate(sorted(per.items())):
+        x = float(CHART_LABEL)
+        segments = []
+        for outcome in OUTCOMES:
+            if counts.get(outcome):
+                width = CHART_BAR * counts[outcome] / widest
+                segments.append(Segment(outcome, counts[outcome], round(x, 1), round(width, 1)))
+                x += width
+        label = name if len(name) <= CHART_LABEL_CHARS else name[: CHART_LABEL_CHARS - 1] + "…"
+        total = sum(counts.values())
+        title = f"{name}: " + ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts.get(o))
+        bars.append(ChartBar(label, title, index * CHART_ROW, total, counts.get(PASSED, 0), segments))
+    height = max(len(bars), 1) * CHART_ROW + 4
+    return Chart(CHART_WIDTH, height, CHART_LABEL, CHART_BAR, CHART_ROW, bars)
+
+
+def not_applicable_rows(summary: Summary) -> list[NotApplicableRow]:
+    """The not-applicable groups without repeating the reason the capability already says."""
+    rows = []
+    for group in summary["not_applicable"]:
+        lacks = group["capability"] or group["lacks"]
+        meaning = CAPABILITIES.get(lacks, "")
+        detail = short_reason(group["reason"], width=300)
+        if detail in (f"needs {lacks}", lacks, ""):
+            detail = ""
+        rows.append(NotApplicableRow(lacks, meaning, detail, len(group["scenarios"]), group["requirements"]))
+    return rows
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    minutes, rest = divmod(round(seconds, 1), 60)
+    return f"{int(minutes)} min {rest:.0f} s" if minutes else f"{rest:.1f} s"
+
+
+def identity_blocks(summary: Summary) -> dict[str, dict[str, str]]:
+    """The certificate's identity: the product, the target, the suite, the host and the run."""
+    suite = summary["suite"]
+    installation = suite.get("installation") or {}
+    suite_block = {"name": suite["name"], "version": suite["version"]}
+    if installation.get("wheel_sha256"):
+        suite_block["wheel sha256"] = installation["wheel_sha256"]
+    if suite["commit"] != "unknown" or not installation:
+        suite_block["commit"] = suite["commit"]
+    if installation.get("record_sha256"):
+        suite_block["installed files (RECORD) sha256"] = installation["record_sha256"]
+    if installation.get("installed"):
+        suite_block["installed"] = installation["installed"]
+    host = summary.get("host")
+    run_block = {
+        "run id": summary["run_id"],
+        "started": summary["started"],
+        "finished": summary["finished"],
+        "duration": _duration(summary.get("duration_seconds")),
+        "selection": " ".join(summary["selection"]) or "the whole catalogue",
+    }
+    product = summary.get("product") or {"product": "not named (peerpods-conformance run --product FILE)"}
+    return {
+        "Product under test": dict(product),
+        "Target": dict(summary["target"]),
+        "Suite": suite_block,
+        "Host": {key: str(value) for key, value in host.items()} if host else {"host": "unknown"},
+        "Run": run_block,
+    }
+
+
 def render_report(summary: Summary, summary_sha256: str) -> str:
     """The whole HTML document."""
     artifacts = {name: f"sha256 {info['sha256']}" for name, info in summary["artifacts"].items()}
     artifacts["summary.json"] = f"sha256 {summary_sha256}"
-    suite = summary["suite"]
-    suite_facts = {
-        "name": suite["name"],
-        "version": suite["version"],
-        "commit": suite["commit"],
-        "run id": summary["run_id"],
-        "started": summary["started"],
-        "finished": summary["finished"],
-        "selection": " ".join(summary["selection"]) or "the whole catalogue",
-    }
     return (
         _environment()
         .get_template(TEMPLATE)
@@ -126,7 +240,9 @@ def render_report(summary: Summary, summary_sha256: str) -> str:
             features=feature_rows(summary),
             matrix=matrix_rows(summary),
             requirement_texts={r["id"]: r["text"] for r in summary["requirements"]},
-            suite_facts=suite_facts,
+            identity=identity_blocks(summary),
+            chart=must_chart(summary),
+            not_applicable=not_applicable_rows(summary),
             artifacts=artifacts,
         )
     )

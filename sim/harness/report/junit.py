@@ -16,6 +16,7 @@ from pathlib import Path
 
 from junitparser import JUnitXml, Properties, Property, TestCase, TestSuite
 
+from sim.harness.report.plain import plain
 from sim.harness.report.results import ScenarioResult
 
 
@@ -37,6 +38,19 @@ def _suite_properties(suite: TestSuite, properties: Mapping[str, str]) -> None:
     suite.extend(cases)  # type: ignore[no-untyped-call]
 
 
+def _plain_texts(case: TestCase) -> None:
+    """No terminal escape sequences in a testcase's messages and captured output."""
+    for outcome in case.result:
+        if outcome.message:
+            outcome.message = plain(outcome.message)
+        if outcome.text:
+            outcome.text = plain(outcome.text)
+    for name in ("system_out", "system_err"):
+        text = getattr(case, name)
+        if text:
+            setattr(case, name, plain(text))
+
+
 def _regroup(case: TestCase, result: ScenarioResult) -> None:
     stem = Path(result.feature_uri).stem or "unknown"
     case.classname = f"features.{stem}"
@@ -56,6 +70,7 @@ def group_by_feature(path: Path, results: Mapping[str, ScenarioResult], run_id: 
     for suite in suites:
         _suite_properties(suite, {"run_id": run_id, "verdict": verdict})
         for case in suite:
+            _plain_texts(case)
             result = by_address.get((case.classname or "", case.name or ""))
             if result is not None:
                 _regroup(case, result)

@@ -18,6 +18,18 @@ class SuiteInfo(TypedDict):
     name: str
     version: str
     commit: str
+    #: Installed from a wheel: wheel_sha256 (as pip recorded it), record_sha256 (the installed
+    #: files' RECORD), or installed ("editable, ..."); empty in a checkout.
+    installation: dict[str, str]
+
+
+class HostInfo(TypedDict):
+    """Where the suite ran."""
+
+    host: str
+    os: str
+    architecture: str
+    python: str
 
 
 class Scope(TypedDict):
@@ -118,8 +130,12 @@ class Summary(TypedDict):
     run_id: str
     suite: SuiteInfo
     target: dict[str, str]
+    #: The product under test (``--product FILE``): vendor, product, version, contact, ...
+    product: dict[str, str] | None
     started: str
     finished: str
+    duration_seconds: float
+    host: HostInfo
     selection: list[str]
     verdict: str
     headline: str

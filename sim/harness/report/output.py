@@ -25,11 +25,15 @@ from pathlib import Path
 from typing import IO
 
 from sim.errors import ConformanceInputError
+from sim.harness.report.bundle import BUNDLE
 
 LOCK_NAME = ".peerpods-conformance.lock"
 STAGING_PREFIX = ".run-"
-#: Every file a run writes, in the order they are moved into place.
+#: The result files of a run (SHA256SUMS last: it lists the others).
 RESULT_FILES = ("junit.xml", "cucumber.json", "summary.json", "report.html", "SHA256SUMS")
+#: Every file a run publishes, in the order they are moved into place: the result files and the
+#: bundle that holds them (with the console log and the target's logs).
+PUBLISHED = (*RESULT_FILES, BUNDLE)
 
 
 def check_report_dir(text: str) -> Path:
@@ -112,13 +116,30 @@ class ReportDir:
             shutil.rmtree(self.path, ignore_errors=True)
 
     def publish(self) -> None:
-        """Replace the previous run's result files by this run's, all of them."""
-        for name in RESULT_FILES:
-            (self.path / name).unlink(missing_ok=True)
-        for name in RESULT_FILES:
-            staged = self.staging / name
-            if staged.exists():
-                staged.replace(self.path / name)
+        """Replace the previous run's result files by this run's, all of them, or none.
+
+        The previous files are first moved aside (renames in one file system, which need no
+        room); if moving the new ones in fails, they are moved back.
+        """
+        aside = self.staging / ".previous"
+        aside.mkdir()
+        previous = [name for name in PUBLISHED if (self.path / name).exists()]
+        moved: list[str] = []
+        try:
+            for name in previous:
+                (self.path / name).replace(aside / name)
+            for name in PUBLISHED:
+                staged = self.staging / name
+                if staged.exists():
+                    staged.replace(self.path / name)
+                    moved.append(name)
+        except OSError:
+            for name in moved:
+                (self.path / name).unlink(missing_ok=True)
+            for name in previous:
+                if (aside / name).exists():
+                    (aside / name).replace(self.path / name)
+            raise
         self.published = True
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from sim.harness.catalogue import requirement_tags
+from sim.harness.report.plain import plain
 
 PASSED, FAILED, NOT_APPLICABLE, NOT_RUN = "passed", "failed", "not applicable", "not run"
 #: The suite's words for a scenario's outcome, in the order the console and the report give them.
@@ -91,6 +92,10 @@ class ScenarioResult:
     outcome: str = PASSED
     reason: str | None = None
     duration: float = 0.0
+    #: Seconds spent before the first step (pytest's setup: the scenario's environment) and after
+    #: the steps (the call's time outside steps, and the teardown); with the steps', ``duration``.
+    before: float = 0.0
+    after: float = 0.0
     feature_uri: str = ""
     line: int = 0
     keyword: str = "Scenario"
@@ -104,7 +109,10 @@ class ScenarioResult:
     ran_on: dict[str, str | None] = field(default_factory=ran_here)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As summary.json records it (its ``duration`` is the whole scenario's)."""
+        record = asdict(self)
+        del record["before"], record["after"]
+        return record
 
 
 def is_scenario(item: pytest.Item) -> bool:
@@ -140,7 +148,7 @@ def scenario_label(item: pytest.Item) -> str:
 def _failure_text(report: pytest.TestReport) -> str:
     """The assertion message, short enough for a table cell."""
     crash = getattr(report.longrepr, "reprcrash", None)
-    text = getattr(crash, "message", None) or str(report.longrepr)
+    text = plain(getattr(crash, "message", None) or str(report.longrepr))
     phase = "" if report.when == "call" else f"(during {report.when}) "
     return phase + text.strip().splitlines()[0][:500] if text.strip() else phase + "failed"
 
@@ -148,8 +156,8 @@ def _failure_text(report: pytest.TestReport) -> str:
 def _skip_reason(report: pytest.TestReport) -> str:
     longrepr = report.longrepr
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
-        return str(longrepr[2]).removeprefix("Skipped: ")
-    return str(longrepr)
+        return plain(str(longrepr[2]).removeprefix("Skipped: "))
+    return plain(str(longrepr))
 
 
 @dataclass
@@ -199,6 +207,7 @@ class ResultRecorder:
         example = _example(item)
         _, template_name = _documented_names(item)
         name = scenario.name
+        earlier = self.results.get(item.nodeid)  # its setup's report came first
         if example and name == template_name:
             name = f"{name} ({'; '.join(f'{k}: {v or (chr(34) * 2)}' for k, v in example.items())})"
         self.results[item.nodeid] = ScenarioResult(
@@ -214,6 +223,9 @@ class ResultRecorder:
             tags=tags,
             steps=[StepResult(step.keyword, step.name, step.line_number) for step in scenario.steps],
         )
+        if earlier is not None:
+            self.results[item.nodeid].duration = earlier.duration
+            self.results[item.nodeid].before = earlier.before
         self._current[item.nodeid] = -1
 
     def _step(self, request: pytest.FixtureRequest, step: Any) -> StepResult | None:
@@ -247,7 +259,7 @@ class ResultRecorder:
         if step is not None:
             step.duration = time.perf_counter() - self._step_started
             step.status = FAILED
-            step.error = f"{type(exception).__name__}: {exception}"
+            step.error = plain(f"{type(exception).__name__}: {exception}")
 
     # -- pytest's reports -----------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
@@ -270,9 +282,19 @@ class ResultRecorder:
                 examples=example or None,
             )
         result.duration += report.duration
+        if report.when == "setup":
+            result.before += report.duration
+        elif report.when == "call":
+            result.after += max(report.duration - sum(step.duration for step in result.steps), 0.0)
+        else:
+            result.after += report.duration
         mark = item.stash.get(NOT_APPLICABLE_KEY, None)
         if report.skipped and mark is not None:
-            result.outcome, result.reason, result.capability = NOT_APPLICABLE, mark.reason, mark.capability
+            result.outcome, result.reason, result.capability = (
+                NOT_APPLICABLE,
+                plain(mark.reason),
+                mark.capability,
+            )
             self._mark_skipped_step(item.nodeid, mark.reason)
         elif report.skipped:
             result.outcome, result.reason = NOT_RUN, _skip_reason(report)

@@ -29,15 +29,18 @@ from pytest_bdd.feature import get_features
 from sim import __version__
 from sim.files import sha256_file
 from sim.harness.catalogue import Catalogue
+from sim.harness.report.identity import host_identity, installed_identity
 from sim.harness.report.model import (
     Advisory,
     Artifact,
     Counts,
     CountsByKind,
+    HostInfo,
     NotApplicableGroup,
     RequirementRecord,
     ScenarioRecord,
     Scope,
+    SuiteInfo,
     Summary,
 )
 from sim.harness.report.results import FAILED, NOT_APPLICABLE, NOT_RUN, OUTCOMES, PASSED, ScenarioResult
@@ -77,6 +80,16 @@ def suite_commit(root: Path | None = PROJECT_ROOT if CHECKOUT else None) -> str:
     except (OSError, CommandNotFound, ProcessExecutionError, ProcessTimedOut):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
+
+
+def suite_info() -> SuiteInfo:
+    """The suite's version, and its commit (a checkout) or its installed digests (a wheel)."""
+    return {
+        "name": "peerpods-conformance",
+        "version": __version__,
+        "commit": suite_commit(),
+        "installation": {} if CHECKOUT else installed_identity(),
+    }
 
 
 def catalogue_scenarios(features_dir: Path = FEATURES_DIR) -> set[tuple[str, int]]:
@@ -254,6 +267,7 @@ def build_summary(
     not_run: Mapping[str, str] | None = None,
     narrowed: bool = False,
     expected: set[tuple[str, int]] | None = None,
+    product: Mapping[str, str] | None = None,
 ) -> Summary:
     """Assemble summary.json's content.
 
@@ -270,10 +284,13 @@ def build_summary(
     return {
         "schema": SCHEMA,
         "run_id": run_id,
-        "suite": {"name": "peerpods-conformance", "version": __version__, "commit": suite_commit()},
+        "suite": suite_info(),
         "target": dict(target),
+        "product": dict(product) if product else None,
         "started": started.astimezone(UTC).isoformat(timespec="seconds"),
         "finished": finished.astimezone(UTC).isoformat(timespec="seconds"),
+        "duration_seconds": round((finished - started).total_seconds(), 3),
+        "host": cast(HostInfo, host_identity()),
         "selection": selection,
         "verdict": verdict,
         "headline": HEADLINES[verdict],

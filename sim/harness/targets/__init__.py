@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 from sim.errors import ConformanceInputError
+from sim.harness.needs import missing_part, require_target
 from sim.harness.targets.base import Target, TargetOptions
 
 #: name -> "module:class"
@@ -28,5 +29,12 @@ def create_target(name: str, options: TargetOptions) -> Target:
     except KeyError:
         known = ", ".join(sorted(TARGETS))
         raise ConformanceInputError(f"unknown target {name!r} (known targets: {known})") from None
-    cls: type[Target] = getattr(importlib.import_module(module_name), class_name)
-    return cls.from_options(options)
+    require_target(name, options.libvirt_uri)
+    try:
+        cls: type[Target] = getattr(importlib.import_module(module_name), class_name)
+        return cls.from_options(options)
+    except ModuleNotFoundError as exc:
+        error = missing_part(f"--target {name}", exc.name or "")
+        if error is None:
+            raise
+        raise error from exc

@@ -330,6 +330,11 @@ class Target(ABC):
     def close(self) -> None:  # noqa: B027 - most targets hold nothing for the whole run
         """Release whatever the target holds for the whole run."""
 
+    def log_files(self) -> dict[str, Path]:
+        """The logs this run's target wrote (a server's, a control plane's), by a name for the results
+        bundle; read before :meth:`close`, which may remove them. None by default."""
+        return {}
+
     def why_unreached(self) -> str:
         """The reason a scenario that needs none of :attr:`reaches` is not applicable here."""
         needs = " or ".join(f"@needs-{name}" for name in sorted(self.reaches or ()))

@@ -34,6 +34,8 @@ class OptionSpec:
     default: str | None = None
     #: May be given more than once (a list); a target gets one of the values (see :func:`target_options`).
     repeat: bool = False
+    #: An option without a value (``--no-build``): present or not.
+    switch: bool = False
 
     @property
     def flag(self) -> str:
@@ -44,6 +46,8 @@ class OptionSpec:
         return self.name.replace("-", "_")
 
     def keywords(self) -> dict[str, Any]:
+        if self.switch:
+            return {"action": "store_true", "default": False, "help": self.help}
         keywords: dict[str, Any] = {"default": self.default, "help": self.help}
         if self.choices is not None:
             keywords["choices"] = self.choices
@@ -56,7 +60,12 @@ class OptionSpec:
 
 #: ``--target`` and every option a target reads (``TargetOptions`` fields, the rest in its ``extra``).
 TARGET_OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec("target", "system under test", choices=tuple(sorted(TARGETS)), default="reference"),
+    OptionSpec(
+        "target",
+        "system under test (default: reference)",
+        choices=tuple(sorted(TARGETS)),
+        default="reference",
+    ),
     OptionSpec(
         "libvirt-uri",
         "libvirt URI of the LPAR (lpar, cluster, adaptor targets); give it once per LPAR to spread "
@@ -84,6 +93,12 @@ TARGET_OPTIONS: tuple[OptionSpec, ...] = (
         "adaptor target: how the run's own LPAR presents itself to the adaptor: ibmz (default: an IBM Z "
         "KVM host, s390x pod VMs under TCG) or native (this machine: x86_64 pod VMs under KVM)",
         choices=("ibmz", "native"),
+    ),
+    OptionSpec(
+        "no-build",
+        "never build what a target needs (the cluster target's control plane): stop with exit 2 "
+        "naming the command that prepares it",
+        switch=True,
     ),
 )
 
@@ -114,8 +129,10 @@ def target_options(value: Callable[[str], Any], index: int = 0) -> TargetOptions
         parsed = value(spec.dest)
         if isinstance(parsed, list):
             parsed = parsed[index % len(parsed)] if parsed else None
-        if parsed is None:
+        if parsed is None or parsed is False:
             continue
+        if spec.switch:
+            parsed = "1"
         if spec.type is Path and (kind := non_regular_kind(parsed)) is not None:
             raise ConformanceInputError(f"{spec.flag} {parsed}: is {kind}, not a regular file")
         if spec.type is Path and not Path(parsed).is_file():

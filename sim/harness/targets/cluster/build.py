@@ -114,16 +114,42 @@ def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+class NotBuilt(ConformanceInputError):
+    """The control plane is not built and building was refused (``--no-build``)."""
+
+
+def announcement(target: Path) -> str:
+    """What a build says before it starts: what it builds, how long it takes, where it caches."""
+    return (
+        f"building the control plane once: etcd {ETCD_VERSION}, kube-apiserver and kube-scheduler "
+        f"{KUBERNETES_VERSION}, from their Go modules; this takes about 10-25 minutes on 2 cores "
+        f"(later runs reuse it); cache: {target}"
+    )
+
+
 def prepare(
-    root: Path | None = None, *, force: bool = False, log: Callable[[str], None] = print
+    root: Path | None = None,
+    *,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+    build: bool = True,
 ) -> tuple[ControlPlaneBinaries, bool]:
-    """The control plane binaries, built when the cache lacks them; returns (binaries, reused)."""
+    """The control plane binaries, built when the cache lacks them; returns (binaries, reused).
+
+    ``build=False`` (``--no-build``): a missing build is :class:`NotBuilt` (exit 2), never built.
+    """
     found = None if force else find_binaries(root)
     if found is not None:
         log(f"control plane {KUBERNETES_VERSION} (etcd {ETCD_VERSION}) reused from {found.directory}")
         return found, True
-    go_path = find_go()
     target = cache_dir(root)
+    if not build:
+        raise NotBuilt(
+            f"the control plane ({KUBERNETES_VERSION}) is not built in {target} and --no-build forbids "
+            "building it: run `peerpods-conformance cluster prepare` first (10-25 minutes, once)"
+        )
+    go_path = find_go()
+    log(announcement(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".building-{target.name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -168,7 +194,7 @@ def prepare(
     return ControlPlaneBinaries(target, KUBERNETES_VERSION, ETCD_VERSION), False
 
 
-def require_binaries(root: Path | None = None) -> ControlPlaneBinaries:
-    """The cached build; built now (printing progress) when the cache lacks it."""
-    binaries, _ = prepare(root, log=lambda line: print(f"cluster: {line}", flush=True))
+def require_binaries(root: Path | None = None, *, build: bool = True) -> ControlPlaneBinaries:
+    """The cached build; built now (printing progress) when the cache lacks it, unless ``build`` is False."""
+    binaries, _ = prepare(root, log=lambda line: print(f"cluster: {line}", flush=True), build=build)
     return binaries

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import socket
 import threading
@@ -61,6 +62,16 @@ class WebhookServers:
                     self._plane.record_process("webhook-server", server.process.pid, str(server.ca))
                 self._servers[key] = server
             return self._servers[key]
+
+    def log_files(self) -> dict[str, Path]:
+        """Each server's log (stdout and stderr), by the settings it was started with."""
+        with self._lock:
+            servers = list(self._servers.items())
+        named: dict[str, Path] = {}
+        for index, (key, server) in enumerate(servers):
+            settings = re.sub(r"[^A-Za-z0-9_.=-]+", "_", ",".join(f"{k}={v}" for k, v in key)) or "default"
+            named[f"webhook-server/{index}-{settings}.log"] = server.log
+        return named
 
     def close(self) -> None:
         self._stack.close()
@@ -162,14 +173,14 @@ class ClusterTarget(Target):
                 f"--cluster {mode}: a container engine answers, but creating {mode} clusters is not "
                 "implemented yet; create one yourself and pass --kubeconfig"
             )
-        return cls.start_local(options.libvirt_uri)
+        return cls.start_local(options.libvirt_uri, build=not options.extra.get("no_build"))
 
     @classmethod
-    def start_local(cls, libvirt_uri: str | None = None) -> ClusterTarget:
+    def start_local(cls, libvirt_uri: str | None = None, *, build: bool = True) -> ClusterTarget:
         from sim.harness.targets.cluster.build import require_binaries
         from sim.harness.targets.cluster.controlplane import ControlPlane
 
-        plane = ControlPlane(require_binaries())
+        plane = ControlPlane(require_binaries(build=build))
         return cls(None, mode="local", kubeconfig=None, plane=plane, libvirt_uri=libvirt_uri)
 
     def _server_version(self) -> str:
@@ -219,6 +230,14 @@ class ClusterTarget(Target):
         return ApiServerEnvironment(
             self, lpar.provider(ownership=lpar.ownership) if lpar is not None else MemoryProvider()
         )
+
+    def log_files(self) -> dict[str, Path]:
+        """The local control plane's logs (etcd, kube-apiserver, kube-scheduler) and the reference
+        webhook servers' it started."""
+        logs = self.webhooks.log_files() if self.webhooks is not None else {}
+        if self.plane is not None and self.plane.run_dir is not None:
+            logs.update({f"controlplane/{log.name}": log for log in sorted(self.plane.run_dir.glob("*.log"))})
+        return logs
 
     def close(self) -> None:
         try:
