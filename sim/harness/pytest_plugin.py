@@ -35,8 +35,8 @@ from sim.harness.report.results import (
 from sim.harness.targets import create_target
 from sim.harness.targets.base import CAPABILITIES, Environment, Lacking, NotApplicable, Target
 from sim.harness.targets.bootconcurrency import SHARE_ENV
-from sim.harness.targets.lparhost import RUN_ID_ENV
 from sim.harness.targets.options import add_pytest_options, repeated, target_options
+from sim.lpar.ownership import RUN_ID_ENV
 from sim.paths import CHECKOUT, STEPS_DIR, STEPS_PACKAGE
 
 if CHECKOUT and find_spec("steps") is None:  # the checkout's steps/ folder, wherever the run starts

@@ -27,6 +27,9 @@ from pathlib import Path
 
 from sim.lpar.netns import Owner
 
+#: The run id a run hands its workers and its pod VMs' owner records (one home: here).
+RUN_ID_ENV = "PEERPODS_RUN_ID"
+
 #: The XML namespace of the suite's element in a domain's ``<metadata>`` (libvirt keys metadata by it).
 NAMESPACE = "https://github.com/peerpods-conformance/xmlns/owner/1"
 PREFIX = "peerpods"

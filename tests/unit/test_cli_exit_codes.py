@@ -235,5 +235,6 @@ def test_a_target_that_cannot_be_reached_is_no_verdict(tmp_path: Path) -> None:
         check=False,
     )
     assert completed.returncode == 2, completed.stderr
-    assert "nothing ran" in completed.stderr and "libvirtd" in completed.stderr
+    assert "unreachable LPAR" in completed.stderr and uri in completed.stderr  # checked before anything runs
+    assert "libvirtd" in completed.stderr and "CONFORMANT" not in completed.stderr
     assert not (tmp_path / "r").exists()

@@ -40,9 +40,9 @@ from sim.harness.report.selection import check_tags
 from sim.harness.report.summary import EXIT_CODES, build_summary
 from sim.harness.targets import create_target
 from sim.harness.targets.base import Target
-from sim.harness.targets.lparhost import RUN_ID_ENV
 from sim.harness.targets.options import TARGET_OPTIONS, add_arguments, repeated, target_options
 from sim.lpar import host
+from sim.lpar.ownership import RUN_ID_ENV
 from sim.paths import STEPS_DIR
 
 EXIT_BAD_INPUT, EXIT_BROKEN = 2, 4

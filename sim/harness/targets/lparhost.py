@@ -23,7 +23,7 @@ from sim.harness.targets import bootconcurrency
 from sim.harness.targets.base import LparCheck, NotApplicable, PodOutcome
 from sim.lpar import host, isolated, prerequisites
 from sim.lpar.assets import Assets, AssetsMissing, find_assets
-from sim.lpar.ownership import OwnerRecords, RunOwner
+from sim.lpar.ownership import RUN_ID_ENV, OwnerRecords, RunOwner
 from sim.paths import DATA_ROOT
 from sim.peerpods.kata import sandbox_failed
 from sim.peerpods.providers import InstanceSpec
@@ -37,8 +37,6 @@ EMULATION_LIMITS = (
     "is not exercised; LPAR prerequisites are certified on described LPARs (fixtures/lpar)"
 )
 REPORT_TIMEOUT_S = 90.0
-#: The run id, set by ``peerpods-conformance run`` for itself and its workers; else one per process.
-RUN_ID_ENV = "PEERPODS_RUN_ID"
 
 
 def current_run_id() -> str:
