@@ -15,6 +15,7 @@ the end of its output.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -178,8 +179,21 @@ class AdaptorLauncher:
             return None
         running.client.close()
         status = terminate(running.process, STOP_TIMEOUT_S)
+        kept = self.run_dir / "logs" / f"{running.socket.parent.name}-adaptor.log"
+        kept.parent.mkdir(exist_ok=True)
+        with contextlib.suppress(OSError):
+            running.log.replace(kept)  # for the results bundle (log_files)
         shutil.rmtree(running.socket.parent, ignore_errors=True)
         return status
+
+    def logs(self) -> dict[str, Path]:
+        """Each adaptor process's output, stopped ones included, by its number in the run."""
+        found = sorted((self.run_dir / "logs").glob("*-adaptor.log"))
+        found += sorted(self.run_dir.glob("*/adaptor.log"))
+        return {
+            f"adaptor/{path.name if path.parent.name == 'logs' else path.parent.name + '-adaptor.log'}": path
+            for path in found
+        }
 
     def _trim_idle(self) -> None:
         """Keep at most :data:`MAX_IDLE` idle adaptors: the oldest goes first."""

@@ -242,6 +242,15 @@ class AdaptorTarget(LparHost, Target):
             )
         return facts
 
+    def log_files(self) -> dict[str, Path]:
+        """Every adaptor's output, and the isolated LPAR's libvirtd and QEMU logs."""
+        logs = self.launcher.logs()
+        if self.isolated is not None:
+            logs["lpar/libvirtd.log"] = self.isolated.daemon_log
+            for path in sorted(self.isolated.qemu_log_dir.glob("*.log")):
+                logs[f"lpar/qemu/{path.name}"] = path
+        return {name: path for name, path in logs.items() if path.is_file()}
+
     def close(self) -> None:
         try:
             super().close()
