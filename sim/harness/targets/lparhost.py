@@ -125,6 +125,14 @@ class LparHost:
             f"boot concurrency {concurrency}"
         )
 
+    def log_files(self) -> dict[str, Path]:
+        """QEMU's log of every pod VM this run booted on the host's libvirtd (libvirt keeps it
+        after the domain is gone), for the results bundle."""
+        if self.simulated or self.host_dir is not None:
+            return {}
+        logs = {record.name: host.CONSOLE_DIR / f"{record.name}.log" for record in self.boot_queue.log}
+        return {f"libvirt/qemu/{name}.log": path for name, path in sorted(logs.items()) if path.is_file()}
+
     def provider(self, **kwargs: Any) -> LibvirtProvider:
         """A provider on this target's connection (one per scenario; tests add fault seams).
 

@@ -90,8 +90,8 @@ class BootQueue:
         started = instance.started_at
         queued = (started if started is not None else end) - instance.defined_at
         outcome = "reported" if instance.report is not None else "failed"
-        if started is None and instance.cancelled.is_set():
-            outcome = "cancelled"
+        if instance.report is None and instance.cancelled.is_set():
+            outcome = "cancelled"  # its pod went before the guest reported: not the guest's failure
         booting = None if started is None else end - started
         with self._log_lock:
             self.log.append(BootRecord(instance.name, max(queued, 0.0), booting, outcome))
