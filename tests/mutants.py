@@ -560,10 +560,19 @@ def _provider_keeps_volumes_on_delete() -> None:
     sim.peerpods.providers.libvirt_storage.LibvirtStorage.delete_volume = lambda self, pool, name: None  # type: ignore[method-assign]
 
 
-def _provider_ignores_secret() -> None:
-    sim.harness.targets.lpar.LparEnvironment.set_peer_pods_secret = (  # type: ignore[method-assign]
-        sim.harness.targets.inprocess.InProcessEnvironment.set_peer_pods_secret
-    )
+def _adaptor_ignores_secret() -> None:
+    """The adaptor's environment is peer-pods-cm alone: envFrom's secretRef forgotten."""
+
+    def configmap_only(self: sim.kube.cluster.Cluster) -> dict[str, str]:
+        found = self._configmaps.get((self.caa_namespace, sim.kube.cluster.PEER_PODS_CM))
+        return dict((found or {}).get("data") or {})
+
+    sim.kube.cluster.Cluster._peer_pods_data = configmap_only  # type: ignore[method-assign]
+
+
+def _adaptor_starts_without_its_pool() -> None:
+    """The adaptor does not look its libvirt pool up when it starts (CAA's NewLibvirtClient does)."""
+    sim.peerpods.providers.libvirt.LibvirtProvider.check_start = lambda self, data: None  # type: ignore[method-assign]
 
 
 def _provider_serial_console() -> None:
@@ -688,7 +697,8 @@ MUTANTS: dict[str, Mutant] = {
     "provider-base-sized-root": _m("provider", LPAR, "VM-009", _provider_base_sized_root),
     "provider-leaves-volumes": _m("provider", LPAR, "VM-007", _provider_leaves_volumes),
     "provider-keeps-volumes-on-delete": _m("provider", LPAR, "VM-006", _provider_keeps_volumes_on_delete),
-    "provider-ignores-secret": _m("provider", LPAR, "VM-012", _provider_ignores_secret),
+    "adaptor-ignores-secret": _m("adaptor", LPAR, "VM-012", _adaptor_ignores_secret),
+    "adaptor-starts-without-its-pool": _m("adaptor", LPAR, "VM-012", _adaptor_starts_without_its_pool),
     "provider-serial-console": _m("provider", LPAR, "VM-002", _provider_serial_console),
     "provider-raw-boot-disk": _m("provider", LPAR, "VM-003", _provider_raw_boot_disk),
     "adaptor-ignores-annotations-on-lpar": _m("adaptor", LPAR, "VM-004", _adaptor_ignores_annotations),

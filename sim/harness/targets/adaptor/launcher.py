@@ -226,7 +226,7 @@ class AdaptorLauncher:
         return {
             "adaptor": str(self.binary),
             "adaptor SHA-256": digest,
-            "adaptor --version": _version_output(self.binary),
+            "adaptor's own version": _version_output(self.binary),
         }
 
     def close(self) -> None:
@@ -275,7 +275,7 @@ def _tail(log: Path) -> str:
 
 
 def _version_output(binary: Path) -> str:
-    for flag in ("-version", "--version"):
+    for flag in ("version", "-version", "--version"):  # CAA: the `version` sub-command
         try:
             code, out, err = local[str(binary)][flag].run(retcode=None, timeout=10)
         except Exception as exc:
