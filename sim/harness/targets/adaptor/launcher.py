@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import shutil
 import subprocess
@@ -110,7 +111,12 @@ class AdaptorLauncher:
         self.cache = cache
         #: How processes start: here, dying with the suite; or inside an isolated LPAR.
         self.spawn: Spawn = spawn or _spawn_here
-        self.run_dir = Path(tempfile.mkdtemp(prefix=RUNS_PREFIX, dir=run_dir or _short_base()))
+        base = Path(run_dir or _short_base())
+        _remove_dead_runs(base)
+        # short on purpose: a sandbox's agent socket sits 78 characters below its pods folder
+        self.run_dir = base / f"{RUNS_PREFIX}{os.getpid()}-{next(_LAUNCHERS)}"
+        shutil.rmtree(self.run_dir, ignore_errors=True)  # a dead process's, whose pid this one has now
+        self.run_dir.mkdir(mode=0o700, parents=True)
         self._count = 0
         self._idle: dict[frozenset[tuple[str, str]], list[RunningAdaptor]] = {}
 
@@ -247,6 +253,18 @@ def _spawn_here(argv: Sequence[str], environment: Mapping[str, str], output: IO[
         preexec_fn=die_with_parent,
         env={**_base_environment(), **environment},
     )
+
+
+_LAUNCHERS = itertools.count(1)
+
+
+def _remove_dead_runs(base: Path) -> None:
+    """Folders of runs killed half-way (their pid, in the name, is gone): removed, never a live one's.
+    Their processes died with them (PR_SET_PDEATHSIG, or with their isolated LPAR)."""
+    for folder in base.glob(f"{RUNS_PREFIX}*-*"):
+        pid = folder.name.removeprefix(RUNS_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _short_base() -> str:
