@@ -12,8 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sim.errors import ConformanceInputError
 from sim.files import sha256_file
@@ -144,3 +147,12 @@ def find_assets(cache: Path | None = None, *, key: str | None = None, kernel: st
             f"no pod VM image in {cache} was built from the current podvm-agent source; {PREPARE_HINT}"
         )
     raise AssetsMissing(f"no pod VM image in {cache}; {PREPARE_HINT}")
+
+
+def publish_build(out: Path, target: Path, manifest: Mapping[str, Any]) -> None:
+    """Write a finished build's manifest into ``out`` and move it to its cache entry ``target``
+    (a damaged entry of the same key is replaced): the entry appears whole or not at all."""
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    out.rename(target)

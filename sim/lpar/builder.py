@@ -43,6 +43,7 @@ from sim.lpar.assets import (
     AssetsMissing,
     agent_source_digest,
     default_cache_dir,
+    publish_build,
     read_manifest,
     verify,
 )
@@ -350,10 +351,7 @@ def prepare(
             "go": the_plan.go_version,
             "agent_source_sha256": the_plan.agent_sha256,
         }
-        (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        out.rename(target)
+        publish_build(out, target, manifest)
     assets, _ = read_manifest(target)
     verify(assets)
     log(f"pod VM image ready in {target}")

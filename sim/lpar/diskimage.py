@@ -35,7 +35,7 @@ from pathlib import Path
 from sim.errors import ConformanceInputError
 from sim.files import sha256_file
 from sim.lpar import bootdisk, cpio, kmodules
-from sim.lpar.assets import AssetsMissing, agent_source_digest, default_cache_dir
+from sim.lpar.assets import MANIFEST, AssetsMissing, agent_source_digest, default_cache_dir, publish_build
 from sim.lpar.builder import (
     BUSYBOX,
     BuildError,
@@ -56,7 +56,6 @@ FORMAT = 2  # bump when the image layout changes, so old caches are not reused
 #: 15150) and packet sockets (udhcpc); not IPv6, which CONFIG_INET would bring by default.
 #: The minimal kernel with these lines is its own cache entry.
 VOLUME = "podvm-base.qcow2"
-MANIFEST = "manifest.json"
 #: The kernel parameter that puts the agent in its disk mode (podvm-agent/disk.go, ModeParam).
 MODE_PARAM = "peerpods.podvm=disk"
 SYSLINUX_MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
@@ -448,10 +447,7 @@ def prepare_disk(
             "go": the_plan.go_version,
             "agent_source_sha256": the_plan.agent_sha256,
         }
-        (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        out.rename(target)
+        publish_build(out, target, manifest)
     image = read_manifest(target)
     verify(image)
     log(f"pod VM disk image ready ({the_plan.flavour} kernel): {image.volume}")
