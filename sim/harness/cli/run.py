@@ -178,6 +178,9 @@ def worker_arguments(args: argparse.Namespace) -> list[str]:
     argv += ["--peerpods-run-id", os.environ.get(RUN_ID_ENV, "")]
     for spec in TARGET_OPTIONS:
         value = getattr(args, spec.dest, None)
+        if spec.switch:  # a flag without a value: given or not
+            argv += [spec.flag] if value else []
+            continue
         for one in value if isinstance(value, list) else [] if value is None else [value]:
             argv += [spec.flag, str(one)]
     return argv
