@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from sim.harness.distributed import CRASH_SEAM_ENV
+from sim.harness.report.bundle import BUNDLE
 
 ROOT = Path(__file__).resolve().parents[2]
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -52,7 +53,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def summary_without_volatile(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text())
-    for key in ("run_id", "started", "finished", "artifacts"):
+    for key in ("run_id", "started", "finished", "duration_seconds", "artifacts"):
         data.pop(key)
     for scenario in data["scenarios"]:
         scenario.pop("duration"), scenario.pop("ran_on")
@@ -103,15 +104,16 @@ def test_a_parallel_runs_files_are_a_serial_runs(runs: tuple[Path, Path]) -> Non
 
 
 def test_a_parallel_run_is_one_run_and_names_where_each_scenario_ran(runs: tuple[Path, Path]) -> None:
-    _, parallel = runs
+    serial, parallel = runs
     summary = json.loads((parallel / "summary.json").read_text())
-    run_ids = {UUID.search(p.read_text()).group(0) for p in parallel.iterdir() if p.name != "SHA256SUMS"}  # type: ignore[union-attr]
+    found = [UUID.search(p.read_text()) for p in parallel.iterdir() if p.name not in ("SHA256SUMS", BUNDLE)]
+    run_ids = {match.group(0) if match else None for match in found}
     assert run_ids == {summary["run_id"]}
     workers = {s["ran_on"]["worker"] for s in summary["scenarios"]}
     assert workers == {"gw0", "gw1"}
     assert all(s["ran_on"]["host"] for s in summary["scenarios"])
-    counts = summary["counts"]["scenarios"]
-    assert (counts["passed"], counts["failed"], counts["not applicable"]) == (87, 1, 29)
+    serial_counts = json.loads((serial / "summary.json").read_text())["counts"]["scenarios"]
+    assert summary["counts"]["scenarios"] == serial_counts and serial_counts["passed"] > 0
 
 
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
