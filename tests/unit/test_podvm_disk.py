@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sim.errors import ConformanceInputError
-from sim.lpar import bootdisk, diskimage, kmodules
+from sim.lpar import assets, bootdisk, diskimage, kmodules
 from sim.peerpods.diskreport import DiskGuestReport
 from sim.peerpods.podvm import GuestReportError
 
@@ -185,7 +185,7 @@ def cached_image(cache: Path, arch: str = "s390x", agent: str | None = None, fla
         "kernel": {"flavour": flavour},
         "agent_source_sha256": agent or agent_source_digest(),
     }
-    (directory / diskimage.MANIFEST).write_text(json.dumps(manifest))
+    (directory / assets.MANIFEST).write_text(json.dumps(manifest))
     return volume
 
 
