@@ -96,7 +96,8 @@ def test_two_runs_at_once_both_pass_and_keep_each_others_pod_vms(
         assert run.returncode == 3, stdout + stderr  # PARTIAL: a selection, every MUST in it passed
         assert "left behind" not in stdout + stderr
     removed = [stderr for _, stderr in outputs if "removed what an earlier run left" in stderr]
-    assert len(removed) <= 1 and all(killed in text and kept not in text for text in removed)
+    # both runs start at once, so both may find the dead run's pod VM; neither touches the live one's
+    assert removed and all(killed in text and kept not in text for text in removed)
     names = {d.name() for d in bystander.connection.listAllDomains(0)}
     assert kept in names and killed not in names
     assert bystander.provider(ownership=bystander.ownership).leftovers() == [
