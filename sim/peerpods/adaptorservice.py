@@ -134,13 +134,6 @@ class HypervisorService:
             self._sandboxes.pop(sandbox.id, None)
         return pb.StopVMResponse()
 
-    def stop_all(self) -> None:
-        """What the adaptor's shutdown leaves: every pod VM it made deleted."""
-        with self._lock:
-            sandboxes = list(self._sandboxes.values())
-        for sandbox in sandboxes:
-            self.stop_vm(pb.StopVMRequest(id=sandbox.id))
-
     def _delete(self, vm: str) -> None:
         try:
             self.adaptor.delete_pod_vm(vm)
