@@ -55,6 +55,12 @@ def run(
     )
 
 
+def run_binary(binary: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """A run of the adaptor target on ``binary``, its reports beside it."""
+    report = str(binary.parent / "r")
+    return run("run", "--target", "adaptor", "--adaptor-binary", str(binary), "--report-dir", report, env=env)
+
+
 def _owned_namespaces() -> list[str]:
     """The isolated LPARs' namespaces whose owner process is gone (what a run would have left).
     Other live runs' namespaces (another job on the machine) are not this test's business."""
@@ -81,15 +87,7 @@ def _executable(path: Path, text: str) -> Path:
 def test_a_binary_that_exits_at_start_is_refused_before_any_scenario(script: Path) -> None:
     before = _owned_namespaces()
     binary = _executable(script, "#!/bin/sh\necho 'no adaptor here' >&2\nexit 3\n")
-    done = run(
-        "run",
-        "--target",
-        "adaptor",
-        "--adaptor-binary",
-        str(binary),
-        "--report-dir",
-        str(script.parent / "r"),
-    )
+    done = run_binary(binary)
     assert done.returncode == 2, done.stderr
     assert "exited at start with status 3" in done.stderr and "no adaptor here" in done.stderr
     assert "Traceback" not in done.stderr
@@ -98,16 +96,7 @@ def test_a_binary_that_exits_at_start_is_refused_before_any_scenario(script: Pat
 
 def test_a_binary_that_never_answers_is_refused_naming_the_wait(script: Path) -> None:
     binary = _executable(script, "#!/bin/sh\nexec sleep 600\n")
-    done = run(
-        "run",
-        "--target",
-        "adaptor",
-        "--adaptor-binary",
-        str(binary),
-        "--report-dir",
-        str(script.parent / "r"),
-        env={"PEERPODS_ADAPTOR_START_TIMEOUT": "2"},
-    )
+    done = run_binary(binary, env={"PEERPODS_ADAPTOR_START_TIMEOUT": "2"})
     assert done.returncode == 2, done.stderr
     assert "did not answer Version" in done.stderr and "within 2 s" in done.stderr
 
@@ -133,15 +122,7 @@ def test_an_adaptor_answering_another_version_is_refused(script: Path) -> None:
         server.shutdown()
         """
     binary = _executable(script, server)
-    done = run(
-        "run",
-        "--target",
-        "adaptor",
-        "--adaptor-binary",
-        str(binary),
-        "--report-dir",
-        str(script.parent / "r"),
-    )
+    done = run_binary(binary)
     assert done.returncode == 2, done.stderr
     assert "'9.9.9'" in done.stderr and "'0.0.0'" in done.stderr
 
