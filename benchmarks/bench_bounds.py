@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.bounds import MAX_QUANTITY_CHARS
+from sim.ports import free_port
 from sim.server.limits import open_files_limit
 from sim.server.tls import self_signed
 
@@ -87,13 +88,6 @@ class Server:
         except BaseException:
             raw.close()
             raise
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sim.ports import free_port
+
 MiB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_REVIEW: dict[str, Any] = json.loads((ROOT / "fixtures" / "webhook" / "review-3k.json").read_text())
@@ -101,13 +103,6 @@ class Server:
 
     def connection(self, timeout: float = 60.0) -> http.client.HTTPSConnection:
         return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

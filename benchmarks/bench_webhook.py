@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sim.ports import free_port
 from sim.server.tls import self_signed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,13 +64,6 @@ class Measurement:
     #: CPU time of the server's processes per request: unlike req/s, barely moved by
     #: other load on the machine, so it shows what a review costs the server itself.
     cpu_us: float = 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_ready(port: int, ca: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:

@@ -31,6 +31,7 @@ from plumbum.machines.base import PopenWithAddons
 
 from sim.errors import TargetError
 from sim.lpar.console import find_report
+from sim.ports import free_port
 
 FORWARDER_PORT = 15150
 #: Set to "kvm" or "tcg" to choose how an x86_64 image is run (default: see x86_accelerator).
@@ -52,13 +53,6 @@ def x86_accelerator() -> tuple[str, str]:
     if PVM_MODULE.exists():
         return "tcg", "this host's KVM is PVM (kvm_pvm), which boots no unmodified x86_64 kernel"
     return "kvm", "/dev/kvm"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def qemu_command(

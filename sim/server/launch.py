@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from pathlib import Path
 from plumbum import local
 
 from sim.errors import TargetError
+from sim.ports import free_port
 from sim.processes import Process, terminate
 
 READY_TIMEOUT_S = 30.0
@@ -62,14 +62,6 @@ class LaunchedServer:
     def ssl_context(self) -> ssl.SSLContext:
         """A client context trusting only this server's CA."""
         return ssl.create_default_context(cafile=str(self.ca))
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now (the server binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def serve_command() -> list[str]:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
+from sim import ports
 from sim.harness.targets.cluster import controlplane
 from sim.harness.targets.cluster.build import ControlPlaneBinaries, find_binaries
 from sim.harness.targets.cluster.controlplane import ControlPlane, clean_stale_runs
@@ -119,7 +120,7 @@ def test_a_port_in_use_gets_another_port(
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
     taken = squatter.getsockname()[1]
-    real = controlplane.free_port
+    real = ports.free_port
     handed: list[int] = []
 
     def first_taken(host: str = "127.0.0.1") -> int:  # the API server's first port is taken

@@ -28,8 +28,9 @@ import pytest
 from plumbum import local
 
 from sim.peerpods.webhook import mutate_pod
+from sim.ports import free_port
 from sim.processes import terminate
-from sim.server.launch import LaunchedServer, free_port, launched, serve_command, webhook_server
+from sim.server.launch import LaunchedServer, launched, serve_command, webhook_server
 from sim.server.tls import certificate_identity, certificate_identity_der, load_certificates, self_signed
 
 ROOT = Path(__file__).resolve().parents[2]

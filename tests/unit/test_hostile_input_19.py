@@ -22,7 +22,7 @@ from sim.jsonescapes import ESCAPE_MARK, mark_escapes
 from sim.peerpods.kata import ANN_GPUS, KataRuntime, SandboxError, kata_accepts_uint
 from sim.peerpods.webhook import PodError, WebhookSettings, mutate_pod
 from sim.podquantities import canonical_quantities, check_pod_quantities, escaped_quantity
-from sim.server.launch import free_port
+from sim.ports import free_port
 from sim.server.limits import ServerLimits
 from sim.server.review import ReviewHandler
 from sim.server.tls import ServingPair, certificate_identity, load_certificates, self_signed

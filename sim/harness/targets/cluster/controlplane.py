@@ -33,7 +33,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -49,6 +48,7 @@ from plumbum import local
 from sim.errors import TargetError
 from sim.harness.targets.cluster.build import ControlPlaneBinaries
 from sim.harness.targets.cluster.pki import KeyPair, Pki
+from sim.ports import free_port
 from sim.processes import Process, die_with_parent, terminate
 
 RUNS_DIR_NAME = "peerpods-controlplane"
@@ -62,13 +62,6 @@ ADDRESS_IN_USE = ("address already in use", "bind: address already in use")
 
 def runs_root() -> Path:
     return Path(tempfile.gettempdir()) / RUNS_DIR_NAME
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _pid_alive(pid: int) -> bool:
