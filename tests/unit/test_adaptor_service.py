@@ -316,6 +316,16 @@ def serve_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def exited(process: subprocess.Popen[str]) -> str:
+    """What a serve process printed on stderr once it exited by itself (killed if it does not)."""
+    try:
+        return process.communicate(timeout=60)[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 def run_serve(socket_path: str, pods_dir: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
@@ -375,12 +385,7 @@ def test_adaptor_serve_answers_version_and_exits_0_on_sigterm(sockdir: Path) -> 
 def test_adaptor_serve_with_a_broken_initdata_exits_1(sockdir: Path) -> None:
     path = sockdir / "hypervisor.sock"
     process = run_serve(str(path), sockdir / "pods", serve_env(INITDATA="this is not base64!"))
-    try:
-        _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+    err = exited(process)
     assert process.returncode == 1, err
     assert "failed to parse global initdata" in err
     assert not path.exists()
@@ -389,12 +394,7 @@ def test_adaptor_serve_with_a_broken_initdata_exits_1(sockdir: Path) -> None:
 def test_adaptor_serve_refuses_a_socket_path_over_107_bytes(sockdir: Path) -> None:
     long_path = str(sockdir / ("s" * 120))
     process = run_serve(long_path, sockdir / "pods", serve_env())
-    try:
-        _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+    err = exited(process)
     assert process.returncode == 2, err
     assert "--socket" in err
     assert "Traceback" not in err
