@@ -36,7 +36,6 @@ from sim.peerpods.kata import ANN_SANDBOX_NAME, ANN_SANDBOX_NAMESPACE
 __all__ = [
     "AGENT_SOCKET",
     "APF_JSON",
-    "HOST_DIR",
     "SEAM_FAULT",
     "SEAM_SILENT",
     "VERSION",
@@ -50,9 +49,6 @@ AGENT_SOCKET = "agent.ttrpc"
 #: guests that never report and wait that many seconds for them; make libvirt fail at one step.
 SEAM_SILENT = "PEERPODS_TEST_SILENT_GUESTS"
 SEAM_FAULT = "PEERPODS_TEST_LIBVIRT_FAULT"
-#: Where the reference adaptor stages its pod VMs' boot files and consoles on an isolated LPAR
-#: (a folder at the same path inside and outside the LPAR's mount namespace).
-HOST_DIR = "PEERPODS_LPAR_SHARED_DIR"
 APF_JSON = "apf.json"
 
 

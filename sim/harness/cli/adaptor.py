@@ -5,8 +5,10 @@ as ``cloud-api-adaptor`` does for the Kata shim, and reads its configuration fro
 environment as CAA's ``cmd/cloud-api-adaptor`` does: a deployment gives it ``peer-pods-cm``
 and ``peer-pods-secret`` through ``envFrom`` (``LIBVIRT_URI``, ``LIBVIRT_POOL``,
 ``LIBVIRT_NET``, ``LIBVIRT_VOL_NAME``, ``LIBVIRT_CPU``, ``LIBVIRT_MEMORY``, ``DISABLECVM``,
-``INITDATA``, ...). The ``adaptor`` target runs it when no ``--adaptor-binary`` is given; Kata
-shim developers can use it as a test double of the adaptor.
+``INITDATA``, ...). With ``NODE_NAME`` set it is in Kubernetes, and patches its Node's pod
+VM capacity as CAA does (:mod:`sim.peerpods.nodecapacity`). The ``adaptor`` target runs it
+when no ``--adaptor-binary`` is given; Kata shim developers can use it as a test double of
+the adaptor.
 """
 
 from __future__ import annotations
@@ -63,16 +65,26 @@ def register(subparsers: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from sim.peerpods import nodecapacity
     from sim.peerpods.adaptor import AdaptorStartError, CloudApiAdaptor
     from sim.peerpods.adaptorservice import HypervisorService
     from sim.peerpods.hypervisor.server import TtrpcServer
 
     environment = {key: value for key, value in os.environ.items()}
     provider, wait_ready, close = _provider(args, environment)
-    adaptor = CloudApiAdaptor(environment.get("NODE_NAME") or os.uname().nodename, provider)
+    node = nodecapacity.node_name(environment)
+    adaptor = CloudApiAdaptor(node or os.uname().nodename, provider)
     try:
-        adaptor.start(environment)
-    except AdaptorStartError as exc:  # CAA exits at start on a broken configuration, saying why
+        limit = adaptor.start(environment)
+        if node is not None:  # in Kubernetes: patch the node before serving, as CAA's server.Start
+            nodecapacity.advertise(node, limit)
+            said = (
+                f"{limit} {nodecapacity.ADVERTISED_RESOURCE}"
+                if limit is not None
+                else "nothing (negative limit)"
+            )
+            print(f"peerpods-conformance adaptor: node {node} advertises {said}", file=sys.stderr, flush=True)
+    except (AdaptorStartError, nodecapacity.NodePatchError) as exc:  # CAA exits at start, saying why
         close()
         print(f"cloud-api-adaptor: {exc}", file=sys.stderr)
         return 1
@@ -99,6 +111,10 @@ def _serve(args: argparse.Namespace) -> int:
         stop.wait()
     finally:
         server.shutdown()
+        if node is not None:  # CAA's Shutdown withdraws the resource; a failure is only logged
+            problem = nodecapacity.withdraw(node)
+            if problem is not None:
+                print(f"cloud-api-adaptor: {problem}", file=sys.stderr)
         close()
     return 0
 
@@ -112,14 +128,15 @@ def _provider(args: argparse.Namespace, environment: dict[str, str]) -> tuple[An
         return memory, None, memory.close
     from sim.lpar import host
     from sim.lpar.assets import find_assets
-    from sim.peerpods.adaptorservice import HOST_DIR, SEAM_FAULT, SEAM_SILENT
+    from sim.lpar.isolated import shared_dir_for
+    from sim.peerpods.adaptorservice import SEAM_FAULT, SEAM_SILENT
     from sim.peerpods.providers.libvirt import LibvirtProvider
 
     uri = environment.get("LIBVIRT_URI") or host.SYSTEM_URI
     connection = host.connect(uri)
     assets = None if host.is_test_driver(connection) else find_assets(args.cache)
-    shared = environment.get(HOST_DIR)
-    provider = LibvirtProvider(connection, assets=assets, host_dir=Path(shared) if shared else None)
+    # on an isolated LPAR, boot files and consoles go where its private libvirtd sees them
+    provider = LibvirtProvider(connection, assets=assets, host_dir=shared_dir_for(uri))
     provider.configure(environment)
     if environment.get(SEAM_SILENT):
         provider.silence_guests(float(environment[SEAM_SILENT]))

@@ -86,11 +86,14 @@ TARGET_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("context", "cluster target: the kubeconfig context to use"),
     OptionSpec(
         "adaptor-binary",
-        "adaptor target: a cloud-api-adaptor build to certify (default: the suite's reference adaptor)",
+        "adaptor target: a cloud-api-adaptor build to certify (default: the suite's reference adaptor); "
+        "cluster target: run each node's adaptor as this process in the run's own LPAR, where it patches "
+        "its Node (PATH, or 'reference' for the suite's reference adaptor as a process)",
     ),
     OptionSpec(
         "lpar-host",
-        "adaptor target: how the run's own LPAR presents itself to the adaptor: ibmz (default: an IBM Z "
+        "adaptor target (and cluster with --adaptor-binary): how the run's own LPAR presents itself to "
+        "the adaptor: ibmz (default: an IBM Z "
         "KVM host, s390x pod VMs under TCG) or native (this machine: x86_64 pod VMs under KVM)",
         choices=("ibmz", "native"),
     ),

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sim.errors import TargetError
-from sim.harness.targets.adaptor.observed import ObservedPodVMs
 from sim.harness.targets.adaptor.remote import RemoteAdaptor
 from sim.harness.targets.base import Guests, LibvirtFaults, LparCheck, LparInspection, NotApplicable
 from sim.harness.targets.inprocess import InProcessEnvironment
@@ -35,7 +34,7 @@ class AdaptorEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFa
 
     def __init__(self, target: AdaptorTarget) -> None:
         self._target = target
-        self._observed = ObservedPodVMs(target.provider(), target.ask_guest if target.isolated else None)
+        self._observed = target.observed()
         self._adaptors: list[RemoteAdaptor] = []
         self._seams: dict[str, str] = {}
         super().__init__(self._observed, adaptor_factory=self._adaptor)

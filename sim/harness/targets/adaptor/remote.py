@@ -44,7 +44,8 @@ START_VM_TIMEOUT_S = 300.0
 class RemoteAdaptor:
     """A :class:`~sim.peerpods.adaptor.NodeAdaptor` that is an adaptor process.
 
-    ``environment()`` gives the process environment for a (re)start; ``domains()`` lists the
+    ``environment()`` gives the process environment for a (re)start (with ``NODE_NAME`` in it the
+    process patches its Node itself, as CAA does in a cluster); ``domains()`` lists the
     libvirt domains that exist now; ``netns()`` is the pod network namespace to hand over.
     """
 
@@ -59,6 +60,7 @@ class RemoteAdaptor:
         domains: Callable[[], set[str]],
         netns: Callable[[], str],
         reclaim: Callable[[str], None],
+        reuse: bool = True,
     ) -> None:
         self.node = node
         self.config: AdaptorConfig | None = None
@@ -69,6 +71,9 @@ class RemoteAdaptor:
         self._domains = domains
         self._netns = netns
         self._reclaim = reclaim
+        #: An idle process may serve a later scenario (not when it patched its node: stopping it
+        #: later would withdraw the capacity of a node of the same name).
+        self._reuse = reuse
         self._sandboxes: dict[str, str] = {}  # pod VM -> sandbox id, of the running process
         self._orphans: set[str] = set()  # pod VMs an earlier process of this adaptor made
         self._lock = threading.Lock()
@@ -133,7 +138,7 @@ class RemoteAdaptor:
             self._orphans.update(self._sandboxes)
             idle = not self._sandboxes
             self._sandboxes.clear()
-            self._launcher.stop(running, reuse=reuse and idle)
+            self._launcher.stop(running, reuse=reuse and idle and self._reuse)
 
     def _running(self) -> RunningAdaptor:
         if self.running is None or self.running.process.poll() is not None:

@@ -25,20 +25,20 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from sim.errors import ConformanceInputError, TargetError
 from sim.harness.targets.adaptor.environment import AdaptorEnvironment
 from sim.harness.targets.adaptor.launcher import BIOS, FIRMWARE_KEY, AdaptorLauncher
+from sim.harness.targets.adaptor.observed import ObservedPodVMs
 from sim.harness.targets.base import Target, TargetOptions
 from sim.harness.targets.lparhost import LparHost
 from sim.lpar import host, ibmz_host
 from sim.lpar.diskimage import DiskImageMissing, find_disk_image
 from sim.lpar.isolated import IsolatedLpar
 from sim.peerpods.adaptor import AdaptorStartError
-from sim.peerpods.adaptorservice import HOST_DIR
 from sim.peerpods.providers.libvirt import LibvirtProvider
 from sim.processes import Process
 
@@ -79,6 +79,9 @@ class AdaptorTarget(LparHost, Target):
         self.lpar_host = lpar_host
         self.isolated = IsolatedLpar() if uri is None else None
         self._preload: dict[str, str] = {}
+        #: How an adaptor's command is wrapped before it runs in the isolated LPAR (the cluster
+        #: target gives each adaptor its service account this way).
+        self.wrap: Callable[[Sequence[str]], list[str]] | None = None
         self._pods: list[Any] = []  # the pod sandboxes' network namespaces of the open scenario
         try:
             if self.isolated is not None:
@@ -154,10 +157,16 @@ class AdaptorTarget(LparHost, Target):
             kwargs.setdefault("host_dir", self.isolated.shared_dir)
         return super().provider(**kwargs)
 
+    def observed(self) -> ObservedPodVMs:
+        """The suite's view of the pod VMs the adaptors make: read back from libvirt, the guests
+        asked over the LPAR's own network."""
+        return ObservedPodVMs(self.provider(), self.ask_guest if self.isolated is not None else None)
+
     def _spawn(self, argv: Sequence[str], environment: Mapping[str, str], output: IO[Any]) -> Process:
         """An adaptor process inside the isolated LPAR's network namespace."""
         assert self.isolated is not None
-        return self.isolated.popen(argv, env=environment, stdout=output, stderr=output)
+        command = self.wrap(argv) if self.wrap is not None else list(argv)
+        return self.isolated.popen(command, env=environment, stdout=output, stderr=output)
 
     @classmethod
     def from_options(cls, options: TargetOptions) -> AdaptorTarget:
@@ -198,8 +207,6 @@ class AdaptorTarget(LparHost, Target):
         overrides = {"LIBVIRT_URI": self.uri, **self._preload}
         if self.podvm_arch == "x86_64":
             overrides[FIRMWARE_KEY] = BIOS  # the x86_64 pod VM image boots from its MBR
-        if self.isolated is not None and self.launcher.reference:
-            overrides[HOST_DIR] = str(self.isolated.shared_dir)
         return overrides
 
     def pod_netns(self) -> str:

@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from sim.errors import ConformanceInputError, TargetError
 from sim.harness.targets.base import (
+    AdaptorProcess,
     Environment,
     Guests,
     LibvirtFaults,
@@ -87,7 +88,9 @@ def _closed_port() -> int:
         return port
 
 
-class ApiServerEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspection, LibvirtFaults):
+class ApiServerEnvironment(
+    Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspection, LibvirtFaults, AdaptorProcess
+):
     """One scenario on a real API server."""
 
     def __init__(self, target: ClusterTarget, provider: Provider) -> None:
@@ -96,8 +99,10 @@ class ApiServerEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparI
         self.core = client.CoreV1Api(self.api)
         self.admission = client.AdmissionregistrationV1Api(self.api)
         self.provider = provider
-        #: the libvirt provider (the lpar target's), when pod VMs are libvirt domains
-        self._libvirt: Any = provider if target.lpar is not None else None
+        #: the pod VMs the adaptor processes under test made, read back (--adaptor-binary)
+        self._observed: Any = provider if target.adaptors is not None else None
+        #: the libvirt provider (the lpar target's), when the in-process adaptors make libvirt domains
+        self._libvirt: Any = provider if target.lpar is not None and self._observed is None else None
         self._pods: list[tuple[str, str]] = []
         self._refused: dict[tuple[str, str], PodOutcome] = {}
         self._nodes: list[str] = []
@@ -175,6 +180,10 @@ class ApiServerEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparI
             agent = self.t.agents.agent(name)
             if agent is not None:
                 agent.kata = KataRuntime(self._kata_config)
+        if profile == "openshift" and self.t.local:  # the libvirt connection keys move to peer-pods-secret
+            self.deployment.use_profile(profile)
+            self.set_peer_pods_secret(self.deployment.secret_overrides)
+            self.set_peer_pods_config(self.deployment.configmap_overrides)
 
     def use_deployed_webhook_configuration(self, profile: str) -> None:
         self.use_webhook_profile(profile)
@@ -297,17 +306,60 @@ class ApiServerEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparI
         self._local_only(f"adding node {name}")
         from sim.harness.targets.cluster.nodeagent import NodeAgent
 
-        agent = NodeAgent(name, self.api, self.provider, kata_config=self._kata_config)
+        agent = NodeAgent(
+            name, self.api, self.provider, kata_config=self._kata_config, process=self._adaptor_process(name)
+        )
         agent.register()
         self.t.agents.add(agent)
         self._nodes.append(name)
         self._changed_at = time.monotonic()
 
+    def set_peer_pods_secret(self, data: Mapping[str, str]) -> None:
+        """Apply Secret ``peer-pods-secret`` (adaptor processes read it at their next start)."""
+        self._local_only("setting peer-pods-secret")
+        self.deployment.set_secret(data)
+        manifest = self.deployment.secret()
+        manifest["metadata"]["namespace"] = OSC_NAMESPACE
+        try:
+            self.core.replace_namespaced_secret(manifest["metadata"]["name"], OSC_NAMESPACE, manifest)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            self.core.create_namespaced_secret(OSC_NAMESPACE, manifest)
+
+    def adaptor_error(self, node: str) -> str | None:
+        """Why the node's adaptor process is not running (what it printed as it exited), or None."""
+        agent = self.t.agents.agent(node)
+        return agent.adaptor.start_error if agent is not None else None
+
+    def _adaptor_process(self, node: str) -> Any:
+        """With --adaptor-binary: the node's adaptor process, given what a DaemonSet pod on the
+        node has (the deployment's keys, the LPAR, its node's name, the API server); else None."""
+        adaptors, incluster = self.t.adaptors, self.t.incluster
+        if adaptors is None or incluster is None:
+            return None
+        from sim.harness.targets.adaptor.remote import RemoteAdaptor
+
+        return RemoteAdaptor(
+            node,
+            adaptors.launcher,
+            environment=lambda deployment: {
+                **deployment,
+                **adaptors.adaptor_overrides(),
+                **incluster.environment(node),
+            },
+            domains=self._observed.domains,
+            netns=adaptors.pod_netns,
+            reclaim=self._observed.delete_instance,
+            reuse=False,
+        )
+
     def restart_adaptors(self) -> None:
         self._local_only("restarting the cloud-api-adaptors")
-        found = self.core.read_namespaced_config_map(self.deployment.configmap_name, OSC_NAMESPACE)
-        data = dict(found.data or {})
+        from sim.harness.targets.cluster.nodeagent import deployed_environment
         from sim.peerpods.adaptor import AdaptorConfig
+
+        data = deployed_environment(self.core, OSC_NAMESPACE)
 
         AdaptorConfig.from_configmap(data)
         for name in self._nodes:
@@ -576,13 +628,17 @@ class ApiServerEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparI
         return self.provider.guest_report(self._vm(namespace, name))
 
     def leftovers(self) -> list[str]:
-        """The pod VMs that still exist (what the node agents' adaptors hold)."""
+        """The pod VMs that still exist (what the node agents' adaptors hold); with adaptor
+        processes, every domain and volume libvirt holds of them."""
+        if self._observed is not None:
+            return list(self._observed.libvirt.leftovers())
         return [f"domain {name}" for name in self.pod_vms()]
 
     def pod_vms(self) -> list[str]:
         self._local_only("listing pod VMs")
-        if self._libvirt is not None:  # what libvirt has, not what the agents believe
-            return [e.split(" ", 1)[1] for e in self._libvirt.leftovers() if e.startswith("domain ")]
+        libvirt = self._observed.libvirt if self._observed is not None else self._libvirt
+        if libvirt is not None:  # what libvirt has, not what the agents believe
+            return [e.split(" ", 1)[1] for e in libvirt.leftovers() if e.startswith("domain ")]
         found = []
         for namespace, name in self._pods:
             record = self.t.agents.record(namespace, name)
@@ -591,6 +647,11 @@ class ApiServerEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparI
         return sorted(found)
 
     def lpar_checks(self, description: Path | None) -> list[LparCheck]:
+        if self._observed is not None:
+            raise NotApplicable(
+                "the LPAR's prerequisites are not the adaptor's doing; the lpar target judges them "
+                "(the pod VMs here run on the LPAR the run made)"
+            )
         if self.t.lpar is None:
             raise NotApplicable("the cluster target has no LPAR to inspect (give --libvirt-uri)")
         checks: list[LparCheck] = self.t.lpar.lpar_checks(description)
@@ -598,16 +659,22 @@ class ApiServerEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparI
 
     # --- fault injection: the lpar target's own, on the same libvirt provider ------------
     def inject_libvirt_fault(self, step: str) -> None:
+        self._not_for_processes(f"libvirt failing while the pod VM's {step} is made")
         if self._libvirt is None:
             raise NotApplicable("pod VMs are not libvirt domains here (give --libvirt-uri)")
         self._libvirt.inject_fault(step)
 
     def silence_guests(self, timeout: float) -> None:
+        self._not_for_processes("guests that never report")
         if self._libvirt is None:
             raise NotApplicable("no guests boot here (give --libvirt-uri qemu:///system)")
         if self._libvirt.simulated:
             raise NotApplicable("the libvirt simulator boots no guests")
         self._libvirt.silence_guests(timeout)
+
+    def _not_for_processes(self, what: str) -> None:
+        if self._observed is not None:
+            raise NotApplicable(f"{what}: arranged for adaptor processes on the adaptor target, not here")
 
     # ------------------------------------------------------------------ teardown
     def close(self) -> None:
@@ -634,6 +701,10 @@ class ApiServerEnvironment(Environment, WebhookEnv, Nodes, PodVMs, Guests, LparI
             self._libvirt.stop_all()
             left = self._libvirt.leftovers()
             self._libvirt.remove_leftovers()
+        if self._observed is not None and self.t.adaptors is not None:
+            self.t.adaptors.release_pod_namespaces()
+            left = self._observed.libvirt.leftovers()
+            self._observed.libvirt.remove_leftovers()
         if left:
             errors.append(f"pod VMs left behind: {', '.join(left)}")
         errors += self.t.agents.errors

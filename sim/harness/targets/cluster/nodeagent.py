@@ -11,7 +11,9 @@ A :class:`NodeAgent` stands for what runs on one worker node of a peer-pods clus
   the reference :class:`sim.peerpods.kata.KataRuntime` decodes its initdata and sizing annotations
   before any pod VM is requested (a broken one fails the sandbox: the pod stays Pending,
   waiting in ``ContainerCreating``, with a ``FailedCreatePodSandBox`` event);
-* **the cloud-api-adaptor**: the reference :class:`sim.peerpods.adaptor.CloudApiAdaptor`, reading
+* **the cloud-api-adaptor**: a process under test (``--adaptor-binary``: a
+  :class:`~sim.harness.targets.adaptor.remote.RemoteAdaptor` the agent calls as the Kata shim
+  does; it patches the node itself), or the reference :class:`sim.peerpods.adaptor.CloudApiAdaptor`, reading
   ``peer-pods-cm`` from the API server when it starts; it patches the node's
   ``status.capacity`` with ``kata.peerpods.io/vm`` as CAA's ``k8sops.AdvertiseExtendedResources``
   does (a JSON patch on the status subresource; nothing when the limit is negative),
@@ -29,6 +31,7 @@ to any node (one connection rather than one per node) dispatches each pod to its
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
 import threading
@@ -41,8 +44,9 @@ import kubernetes.client as _client
 import kubernetes.watch as _watch
 from kubernetes.client.exceptions import ApiException
 
+from sim.harness.targets.adaptor.remote import RemoteAdaptor
 from sim.kube.scheduler import effective_request, node_amounts
-from sim.peerpods.adaptor import AdaptorStartError, CloudApiAdaptor, PodVMError
+from sim.peerpods.adaptor import AdaptorStartError, CloudApiAdaptor, NodeAdaptor, PodVMError
 from sim.peerpods.kata import (
     PEER_POD_HANDLER,
     SANDBOX_FAILED,
@@ -59,6 +63,7 @@ client: Any = _client
 watch: Any = _watch
 
 PEER_PODS_CM = "peer-pods-cm"
+PEER_PODS_SECRET = "peer-pods-secret"
 OSC_NAMESPACE = "openshift-sandboxed-containers-operator"
 NODE_LABEL = "peerpods-conformance/simulated-node"
 WATCH_TIMEOUT_S = 2
@@ -96,6 +101,7 @@ class NodeAgent:
         caa_namespace: str = OSC_NAMESPACE,
         labels: Mapping[str, str] | None = None,
         kata_config: KataConfig = UPSTREAM_CONFIG,
+        process: RemoteAdaptor | None = None,
     ) -> None:
         self.name = name
         self.api = api
@@ -104,7 +110,10 @@ class NodeAgent:
         self.caa_namespace = caa_namespace
         self.labels = dict(labels or {})
         self.kata = KataRuntime(kata_config)
-        self.adaptor = CloudApiAdaptor(name, provider)
+        #: The node's adaptor: an adaptor process under test, which patches the node itself, or
+        #: the in-process reference, whose patch the agent sends on its behalf.
+        self.process = process
+        self.adaptor: NodeAdaptor = process if process is not None else CloudApiAdaptor(name, provider)
         self.pods: dict[tuple[str, str], PodRecord] = {}
         self.lock = threading.RLock()
 
@@ -112,7 +121,8 @@ class NodeAgent:
     def register(self, *, cpu: str = "8", memory: str = "32Gi", pods: int = 110) -> None:
         """Create the Node object, then start the adaptor (which advertises the pod VM limit)."""
         data = self._peer_pods_data()
-        self._start_adaptor(data)  # a bad peer-pods-cm fails here, before the node exists
+        if self.process is None:
+            self._start_adaptor(data)  # a bad peer-pods-cm fails here, before the node exists
         base = {"cpu": str(cpu), "memory": str(memory), "pods": str(pods)}
         status = {
             "capacity": dict(base),
@@ -144,7 +154,11 @@ class NodeAgent:
         self.core.create_node(body)
         self.core.patch_node_status(self.name, {"status": status})
         self._untaint_ready()
-        self._advertise(self.adaptor.config.advertised if self.adaptor.config else None)
+        if self.process is not None:  # the DaemonSet's adaptor pod starts on the Ready node
+            self._start_adaptor(data)
+            self._sync_allocatable()
+        else:
+            self._advertise(self.adaptor.config.advertised if self.adaptor.config else None)
 
     def _untaint_ready(self) -> None:
         """kube-apiserver's TaintNodesByCondition plugin taints a new node not-ready; the node
@@ -160,9 +174,13 @@ class NodeAgent:
             self.core.patch_node(self.name, body)
 
     def restart_adaptor(self, data: Mapping[str, str]) -> None:
-        """The adaptor restarts: it re-reads peer-pods-cm and re-patches the node."""
+        """The adaptor restarts: it re-reads peer-pods-cm and re-patches the node (a process
+        withdraws its capacity as it stops and patches it again as it starts)."""
         self._start_adaptor(data)
-        self._advertise(self.adaptor.config.advertised if self.adaptor.config else None)
+        if self.process is not None:
+            self._sync_allocatable()
+        else:
+            self._advertise(self.adaptor.config.advertised if self.adaptor.config else None)
 
     def _start_adaptor(self, data: Mapping[str, str]) -> None:
         """Start the adaptor process; one that exits at start-up (a broken global INITDATA)
@@ -173,7 +191,10 @@ class NodeAgent:
     def stop(self) -> None:
         """The adaptor stops (removing its extended resource); then the Node object goes."""
         try:
-            self._advertise(None)
+            if self.process is not None:
+                self.process.stop(reuse=False)
+            else:
+                self._advertise(None)
             self.core.delete_node(self.name)
         except ApiException as exc:
             if exc.status != 404:
@@ -205,13 +226,7 @@ class NodeAgent:
             self.core.patch_node_status(self.name, ops)
 
     def _peer_pods_data(self) -> dict[str, str]:
-        try:
-            found = self.core.read_namespaced_config_map(PEER_PODS_CM, self.caa_namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return {}
-            raise
-        return dict(found.data or {})
+        return deployed_environment(self.core, self.caa_namespace)
 
     # ------------------------------------------------------------------ kubelet: pods
     def pod_event(self, kind: str, pod: dict[str, Any]) -> None:
@@ -380,6 +395,25 @@ class NodeAgent:
     def record(self, namespace: str, name: str) -> PodRecord | None:
         with self.lock:
             return self.pods.get((namespace, name))
+
+
+def deployed_environment(core: Any, namespace: str) -> dict[str, str]:
+    """An adaptor pod's environment as the DaemonSet's ``envFrom`` gives it: Secret
+    ``peer-pods-secret``, then ConfigMap ``peer-pods-cm`` (a key in both takes the ConfigMap's
+    value); either may be missing."""
+    found: dict[str, str] = {}
+    try:
+        secret = core.read_namespaced_secret(PEER_PODS_SECRET, namespace)
+        found.update({k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()})
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    try:
+        found.update(core.read_namespaced_config_map(PEER_PODS_CM, namespace).data or {})
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    return found
 
 
 def _container_statuses(pod: Mapping[str, Any], waiting: str | None = None) -> list[dict[str, Any]]:

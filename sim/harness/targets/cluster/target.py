@@ -10,7 +10,7 @@ import socket
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kubernetes.client as _client
 import kubernetes.config as _kube_config
@@ -29,6 +29,10 @@ from sim.paths import FIXTURES_DIR
 from sim.peerpods.providers.memory import MemoryProvider
 from sim.yamlload import load_all, load_one
 
+if TYPE_CHECKING:
+    from sim.harness.targets.adaptor.target import AdaptorTarget
+    from sim.harness.targets.cluster.incluster import InClusterAccess
+
 #: The Kubernetes client, untyped here: objects are read as JSON-shaped data.
 client: Any = _client
 kube_config: Any = _kube_config
@@ -36,6 +40,8 @@ kube_config: Any = _kube_config
 RUNTIME_CLASS = FIXTURES_DIR / "cluster" / "runtimeclass-kata-remote.yaml"
 OTHER_RUNTIME_CLASSES_FILE = FIXTURES_DIR / "cluster" / "runtimeclasses-other.yaml"
 CLUSTERS = ("local", "kind", "k3s")
+#: ``--adaptor-binary reference``: the suite's reference adaptor, as a process (what CI runs).
+REFERENCE_ADAPTOR = "reference"
 
 
 class WebhookServers:
@@ -92,6 +98,7 @@ class ClusterTarget(Target):
         kubeconfig: Path | None,
         plane: Any = None,
         libvirt_uri: str | None = None,
+        adaptors: AdaptorTarget | None = None,
     ) -> None:
         self.mode = mode
         self.kubeconfig = kubeconfig
@@ -100,8 +107,12 @@ class ClusterTarget(Target):
         self.run_id = secrets.token_hex(4)
         self.local = plane is not None
         self.started = False
-        #: with --libvirt-uri the adaptors' provider is a libvirt provider on that LPAR
-        self.lpar: Any = None
+        #: with --adaptor-binary each node's adaptor is a process under test, on the run's own
+        #: isolated LPAR (``adaptors``); with --libvirt-uri the in-process adaptors' provider is a
+        #: libvirt provider on that LPAR
+        self.adaptors = adaptors
+        self.incluster: InClusterAccess | None = None
+        self.lpar: Any = adaptors
         if libvirt_uri:
             from sim.harness.targets.lparhost import LparHost
 
@@ -132,6 +143,13 @@ class ClusterTarget(Target):
             self.kubeconfig = self.plane.kubeconfig
             self._connected(kube_config.new_client_from_config(config_file=str(self.plane.kubeconfig)))
             self._bootstrap()
+            if self.adaptors is not None and self.adaptors.isolated is not None:
+                from sim.harness.targets.cluster.incluster import InClusterAccess
+
+                self.incluster = InClusterAccess(
+                    self.api, self.plane.api_port, OSC_NAMESPACE, self.adaptors.isolated, self.plane.run_dir
+                )
+                self.adaptors.wrap = self.incluster.wrap
             self.agents.start()
         except BaseException:
             self.close()
@@ -144,6 +162,8 @@ class ClusterTarget(Target):
         offered = set(provided_by(self.environment_class))
         if not self.local:
             offered -= {"webhook-settings", "cluster", "podvm"}
+        if self.adaptors is None:  # the in-process reference adaptors run no process
+            offered.discard("adaptor-process")
         if self.lpar is None:
             offered -= {"lpar-host", "guest"}
         elif self.lpar.simulated:
@@ -157,9 +177,16 @@ class ClusterTarget(Target):
         kubeconfig = options.extra.get("kubeconfig")
         context = options.extra.get("context")
         mode = options.extra.get("cluster") or ("kubeconfig" if kubeconfig else "local")
-        if kubeconfig and options.libvirt_uri:
+        binary = options.extra.get("adaptor_binary")
+        if kubeconfig and (options.libvirt_uri or binary):
+            flag = "--libvirt-uri" if options.libvirt_uri else "--adaptor-binary"
             raise ConformanceInputError(
-                "--libvirt-uri: only with --cluster local (pod VMs of a given cluster are its own)"
+                f"{flag}: only with --cluster local (the adaptors and pod VMs of a given cluster are its own)"
+            )
+        if binary and options.libvirt_uri:
+            raise ConformanceInputError(
+                "--adaptor-binary with --target cluster runs the adaptors in an LPAR the run makes itself "
+                "(their network namespace reaches the API server); leave out --libvirt-uri"
             )
         if kubeconfig:
             return cls(connect(Path(kubeconfig), context), mode="kubeconfig", kubeconfig=Path(kubeconfig))
@@ -173,15 +200,37 @@ class ClusterTarget(Target):
                 f"--cluster {mode}: a container engine answers, but creating {mode} clusters is not "
                 "implemented yet; create one yourself and pass --kubeconfig"
             )
-        return cls.start_local(options.libvirt_uri, build=not options.extra.get("no_build"))
+        adaptors = None
+        if binary:
+            from sim.harness.targets.adaptor.target import AdaptorTarget
+
+            cache = options.extra.get("lpar_cache")
+            adaptors = AdaptorTarget(
+                None,
+                binary=None if binary == REFERENCE_ADAPTOR else Path(binary),
+                cache=Path(cache) if cache else None,
+                lpar_host=options.extra.get("lpar_host") or "ibmz",
+            )
+        try:
+            return cls.start_local(
+                options.libvirt_uri, build=not options.extra.get("no_build"), adaptors=adaptors
+            )
+        except BaseException:
+            if adaptors is not None:
+                adaptors.close()
+            raise
 
     @classmethod
-    def start_local(cls, libvirt_uri: str | None = None, *, build: bool = True) -> ClusterTarget:
+    def start_local(
+        cls, libvirt_uri: str | None = None, *, build: bool = True, adaptors: AdaptorTarget | None = None
+    ) -> ClusterTarget:
         from sim.harness.targets.cluster.build import require_binaries
         from sim.harness.targets.cluster.controlplane import ControlPlane
 
         plane = ControlPlane(require_binaries(build=build))
-        return cls(None, mode="local", kubeconfig=None, plane=plane, libvirt_uri=libvirt_uri)
+        return cls(
+            None, mode="local", kubeconfig=None, plane=plane, libvirt_uri=libvirt_uri, adaptors=adaptors
+        )
 
     def _server_version(self) -> str:
         info = client.VersionApi(self.api).get_code()
@@ -208,12 +257,17 @@ class ClusterTarget(Target):
                 "kube-scheduler": f"kube-scheduler {versions['kube-scheduler']}",
                 "etcd": f"etcd {versions['etcd']}",
                 "nodes": "simulated kubelets (peerpods-conformance node agents: kubelet + Kata runtime + "
-                "cloud-api-adaptor stand-ins)",
+                + (
+                    "Kata shim; each node's cloud-api-adaptor is a process under test)"
+                    if self.adaptors
+                    else "cloud-api-adaptor stand-ins)"
+                ),
                 "pod VMs": (
                     f"libvirt at {self.lpar.uri}: {self.lpar.identity().get('pod VMs')}"
                     if self.lpar is not None
                     else "in-memory provider (reference pod VM logic on real files)"
                 ),
+                **self._adaptor_identity(),
                 "webhook": f"peerpods-conformance reference webhook {__version__} (HTTPS server process)",
                 "admission": "kube-apiserver's default plugins but ServiceAccount; authorization Node,RBAC",
             }
@@ -224,17 +278,35 @@ class ClusterTarget(Target):
             "nodes": "the cluster's own",
         }
 
+    def _adaptor_identity(self) -> dict[str, str]:
+        """The adaptor processes under test, as the adaptor target names them."""
+        if self.adaptors is None:
+            return {}
+        named = {
+            key: value
+            for key, value in self.adaptors.identity().items()
+            if key.startswith(("adaptor", "LPAR", "pod VM image", "libvirt host"))
+        }
+        from sim.harness.targets.cluster.incluster import InClusterAccess
+
+        named["adaptor's way into the cluster"] = InClusterAccess.describe(OSC_NAMESPACE)
+        return named
+
     def open_environment(self) -> ApiServerEnvironment:
         self._start()
+        if self.adaptors is not None:
+            return ApiServerEnvironment(self, self.adaptors.observed())
         lpar = self.lpar
         return ApiServerEnvironment(
             self, lpar.provider(ownership=lpar.ownership) if lpar is not None else MemoryProvider()
         )
 
     def log_files(self) -> dict[str, Path]:
-        """The local control plane's logs (etcd, kube-apiserver, kube-scheduler) and the reference
-        webhook servers' it started."""
+        """The local control plane's logs (etcd, kube-apiserver, kube-scheduler), the reference
+        webhook servers' it started, and the adaptor processes' (with their LPAR's)."""
         logs = self.webhooks.log_files() if self.webhooks is not None else {}
+        if self.adaptors is not None:
+            logs.update(self.adaptors.log_files())
         if self.plane is not None and self.plane.run_dir is not None:
             logs.update({f"controlplane/{log.name}": log for log in sorted(self.plane.run_dir.glob("*.log"))})
         return logs
@@ -252,6 +324,9 @@ class ClusterTarget(Target):
             if self.api is not None:
                 with contextlib.suppress(Exception):
                     self.api.close()
+            if self.incluster is not None:
+                self.incluster.close()
+                self.incluster = None
             if self.plane is not None:
                 self.plane.stop()
             self.started = False
