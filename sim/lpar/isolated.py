@@ -64,6 +64,8 @@ POOL = "default"
 BRIDGE = "virbr0"
 #: The pod VMs' network inside the namespace; private addresses never leave it.
 DEFAULT_SUBNET = IPv4Network("192.168.150.0/24")
+#: Addresses at the top of the pod VMs' subnet kept out of DHCP, for worker node namespaces.
+NODE_ADDRESSES = 16
 #: The pod sandboxes' addresses (one /24 each) inside their own namespaces.
 DEFAULT_POD_SUBNET = IPv4Network("10.244.0.0/16")
 #: libvirt's directories, each replaced by a directory of the run (mode of the original).
@@ -373,6 +375,26 @@ class IsolatedLpar:
         self._pods.append(pod)
         return pod
 
+    def node_netns(self) -> netns.PodNetns:
+        """A worker node's network namespace: a host on the pod VMs' network (one of the
+        addresses at the top of the subnet, outside the DHCP range) with a default route via
+        the bridge, as a worker node of a peer pods cluster reaches its pod VMs. Each node's
+        adaptor runs in its own, as on separate machines (CAA's tunnels are named per
+        namespace); removed by stop() or :meth:`remove_pod_netns`."""
+        if not self.name:
+            raise TargetError("the isolated LPAR is not started")
+        used = {pod.host_interface for pod in self._pods}
+        index = next((i for i in range(NODE_ADDRESSES) if f"{netns.NODE_PORT_PREFIX}{i}" not in used), None)
+        if index is None:
+            raise TargetError(f"the isolated LPAR has addresses for {NODE_ADDRESSES} node namespaces at once")
+        top = list(self.subnet.hosts())[-NODE_ADDRESSES:]
+        address = IPv4Interface(f"{top[index]}/{self.subnet.prefixlen}")
+        node = netns.add_on_bridge(
+            f"{self.name}-node{index}", self.name, BRIDGE, index, address, self.bridge_address
+        )
+        self._pods.append(node)
+        return node
+
     def remove_pod_netns(self, pod: netns.PodNetns) -> None:
         """Remove a pod's namespace (and the processes in it) before stop()."""
         netns.delete(pod.name)
@@ -519,7 +541,7 @@ class IsolatedLpar:
                 partial.replace(target)
 
     def _define_network(self) -> None:
-        hosts = list(itertools.islice(self.subnet.hosts(), 2, None))
+        hosts = list(itertools.islice(self.subnet.hosts(), 2, None))[:-NODE_ADDRESSES]
         if len(hosts) < 2:
             raise ConformanceInputError(f"pod VM subnet {self.subnet} is too small for a DHCP range")
         xml = (

@@ -36,6 +36,8 @@ NAME = re.compile(r"^ppc-(?P<pid>\d+)-(?P<n>\d+)(?:-pod(?P<pod>\d+))?$")
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 #: The interface a pod's namespace gets, as a CNI plugin names it.
 POD_INTERFACE = "eth0"
+#: A node namespace's port on the pod VMs' bridge: this prefix and the node's index.
+NODE_PORT_PREFIX = "ppcnode"
 
 Log = Callable[[str], None]
 
@@ -215,6 +217,27 @@ class PodNetns:
     gateway: IPv4Interface
     #: The veth end in the LPAR's namespace (the worker side, like a CNI bridge port).
     host_interface: str
+
+
+def add_on_bridge(
+    name: str, host: str, bridge: str, index: int, address: IPv4Interface, gateway: IPv4Interface
+) -> PodNetns:
+    """Make namespace ``name`` a host on ``bridge`` of namespace ``host``: an ``eth0`` with
+    ``address`` whose veth peer is a port of the bridge, and a default route via ``gateway``
+    (a worker node beside the pod VMs on their network)."""
+    host_interface = f"{NODE_PORT_PREFIX}{index}"
+    add(name)
+    try:
+        _run(ip()["-n", host, "link", "add", host_interface, "type", "veth", "peer", "name", POD_INTERFACE,
+                  "netns", name])  # fmt: skip
+        _run(ip()["-n", host, "link", "set", host_interface, "master", bridge, "up"])
+        _run(ip()["-n", name, "addr", "add", str(address), "dev", POD_INTERFACE])
+        _run(ip()["-n", name, "link", "set", POD_INTERFACE, "up"])
+        _run(ip()["-n", name, "route", "add", "default", "via", str(gateway.ip), "dev", POD_INTERFACE])
+    except BaseException:
+        delete(name)
+        raise
+    return PodNetns(name, path(name), POD_INTERFACE, address, gateway, host_interface)
 
 
 def add_pod(name: str, host: str, index: int, subnet: IPv4Network) -> PodNetns:

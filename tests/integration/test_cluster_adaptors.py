@@ -151,3 +151,21 @@ def test_adaptor_processes_need_a_control_plane_and_the_runs_own_lpar(
 
     with pytest.raises(ConformanceInputError, match=named):
         ClusterTarget.from_options(TargetOptions(libvirt_uri=uri, extra=extra))
+
+
+class _NoTools:
+    """shutil as seen by a machine without socat."""
+
+    @staticmethod
+    def which(tool: str) -> None:
+        return None
+
+
+def test_without_socat_adaptor_processes_are_refused_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim.errors import ConformanceInputError
+    from sim.harness.targets.base import TargetOptions
+    from sim.harness.targets.cluster import ClusterTarget, incluster
+
+    monkeypatch.setattr(incluster, "shutil", _NoTools())
+    with pytest.raises(ConformanceInputError, match="socat is missing"):
+        ClusterTarget.from_options(TargetOptions(extra={"adaptor_binary": "reference"}))

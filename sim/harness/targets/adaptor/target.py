@@ -79,9 +79,9 @@ class AdaptorTarget(LparHost, Target):
         self.lpar_host = lpar_host
         self.isolated = IsolatedLpar() if uri is None else None
         self._preload: dict[str, str] = {}
-        #: How an adaptor's command is wrapped before it runs in the isolated LPAR (the cluster
-        #: target gives each adaptor its service account this way).
-        self.wrap: Callable[[Sequence[str]], list[str]] | None = None
+        #: How an adaptor's command (and environment) is wrapped before it runs in the isolated
+        #: LPAR (the cluster target gives each adaptor its node's namespace and service account).
+        self.wrap: Callable[[Sequence[str], Mapping[str, str]], list[str]] | None = None
         self._pods: list[Any] = []  # the pod sandboxes' network namespaces of the open scenario
         try:
             if self.isolated is not None:
@@ -165,7 +165,7 @@ class AdaptorTarget(LparHost, Target):
     def _spawn(self, argv: Sequence[str], environment: Mapping[str, str], output: IO[Any]) -> Process:
         """An adaptor process inside the isolated LPAR's network namespace."""
         assert self.isolated is not None
-        command = self.wrap(argv) if self.wrap is not None else list(argv)
+        command = self.wrap(argv, environment) if self.wrap is not None else list(argv)
         return self.isolated.popen(command, env=environment, stdout=output, stderr=output)
 
     @classmethod

@@ -340,6 +340,7 @@ class ApiServerEnvironment(
             return None
         from sim.harness.targets.adaptor.remote import RemoteAdaptor
 
+        incluster.add_node(node)  # its worker machine's network namespace
         return RemoteAdaptor(
             node,
             adaptors.launcher,
@@ -691,6 +692,8 @@ class ApiServerEnvironment(
                 agent = self.t.agents.remove(name)
                 if agent is not None:
                     agent.stop()
+                if self.t.incluster is not None:
+                    self.t.incluster.remove_node(name)
             self._delete_webhooks()
             if self._policy:
                 self._delete_policy()

@@ -12,11 +12,15 @@ which CAA's ``pkg/adaptor/k8sops`` calls): ``KUBERNETES_SERVICE_HOST`` and
   (``unshare --mount --propagation slave``: the pods' network namespaces, mounted later under
   ``/run/netns``, still reach it; its own mount does not leave it), so nothing is written
   where the host's processes look;
-* **the route to the API server.** The adaptors run inside the isolated LPAR's network
-  namespace and the control plane listens on the host's loopback. Two ``socat`` processes
-  join them through a unix socket in the run's folder: one listens on the namespace's loopback
-  (``127.0.0.1:6443``, an address the API server's certificate names), the other connects to
-  the API server. Traffic stays on loopback on both sides.
+* **a worker node's network.** Each node's adaptor runs in a network namespace of its own, a
+  host on the pod VMs' network of the isolated LPAR (:meth:`~sim.lpar.isolated.IsolatedLpar.node_netns`),
+  as adaptors on separate worker machines do: CAA names its VXLAN tunnels per namespace, so
+  two nodes' adaptors in one namespace would collide. The namespace lives as long as the node.
+* **the route to the API server.** The control plane listens on the host's loopback. Two
+  ``socat`` processes join them through a unix socket in the run's folder: one in each node's
+  namespace listens on its loopback (``127.0.0.1:6443``, an address the API server's
+  certificate names), the other connects to the API server. Traffic stays on loopback on both
+  sides.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ from plumbum import local
 
 from sim.errors import ConformanceInputError, TargetError
 from sim.lpar.isolated import IsolatedLpar
+from sim.lpar.netns import PodNetns
 from sim.paths import FIXTURES_DIR
 from sim.peerpods.nodecapacity import NODE_NAME_KEY
 from sim.processes import Process, die_with_parent, terminate
@@ -43,7 +48,7 @@ from sim.yamlload import load_all
 #: The Kubernetes client's helpers, untyped here.
 kube_utils: Any = _kube_utils
 
-__all__ = ["SERVICE_ACCOUNT_DIR", "InClusterAccess"]
+__all__ = ["SERVICE_ACCOUNT_DIR", "InClusterAccess", "require_tools"]
 
 RBAC = FIXTURES_DIR / "cluster" / "adaptor-rbac.yaml"
 SERVICE_ACCOUNT = "cloud-api-adaptor"
@@ -60,23 +65,30 @@ _CONNECT = (
 )
 
 
+def require_tools() -> None:
+    """Exit 2 before anything starts when what joins the namespaces is missing."""
+    if shutil.which("socat") is None:
+        raise ConformanceInputError(
+            "--target cluster --adaptor-binary: socat is missing (apt-get install socat, or run "
+            ".ci/setup-lpar-host); it joins the adaptors' network namespace to the API server"
+        )
+
+
 class InClusterAccess:
     """An adaptor process's way into the cluster at ``server`` (see the module doc)."""
 
     def __init__(
         self, api: Any, server_port: int, namespace: str, isolated: IsolatedLpar, run_dir: Path
     ) -> None:
-        if shutil.which("socat") is None:
-            raise ConformanceInputError(
-                "--target cluster --adaptor-binary: socat is missing (apt-get install socat); it joins the "
-                "adaptors' network namespace to the API server on the host's loopback"
-            )
+        require_tools()
         self.api = api
         self.namespace = namespace
         self.isolated = isolated
         self.folder = run_dir / "incluster"
+        self.socket = self.folder / "apiserver.sock"
         self._made: list[Path] = []
-        self._bridges: list[Process] = []
+        self._outer: Process | None = None
+        self._nodes: dict[str, tuple[PodNetns, Process]] = {}
         try:
             self._grant()
             self._mount_point()
@@ -93,9 +105,43 @@ class InClusterAccess:
             NODE_NAME_KEY: node,
         }
 
-    def wrap(self, argv: Sequence[str]) -> list[str]:
-        """``argv`` in a mount namespace of its own that holds the service account folder."""
+    def add_node(self, node: str) -> None:
+        """The worker machine of ``node``: its namespace, with the API server on its loopback."""
+        if node in self._nodes:
+            return
+        space = self.isolated.node_netns()
+        try:
+            inner = local["ip"]["netns", "exec", space.name, "socat"][
+                f"TCP-LISTEN:{INNER_PORT},bind={INNER_HOST},reuseaddr,fork", f"UNIX-CONNECT:{self.socket}"
+            ].popen(
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                preexec_fn=die_with_parent,
+            )
+            self._nodes[node] = (space, inner)
+            self._wait_listening(space.name, inner)
+        except BaseException:
+            self.remove_node(node)
+            self.isolated.remove_pod_netns(space)
+            raise
+
+    def remove_node(self, node: str) -> None:
+        """The node is gone: its namespace (and what still runs there) goes too."""
+        found = self._nodes.pop(node, None)
+        if found is not None:
+            space, inner = found
+            terminate(inner, STOP_TIMEOUT_S)
+            self.isolated.remove_pod_netns(space)
+
+    def wrap(self, argv: Sequence[str], environment: Mapping[str, str]) -> list[str]:
+        """``argv`` in its node's network namespace (``NODE_NAME`` in ``environment``), in a
+        mount namespace of its own that holds the service account folder."""
+        node = environment.get(NODE_NAME_KEY)
+        if node is None or node not in self._nodes:
+            raise TargetError(f"no worker node namespace for an adaptor with NODE_NAME={node!r}")
         return [
+            "ip", "netns", "exec", self._nodes[node][0].name,
             "unshare", "--mount", "--propagation", "slave", "--",
             "sh", "-c", _MOUNT, "sh", str(self.folder / "serviceaccount"), str(SERVICE_ACCOUNT_DIR), *argv,
         ]  # fmt: skip
@@ -105,8 +151,8 @@ class InClusterAccess:
         """How an adaptor process reaches the cluster, for the report's identity."""
         return (
             f"in-cluster configuration: service account {namespace}/{SERVICE_ACCOUNT} with the chart's "
-            f"grants, NODE_NAME, the API server at {INNER_HOST}:{INNER_PORT} inside the LPAR's namespace "
-            "(socat to the host's loopback)"
+            f"grants, NODE_NAME, the API server at {INNER_HOST}:{INNER_PORT} in each node's network "
+            "namespace (socat to the host's loopback)"
         )
 
     # -- set-up ---------------------------------------------------------------------------
@@ -148,46 +194,49 @@ class InClusterAccess:
             self._made.append(folder)
 
     def _bridge(self, server_port: int) -> None:
-        socket = self.folder / "apiserver.sock"
+        """The host's side: the unix socket every node's listener connects to."""
+        self.folder.mkdir(parents=True, exist_ok=True)
         outer = local["socat"][
-            f"UNIX-LISTEN:{socket},fork,unlink-early,mode=600", f"TCP:127.0.0.1:{server_port}"
+            f"UNIX-LISTEN:{self.socket},fork,unlink-early,mode=600", f"TCP:127.0.0.1:{server_port}"
         ]
-        self._bridges.append(
-            outer.popen(
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                preexec_fn=die_with_parent,
-            )
+        self._outer = outer.popen(
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent,
         )
-        inner = [
-            "socat",
-            f"TCP-LISTEN:{INNER_PORT},bind={INNER_HOST},reuseaddr,fork",
-            f"UNIX-CONNECT:{socket}",
-        ]
-        self._bridges.append(self.isolated.popen(inner, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
         deadline = time.monotonic() + 10
-        while True:
-            for process in self._bridges:
-                if process.poll() is not None:
-                    error = process.stderr.read().decode(errors="replace").strip() if process.stderr else ""
-                    raise TargetError(f"socat joining the LPAR's namespace to the API server exited: {error}")
-            try:
-                if socket.exists():
-                    self.isolated.run(
-                        [sys.executable, "-c", _CONNECT, INNER_HOST, str(INNER_PORT)], timeout=10
-                    )
-                    return
-            except TargetError:
-                if time.monotonic() > deadline:
-                    raise
+        while not self.socket.exists():
+            self._check_alive(self._outer)
+            if time.monotonic() > deadline:
+                raise TargetError(f"socat did not make {self.socket} within 10 s")
+            time.sleep(0.02)
+
+    def _wait_listening(self, space: str, inner: Process) -> None:
+        deadline = time.monotonic() + 10
+        probe = local["ip"][
+            "netns", "exec", space, sys.executable, "-c", _CONNECT, INNER_HOST, str(INNER_PORT)
+        ]
+        while probe.run(retcode=None, timeout=10)[0] != 0:
+            self._check_alive(inner)
+            if time.monotonic() > deadline:
+                raise TargetError(f"socat in {space} did not listen on {INNER_HOST}:{INNER_PORT} within 10 s")
             time.sleep(0.05)
 
+    @staticmethod
+    def _check_alive(process: Process) -> None:
+        if process.poll() is not None:
+            error = process.stderr.read().decode(errors="replace").strip() if process.stderr else ""
+            raise TargetError(f"socat joining the adaptors' namespaces to the API server exited: {error}")
+
     def close(self) -> None:
-        """Stop the bridge; remove the folders made for the mount point (if no one else uses them)."""
-        for process in self._bridges:
-            terminate(process, STOP_TIMEOUT_S)
-        self._bridges.clear()
+        """Stop the bridge and the nodes' namespaces; remove the folders made for the mount point
+        (if no one else uses them)."""
+        for node in list(self._nodes):
+            self.remove_node(node)
+        if self._outer is not None:
+            terminate(self._outer, STOP_TIMEOUT_S)
+            self._outer = None
         for folder in reversed(self._made):
             with contextlib.suppress(OSError):
                 folder.rmdir()

@@ -203,6 +203,9 @@ class ClusterTarget(Target):
         adaptors = None
         if binary:
             from sim.harness.targets.adaptor.target import AdaptorTarget
+            from sim.harness.targets.cluster.incluster import require_tools
+
+            require_tools()
 
             cache = options.extra.get("lpar_cache")
             adaptors = AdaptorTarget(
