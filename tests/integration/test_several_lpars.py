@@ -73,7 +73,9 @@ def test_each_worker_is_bound_to_one_lpar_and_each_scenario_names_it(
 ) -> None:
     uris = [host.TEST_URI, private_lpar]
     done = run(
-        tmp_path / "reports", "--libvirt-uri", uris[0], "--libvirt-uri", uris[1], "--tags", "VM-001 or VM-006"
+        tmp_path / "reports",
+        *("--libvirt-uri", uris[0], "--libvirt-uri", uris[1]),
+        *("--tags", "VM-001 or VM-006 or LP-004"),
     )
     assert done.returncode == 3, done.stdout + done.stderr  # PARTIAL: a selection, every MUST passed
     summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
@@ -81,6 +83,12 @@ def test_each_worker_is_bound_to_one_lpar_and_each_scenario_names_it(
     assert {lpar for _, lpar in placed} == set(uris)
     assert placed <= {("gw0", uris[0]), ("gw1", uris[1])}  # --workers defaults to one per LPAR
     assert summary["target"]["libvirt URI"] == ", ".join(uris)
+    # the LPAR judged on each: the simulator has none to inspect, the private libvirtd's guest does
+    scenarios = summary["scenarios"]
+    judged = {s["ran_on"]["lpar"]: s["outcome"] for s in scenarios if "LP-004" in s["requirements"]}
+    assert judged == {uris[0]: "not applicable", uris[1]: "passed"}
+    assert "emulator" in summary["lpars"][uris[1]] and "emulator" not in summary["lpars"][uris[0]]
+    assert "boot concurrency" in summary["lpars"][uris[1]]
 
 
 #: A second simulated LPAR for libvirt's test driver (test:///<this file>): another machine.
