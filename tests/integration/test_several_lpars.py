@@ -54,6 +54,13 @@ def test_fewer_workers_than_lpars_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2 and "each LPAR needs a worker of its own" in done.stderr
 
 
+def test_another_dist_mode_than_load_with_several_lpars_exits_2(tmp_path: Path) -> None:
+    lpars = ["--libvirt-uri", host.TEST_URI, "--libvirt-uri", "test:///x"]
+    done = run(tmp_path / "r", *lpars, "--workers", "2", "--dist", "loadfile")
+    assert done.returncode == 2 and "--dist loadfile with several LPARs" in done.stderr
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.fixture
 def private_lpar() -> Iterator[str]:
     why = _why_not()

@@ -186,6 +186,17 @@ def worker_arguments(args: argparse.Namespace) -> list[str]:
     return argv
 
 
+def dist_mode(extra: list[str]) -> str | None:
+    """The ``--dist`` mode given among pytest's arguments (the last one), or None."""
+    mode = None
+    for index, arg in enumerate(extra):
+        if arg == "--dist" and index + 1 < len(extra):
+            mode = extra[index + 1]
+        elif arg.startswith("--dist="):
+            mode = arg.removeprefix("--dist=")
+    return mode
+
+
 def check_lpars(args: argparse.Namespace) -> list[str]:
     """Every ``--libvirt-uri`` must answer before anything runs (exit 2 naming the one that does not);
     several LPARs need a worker each (``--workers`` defaults to their number)."""
@@ -193,6 +204,12 @@ def check_lpars(args: argparse.Namespace) -> list[str]:
     if len(uris) > 1:
         if len(set(uris)) != len(uris):
             raise ConformanceInputError(f"--libvirt-uri: the same LPAR given twice ({', '.join(uris)})")
+        mode = dist_mode(list(getattr(args, "extra", [])))
+        if mode not in (None, "load"):
+            raise ConformanceInputError(
+                f"--dist {mode} with several LPARs: only xdist's load scheduling keeps each "
+                "@each-lpar scenario to its own LPAR's workers (leave --dist out)"
+            )
         if args.workers is None:
             args.workers = len(uris)
         elif args.workers < len(uris):
