@@ -311,9 +311,9 @@ def lpar_identities(
     (each its own boot concurrency) names each worker's value; an LPAR none of whose workers
     reported (none ran a scenario there and finished) says so."""
     identities: dict[str, dict[str, str]] = {}
+    in_order = sorted(reported.items(), key=lambda kv: worker_number(kv[0]))
     for uri in lpars:
-        mine = {w: r["facts"] for w, r in sorted(reported.items(), key=lambda kv: worker_number(kv[0]))}
-        mine = {w: facts for w, facts in mine.items() if reported[w]["lpar"] == uri}
+        mine = {worker: said["facts"] for worker, said in in_order if said["lpar"] == uri}
         if not mine:
             identities[uri] = {
                 "facts": "not reported: no worker bound to this LPAR ran a scenario there and finished"

@@ -158,10 +158,19 @@ def target(pytestconfig: pytest.Config) -> Iterator[Target]:
     try:
         yield built
         if several_lpars(pytestconfig):
-            facts = built.identity()
-            pytestconfig.stash[FACTS_STASH] = {k: v for k, v in facts.items() if k in built.per_lpar_facts}
+            pytestconfig.stash[FACTS_STASH] = lpar_facts(built)
     finally:
         built.close()
+
+
+def lpar_facts(built: Target) -> dict[str, str]:
+    """The target's facts that belong to its LPAR. Report metadata: a failure to get them (the
+    LPAR's libvirt gone at the end) is reported in their place, and fails no scenario."""
+    try:
+        facts = built.identity()
+    except Exception as exc:  # whatever the target's identity raised: named in the report instead
+        return {"facts": f"not reported: {type(exc).__name__}: {exc}"}
+    return {key: value for key, value in facts.items() if key in built.per_lpar_facts}
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 pytest.importorskip("libvirt")
@@ -125,6 +126,7 @@ def test_each_lpar_has_its_own_facts_and_the_lpar_judging_scenario_runs_on_each(
     assert done.returncode == 3, done.stdout + done.stderr  # PARTIAL: a selection, every MUST passed
     summary = json.loads((reports / "summary.json").read_text())
 
+    jsonschema.validate(summary, json.loads((ROOT / "schemas" / "summary.schema.json").read_text()))
     # each LPAR's facts, from a worker bound to it; the target keeps what they share
     assert list(summary["lpars"]) == uris
     for uri, facts in summary["lpars"].items():
