@@ -5,6 +5,8 @@ Feature: The LPAR meets the prerequisites of confidential containers on IBM Z
   (source document, section 4.1.1). An LPAR is judged by what its KVM host shows:
   /proc/sysinfo (machine type), the kernel's prot_virt=1, /sys/firmware/uv/prot_virt_host
   and libvirt's domain capabilities (<s390-pv supported='yes'/>).
+  The scenarios on a described LPAR judge its description; the one on the target's own LPAR
+  (@each-lpar) runs once on each LPAR of a run over several.
 
   @LP-001
   Scenario Outline: <machine> with Secure Execution meets every prerequisite
@@ -33,7 +35,7 @@ Feature: The LPAR meets the prerequisites of confidential containers on IBM Z
     And the "Secure Unpack Facility (prot_virt)" prerequisite fails mentioning "prot_virt=1 missing"
     And the "libvirt s390-pv launch security" prerequisite fails mentioning "supported='no'"
 
-  @LP-004 @needs-guest
+  @LP-004 @needs-guest @each-lpar
   Scenario: The emulated LPAR is judged on what QEMU really offers
     Given the target's own LPAR
     When its LPAR prerequisites are checked

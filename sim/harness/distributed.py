@@ -11,22 +11,34 @@ serial run's :class:`~sim.harness.report.results.ResultRecorder` would hold, in 
 A worker that dies fails the scenario it was running with xdist's reason; a scenario no worker
 got to after that is failed too ("lost"), so a parallel run never claims conformance with
 scenarios missing.
+
+Several LPARs (``--libvirt-uri`` given more than once): worker ``gw<k>`` is bound to the
+(k mod n)-th LPAR (:func:`bound_lpar`). A scenario tagged ``@each-lpar`` (it judges the LPAR itself)
+is parametrized by LPAR at collection (node ids ending in ``[lpar1]``, ``[lpar2]``, ...), and
+:class:`LparScheduling`, xdist's ``load`` scheduling otherwise unchanged, gives each such instance
+only to a worker bound to its LPAR. Each worker's per-LPAR identity facts go back with its
+``workeroutput`` (:data:`FACTS_KEY`); :func:`lpar_identities` puts them together per LPAR.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from junitparser import JUnitXml, TestSuite
+from xdist.remote import Producer
+from xdist.scheduler import LoadScheduling
+from xdist.workermanage import WorkerController
 
 from sim.harness.catalogue import requirement_tags
 from sim.harness.report.junit import junit_address
 from sim.harness.report.results import (
+    CURRENT_LPAR,
     FAILED,
     FeatureInfo,
     ResultRecorder,
@@ -43,6 +55,12 @@ CRASH_SEAM_ENV = "PEERPODS_TEST_WORKER_CRASH"
 NOTES_KEY = "peerpods_notes"
 #: The report attributes a worker adds (plain JSON data, as xdist serializes a report's attributes).
 SCENARIO_ATTR, FEATURE_ATTR, COLLECTION_ATTR = "peerpods_scenario", "peerpods_feature", "peerpods_collection"
+#: The workeroutput key of a worker's LPAR and its per-LPAR facts: {"lpar": uri, "facts": {...}}.
+FACTS_KEY = "peerpods_lpar_facts"
+#: A worker's target's per-LPAR facts, taken at the end of its session, before the target closes.
+FACTS_STASH = pytest.StashKey[dict[str, str]]()
+#: The tag of a scenario that judges the LPAR itself: with several LPARs it runs once on each.
+EACH_LPAR = "each-lpar"
 
 
 def worker_count(text: str) -> int:
@@ -64,6 +82,94 @@ def worker_id(config: pytest.Config) -> str | None:
     """This process's xdist worker id (gw0, gw1, ...), or None on the controller / a serial run."""
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     return str(workerinput["workerid"]) if workerinput is not None else None
+
+
+def worker_number(worker: str | None) -> int:
+    """An xdist worker's number (gw3: 3); 0 on the controller or in a serial run."""
+    number = (worker or "").removeprefix("gw")
+    return int(number) if number.isdigit() else 0
+
+
+def bound_lpar(worker: str | None, lpars: Sequence[str]) -> str:
+    """The LPAR a worker is bound to among several: ``gw<k>`` to the (k mod n)-th ``--libvirt-uri``."""
+    return lpars[worker_number(worker) % len(lpars)]
+
+
+def lpar_param_id(index: int) -> str:
+    """The parameter id of an ``@each-lpar`` scenario's instance for the ``index``-th LPAR (lpar1, ...)."""
+    return f"lpar{index + 1}"
+
+
+def pinned_lpar(nodeid: str, lpars: Sequence[str]) -> str | None:
+    """The LPAR an ``@each-lpar`` scenario's instance is for, read from its node id (its last
+    parameter id, see :func:`lpar_param_id`); None for every other scenario."""
+    if not nodeid.endswith("]") or "[" not in nodeid:
+        return None
+    last = nodeid[nodeid.rindex("[") + 1 : -1].rsplit("-", 1)[-1]
+    return next((uri for index, uri in enumerate(lpars) if last == lpar_param_id(index)), None)
+
+
+class LparScheduling(LoadScheduling):  # type: ignore[misc]  # pytest-xdist: untyped
+    """xdist's ``load`` scheduling, except that an ``@each-lpar`` scenario's instance goes only to a
+    worker bound to its LPAR. The rest (chunks, rescheduling, a dead worker's items) is xdist's."""
+
+    def __init__(self, config: pytest.Config, log: Producer | None, lpars: Sequence[str]) -> None:
+        super().__init__(config, log)
+        self.lpars = list(lpars)
+        self._pins: dict[int, str] | None = None
+
+    def pin(self, index: int) -> str | None:
+        """The LPAR the collection's ``index``-th item must run on, or None (any worker)."""
+        if self._pins is None:
+            assert self.collection is not None
+            found = ((i, pinned_lpar(nodeid, self.lpars)) for i, nodeid in enumerate(self.collection))
+            self._pins = {i: uri for i, uri in found if uri is not None}
+        return self._pins.get(index)
+
+    def _may_take(self, node: WorkerController) -> list[int]:
+        """The pending items ``node`` may run: any but another LPAR's instances."""
+        mine = bound_lpar(str(node.gateway.id), self.lpars)
+        return [index for index in self.pending if self.pin(index) in (None, mine)]
+
+    def _give(self, node: WorkerController, num: int) -> None:
+        chosen = [] if node.shutting_down else self._may_take(node)[:num]
+        if chosen:
+            taken = set(chosen)
+            self.pending[:] = [index for index in self.pending if index not in taken]
+            self.node2pending[node].extend(chosen)
+            node.send_runtest_some(chosen)
+
+    def _send_tests(self, node: WorkerController, num: int) -> None:
+        self._give(node, num)
+        self._settle()
+
+    def schedule(self) -> None:
+        super().schedule()
+        self._settle()
+
+    def remove_node(self, node: WorkerController) -> str | None:
+        """A worker that went down: an instance for an LPAR no worker can take any more is not run
+        (the controller reports it lost, naming the dead worker)."""
+        crashed: str | None = super().remove_node(node)
+        if self.collection is not None:
+            takers = {bound_lpar(str(n.gateway.id), self.lpars) for n in self.nodes if not n.shutting_down}
+            self.pending[:] = [index for index in self.pending if self.pin(index) in (None, *takers)]
+            self._settle()
+        return crashed
+
+    def _settle(self) -> None:
+        """Each worker holds two items (an xdist worker runs one only when it holds the next), or is
+        told to finish what it holds when none of the pending items is for it: only a dead worker's
+        items come back to the queue, and those go to a worker of their LPAR that is still taking."""
+        if self.collection is None:
+            return
+        for node in self.nodes:
+            if node.shutting_down or node not in self.node2collection:  # a restarted worker still collecting
+                continue
+            if not self._may_take(node):
+                node.shutdown()
+            elif len(self.node2pending[node]) < 2:
+                self._give(node, 2 - len(self.node2pending[node]))
 
 
 class WorkerRecorder(ResultRecorder):
@@ -115,10 +221,14 @@ class WorkerRecorder(ResultRecorder):
             setattr(report, FEATURE_ATTR, asdict(feature))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """After the target closed: its notes (boots per LPAR) go back with the worker's output."""
+        """After the target closed: its notes (boots per LPAR) and, with several LPARs, its LPAR's
+        facts go back with the worker's output."""
         workeroutput: dict[str, Any] | None = getattr(session.config, "workeroutput", None)
         if workeroutput is not None:
             workeroutput[NOTES_KEY] = list(bootconcurrency.NOTES)
+            facts = session.config.stash.get(FACTS_STASH, None)
+            if facts is not None and CURRENT_LPAR["uri"] is not None:
+                workeroutput[FACTS_KEY] = {"lpar": CURRENT_LPAR["uri"], "facts": dict(facts)}
 
 
 def result_from_dict(data: dict[str, Any]) -> ScenarioResult:
@@ -134,6 +244,8 @@ class ControllerRecorder(ResultRecorder):
     died: dict[str, str] = field(default_factory=dict)
     #: What the workers had to say at the end (their LPARs' boots), worker id -> lines.
     notes: dict[str, list[str]] = field(default_factory=dict)
+    #: With several LPARs: worker id -> its LPAR and that LPAR's facts (see :data:`FACTS_KEY`).
+    lpar_facts: dict[str, dict[str, Any]] = field(default_factory=dict)
     _requirements: dict[str, list[str]] = field(default_factory=dict)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -153,9 +265,12 @@ class ControllerRecorder(ResultRecorder):
             self._lost(report.nodeid, str(report.longrepr), worker=getattr(gateway, "id", None))
 
     def pytest_testnodedown(self, node: Any, error: object | None) -> None:
-        said = getattr(node, "workeroutput", {}).get(NOTES_KEY)
+        output = getattr(node, "workeroutput", {})
+        said = output.get(NOTES_KEY)
         if said:
             self.notes[str(node.gateway.id)] = list(said)
+        if output.get(FACTS_KEY):
+            self.lpar_facts[str(node.gateway.id)] = dict(output[FACTS_KEY])
         if error is not None:
             text = str(error).strip()
             self.died[str(node.gateway.id)] = text.splitlines()[-1] if text else "died"
@@ -186,6 +301,32 @@ class ControllerRecorder(ResultRecorder):
         self.results = dict(sorted(self.results.items(), key=lambda kv: (order.get(kv[0], last), kv[0])))
         first_seen = {r.feature_uri: order.get(r.nodeid, last) for r in reversed(self.results.values())}
         self.features = dict(sorted(self.features.items(), key=lambda kv: first_seen.get(kv[0], last)))
+
+
+def lpar_identities(
+    lpars: Sequence[str], reported: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, str]]:
+    """Each LPAR's facts, as the workers bound to it reported them (``reported``: worker id ->
+    {"lpar", "facts"}), in ``--libvirt-uri`` order. A fact on which that LPAR's workers differ
+    (each its own boot concurrency) names each worker's value; an LPAR none of whose workers
+    reported (none ran a scenario there and finished) says so."""
+    identities: dict[str, dict[str, str]] = {}
+    in_order = sorted(reported.items(), key=lambda kv: worker_number(kv[0]))
+    for uri in lpars:
+        mine = {worker: said["facts"] for worker, said in in_order if said["lpar"] == uri}
+        if not mine:
+            identities[uri] = {
+                "facts": "not reported: no worker bound to this LPAR ran a scenario there and finished"
+            }
+            continue
+        facts: dict[str, str] = {}
+        for key in dict.fromkeys(k for said in mine.values() for k in said):
+            values = {w: str(said[key]) for w, said in mine.items() if key in said}
+            distinct = set(values.values())
+            each = "; ".join(f"{w}: {v}" for w, v in values.items())
+            facts[key] = distinct.pop() if len(distinct) == 1 else each
+        identities[uri] = facts
+    return identities
 
 
 def order_testcases(path: Path, nodeids: list[str]) -> None:

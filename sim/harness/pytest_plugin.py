@@ -24,9 +24,19 @@ from typing import Any
 import pytest
 
 from sim.harness.catalogue import load_catalogue, requirement_tags
-from sim.harness.distributed import WorkerRecorder, worker_id
+from sim.harness.distributed import (
+    EACH_LPAR,
+    FACTS_STASH,
+    LparScheduling,
+    WorkerRecorder,
+    bound_lpar,
+    lpar_param_id,
+    worker_id,
+    worker_number,
+)
 from sim.harness.report.results import (
     CURRENT_LPAR,
+    LPAR_PARAM,
     NOT_APPLICABLE,
     NOT_APPLICABLE_KEY,
     NotApplicableMark,
@@ -106,13 +116,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{UPSTREAM_DEFECT}: a SHOULD scenario upstream fails (see {__name__})"
     )
+    config.addinivalue_line(
+        "markers", f"{EACH_LPAR}: a scenario that judges the LPAR itself; runs once on each of several LPARs"
+    )
     run_id = config.getoption("peerpods_run_id", None)
     if run_id and worker_id(config) is not None:  # a worker of `run --workers`: results go back on reports
         os.environ[RUN_ID_ENV] = str(run_id)
         config.pluginmanager.register(WorkerRecorder(), "peerpods-worker-recorder")
     lpars = repeated(config.getoption, "libvirt-uri")
     if len(lpars) > 1:  # several LPARs: this process is bound to one, and its scenarios name it
-        CURRENT_LPAR["uri"] = lpars[worker_index(config) % len(lpars)]
+        CURRENT_LPAR["uri"] = bound_lpar(worker_id(config), lpars)
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is not None:  # the workers bound to this worker's LPAR share its cores' boots
         count, mine = int(workerinput.get("workercount", 1)), worker_index(config) % max(1, len(lpars))
@@ -121,22 +134,79 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def worker_index(config: pytest.Config) -> int:
     """The xdist worker's number (gw3: 3), which picks its LPAR among several; 0 when serial."""
-    worker = worker_id(config) or ""
-    number = worker.removeprefix("gw")
-    return int(number) if number.isdigit() else 0
+    return worker_number(worker_id(config))
+
+
+def several_lpars(config: pytest.Config) -> list[str]:
+    """The LPARs of a worker of a run over several (``--libvirt-uri`` more than once), else none."""
+    lpars = repeated(config.getoption, "libvirt-uri")
+    return lpars if len(lpars) > 1 and worker_id(config) is not None else []
 
 
 @pytest.fixture(scope="session")
 def target(pytestconfig: pytest.Config) -> Iterator[Target]:
-    """The system under test: the caller's, or built once per session from the command-line options."""
+    """The system under test: the caller's, or built once per session from the command-line options.
+
+    A worker of a run over several LPARs keeps its target's per-LPAR facts before closing it
+    (as they are at the end: the boot concurrency chosen); they go back with its workeroutput."""
     chosen = pytestconfig.stash.get(TARGET_KEY, None)
     if chosen is not None:
         yield chosen.target
         return
     options = target_options(pytestconfig.getoption, worker_index(pytestconfig))
     built = create_target(pytestconfig.getoption("target"), options)
-    yield built
-    built.close()
+    try:
+        yield built
+        if several_lpars(pytestconfig):
+            pytestconfig.stash[FACTS_STASH] = lpar_facts(built)
+    finally:
+        built.close()
+
+
+def lpar_facts(built: Target) -> dict[str, str]:
+    """The target's facts that belong to its LPAR. Report metadata: a failure to get them (the
+    LPAR's libvirt gone at the end) is reported in their place, and fails no scenario."""
+    try:
+        facts = built.identity()
+    except Exception as exc:  # whatever the target's identity raised: named in the report instead
+        return {"facts": f"not reported: {type(exc).__name__}: {exc}"}
+    return {key: value for key, value in facts.items() if key in built.per_lpar_facts}
+
+
+@pytest.fixture(autouse=True)
+def peerpods_lpar(request: pytest.FixtureRequest) -> str | None:
+    """The LPAR an ``@each-lpar`` scenario's instance is for (None for every other test).
+
+    It must be the LPAR this worker is bound to (:class:`LparScheduling` sees to it under
+    ``--dist load``); an instance that reached another LPAR's worker fails, naming both."""
+    uri: str | None = getattr(request, "param", None)
+    if uri is not None and uri != CURRENT_LPAR["uri"]:
+        pytest.fail(
+            f"this instance is for LPAR {uri}, but worker {worker_id(request.config)} is bound to "
+            f"{CURRENT_LPAR['uri']}: several LPARs need pytest-xdist's --dist load (the default)",
+            pytrace=False,
+        )
+    return uri
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """With several LPARs, a scenario that judges the LPAR itself (``@each-lpar``) becomes one
+    instance per LPAR (ids lpar1, lpar2, ... in ``--libvirt-uri`` order)."""
+    lpars = several_lpars(metafunc.config)
+    if lpars and metafunc.definition.get_closest_marker(EACH_LPAR) is not None:
+        ids = [lpar_param_id(index) for index in range(len(lpars))]
+        metafunc.parametrize(LPAR_PARAM, lpars, ids=ids, indirect=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LparScheduling | None:
+    """pytest-xdist's hook: with several LPARs, its ``load`` scheduling that keeps each
+    ``@each-lpar`` instance to its LPAR's workers; otherwise xdist's own choice."""
+    lpars = repeated(config.getoption, "libvirt-uri")
+    if len(lpars) > 1 and config.getvalue("dist") == "load":
+        return LparScheduling(config, log, lpars)
+    return None
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from sim.files import sha256_file
 from sim.harness.catalogue import feature_scenarios, load_catalogue
 from sim.harness.cli import signals
 from sim.harness.console import ConsolePlugin
-from sim.harness.distributed import ControllerRecorder, order_testcases, worker_count
+from sim.harness.distributed import ControllerRecorder, lpar_identities, order_testcases, worker_count
 from sim.harness.needs import require_target
 from sim.harness.pytest_plugin import PresetTarget
 from sim.harness.report.bundle import BUNDLE, CONSOLE_LOG, write_bundle
@@ -186,6 +186,17 @@ def worker_arguments(args: argparse.Namespace) -> list[str]:
     return argv
 
 
+def dist_mode(extra: list[str]) -> str | None:
+    """The ``--dist`` mode given among pytest's arguments (the last one), or None."""
+    mode = None
+    for index, arg in enumerate(extra):
+        if arg == "--dist" and index + 1 < len(extra):
+            mode = extra[index + 1]
+        elif arg.startswith("--dist="):
+            mode = arg.removeprefix("--dist=")
+    return mode
+
+
 def check_lpars(args: argparse.Namespace) -> list[str]:
     """Every ``--libvirt-uri`` must answer before anything runs (exit 2 naming the one that does not);
     several LPARs need a worker each (``--workers`` defaults to their number)."""
@@ -193,6 +204,12 @@ def check_lpars(args: argparse.Namespace) -> list[str]:
     if len(uris) > 1:
         if len(set(uris)) != len(uris):
             raise ConformanceInputError(f"--libvirt-uri: the same LPAR given twice ({', '.join(uris)})")
+        mode = dist_mode(list(getattr(args, "extra", [])))
+        if mode not in (None, "load"):
+            raise ConformanceInputError(
+                f"--dist {mode} with several LPARs: only xdist's load scheduling keeps each "
+                "@each-lpar scenario to its own LPAR's workers (leave --dist out)"
+            )
         if args.workers is None:
             args.workers = len(uris)
         elif args.workers < len(uris):
@@ -283,9 +300,13 @@ def _run_into(
     parallel = distributed(args)
     recorder = ControllerRecorder() if parallel else ResultRecorder()
     identity = target.identity()
-    if len(lpars) > 1:  # the controller's target speaks for the first; each scenario names its own
+    if len(lpars) > 1:  # the controller's target is the first LPAR's: its own facts come from the workers
+        identity = {k: v for k, v in identity.items() if k not in target.per_lpar_facts}
         identity["libvirt URI"] = ", ".join(lpars)
-        identity["LPARs"] = f"{len(lpars)}, one per worker (each scenario names its own: ran_on.lpar)"
+        identity["LPARs"] = (
+            f"{len(lpars)}, one per worker (each scenario names its own: ran_on.lpar; "
+            "each LPAR's facts: lpars)"
+        )
     started = datetime.now(UTC)
     with (staging / CONSOLE_LOG).open("w", encoding="utf-8") as log:
         console = ConsolePlugin(recorder, args.target, log)
@@ -295,8 +316,11 @@ def _run_into(
     if signals.received() is not None or recorder.keyboard_interrupt:
         raise KeyboardInterrupt  # the run stopped; main says "interrupted" and exits 130/143
     broken = _exit_for_pytest(status)
+    lpar_facts = None
     if isinstance(recorder, ControllerRecorder):
         recorder.finish()
+        if len(lpars) > 1:
+            lpar_facts = lpar_identities(lpars, recorder.lpar_facts)
         for worker, lines in sorted(recorder.notes.items()):
             for line in lines:
                 print(f"peerpods-conformance: [{worker}] {line}", file=sys.stderr)
@@ -337,6 +361,7 @@ def _run_into(
         not_run=recorder.not_run(),
         narrowed=bool(args.tags) or bool(recorder.deselected),
         product=product,
+        lpars=lpar_facts,
     )
     if "junit.xml" in artifacts:
         if parallel:

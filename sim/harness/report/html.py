@@ -194,7 +194,8 @@ def _duration(seconds: float | None) -> str:
 
 
 def identity_blocks(summary: Summary) -> dict[str, dict[str, str]]:
-    """The certificate's identity: the product, the target, the suite, the host and the run."""
+    """The certificate's identity: the product, the target (and each LPAR's own facts, in a run over
+    several), the suite, the host and the run."""
     suite = summary["suite"]
     installation = suite.get("installation") or {}
     suite_block = {"name": suite["name"], "version": suite["version"]}
@@ -215,9 +216,11 @@ def identity_blocks(summary: Summary) -> dict[str, dict[str, str]]:
         "selection": " ".join(summary["selection"]) or "the whole catalogue",
     }
     product = summary.get("product") or {"product": "not named (peerpods-conformance run --product FILE)"}
+    lpars = {f"LPAR {uri}": dict(facts) for uri, facts in summary.get("lpars", {}).items()}
     return {
         "Product under test": dict(product),
         "Target": dict(summary["target"]),
+        **lpars,
         "Suite": suite_block,
         "Host": {key: str(value) for key, value in host.items()} if host else {"host": "unknown"},
         "Run": run_block,

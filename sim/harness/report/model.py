@@ -8,7 +8,7 @@ the file's readers (a test validates a real run's file against it).
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 #: outcome ("passed", "failed", "not applicable", "not run") -> how many
 Counts = dict[str, int]
@@ -130,6 +130,8 @@ class Summary(TypedDict):
     run_id: str
     suite: SuiteInfo
     target: dict[str, str]
+    #: A run over several LPARs (``--libvirt-uri`` more than once): each LPAR's own facts, by URI.
+    lpars: NotRequired[dict[str, dict[str, str]]]
     #: The product under test (``--product FILE``): vendor, product, version, contact, ...
     product: dict[str, str] | None
     started: str

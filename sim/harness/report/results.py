@@ -29,6 +29,8 @@ PASSED, FAILED, NOT_APPLICABLE, NOT_RUN = "passed", "failed", "not applicable", 
 OUTCOMES = (PASSED, FAILED, NOT_APPLICABLE, NOT_RUN)
 #: The pytest fixture pytest-bdd parametrizes a scenario outline's examples with.
 EXAMPLE_PARAM = "_pytest_bdd_example"
+#: The fixture the pytest plugin parametrizes an ``@each-lpar`` scenario with: one instance per LPAR.
+LPAR_PARAM = "peerpods_lpar"
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,19 @@ def _example(item: pytest.Item) -> dict[str, str]:
     return {str(k): str(v) for k, v in (example or {}).items()}
 
 
+def item_lpar(item: pytest.Item) -> str | None:
+    """The LPAR this instance of an ``@each-lpar`` scenario is for (several LPARs), else None."""
+    callspec: Any = getattr(item, "callspec", None)
+    uri = callspec.params.get(LPAR_PARAM) if callspec is not None else None
+    return str(uri) if uri is not None else None
+
+
+def _on_lpar(item: pytest.Item) -> str:
+    """The scenario name's suffix of an ``@each-lpar`` scenario's instance: " (LPAR: <uri>)"."""
+    uri = item_lpar(item)
+    return f" (LPAR: {uri})" if uri is not None else ""
+
+
 def _documented_names(item: pytest.Item) -> tuple[str, str]:
     """Feature and scenario names from the test function's docstring, "feature: scenario".
 
@@ -142,6 +157,7 @@ def scenario_label(item: pytest.Item) -> str:
     feature, scenario = _documented_names(item)
     example = _example(item)
     values = f" ({'; '.join(f'{k}: {v}' for k, v in example.items())})" if example else ""
+    values += _on_lpar(item)
     return f"{feature}: {scenario}{values}" if feature else scenario + values
 
 
@@ -210,6 +226,7 @@ class ResultRecorder:
         earlier = self.results.get(item.nodeid)  # its setup's report came first
         if example and name == template_name:
             name = f"{name} ({'; '.join(f'{k}: {v or (chr(34) * 2)}' for k, v in example.items())})"
+        name += _on_lpar(item)
         self.results[item.nodeid] = ScenarioResult(
             nodeid=item.nodeid,
             feature=feature.name or uri,

@@ -268,12 +268,14 @@ def build_summary(
     narrowed: bool = False,
     expected: set[tuple[str, int]] | None = None,
     product: Mapping[str, str] | None = None,
+    lpars: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Summary:
     """Assemble summary.json's content.
 
     ``not_run`` names the scenarios that were deselected or never reported; ``narrowed``
     says the command line selected part of the catalogue (``--tags``, ``-k``, ``-m``, paths);
-    ``expected`` is every scenario a full run has (default: the features' own).
+    ``expected`` is every scenario a full run has (default: the features' own); ``lpars`` each
+    LPAR's facts in a run over several (``target`` then holds the facts they share).
     """
     scenarios = sorted(results, key=lambda r: r.nodeid)
     left_out = dict(not_run or {})
@@ -281,7 +283,7 @@ def build_summary(
     requirements = requirement_records(catalogue, by_requirement)
     full = is_full_run(scenarios, left_out, narrowed, expected)
     verdict = run_verdict(requirements, scenarios, full)
-    return {
+    summary: Summary = {
         "schema": SCHEMA,
         "run_id": run_id,
         "suite": suite_info(),
@@ -302,3 +304,6 @@ def build_summary(
         "scenarios": [cast(ScenarioRecord, r.to_dict()) for r in scenarios],
         "artifacts": artifact_records(artifacts),
     }
+    if lpars:
+        summary["lpars"] = {uri: dict(facts) for uri, facts in lpars.items()}
+    return summary

@@ -306,6 +306,9 @@ class Target(ABC):
     #: suite's reference): a scenario reaches it only if it needs one of these capabilities, and
     #: is not applicable otherwise. None: every scenario reaches the system under test.
     reaches: ClassVar[frozenset[str] | None] = None
+    #: The facts of :meth:`identity` that belong to one LPAR (its libvirt, its machine): a run over
+    #: several LPARs reports them per LPAR, as each LPAR's workers saw them. None by default.
+    per_lpar_facts: ClassVar[frozenset[str]] = frozenset()
 
     @property
     def capabilities(self) -> frozenset[str]:

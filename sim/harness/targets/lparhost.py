@@ -13,7 +13,7 @@ import tempfile
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from plumbum import CommandNotFound, ProcessTimedOut, local
 
@@ -45,6 +45,21 @@ def current_run_id() -> str:
 
 class LparHost:
     """One libvirt connection prepared for pod VMs (pool, network, base volume, boot queue)."""
+
+    #: Every fact of :meth:`identity` but the suite's own (implementation, version).
+    per_lpar_facts: ClassVar[frozenset[str]] = frozenset(
+        {
+            "libvirt URI",
+            "libvirt version",
+            "hypervisor",
+            "KVM host",
+            "emulator",
+            "pod VMs",
+            "emulated LPAR limits",
+            "pod VM image",
+            "boot concurrency",
+        }
+    )
 
     def __init__(
         self,
@@ -154,6 +169,7 @@ class LparHost:
             "libvirt URI": self.uri,
             "libvirt version": libvirt_version,
             "hypervisor": f"{self.connection.getType()} {self._hypervisor_version()}",
+            "KVM host": self._host_machine(),
         }
         if self.simulated:
             facts["pod VMs"] = (
@@ -169,7 +185,15 @@ class LparHost:
                 f"{k} {v}" for k, v in packages if k.startswith(("linux-image", "linux-source", "busybox"))
             )
             facts["pod VM image"] = f"{self.assets.key} ({self.assets.flavour} kernel; {built_from})"
+        chosen = self.boot_concurrency  # chosen at the first boot: known once a pod VM booted
+        if chosen is not None:
+            facts["boot concurrency"] = f"{chosen.count} at once: {chosen.reason}"
         return facts
+
+    def _host_machine(self) -> str:
+        """The LPAR's architecture, CPUs and memory, as its libvirt reports them (virNodeGetInfo)."""
+        model, memory_mib, cpus, *_ = self.connection.getInfo()
+        return f"{model}, {cpus} CPUs, {memory_mib} MiB"
 
     def _hypervisor_version(self) -> str:
         # qemu:///system answers from the host-arch emulator, which an s390x-only host lacks.

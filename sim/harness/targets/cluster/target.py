@@ -89,6 +89,8 @@ class ClusterTarget(Target):
 
     name = "cluster"
     environment_class = ApiServerEnvironment
+    #: The LPAR its node agents' pod VMs run on (``--libvirt-uri``), one per LPAR of several.
+    per_lpar_facts = frozenset({"pod VMs"})
 
     def __init__(
         self,
