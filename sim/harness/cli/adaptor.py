@@ -112,7 +112,7 @@ def _provider(args: argparse.Namespace, environment: dict[str, str]) -> tuple[An
         return memory, None, memory.close
     from sim.lpar import host
     from sim.lpar.assets import find_assets
-    from sim.peerpods.adaptorservice import HOST_DIR, SEAM_FAULT, SEAM_SILENT
+    from sim.peerpods.adaptorservice import HOST_DIR, SEAM_SILENT
     from sim.peerpods.providers.libvirt import LibvirtProvider
 
     uri = environment.get("LIBVIRT_URI") or host.SYSTEM_URI
@@ -123,8 +123,6 @@ def _provider(args: argparse.Namespace, environment: dict[str, str]) -> tuple[An
     provider.configure(environment)
     if environment.get(SEAM_SILENT):
         provider.silence_guests(float(environment[SEAM_SILENT]))
-    if environment.get(SEAM_FAULT):
-        provider.inject_fault(environment[SEAM_FAULT])
 
     def close() -> None:
         provider.close()
