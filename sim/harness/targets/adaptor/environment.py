@@ -35,7 +35,8 @@ __all__ = ["SILENT_GUESTS_NA", "AdaptorEnvironment"]
 SILENT_GUESTS_NA = (
     "guests that never report can be arranged only for the suite's reference adaptor: a user's adaptor "
     "boots the pod VM image, whose agent always answers on port 15150, and this target has no LPAR that "
-    "keeps that port from the adaptor (CAA would then fail the pod after PROXY_TIMEOUT)"
+    "keeps that port from the adaptor (CAA would then fail the sandbox after PROXY_TIMEOUT, saying "
+    "'failed to establish agent proxy connection', and delete the domain)"
 )
 
 
@@ -78,9 +79,12 @@ class AdaptorEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFa
         """Guests that never report: the reference adaptor's seam (its guests boot into a shell).
 
         A user's binary boots the pod VM image from disk, whose agent always answers; CAA's
-        only bound on the wait is PROXY_TIMEOUT (default 5 min) after a lease wait that checks
-        at 0, 6, 18, 42 ... s. A silent guest for it needs an LPAR that keeps the guest's port
-        15150 from the adaptor, which this target does not build (:data:`SILENT_GUESTS_NA`)."""
+        only bound on the wait is PROXY_TIMEOUT (default 5 min, settable from peer-pods-cm)
+        after a lease wait that checks at 0, 6, 18, 42 ... s, so it could be judged in about
+        6 s + PROXY_TIMEOUT. That needs an LPAR that keeps the guest's port 15150 from the
+        adaptor, which this target does not build, and a scenario that does not expect the
+        reference's words ("did not report within N s"): not applicable
+        (:data:`SILENT_GUESTS_NA`)."""
         if not self._target.launcher.reference:
             raise NotApplicable(SILENT_GUESTS_NA)
         self._seams[SEAM_SILENT] = f"{timeout:g}"
