@@ -16,13 +16,15 @@ import dataclasses
 import hashlib
 import os
 import posixpath
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+import sim.harness.targets.adaptor.launcher
 import sim.harness.targets.inprocess
 import sim.harness.targets.lpar
 import sim.kube.admission
@@ -46,6 +48,9 @@ from sim.peerpods import initdata
 
 REFERENCE = ("reference",)
 LPAR = ("lpar", "--libvirt-uri", "test:///default")
+#: The adaptor target's VM-007 scenarios, in the run's own isolated LPAR (root, libvirt's daemons,
+#: the pod VM image): the reference adaptor is a process of its own, mutated there (IN_ADAPTOR).
+ADAPTOR_VM007 = ("adaptor", "--tags", "VM-007")
 
 
 def _rebind(module: ModuleType, name: str, replacement: object) -> None:
@@ -560,6 +565,48 @@ def _provider_keeps_volumes_on_delete() -> None:
     sim.peerpods.providers.libvirt_storage.LibvirtStorage.delete_volume = lambda self, pool, name: None  # type: ignore[method-assign]
 
 
+#: Mutations applied inside the reference adaptor's process (``adaptor serve``), by mutant name.
+IN_ADAPTOR: dict[str, Callable[[], None]] = {}
+ROOT = Path(__file__).resolve().parents[1]
+#: ``python -c`` in the adaptor's process: apply the mutant named by the first argument, then serve.
+_ADAPTOR_BOOT = (
+    f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tests.mutants import IN_ADAPTOR; "
+    "IN_ADAPTOR[sys.argv.pop(1)](); from sim.harness.cli import console_script; console_script()"
+)
+
+
+def _in_the_adaptor(name: str, mutate: Callable[[], None]) -> Callable[[], None]:
+    """The mutant lives in the reference adaptor's own process: the launcher starts ``adaptor
+    serve`` through :data:`_ADAPTOR_BOOT`, which applies ``mutate`` there first."""
+    IN_ADAPTOR[name] = mutate
+    launcher = sim.harness.targets.adaptor.launcher.AdaptorLauncher
+
+    def apply() -> None:
+        original = launcher.argv
+
+        def argv(self: Any, environment: Mapping[str, str], socket: Path, pods_dir: Path) -> list[str]:
+            command: Sequence[str] = original(self, environment, socket, pods_dir)
+            if self.binary is not None or list(command[1:3]) != ["-m", "sim"]:
+                raise AssertionError(f"mutant {name}: not the reference adaptor's command: {command}")
+            return [command[0], "-c", _ADAPTOR_BOOT, name, *command[3:]]
+
+        launcher.argv = argv  # type: ignore[method-assign]
+
+    apply.__doc__ = mutate.__doc__
+    return apply
+
+
+def _adaptor_leaves_root_volume() -> None:
+    """The adaptor undoes a half-made pod VM but forgets its root volume (upstream's leftover)."""
+    original = sim.peerpods.providers.libvirt_storage.Undo.run
+
+    def run(self: sim.peerpods.providers.libvirt_storage.Undo) -> list[str]:
+        self.actions = [(what, action) for what, action in self.actions if not what.endswith("-root.qcow2")]
+        return original(self)
+
+    sim.peerpods.providers.libvirt_storage.Undo.run = run  # type: ignore[method-assign]
+
+
 def _adaptor_ignores_secret() -> None:
     """The adaptor's environment is peer-pods-cm alone: envFrom's secretRef forgotten."""
 
@@ -702,6 +749,13 @@ MUTANTS: dict[str, Mutant] = {
     "provider-serial-console": _m("provider", LPAR, "VM-002", _provider_serial_console),
     "provider-raw-boot-disk": _m("provider", LPAR, "VM-003", _provider_raw_boot_disk),
     "adaptor-ignores-annotations-on-lpar": _m("adaptor", LPAR, "VM-004", _adaptor_ignores_annotations),
+    # the reference adaptor as a process (adaptor target), libvirt failing through the LPAR's fault layer
+    "adaptor-leaves-root-volume": _m(
+        "adaptor",
+        ADAPTOR_VM007,
+        "VM-007",
+        _in_the_adaptor("adaptor-leaves-root-volume", _adaptor_leaves_root_volume),
+    ),
     # LPAR prerequisites
     "lpar-accepts-z15": _m("lpar", LPAR, "LP-002", _lpar_accepts_z15),
     "lpar-refuses-emperor4": _m("lpar", LPAR, "LP-001", _lpar_refuses_emperor4),

@@ -300,8 +300,11 @@ class IsolatedLpar:
         with self._phase("stop: libvirt objects"):
             self._remove_libvirt_objects()
         with self._phase("stop: processes"):
-            for pod in self._pods:
-                self._attempt(problems, f"pod namespace {pod.name}", netns.delete, pod.name)
+            # the pods' namespaces, with those whose making was interrupted (known by their name only)
+            pods = {pod.name for pod in self._pods}
+            pods.update(name for name in netns.names() if name.startswith(f"{self.name}-pod"))
+            for pod_name in sorted(pods):
+                self._attempt(problems, f"pod namespace {pod_name}", netns.delete, pod_name)
             self._pods.clear()
             survivors = netns.empty(self.name)
             if survivors:

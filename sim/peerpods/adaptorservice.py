@@ -36,7 +36,6 @@ from sim.peerpods.kata import ANN_SANDBOX_NAME, ANN_SANDBOX_NAMESPACE
 __all__ = [
     "AGENT_SOCKET",
     "APF_JSON",
-    "SEAM_FAULT",
     "SEAM_SILENT",
     "VERSION",
     "HypervisorService",
@@ -45,10 +44,10 @@ __all__ = [
 #: What the adaptor answers to ``Version`` (CAA ``pkg/adaptor/server.go``).
 VERSION = "0.0.0"
 AGENT_SOCKET = "agent.ttrpc"
-#: The reference adaptor's two test seams, read from its environment (never CAA settings): boot
-#: guests that never report and wait that many seconds for them; make libvirt fail at one step.
+#: The reference adaptor's test seam, read from its environment (never a CAA setting): boot guests
+#: that never report and wait that many seconds for them. (libvirt failing half-way is the LPAR's
+#: doing, for any adaptor: :mod:`sim.lpar.libvirt_faults`.)
 SEAM_SILENT = "PEERPODS_TEST_SILENT_GUESTS"
-SEAM_FAULT = "PEERPODS_TEST_LIBVIRT_FAULT"
 APF_JSON = "apf.json"
 
 

@@ -147,6 +147,29 @@ def test_a_signal_mid_run_says_interrupted_and_removes_the_staging(
     assert not any((tmp_path / name).exists() for name in RESULT_FILES)
 
 
+def test_a_failure_while_an_interrupted_run_stops_keeps_the_interrupted_status(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sim", "run", "--report-dir", str(tmp_path), "-p", "tests.stopping_fails"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".run-*")):
+        assert time.monotonic() < deadline and process.poll() is None, "the run never started"
+        time.sleep(0.05)
+    time.sleep(1.5)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, out[-2000:] + err[-2000:]
+    lines = [line for line in err.splitlines() if line.strip()]
+    said = "peerpods-conformance: interrupted; while stopping: pod VM resources left"
+    assert lines[-1].startswith(said), err
+    assert "target error" not in err and "Traceback" not in err
+    assert not list(tmp_path.glob(".run-*"))
+
+
 @pytest.mark.parametrize("delay", [0.3, 0.6])
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_during_start_up_is_interrupted_too(

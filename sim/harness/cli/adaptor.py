@@ -129,7 +129,7 @@ def _provider(args: argparse.Namespace, environment: dict[str, str]) -> tuple[An
     from sim.lpar import host
     from sim.lpar.assets import find_assets
     from sim.lpar.isolated import shared_dir_for
-    from sim.peerpods.adaptorservice import SEAM_FAULT, SEAM_SILENT
+    from sim.peerpods.adaptorservice import SEAM_SILENT
     from sim.peerpods.providers.libvirt import LibvirtProvider
 
     uri = environment.get("LIBVIRT_URI") or host.SYSTEM_URI
@@ -140,8 +140,6 @@ def _provider(args: argparse.Namespace, environment: dict[str, str]) -> tuple[An
     provider.configure(environment)
     if environment.get(SEAM_SILENT):
         provider.silence_guests(float(environment[SEAM_SILENT]))
-    if environment.get(SEAM_FAULT):
-        provider.inject_fault(environment[SEAM_FAULT])
 
     def close() -> None:
         provider.close()

@@ -266,8 +266,12 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         signals.note(f"{output.path}/ keeps the previous run's reports")
         raise
-    except OSError as exc:
-        if not _is_write_failure(exc, output.path):
+    except Exception as exc:
+        if signals.received() is not None:  # what failed while stopping is said; the status stays 130/143
+            signals.note(f"while stopping: {exc}")
+            signals.note(f"{output.path}/ keeps the previous run's reports")
+            raise KeyboardInterrupt from exc
+        if not isinstance(exc, OSError) or not _is_write_failure(exc, output.path):
             raise
         raise ReportWriteError(
             f"cannot write the result files into {output.path}/: {exc.strerror or exc}; "

@@ -5,9 +5,11 @@ Admission, the webhook, scheduling and the Kata runtime's decisions are the suit
 a process of the kind under test (:class:`~.remote.RemoteAdaptor`), and the pod VMs are what
 it made in libvirt (:class:`~.observed.ObservedPodVMs`).
 
-Two test seams exist only for the reference adaptor, passed in its environment
-(``PEERPODS_TEST_*``, never a CAA setting): guests that never report, and libvirt failing at
-one creation step. A user's adaptor is not applicable to the scenarios that need them.
+libvirt failing at one creation step comes from the LPAR (:mod:`sim.lpar.libvirt_faults`,
+preloaded into the adaptor's process), so any adaptor meets it, the reference and a user's
+build alike. Guests that never report are a test seam of the reference adaptor only
+(``PEERPODS_TEST_SILENT_GUESTS`` in its environment, never a CAA setting): a user's adaptor
+is not applicable to the scenario that needs them (see :meth:`AdaptorEnvironment.silence_guests`).
 """
 
 from __future__ import annotations
@@ -20,13 +22,21 @@ from sim.errors import TargetError
 from sim.harness.targets.adaptor.remote import RemoteAdaptor
 from sim.harness.targets.base import Guests, LibvirtFaults, LparCheck, LparInspection, NotApplicable
 from sim.harness.targets.inprocess import InProcessEnvironment
-from sim.peerpods.adaptorservice import SEAM_FAULT, SEAM_SILENT
+from sim.peerpods.adaptorservice import SEAM_SILENT
 from sim.peerpods.providers import Provider
 
 if TYPE_CHECKING:
     from sim.harness.targets.adaptor.target import AdaptorTarget
 
-__all__ = ["AdaptorEnvironment"]
+__all__ = ["SILENT_GUESTS_NA", "AdaptorEnvironment"]
+
+#: Why a user's adaptor is not judged on guests that never report.
+SILENT_GUESTS_NA = (
+    "guests that never report can be arranged only for the suite's reference adaptor: a user's adaptor "
+    "boots the pod VM image, whose agent always answers on port 15150, and this target has no LPAR that "
+    "keeps that port from the adaptor (CAA would then fail the sandbox after PROXY_TIMEOUT, saying "
+    "'failed to establish agent proxy connection', and delete the domain)"
+)
 
 
 class AdaptorEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFaults):
@@ -37,6 +47,7 @@ class AdaptorEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFa
         self._observed = target.observed()
         self._adaptors: list[RemoteAdaptor] = []
         self._seams: dict[str, str] = {}
+        self._fault: dict[str, str] = {}  # the LPAR's libvirt failing, for the adaptors' processes
         super().__init__(self._observed, adaptor_factory=self._adaptor)
 
     def _adaptor(self, node: str, _provider: Provider) -> RemoteAdaptor:
@@ -53,7 +64,7 @@ class AdaptorEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFa
 
     def _process_environment(self, deployment: Mapping[str, str]) -> dict[str, str]:
         """What the adaptor's process gets: the deployment's keys, then what this LPAR fixes."""
-        return {**deployment, **self._target.adaptor_overrides(), **self._seams}
+        return {**deployment, **self._target.adaptor_overrides(), **self._fault, **self._seams}
 
     # --- the LPAR and the test seams ----------------------------------------------------------
     def lpar_checks(self, description: Path | None) -> list[LparCheck]:
@@ -64,15 +75,24 @@ class AdaptorEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFa
         )
 
     def silence_guests(self, timeout: float) -> None:
-        self._seam(SEAM_SILENT, f"{timeout:g}", "guests that never report")
+        """Guests that never report: the reference adaptor's seam (its guests boot into a shell).
+
+        A user's binary boots the pod VM image from disk, whose agent always answers; CAA's
+        only bound on the wait is PROXY_TIMEOUT (default 5 min, settable from peer-pods-cm)
+        after a lease wait that checks at 0, 6, 18, 42 ... s, so it could be judged in about
+        6 s + PROXY_TIMEOUT. That needs an LPAR that keeps the guest's port 15150 from the
+        adaptor, which this target does not build, and a scenario that does not expect the
+        reference's words ("did not report within N s"): not applicable
+        (:data:`SILENT_GUESTS_NA`)."""
+        if not self._target.launcher.reference:
+            raise NotApplicable(SILENT_GUESTS_NA)
+        self._seams[SEAM_SILENT] = f"{timeout:g}"
+        self.restart_adaptors()
 
     def inject_libvirt_fault(self, step: str) -> None:
-        self._seam(SEAM_FAULT, step, f"libvirt failing while the pod VM's {step} is made")
-
-    def _seam(self, key: str, value: str, what: str) -> None:
-        if not self._target.launcher.reference:
-            raise NotApplicable(f"{what} can be arranged only for the suite's reference adaptor")
-        self._seams[key] = value
+        """The LPAR's libvirt fails the pod VM's ``step``: the adaptors restart with the fault
+        layer preloaded (their first pod VM meets it)."""
+        self._fault = self._target.libvirt_fault(step)
         self.restart_adaptors()
 
     # --- what libvirt holds -------------------------------------------------------------------

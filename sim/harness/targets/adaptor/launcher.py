@@ -119,6 +119,8 @@ class AdaptorLauncher:
         self.run_dir.mkdir(mode=0o700, parents=True)
         self._count = 0
         self._idle: dict[frozenset[tuple[str, str]], list[RunningAdaptor]] = {}
+        #: Every process started, so that close() ends them all, even one whose start was interrupted.
+        self._processes: list[Process] = []
 
     @property
     def reference(self) -> bool:
@@ -153,6 +155,7 @@ class AdaptorLauncher:
         argv = self.argv(environment, socket, pods_dir)
         with log.open("ab") as handle:
             process = self.spawn(argv, environment, handle)
+        self._processes.append(process)
         limit = float(os.environ.get("PEERPODS_ADAPTOR_START_TIMEOUT") or START_TIMEOUT_S)
         deadline = time.monotonic() + limit
         while True:
@@ -236,11 +239,16 @@ class AdaptorLauncher:
         }
 
     def close(self) -> None:
-        """Stop every idle adaptor and remove the run's directory."""
+        """Stop every idle adaptor, then any other process still running (an interrupted start's),
+        then remove the run's directory, which no process then writes into (an adaptor makes
+        its socket's and pods' folders again if they are gone)."""
         for waiting in self._idle.values():
             for running in waiting:
                 self.stop(running)
         self._idle.clear()
+        for process in self._processes:
+            terminate(process, STOP_TIMEOUT_S)
+        self._processes.clear()
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 

@@ -76,6 +76,7 @@ class RemoteAdaptor:
         self._reuse = reuse
         self._sandboxes: dict[str, str] = {}  # pod VM -> sandbox id, of the running process
         self._orphans: set[str] = set()  # pod VMs an earlier process of this adaptor made
+        self._interrupted = False  # a call to the running process was abandoned half-way
         self._lock = threading.Lock()
 
     def start(self, peer_pods_cm: Mapping[str, str] | None) -> int | None:
@@ -105,6 +106,9 @@ class RemoteAdaptor:
             except (RemoteError, AdaptorUnreachable) as exc:
                 self._forget(running, sandbox)
                 raise PodVMError(f"creating pod VM for {where} failed: {exc}") from None
+            except BaseException:  # interrupted (Ctrl-C): the process may still be making it
+                self._interrupted = True
+                raise
             made = sorted(self._domains() - before)
         if len(made) != 1:
             self._forget(running, sandbox)
@@ -136,7 +140,8 @@ class RemoteAdaptor:
         if self.running is not None:
             running, self.running = self.running, None
             self._orphans.update(self._sandboxes)
-            idle = not self._sandboxes
+            idle = not self._sandboxes and not self._interrupted
+            self._interrupted = False
             self._sandboxes.clear()
             self._launcher.stop(running, reuse=reuse and idle and self._reuse)
 

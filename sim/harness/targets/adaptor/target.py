@@ -33,9 +33,9 @@ from sim.errors import ConformanceInputError, TargetError
 from sim.harness.targets.adaptor.environment import AdaptorEnvironment
 from sim.harness.targets.adaptor.launcher import BIOS, FIRMWARE_KEY, AdaptorLauncher
 from sim.harness.targets.adaptor.observed import ObservedPodVMs
-from sim.harness.targets.base import Target, TargetOptions
+from sim.harness.targets.base import NotApplicable, Target, TargetOptions
 from sim.harness.targets.lparhost import LparHost
-from sim.lpar import host, ibmz_host
+from sim.lpar import host, ibmz_host, libvirt_faults
 from sim.lpar.diskimage import DiskImageMissing, find_disk_image
 from sim.lpar.isolated import IsolatedLpar
 from sim.peerpods.adaptor import AdaptorStartError
@@ -77,6 +77,7 @@ class AdaptorTarget(LparHost, Target):
                 "kvm_amd, or run with --lpar-host ibmz: s390x pod VMs under TCG need no KVM)"
             )
         self.lpar_host = lpar_host
+        self._cache = cache
         self.isolated = IsolatedLpar() if uri is None else None
         self._preload: dict[str, str] = {}
         #: How an adaptor's command (and environment) is wrapped before it runs in the isolated
@@ -110,10 +111,8 @@ class AdaptorTarget(LparHost, Target):
                     f"and the suite connect to ({host.SYSTEM_URI}); a test:/// driver lives in one process"
                 )
             self.adaptor_version = self._probe_adaptor()
-        except BaseException:
-            self.launcher.close()
-            if self.isolated is not None:
-                self.isolated.stop()
+        except BaseException:  # Ctrl-C included: nothing of the run stays
+            self._remove_lpar()
             raise
 
     def _upload_podvm_image(self, cache: Path | None, *, required: bool) -> str:
@@ -209,6 +208,16 @@ class AdaptorTarget(LparHost, Target):
             overrides[FIRMWARE_KEY] = BIOS  # the x86_64 pod VM image boots from its MBR
         return overrides
 
+    def libvirt_fault(self, step: str) -> dict[str, str]:
+        """What an adaptor's process is given so that this LPAR's libvirt fails the pod VM's
+        ``step`` (:data:`sim.lpar.libvirt_faults.STEPS`) in it: the fault layer, preloaded
+        before the IBM Z host layer (any adaptor, the reference included, meets it)."""
+        try:
+            library = libvirt_faults.libvirt_faults_library(self._cache)
+        except libvirt_faults.FaultLayerUnavailable as exc:
+            raise NotApplicable(f"libvirt failing on request needs the LPAR's fault layer: {exc}") from None
+        return libvirt_faults.fault_environment(step, library, self._preload)
+
     def pod_netns(self) -> str:
         """The pod sandbox's network namespace the shim hands over in CreateVM: a new one with
         its own interface and default route on an isolated LPAR; none (the host's) otherwise."""
@@ -262,6 +271,13 @@ class AdaptorTarget(LparHost, Target):
         try:
             super().close()
         finally:
-            self.launcher.close()
+            self._remove_lpar()
+
+    def _remove_lpar(self) -> None:
+        """The isolated LPAR first: every process in it ends, those of an adaptor start that was
+        interrupted too; then the adaptors' folders, which nothing writes into any more."""
+        try:
             if self.isolated is not None:
                 self.isolated.stop()
+        finally:
+            self.launcher.close()

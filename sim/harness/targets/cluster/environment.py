@@ -101,6 +101,9 @@ class ApiServerEnvironment(
         self.provider = provider
         #: the pod VMs the adaptor processes under test made, read back (--adaptor-binary)
         self._observed: Any = provider if target.adaptors is not None else None
+        #: what a scenario adds to the adaptor processes' environment: the LPAR's libvirt failing
+        #: (sim.lpar.libvirt_faults), the reference adaptor's silent guests
+        self._extra: dict[str, str] = {}
         #: the libvirt provider (the lpar target's), when the in-process adaptors make libvirt domains
         self._libvirt: Any = provider if target.lpar is not None and self._observed is None else None
         self._pods: list[tuple[str, str]] = []
@@ -347,6 +350,7 @@ class ApiServerEnvironment(
             environment=lambda deployment: {
                 **deployment,
                 **adaptors.adaptor_overrides(),
+                **self._extra,
                 **incluster.environment(node),
             },
             domains=self._observed.domains,
@@ -660,22 +664,29 @@ class ApiServerEnvironment(
 
     # --- fault injection: the lpar target's own, on the same libvirt provider ------------
     def inject_libvirt_fault(self, step: str) -> None:
-        self._not_for_processes(f"libvirt failing while the pod VM's {step} is made")
+        if self.t.adaptors is not None:  # the LPAR fails it in every adaptor process, restarted
+            self._extra.update(self.t.adaptors.libvirt_fault(step))
+            self.restart_adaptors()
+            return
         if self._libvirt is None:
             raise NotApplicable("pod VMs are not libvirt domains here (give --libvirt-uri)")
         self._libvirt.inject_fault(step)
 
     def silence_guests(self, timeout: float) -> None:
-        self._not_for_processes("guests that never report")
+        if self.t.adaptors is not None:
+            from sim.harness.targets.adaptor.environment import SILENT_GUESTS_NA
+            from sim.peerpods.adaptorservice import SEAM_SILENT
+
+            if not self.t.adaptors.launcher.reference:
+                raise NotApplicable(SILENT_GUESTS_NA)
+            self._extra[SEAM_SILENT] = f"{timeout:g}"
+            self.restart_adaptors()
+            return
         if self._libvirt is None:
             raise NotApplicable("no guests boot here (give --libvirt-uri qemu:///system)")
         if self._libvirt.simulated:
             raise NotApplicable("the libvirt simulator boots no guests")
         self._libvirt.silence_guests(timeout)
-
-    def _not_for_processes(self, what: str) -> None:
-        if self._observed is not None:
-            raise NotApplicable(f"{what}: arranged for adaptor processes on the adaptor target, not here")
 
     # ------------------------------------------------------------------ teardown
     def close(self) -> None:
