@@ -167,14 +167,21 @@ def main() -> int:
                 )
                 show(serial, parallel)
                 if args.two_daemons:
-                    two = two_daemons(base, selection)
-                    ratio = serial.seconds / two.seconds if two.seconds else 0.0
-                    print(f"  {two.label:34} {two.seconds:7.1f} s  exit {two.exit}; speed-up {ratio:.2f}x")
+                    alone, alone_two, two = two_daemons(base, selection)
+                    print("  the private libvirtd alone (is it the daemon, or the parallelism?):")
+                    show(alone, alone_two)
+                    for measured, against in ((alone, serial), (two, serial), (two, alone)):
+                        ratio = against.seconds / measured.seconds if measured.seconds else 0.0
+                        print(
+                            f"  {measured.label:34} {measured.seconds:7.1f} s  exit {measured.exit}; "
+                            f"{ratio:.2f}x against {against.label}"
+                        )
     print(f"load average after {os.getloadavg()[0]:.2f}")
     return 0
 
 
-def two_daemons(base: Path, selection: list[str]) -> Measured:
+def two_daemons(base: Path, selection: list[str]) -> tuple[Measured, Measured, Measured]:
+    """The private libvirtd alone (serial, then 2 workers), then both LPARs with a worker each."""
     from sim.lpar import isolated
     from sim.lpar.isolated import IsolatedLpar
 
@@ -182,11 +189,18 @@ def two_daemons(base: Path, selection: list[str]) -> Measured:
     lpar_base.mkdir(parents=True, mode=0o755)
     try:
         with IsolatedLpar(base=lpar_base) as private:
-            return run(
-                "two LPARs (system + private), 2 workers",
-                base / f"two-{uuid.uuid4().hex[:4]}",
-                *["--target", "lpar", "--libvirt-uri", "qemu:///system", "--libvirt-uri", private.uri],
-                *selection,
+            alone = ["--target", "lpar", "--libvirt-uri", private.uri, *selection]
+            return (
+                run("private libvirtd, serial", base / f"alone-{uuid.uuid4().hex[:4]}", *alone),
+                run(
+                    "private, --workers 2", base / f"alone2-{uuid.uuid4().hex[:4]}", *alone, "--workers", "2"
+                ),
+                run(
+                    "two LPARs (system + private), 2 workers",
+                    base / f"two-{uuid.uuid4().hex[:4]}",
+                    *["--target", "lpar", "--libvirt-uri", "qemu:///system", "--libvirt-uri", private.uri],
+                    *selection,
+                ),
             )
     finally:
         shutil.rmtree(lpar_base, ignore_errors=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-import sim.harness.targets.adaptor.launcher
+import sim.harness.targets.adaptorprocess.launcher
 import sim.harness.targets.inprocess
 import sim.harness.targets.lpar
 import sim.kube.admission
@@ -579,7 +579,7 @@ def _in_the_adaptor(name: str, mutate: Callable[[], None]) -> Callable[[], None]
     """The mutant lives in the reference adaptor's own process: the launcher starts ``adaptor
     serve`` through :data:`_ADAPTOR_BOOT`, which applies ``mutate`` there first."""
     IN_ADAPTOR[name] = mutate
-    launcher = sim.harness.targets.adaptor.launcher.AdaptorLauncher
+    launcher = sim.harness.targets.adaptorprocess.launcher.AdaptorLauncher
 
     def apply() -> None:
         original = launcher.argv

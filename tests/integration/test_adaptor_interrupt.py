@@ -23,7 +23,7 @@ import pytest
 
 pytest.importorskip("libvirt")
 
-from sim.harness.targets.adaptor import launcher
+from sim.harness.targets.adaptorprocess import launcher
 from sim.lpar import isolated, netns
 from sim.lpar.assets import AssetsMissing, find_assets
 

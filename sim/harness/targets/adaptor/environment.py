@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sim.errors import TargetError
-from sim.harness.targets.adaptor.remote import RemoteAdaptor
+from sim.harness.targets.adaptorprocess.host import SILENT_GUESTS_NA
+from sim.harness.targets.adaptorprocess.remote import RemoteAdaptor
 from sim.harness.targets.base import Guests, LibvirtFaults, LparCheck, LparInspection, NotApplicable
 from sim.harness.targets.inprocess import InProcessEnvironment
 from sim.peerpods.adaptorservice import SEAM_SILENT
@@ -28,15 +29,7 @@ from sim.peerpods.providers import Provider
 if TYPE_CHECKING:
     from sim.harness.targets.adaptor.target import AdaptorTarget
 
-__all__ = ["SILENT_GUESTS_NA", "AdaptorEnvironment"]
-
-#: Why a user's adaptor is not judged on guests that never report.
-SILENT_GUESTS_NA = (
-    "guests that never report can be arranged only for the suite's reference adaptor: a user's adaptor "
-    "boots the pod VM image, whose agent always answers on port 15150, and this target has no LPAR that "
-    "keeps that port from the adaptor (CAA would then fail the sandbox after PROXY_TIMEOUT, saying "
-    "'failed to establish agent proxy connection', and delete the domain)"
-)
+__all__ = ["AdaptorEnvironment"]
 
 
 class AdaptorEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFaults):

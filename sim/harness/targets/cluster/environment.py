@@ -341,7 +341,7 @@ class ApiServerEnvironment(
         adaptors, incluster = self.t.adaptors, self.t.incluster
         if adaptors is None or incluster is None:
             return None
-        from sim.harness.targets.adaptor.remote import RemoteAdaptor
+        from sim.harness.targets.adaptorprocess.remote import RemoteAdaptor
 
         incluster.add_node(node)  # its worker machine's network namespace
         return RemoteAdaptor(
@@ -674,7 +674,7 @@ class ApiServerEnvironment(
 
     def silence_guests(self, timeout: float) -> None:
         if self.t.adaptors is not None:
-            from sim.harness.targets.adaptor.environment import SILENT_GUESTS_NA
+            from sim.harness.targets.adaptorprocess.host import SILENT_GUESTS_NA
             from sim.peerpods.adaptorservice import SEAM_SILENT
 
             if not self.t.adaptors.launcher.reference:

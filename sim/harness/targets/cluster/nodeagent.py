@@ -12,7 +12,7 @@ A :class:`NodeAgent` stands for what runs on one worker node of a peer-pods clus
   before any pod VM is requested (a broken one fails the sandbox: the pod stays Pending,
   waiting in ``ContainerCreating``, with a ``FailedCreatePodSandBox`` event);
 * **the cloud-api-adaptor**: a process under test (``--adaptor-binary``: a
-  :class:`~sim.harness.targets.adaptor.remote.RemoteAdaptor` the agent calls as the Kata shim
+  :class:`~sim.harness.targets.adaptorprocess.remote.RemoteAdaptor` the agent calls as the Kata shim
   does; it patches the node itself), or the reference :class:`sim.peerpods.adaptor.CloudApiAdaptor`, reading
   ``peer-pods-cm`` from the API server when it starts; it patches the node's
   ``status.capacity`` with ``kata.peerpods.io/vm`` as CAA's ``k8sops.AdvertiseExtendedResources``
@@ -44,7 +44,7 @@ import kubernetes.client as _client
 import kubernetes.watch as _watch
 from kubernetes.client.exceptions import ApiException
 
-from sim.harness.targets.adaptor.remote import RemoteAdaptor
+from sim.harness.targets.adaptorprocess.remote import RemoteAdaptor
 from sim.kube.scheduler import effective_request, node_amounts
 from sim.peerpods.adaptor import AdaptorStartError, CloudApiAdaptor, NodeAdaptor, PodVMError
 from sim.peerpods.kata import (

@@ -30,7 +30,7 @@ from sim.peerpods.providers.memory import MemoryProvider
 from sim.yamlload import load_all, load_one
 
 if TYPE_CHECKING:
-    from sim.harness.targets.adaptor.target import AdaptorTarget
+    from sim.harness.targets.adaptorprocess.host import AdaptorHost
     from sim.harness.targets.cluster.incluster import InClusterAccess
 
 #: The Kubernetes client, untyped here: objects are read as JSON-shaped data.
@@ -100,7 +100,7 @@ class ClusterTarget(Target):
         kubeconfig: Path | None,
         plane: Any = None,
         libvirt_uri: str | None = None,
-        adaptors: AdaptorTarget | None = None,
+        adaptors: AdaptorHost | None = None,
     ) -> None:
         self.mode = mode
         self.kubeconfig = kubeconfig
@@ -204,13 +204,13 @@ class ClusterTarget(Target):
             )
         adaptors = None
         if binary:
-            from sim.harness.targets.adaptor.target import AdaptorTarget
+            from sim.harness.targets.adaptorprocess.host import AdaptorHost
             from sim.harness.targets.cluster.incluster import require_tools
 
             require_tools()
 
             cache = options.extra.get("lpar_cache")
-            adaptors = AdaptorTarget(
+            adaptors = AdaptorHost(
                 None,
                 binary=None if binary == REFERENCE_ADAPTOR else Path(binary),
                 cache=Path(cache) if cache else None,
@@ -227,7 +227,7 @@ class ClusterTarget(Target):
 
     @classmethod
     def start_local(
-        cls, libvirt_uri: str | None = None, *, build: bool = True, adaptors: AdaptorTarget | None = None
+        cls, libvirt_uri: str | None = None, *, build: bool = True, adaptors: AdaptorHost | None = None
     ) -> ClusterTarget:
         from sim.harness.targets.cluster.build import require_binaries
         from sim.harness.targets.cluster.controlplane import ControlPlane

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sim.harness.targets.adaptor.launcher import AdaptorLauncher, RunningAdaptor
+from sim.harness.targets.adaptorprocess.launcher import AdaptorLauncher, RunningAdaptor
 from sim.peerpods.adaptor import (
     ADVERTISED_RESOURCE,
     AdaptorConfig,
