@@ -399,7 +399,11 @@ class IsolatedLpar:
         return node
 
     def remove_pod_netns(self, pod: netns.PodNetns) -> None:
-        """Remove a pod's namespace (and the processes in it) before stop()."""
+        """Remove a pod's (or node's) namespace (and the processes in it) before stop(). Its veth
+        pair goes first, at once: a namespace that something else still refers to (a pod's VXLAN
+        device whose underlay is a node's namespace) outlives its name, and its port would
+        otherwise linger in the LPAR's namespace and collide with the next one of that name."""
+        netns.ip()["-n", self.name, "link", "del", pod.host_interface].run(retcode=None)
         netns.delete(pod.name)
         self._pods = [kept for kept in self._pods if kept.name != pod.name]
 

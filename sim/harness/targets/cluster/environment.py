@@ -312,9 +312,9 @@ class ApiServerEnvironment(
         agent = NodeAgent(
             name, self.api, self.provider, kata_config=self._kata_config, process=self._adaptor_process(name)
         )
-        agent.register()
-        self.t.agents.add(agent)
+        self.t.agents.add(agent)  # before it registers: a failed start is still stopped and removed
         self._nodes.append(name)
+        agent.register()
         self._changed_at = time.monotonic()
 
     def set_peer_pods_secret(self, data: Mapping[str, str]) -> None:
@@ -703,7 +703,10 @@ class ApiServerEnvironment(
                 agent = self.t.agents.remove(name)
                 if agent is not None:
                     agent.stop()
-                if self.t.incluster is not None:
+            if self.t.adaptors is not None:  # the pods' namespaces, then the nodes' they tunnel from
+                self.t.adaptors.release_pod_namespaces()
+            if self.t.incluster is not None:
+                for name in self._nodes:
                     self.t.incluster.remove_node(name)
             self._delete_webhooks()
             if self._policy:
