@@ -226,18 +226,8 @@ def add_on_bridge(
     ``address`` whose veth peer is a port of the bridge, and a default route via ``gateway``
     (a worker node beside the pod VMs on their network)."""
     host_interface = f"{NODE_PORT_PREFIX}{index}"
-    add(name)
-    try:
-        _run(ip()["-n", host, "link", "add", host_interface, "type", "veth", "peer", "name", POD_INTERFACE,
-                  "netns", name])  # fmt: skip
-        _run(ip()["-n", host, "link", "set", host_interface, "master", bridge, "up"])
-        _run(ip()["-n", name, "addr", "add", str(address), "dev", POD_INTERFACE])
-        _run(ip()["-n", name, "link", "set", POD_INTERFACE, "up"])
-        _run(ip()["-n", name, "route", "add", "default", "via", str(gateway.ip), "dev", POD_INTERFACE])
-    except BaseException:
-        delete(name)
-        raise
-    return PodNetns(name, path(name), POD_INTERFACE, address, gateway, host_interface)
+    host_side = [["link", "set", host_interface, "master", bridge, "up"]]
+    return _wired(name, host, host_interface, host_side, address, gateway)
 
 
 def add_pod(name: str, host: str, index: int, subnet: IPv4Network) -> PodNetns:
@@ -250,12 +240,26 @@ def add_pod(name: str, host: str, index: int, subnet: IPv4Network) -> PodNetns:
     gateway = IPv4Interface(f"{next(hosts)}/{block.prefixlen}")
     address = IPv4Interface(f"{next(hosts)}/{block.prefixlen}")
     host_interface = f"ppcpod{index}"
+    host_side = [["addr", "add", str(gateway), "dev", host_interface], ["link", "set", host_interface, "up"]]
+    return _wired(name, host, host_interface, host_side, address, gateway)
+
+
+def _wired(
+    name: str,
+    host: str,
+    host_interface: str,
+    host_side: list[list[str]],
+    address: IPv4Interface,
+    gateway: IPv4Interface,
+) -> PodNetns:
+    """Namespace ``name`` with an ``eth0`` at ``address`` and a default route via ``gateway``,
+    its veth peer ``host_interface`` in ``host`` set up by the ``ip`` commands ``host_side``."""
     add(name)
     try:
         _run(ip()["-n", host, "link", "add", host_interface, "type", "veth", "peer", "name", POD_INTERFACE,
                   "netns", name])  # fmt: skip
-        _run(ip()["-n", host, "addr", "add", str(gateway), "dev", host_interface])
-        _run(ip()["-n", host, "link", "set", host_interface, "up"])
+        for command in host_side:
+            _run(ip()["-n", host, *command])
         _run(ip()["-n", name, "addr", "add", str(address), "dev", POD_INTERFACE])
         _run(ip()["-n", name, "link", "set", POD_INTERFACE, "up"])
         _run(ip()["-n", name, "route", "add", "default", "via", str(gateway.ip), "dev", POD_INTERFACE])

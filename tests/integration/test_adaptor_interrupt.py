@@ -25,27 +25,16 @@ pytest.importorskip("libvirt")
 
 from sim.harness.targets.adaptorprocess import launcher
 from sim.lpar import isolated, netns
-from sim.lpar.assets import AssetsMissing, find_assets
+from tests.integration.adaptorhost import why_no_adaptor_host
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The exit status of a run interrupted by SIGINT (README, "Verdicts and exit status").
 INTERRUPTED = 128 + int(signal.SIGINT)
 
 
-def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "not root"
-    missing = [tool for tool in isolated.TOOLS if isolated._which(tool) is None]
-    if missing:
-        return f"missing {', '.join(missing)}"
-    try:
-        find_assets(None)
-    except AssetsMissing as exc:
-        return f"no pod VM image: {exc}"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_why_not() is not None, reason=f"no adaptor target here: {_why_not()}")
+pytestmark = pytest.mark.skipif(
+    why_no_adaptor_host() is not None, reason=f"no adaptor target here: {why_no_adaptor_host()}"
+)
 
 
 def _adaptor_folders(pid: int) -> list[Path]:

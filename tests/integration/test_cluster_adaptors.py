@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,23 +20,26 @@ import pytest
 
 pytest.importorskip("libvirt")
 
+from sim.errors import ConformanceInputError
 from sim.harness.targets.cluster.incluster import SERVICE_ACCOUNT_DIR
-from sim.lpar import isolated, netns
+from sim.lpar import netns
 from sim.lpar.diskimage import DiskImageMissing, find_disk_image
+from tests.integration.adaptorhost import why_no_adaptor_host
 
 SELECTION = "NL-001 or NL-005 or NL-006"
 CHOSEN = ("--tags", SELECTION, "--report-dir")
 
 
 def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "not root"
-    missing = [tool for tool in (*isolated.TOOLS, "socat") if shutil.which(tool) is None]
-    if missing:
-        return f"missing {', '.join(missing)}"
+    """An adaptor host, socat, and the disk image a user's binary boots."""
+    missing = why_no_adaptor_host()
+    if missing is not None:
+        return missing
+    if shutil.which("socat") is None:
+        return "missing socat"
     try:
         find_disk_image("s390x", None)
-    except (DiskImageMissing, Exception) as exc:
+    except (DiskImageMissing, ConformanceInputError) as exc:
         return f"no s390x pod VM disk image: {exc}"
     return None
 
