@@ -29,6 +29,7 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,10 @@ PODVM_PREFIX = "podvm-"
 #: booting host "start" runs in the background: its failure fails the pod's sandbox (seen when
 #: the pod is read), not the call.
 STEPS = ("root-volume", "cidata-volume", "define", "start")
+
+
+#: The s390x guest each libvirt connection offers (its capabilities do not change during a run).
+_GUEST_CAPS: weakref.WeakKeyDictionary[Any, tuple[str, str, str | None]] = weakref.WeakKeyDictionary()
 
 
 class LaunchSecurityError(ConformanceInputError):
@@ -222,9 +227,17 @@ class LibvirtProvider:
         return domain.LAUNCH_SECURITY_SE if host_arch == "s390x" else None
 
     def guest_caps(self) -> tuple[str, str, str | None]:
-        """(domain type, machine, emulator) for s390x, from the host's capabilities."""
+        """(domain type, machine, emulator) for s390x, from the host's capabilities: asked once
+        per connection (the system libvirtd here takes 1.7 s per ``getCapabilities``, and serves
+        one at a time: asked per pod VM, it was most of a pod VM scenario's cost)."""
         if self.simulated:
             return "test", domain.S390_MACHINE, None
+        found = _GUEST_CAPS.get(self.connection)
+        if found is None:
+            found = _GUEST_CAPS[self.connection] = self._read_guest_caps()
+        return found
+
+    def _read_guest_caps(self) -> tuple[str, str, str | None]:
         import xml.etree.ElementTree as ET
 
         caps = ET.fromstring(self.connection.getCapabilities())
