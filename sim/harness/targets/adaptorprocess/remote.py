@@ -74,18 +74,26 @@ class RemoteAdaptor:
         #: An idle process may serve a later scenario (not when it patched its node: stopping it
         #: later would withdraw the capacity of a node of the same name).
         self._reuse = reuse
+        self._started = False
         self._sandboxes: dict[str, str] = {}  # pod VM -> sandbox id, of the running process
         self._orphans: set[str] = set()  # pod VMs an earlier process of this adaptor made
         self._interrupted = False  # a call to the running process was abandoned half-way
         self._lock = threading.Lock()
 
     def start(self, peer_pods_cm: Mapping[str, str] | None) -> int | None:
+        """The node's adaptor starts (its first start may take an idle process of an earlier
+        scenario started with the same environment, as a DaemonSet's pod serves many pods); a
+        restart is always a new process."""
+        restart = self._started
         self.stop()
         self.config, self.start_error = None, None
         config = AdaptorConfig.from_configmap(peer_pods_cm)  # a malformed number names the key
+        self._started = True
         try:
             self.running = self._launcher.start(
-                f"the cloud-api-adaptor of node {self.node}", self._environment(dict(peer_pods_cm or {}))
+                f"the cloud-api-adaptor of node {self.node}",
+                self._environment(dict(peer_pods_cm or {})),
+                fresh=restart or not self._reuse,
             )
         except AdaptorStartError as exc:
             self.start_error = str(exc)
