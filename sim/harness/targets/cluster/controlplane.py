@@ -113,8 +113,8 @@ def clean_stale_runs(root: Path | None = None, log: Callable[[str], None] | None
             continue
         try:
             owner = int((run / "owner.pid").read_text().strip())
-        except (OSError, ValueError):
-            owner = -1
+        except (OSError, ValueError):  # not written yet (or lost): the owner its name carries
+            owner = _owner_in_name(run.name)
         if owner > 0 and _pid_alive(owner):
             continue  # a live run of another process
         for line in _read_lines(run / "pids"):
@@ -134,6 +134,12 @@ def clean_stale_runs(root: Path | None = None, log: Callable[[str], None] | None
         if log:
             log(f"removed stale control plane directory {run}")
     return removed
+
+
+def _owner_in_name(name: str) -> int:
+    """The pid in a run directory's name (``run-<pid>-<random>``), or -1."""
+    parts = name.split("-")
+    return int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else -1
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -200,7 +206,9 @@ class ControlPlane:
         started = time.monotonic()
         clean_stale_runs(self.root, self._log)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self.root))
+        # the owner in the name too: another run cleaning up between mkdtemp and owner.pid
+        # (two workers starting together) must not take this one for a dead run's
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=self.root))
         (self.run_dir / "owner.pid").write_text(f"{os.getpid()}\n")
         try:
             self._pki = Pki(self.run_dir / "pki")

@@ -573,13 +573,22 @@ class ApiServerEnvironment(
         key = (namespace, name)
         record = self.t.agents.record(namespace, name)
         try:
-            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+            last = self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
         except ApiException as exc:
             if exc.status == 404:
                 raise ConformanceInputError(f'pods "{name}" not found in namespace {namespace}') from None
             raise
         self._changed_at = time.monotonic()
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        last_pod: Any = self.api.sanitize_for_serialization(last) or {}
+        # bound when it went: its agent may not have seen the binding yet (then it starts the pod
+        # VM late, and releases it on the deletion that follows); wait for that deletion
+        bound = self.t.local and bool((last_pod.get("spec") or {}).get("nodeName"))
+        uid = str((last_pod.get("metadata") or {}).get("uid"))
+        if bound and not self.t.agents.wait_handled_deletion(uid, SETTLE_TIMEOUT_S):
+            raise TargetError(
+                f"the node agents did not see pod {namespace}/{name} go within {SETTLE_TIMEOUT_S} s"
+            )
         while record is not None and self.t.agents.record(namespace, name) is record:
             if time.monotonic() > deadline:
                 raise TargetError(

@@ -463,6 +463,9 @@ class NodeAgents:
         self._watch: watch.Watch | None = None
         self._thread: threading.Thread | None = None
         self.synced = threading.Event()
+        #: The uids of bound pods whose deletion the watch has delivered (and handed to their agent).
+        self._gone: set[str] = set()
+        self._gone_changed = threading.Condition()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="node-agents-watch", daemon=True)
@@ -496,7 +499,22 @@ class NodeAgents:
         if self._thread is not None:
             self._thread.join(WATCH_TIMEOUT_S + 5)
 
+    def wait_handled_deletion(self, uid: str, timeout: float) -> bool:
+        """Wait until the watch delivered the deletion of the bound pod ``uid`` to its agent (a
+        binding the agents had not seen yet when the pod was deleted is then behind them too)."""
+        with self._gone_changed:
+            return self._gone_changed.wait_for(lambda: uid in self._gone, timeout)
+
     def _dispatch(self, kind: str, pod: dict[str, Any]) -> None:
+        try:
+            self._handle(kind, pod)
+        finally:
+            if kind == "DELETED":
+                with self._gone_changed:
+                    self._gone.add(str((pod.get("metadata") or {}).get("uid")))
+                    self._gone_changed.notify_all()
+
+    def _handle(self, kind: str, pod: dict[str, Any]) -> None:
         node = (pod.get("spec") or {}).get("nodeName")
         agent = self.agent(str(node)) if node else None
         if agent is None:
