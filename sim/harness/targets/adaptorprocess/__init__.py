@@ -7,7 +7,3 @@ node's adaptor behind the remote hypervisor API, which the suite calls as the sh
 ``observed`` (the pod VMs the adaptor made, read back from libvirt); ``host`` (the LPAR they
 run on, with what every adaptor of the run is given).
 """
-
-from sim.harness.targets.adaptorprocess.host import AdaptorHost
-
-__all__ = ["AdaptorHost"]

@@ -38,13 +38,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kubernetes.client as _client
 import kubernetes.watch as _watch
 from kubernetes.client.exceptions import ApiException
 
-from sim.harness.targets.adaptorprocess.remote import RemoteAdaptor
 from sim.kube.scheduler import effective_request, node_amounts
 from sim.peerpods.adaptor import AdaptorStartError, CloudApiAdaptor, NodeAdaptor, PodVMError
 from sim.peerpods.kata import (
@@ -57,6 +56,9 @@ from sim.peerpods.kata import (
     sandbox_failed,
 )
 from sim.peerpods.providers import Provider
+
+if TYPE_CHECKING:  # the adaptor processes need libvirt; the cluster target without them does not
+    from sim.harness.targets.adaptorprocess.remote import RemoteAdaptor
 
 #: The Kubernetes client, untyped here: objects are read as JSON-shaped data.
 client: Any = _client
