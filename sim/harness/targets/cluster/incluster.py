@@ -75,7 +75,8 @@ def require_tools() -> None:
 
 
 class InClusterAccess:
-    """An adaptor process's way into the cluster at ``server`` (see the module doc)."""
+    """The adaptor processes' way into the cluster whose API server listens on the host's
+    loopback at ``server_port`` (see the module doc)."""
 
     def __init__(
         self, api: Any, server_port: int, namespace: str, isolated: IsolatedLpar, run_dir: Path
@@ -89,6 +90,7 @@ class InClusterAccess:
         self._made: list[Path] = []
         self._outer: Process | None = None
         self._nodes: dict[str, tuple[PodNetns, Process]] = {}
+        self._logs: dict[int, Path] = {}  # each socat's messages, by its pid
         try:
             self._grant()
             self._mount_point()
@@ -111,19 +113,20 @@ class InClusterAccess:
             return
         space = self.isolated.node_netns()
         try:
-            inner = local["ip"]["netns", "exec", space.name, "socat"][
-                f"TCP-LISTEN:{INNER_PORT},bind={INNER_HOST},reuseaddr,fork", f"UNIX-CONNECT:{self.socket}"
-            ].popen(
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                preexec_fn=die_with_parent,
+            inner = self._socat(
+                f"socat-{space.name}",
+                ["ip", "netns", "exec", space.name, "socat"],
+                f"TCP-LISTEN:{INNER_PORT},bind={INNER_HOST},reuseaddr,fork",
+                f"UNIX-CONNECT:{self.socket}",
             )
-            self._nodes[node] = (space, inner)
+        except BaseException:
+            self.isolated.remove_pod_netns(space)
+            raise
+        self._nodes[node] = (space, inner)
+        try:
             self._wait_listening(space.name, inner)
         except BaseException:
             self.remove_node(node)
-            self.isolated.remove_pod_netns(space)
             raise
 
     def remove_node(self, node: str) -> None:
@@ -196,14 +199,11 @@ class InClusterAccess:
     def _bridge(self, server_port: int) -> None:
         """The host's side: the unix socket every node's listener connects to."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        outer = local["socat"][
-            f"UNIX-LISTEN:{self.socket},fork,unlink-early,mode=600", f"TCP:127.0.0.1:{server_port}"
-        ]
-        self._outer = outer.popen(
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            preexec_fn=die_with_parent,
+        self._outer = self._socat(
+            "socat-host",
+            ["socat"],
+            f"UNIX-LISTEN:{self.socket},fork,unlink-early,mode=600",
+            f"TCP:127.0.0.1:{server_port}",
         )
         deadline = time.monotonic() + 10
         while not self.socket.exists():
@@ -223,10 +223,19 @@ class InClusterAccess:
                 raise TargetError(f"socat in {space} did not listen on {INNER_HOST}:{INNER_PORT} within 10 s")
             time.sleep(0.05)
 
-    @staticmethod
-    def _check_alive(process: Process) -> None:
+    def _socat(self, name: str, command: Sequence[str], *addresses: str) -> Process:
+        """A socat process dying with the suite, its messages in the run's folder."""
+        log = self.folder / f"{name}.log"
+        with log.open("ab") as output:
+            process: Process = local[command[0]][[*command[1:], *addresses]].popen(
+                stdin=subprocess.DEVNULL, stdout=output, stderr=output, preexec_fn=die_with_parent
+            )
+        self._logs[process.pid] = log
+        return process
+
+    def _check_alive(self, process: Process) -> None:
         if process.poll() is not None:
-            error = process.stderr.read().decode(errors="replace").strip() if process.stderr else ""
+            error = self._logs[process.pid].read_text(errors="replace").strip()[-600:]
             raise TargetError(f"socat joining the adaptors' namespaces to the API server exited: {error}")
 
     def close(self) -> None:
