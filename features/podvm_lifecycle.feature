@@ -121,6 +121,13 @@ Feature: Pod VMs are libvirt domains on the LPAR, made and removed with their po
     Then the pod is Running
     And pod "earlier" in namespace "confidential" is Running
 
+  @VM-014 @needs-guest
+  Scenario: The pod VM boots its image from the boot volume, and its pod runs once the forwarder answers
+    When a peer pod "booted" is created in namespace "confidential"
+    Then the pod is Running
+    And at once the pod VM holds a DHCP lease on its network, and its port 15150 accepts there
+    And the pod VM boots from its boot volume through the firmware, with no kernel handed to it
+
   @VM-008 @needs-guest
   Scenario: A guest that never reports fails its pod's sandbox, and its domain is stopped
     Given the pod VMs' guests never report, and the provider waits 2 seconds

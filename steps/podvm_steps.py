@@ -14,6 +14,7 @@ from sim.harness.targets.base import (
     Environment,
     Guests,
     LibvirtFaults,
+    PodVMNetwork,
     PodVMs,
     need,
 )
@@ -226,6 +227,29 @@ def boot_volume(env: Environment, world: World, pool: str, volume: str) -> None:
         f"the boot disk {vda['source']} is not one of the pod VM's volumes {facts['volumes']}"
     )
     assert str(facts["backing_store"]).endswith("/" + volume), f"backed by {facts['backing_store']!r}"
+
+
+@then("at once the pod VM holds a DHCP lease on its network, and its port 15150 accepts there")
+def forwarder_ready(env: Environment, world: World) -> None:
+    """Asked right after the pod runs, without waiting: an adaptor that let the pod run before
+    its pod VM was ready is caught while the guest still boots."""
+    probe = need(env, PodVMNetwork).probe_forwarder(*world.pod())
+    assert probe.address is not None, f"the pod runs, but its pod VM has no lease yet: {probe.problem}"
+    assert probe.answer is not None, (
+        f"the pod runs, but nothing accepted on {probe.address}:15150 (the agent-protocol-forwarder): "
+        f"{probe.problem}"
+    )
+
+
+@then("the pod VM boots from its boot volume through the firmware, with no kernel handed to it")
+def boots_its_image(env: Environment, world: World) -> None:
+    facts = current_vm(env, world)
+    assert facts["kernel"] is None, f"the domain is handed the kernel {facts['kernel']!r}"
+    vda = disk(facts, "vda")
+    orders = {d["dev"]: d["boot_order"] for d in facts["disks"] if d.get("boot_order") is not None}
+    assert orders and orders.get("vda") == min(orders.values()), (
+        f"the boot volume {vda['source']} is not first in the boot order: {orders or 'no boot order'}"
+    )
 
 
 @then("the pod VM has a raw cloud-init disk carrying its cloud-config")

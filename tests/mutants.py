@@ -37,10 +37,12 @@ import sim.kube.selectors
 import sim.lpar.domain
 import sim.lpar.prerequisites
 import sim.peerpods.adaptor
+import sim.peerpods.adaptorservice
 import sim.peerpods.kata
 import sim.peerpods.podvm
 import sim.peerpods.providers
 import sim.peerpods.providers.libvirt
+import sim.peerpods.providers.libvirt_boot
 import sim.peerpods.providers.libvirt_storage
 import sim.peerpods.providers.memory
 import sim.peerpods.webhook
@@ -51,6 +53,9 @@ LPAR = ("lpar", "--libvirt-uri", "test:///default")
 #: The adaptor target's VM-007 scenarios, in the run's own isolated LPAR (root, libvirt's daemons,
 #: the pod VM image): the reference adaptor is a process of its own, mutated there (IN_ADAPTOR).
 ADAPTOR_VM007 = ("adaptor", "--tags", "VM-007")
+#: The adaptor target's VM-014 scenario: how the reference adaptor boots its pod VMs and when it
+#: counts them ready.
+ADAPTOR_VM014 = ("adaptor", "--tags", "VM-014")
 
 
 def _rebind(module: ModuleType, name: str, replacement: object) -> None:
@@ -607,6 +612,27 @@ def _adaptor_leaves_root_volume() -> None:
     sim.peerpods.providers.libvirt_storage.Undo.run = run  # type: ignore[method-assign]
 
 
+def _adaptor_boots_kernel_directly() -> None:
+    """The adaptor hands its pod VMs the kernel (the lpar target's emulation), not CAA's disk boot."""
+    original = sim.peerpods.providers.libvirt_boot.GuestBoot.__init__
+
+    def init(self: sim.peerpods.providers.libvirt_boot.GuestBoot, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **{**kwargs, "from_volume": False})
+
+    sim.peerpods.providers.libvirt_boot.GuestBoot.__init__ = init  # type: ignore[method-assign]
+
+
+def _adaptor_ready_at_start() -> None:
+    """StartVM answers once the domain is started, not once the pod VM is leased and listening."""
+    original = sim.peerpods.adaptorservice.HypervisorService.__init__
+
+    def init(self: sim.peerpods.adaptorservice.HypervisorService, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._wait_ready = None
+
+    sim.peerpods.adaptorservice.HypervisorService.__init__ = init  # type: ignore[method-assign]
+
+
 def _adaptor_ignores_secret() -> None:
     """The adaptor's environment is peer-pods-cm alone: envFrom's secretRef forgotten."""
 
@@ -755,6 +781,15 @@ MUTANTS: dict[str, Mutant] = {
         ADAPTOR_VM007,
         "VM-007",
         _in_the_adaptor("adaptor-leaves-root-volume", _adaptor_leaves_root_volume),
+    ),
+    "adaptor-boots-kernel-directly": _m(
+        "adaptor",
+        ADAPTOR_VM014,
+        "VM-014",
+        _in_the_adaptor("adaptor-boots-kernel-directly", _adaptor_boots_kernel_directly),
+    ),
+    "adaptor-ready-at-start": _m(
+        "adaptor", ADAPTOR_VM014, "VM-014", _in_the_adaptor("adaptor-ready-at-start", _adaptor_ready_at_start)
     ),
     # LPAR prerequisites
     "lpar-accepts-z15": _m("lpar", LPAR, "LP-002", _lpar_accepts_z15),

@@ -66,5 +66,10 @@ def wait_for_report(
         time.sleep(interval)
 
 
+def tail_of(console: Path) -> str:
+    """The console's last characters so far (what an error about the guest quotes)."""
+    return _tail(console.read_text(errors="replace") if console.exists() else "")
+
+
 def _tail(text: str, size: int = 300) -> str:
     return text[-size:]

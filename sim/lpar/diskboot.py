@@ -33,6 +33,7 @@ from sim.errors import TargetError
 from sim.lpar.console import find_report
 from sim.ports import free_port
 
+#: The agent-protocol-forwarder's port in the pod VM (CAA's -forwarder-port default).
 FORWARDER_PORT = 15150
 #: Set to "kvm" or "tcg" to choose how an x86_64 image is run (default: see x86_accelerator).
 ACCEL_ENV = "PEERPODS_X86_ACCEL"

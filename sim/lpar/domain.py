@@ -2,9 +2,12 @@
 
 Spec section 6 fixes the device set (virtio disks with iommu, an sclp console, a virtio NIC
 on LIBVIRT_NET, a virtio RNG, a memballoon with iommu, s390-pv launch security on SE).
-Two things differ on the emulated LPAR, on purpose and visibly in the XML: the console is a
-file (so the host can read the guest's report without a pty), and the kernel and initramfs
-are booted directly, because an emulated s390x has no zipl boot record on the boot volume.
+The console is a file, so the host can read the guest's report without a pty (CAA's is a
+pty). Where :class:`DomainSpec` has no kernel to hand over, the domain boots its image from
+the boot volume through the firmware, as CAA's does (``<boot order='1'/>`` on that disk:
+``createDomainXMLs390x``); the ``lpar`` target hands the kernel and initramfs over instead,
+on purpose and visibly in the XML (its pod VMs, on the host's own libvirt network, must
+report on their console, so they never need a network the suite reaches: see the README).
 """
 
 from __future__ import annotations
@@ -57,11 +60,15 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     return element
 
 
-def _virtio_disk(devices: ET.Element, *, path: str, fmt: str, dev: str, readonly: bool) -> None:
+def _virtio_disk(
+    devices: ET.Element, *, path: str, fmt: str, dev: str, readonly: bool, boot_order: int | None = None
+) -> None:
     disk = _sub(devices, "disk", type="file", device="disk")
     _sub(disk, "driver", name="qemu", type=fmt, iommu="on")
     _sub(disk, "source", file=path)
     _sub(disk, "target", dev=dev, bus="virtio")
+    if boot_order is not None:
+        _sub(disk, "boot", order=str(boot_order))
     if readonly:
         _sub(disk, "readonly")
 
@@ -91,7 +98,11 @@ def build_domain_xml(spec: DomainSpec) -> str:
     devices = _sub(domain, "devices")
     if spec.emulator:
         _sub(devices, "emulator", spec.emulator)
-    _virtio_disk(devices, path=spec.boot_volume, fmt="qcow2", dev="vda", readonly=False)
+    # no kernel handed over: the firmware boots the image on the boot volume (CAA's bootDisk)
+    boot_order = 1 if spec.boot is None else None
+    _virtio_disk(
+        devices, path=spec.boot_volume, fmt="qcow2", dev="vda", readonly=False, boot_order=boot_order
+    )
     _virtio_disk(devices, path=spec.cidata_volume, fmt="raw", dev="vdb", readonly=True)
     interface = _sub(devices, "interface", type="network")
     _sub(interface, "source", network=spec.network)
@@ -118,6 +129,7 @@ def domain_facts(xml_text: str) -> dict[str, Any]:
     disks = []
     for disk in root.findall("devices/disk"):
         driver, source, target = disk.find("driver"), disk.find("source"), disk.find("target")
+        boot = disk.find("boot")
         disks.append(
             {
                 "dev": target.get("dev") if target is not None else None,
@@ -126,6 +138,7 @@ def domain_facts(xml_text: str) -> dict[str, Any]:
                 "iommu": driver.get("iommu") if driver is not None else None,
                 "source": source.get("file") if source is not None else None,
                 "readonly": disk.find("readonly") is not None,
+                "boot_order": int(boot.get("order", "0")) if boot is not None else None,
             }
         )
     interface = root.find("devices/interface")

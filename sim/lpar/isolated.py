@@ -62,6 +62,8 @@ BASE_ENV = "PEERPODS_LPAR_DIR"
 NETWORK = "default"
 POOL = "default"
 BRIDGE = "virbr0"
+#: libvirt's namespace for options passed to the network's dnsmasq as they are.
+DNSMASQ_XMLNS = "http://libvirt.org/schemas/network/dnsmasq/1.0"
 #: The pod VMs' network inside the namespace; private addresses never leave it.
 DEFAULT_SUBNET = IPv4Network("192.168.150.0/24")
 #: Addresses at the top of the pod VMs' subnet kept out of DHCP, for worker node namespaces.
@@ -552,9 +554,11 @@ class IsolatedLpar:
         if len(hosts) < 2:
             raise ConformanceInputError(f"pod VM subnet {self.subnet} is too small for a DHCP range")
         xml = (
-            f"<network><name>{NETWORK}</name><bridge name='{BRIDGE}' stp='off' delay='0'/>"
+            f"<network xmlns:dnsmasq='{DNSMASQ_XMLNS}'><name>{NETWORK}</name>"
+            f"<bridge name='{BRIDGE}' stp='off' delay='0'/>"
             f"<ip address='{self.bridge_address.ip}' netmask='{self.subnet.netmask}'>"
-            f"<dhcp><range start='{hosts[0]}' end='{hosts[-1]}'/></dhcp></ip></network>"
+            f"<dhcp><range start='{hosts[0]}' end='{hosts[-1]}'/></dhcp></ip>"
+            "<dnsmasq:options><dnsmasq:option value='no-ping'/></dnsmasq:options></network>"
         )
         connection = self.connect()
         try:

@@ -24,6 +24,14 @@ DISK_KEYS: dict[str, tuple[type, ...]] = {
 }
 
 
+def report_of(raw: dict[str, Any]) -> GuestReport:
+    """The guest's report from a parsed report line of either boot (a disk-booted guest's has
+    the disk mode's keys too, checked here and set aside)."""
+    if "mode" in raw:
+        return DiskGuestReport.from_dict(raw).guest
+    return GuestReport.from_json(json.dumps(raw))
+
+
 @dataclass(frozen=True)
 class DiskGuestReport:
     """What a disk-booted pod VM did: its user data (``guest``) and its network."""

@@ -35,6 +35,7 @@ def _why_not_runnable(name: str) -> str | None:
         return None
     from sim.lpar import isolated
     from sim.lpar.assets import AssetsMissing, find_assets
+    from sim.lpar.diskimage import DiskImageMissing, find_disk_image
 
     if os.geteuid() != 0:
         return "the adaptor target's isolated LPAR needs root"
@@ -43,8 +44,9 @@ def _why_not_runnable(name: str) -> str | None:
         return f"the adaptor target's isolated LPAR needs {', '.join(missing)}"
     try:
         find_assets(None)
-    except AssetsMissing as exc:
-        return f"the reference adaptor boots the pod VM image: {exc}"
+        find_disk_image("s390x")
+    except (AssetsMissing, DiskImageMissing) as exc:
+        return f"the reference adaptor boots the pod VM images: {exc}"
     return None
 
 

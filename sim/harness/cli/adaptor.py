@@ -5,8 +5,10 @@ as ``cloud-api-adaptor`` does for the Kata shim, and reads its configuration fro
 environment as CAA's ``cmd/cloud-api-adaptor`` does: a deployment gives it ``peer-pods-cm``
 and ``peer-pods-secret`` through ``envFrom`` (``LIBVIRT_URI``, ``LIBVIRT_POOL``,
 ``LIBVIRT_NET``, ``LIBVIRT_VOL_NAME``, ``LIBVIRT_CPU``, ``LIBVIRT_MEMORY``, ``DISABLECVM``,
-``INITDATA``, ...). With ``NODE_NAME`` set it is in Kubernetes, and patches its Node's pod
-VM capacity as CAA does (:mod:`sim.peerpods.nodecapacity`). The ``adaptor`` target runs it
+``INITDATA``, ...). Its pod VMs boot the image in ``LIBVIRT_VOL_NAME`` (``lpar prepare --disk``)
+and are ready once leased and answering on the forwarder port, as CAA's. With ``NODE_NAME``
+set it is in Kubernetes, and patches its Node's pod VM capacity as CAA does
+(:mod:`sim.peerpods.nodecapacity`). The ``adaptor`` target runs it
 when no ``--adaptor-binary`` is given; Kata shim developers can use it as a test double of
 the adaptor.
 """
@@ -135,8 +137,11 @@ def _provider(args: argparse.Namespace, environment: dict[str, str]) -> tuple[An
     uri = environment.get("LIBVIRT_URI") or host.SYSTEM_URI
     connection = host.connect(uri)
     assets = None if host.is_test_driver(connection) else find_assets(args.cache)
-    # on an isolated LPAR, boot files and consoles go where its private libvirtd sees them
-    provider = LibvirtProvider(connection, assets=assets, host_dir=shared_dir_for(uri))
+    # on an isolated LPAR, boot files and consoles go where its private libvirtd sees them; the
+    # pod VMs boot LIBVIRT_VOL_NAME's image and are ready by lease and forwarder port, as CAA's
+    provider = LibvirtProvider(
+        connection, assets=assets, host_dir=shared_dir_for(uri), boot_from_volume=assets is not None
+    )
     provider.configure(environment)
     if environment.get(SEAM_SILENT):
         provider.silence_guests(float(environment[SEAM_SILENT]))

@@ -113,6 +113,7 @@ class PodVMFacts(_PodVMRequired, total=False):
     rng: str
     memballoon: str
     memballoon_iommu: str
+    kernel: str | None
 
 
 # --- the interfaces, one per capability --------------------------------------------------------
@@ -247,6 +248,26 @@ class AdaptorProcess(Protocol):
         """Apply Secret ``peer-pods-secret`` with these keys (merged over the profile's defaults)."""
 
 
+@dataclass(frozen=True)
+class ForwarderProbe:
+    """The pod VM asked once over its own network: the address its network leased to it (None:
+    no lease), the line its agent-protocol-forwarder port answered (None: nothing accepted), and
+    why nothing did."""
+
+    address: str | None
+    answer: str | None
+    problem: str | None = None
+
+
+@runtime_checkable
+class PodVMNetwork(Protocol):
+    """The pod VMs boot their image, lease an address and can be reached on it (``podvm-network``)."""
+
+    def probe_forwarder(self, namespace: str, name: str) -> ForwarderProbe:
+        """Now, without waiting: the pod's VM's lease, and a connection to its port 15150 made
+        from the LPAR's network."""
+
+
 @runtime_checkable
 class LibvirtFaults(Protocol):
     """The pod VM provider's libvirt can be made to fail (fault injection)."""
@@ -266,12 +287,16 @@ INTERFACES: dict[str, type] = {
     "webhook-calls": WebhookCalls,
     "adaptor-process": AdaptorProcess,
     "libvirt-faults": LibvirtFaults,
+    "podvm-network": PodVMNetwork,
 }
 INTERFACE_MEANINGS: dict[str, str] = {
     **CAPABILITIES,
     "webhook-calls": "the suite plays kube-apiserver: it registers another webhook and sees what was sent",
     "adaptor-process": "the cloud-api-adaptor's process and its peer-pods-secret can be observed and set",
     "libvirt-faults": "the pod VM provider's libvirt can be made to fail at one creation step",
+    "podvm-network": "pod VMs boot their image from the boot volume and are reached on the address their "
+    "network leased (the pod VMs of an adaptor run in the run's own LPAR; the lpar target's boot their "
+    "kernel on the host's network, which the suite does not enter)",
 }
 _CAPABILITY_OF: dict[type, str] = {protocol: name for name, protocol in INTERFACES.items()}
 

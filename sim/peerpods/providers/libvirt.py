@@ -5,11 +5,13 @@ a domain of the same name that already exists counts as success; then the boot v
 backed by LIBVIRT_VOL_NAME (as large as the larger of LIBVIRT_ROOT_DISK_SIZE, 10 GiB by
 default, and the base image: ``volume.go``), the cloud-init ISO, the domain definition and
 start -- and then it waits for the guest's own report, the emulated counterpart of CAA
-waiting for the pod VM's agent. As on s390x upstream (``createDomainXMLs390x``) the domain
-carries no ``<launchSecurity>`` element: Secure Execution comes from an SE-enabled image on
-an SE host. The launch security *type* is still decided as ``provider.go`` decides it
-(DISABLECVM, default true, wins; else LIBVIRT_LAUNCH_SECURITY, where an unknown value fails
-the pod with upstream's message; else the host's architecture).
+waiting for the pod VM's agent (``boot_from_volume``: booted from its image and ready by its
+lease and forwarder port, exactly CAA's way; see :mod:`.libvirt_boot`). As on s390x upstream
+(``createDomainXMLs390x``) the domain carries no ``<launchSecurity>`` element: Secure
+Execution comes from an SE-enabled image on an SE host. The launch security *type* is still
+decided as ``provider.go`` decides it (DISABLECVM, default true, wins; else
+LIBVIRT_LAUNCH_SECURITY, where an unknown value fails the pod with upstream's message; else
+the host's architecture).
 
 Every step that leaves something in libvirt registers its undo first, so a failure
 half-way through removes what was made (the suite's SHOULD, VM-007; upstream returns
@@ -118,7 +120,10 @@ class LibvirtProvider:
         boot_queue: BootQueue | None = None,
         host_dir: Path | None = None,
         ownership: OwnerRecords | None = None,
+        boot_from_volume: bool = False,
     ) -> None:
+        """``boot_from_volume``: boot the image on the boot volume and count a pod VM ready by its
+        lease and forwarder port, as CAA does (:class:`GuestBoot`); else hand the kernel over."""
         self.connection = connection
         #: Whose pod VMs this provider makes (their domains' metadata, the owner record); None: an
         #: observer that owns nothing, to which every ``podvm-*`` domain and volume is a leftover.
@@ -153,6 +158,7 @@ class LibvirtProvider:
             cmdline_extra=cmdline_extra,
             queue=boot_queue,
             host_dir=host_dir,
+            from_volume=boot_from_volume,
         )
         if not self.simulated and assets is None:
             raise ConformanceInputError("a libvirt provider that boots guests needs the pod VM assets")

@@ -4,14 +4,25 @@ On a host that boots guests (qemu:///system) the domain starts in the background
 one boot per core (:class:`BootQueue`), and the guest's agent writes its report to the
 serial console (:mod:`sim.lpar.console`); a pod VM that fails to start or never reports
 is destroyed and the reason kept for its pod. On ``test:///default`` nothing boots.
+
+Two ways to boot, one per kind of host:
+
+* the kernel handed over (the ``lpar`` target, whose pod VMs sit on the host's own libvirt
+  network): ready once the guest's report is on its console;
+* the image on the boot volume (``from_volume``: the reference adaptor in the run's own LPAR,
+  as CAA boots it): ready as CAA decides it, once the domain holds a DHCP lease on its network
+  (``libvirt.go`` ``CreateDomain``, which polls ``domifaddr --source lease``) and a TCP
+  connection to the guest's agent-protocol-forwarder on port 15150 succeeds
+  (``pkg/adaptor/proxy``); the report is then read from the console as well.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +31,14 @@ from typing import Any
 from sim.errors import ConformanceInputError, TargetError
 from sim.lpar import console, domain, host
 from sim.lpar.assets import Assets
+from sim.lpar.diskboot import FORWARDER_PORT
+from sim.peerpods.diskreport import report_of
 from sim.peerpods.podvm import GuestReport
 
-__all__ = ["BootQueue", "BootRecord", "GuestBoot", "Instance", "libvirt_message"]
+__all__ = ["BootQueue", "BootRecord", "GuestBoot", "Instance", "lease_address", "libvirt_message"]
+
+#: How often the readiness of a pod VM booted from its volume is checked (CAA: every 3 s).
+READY_POLL_S = 0.1
 
 
 @dataclass
@@ -107,10 +123,28 @@ def libvirt_message(exc: Exception) -> str:
     return str((get() if get else None) or exc)
 
 
-def _json(raw: Mapping[str, Any]) -> str:
-    import json
+def lease_address(connection: Any, libvirt: Any, name: str) -> str | None:
+    """The IPv4 address the domain's network leased to it (what CAA polls), or None yet."""
+    try:
+        found = connection.lookupByName(name).interfaceAddresses(
+            libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0
+        )
+    except libvirt.libvirtError:
+        return None
+    for interface in (found or {}).values():
+        for entry in interface.get("addrs") or []:
+            if entry.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4:
+                return str(entry["addr"])
+    return None
 
-    return json.dumps(raw)
+
+def _accepts(address: str, port: int, timeout: float) -> bool:
+    """Whether a TCP connection to ``address:port`` succeeds (the forwarder's readiness)."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 class GuestBoot:
@@ -128,8 +162,11 @@ class GuestBoot:
         cmdline_extra: str,
         queue: BootQueue | None,
         host_dir: Path | None = None,
+        from_volume: bool = False,
     ) -> None:
         self.connection = connection
+        #: Boot the image on the boot volume, ready by lease and forwarder port (CAA's way).
+        self.from_volume = from_volume
         #: Where boot files are staged and consoles written, when not the host's libvirt folders
         #: (an isolated LPAR's shared folder: the same path for the suite and its libvirtd).
         self.host_dir = host_dir
@@ -144,8 +181,10 @@ class GuestBoot:
         self._boot: domain.BootAssets | None = None
 
     def boot_assets(self) -> domain.BootAssets | None:
-        """The kernel, initrd and command line every pod VM boots (staged once)."""
-        if self.assets is None:
+        """The kernel, initrd and command line every pod VM boots (staged once); None where the
+        firmware boots the image on the volume (a silenced guest is still handed a kernel: its
+        command line is how it is silenced)."""
+        if self.assets is None or (self.from_volume and not self.cmdline_extra):
             return None
         if self._boot is None:
             if self.simulated:
@@ -189,12 +228,14 @@ class GuestBoot:
                     instance.failure = f"starting the domain failed: {exc}"
                     return
                 instance.started_at = time.monotonic()
+            alive = lambda: self.active(instance.name) and not instance.cancelled.is_set()  # noqa: E731
+            deadline = instance.started_at + self.report_timeout
+            if self.from_volume:
+                self._wait_forwarder(instance, deadline, alive)
             raw = console.wait_for_report(
-                instance.console,
-                timeout=self.report_timeout,
-                alive=lambda: self.active(instance.name) and not instance.cancelled.is_set(),
+                instance.console, timeout=max(deadline - time.monotonic(), 1.0), alive=alive
             )
-            instance.report = GuestReport.from_json(_json(raw))
+            instance.report = report_of(raw)
             instance.reported_at = time.monotonic()
         except (TargetError, ConformanceInputError) as exc:
             instance.failure = f"pod VM {instance.name}: {exc}"
@@ -204,6 +245,28 @@ class GuestBoot:
             if self._queue is not None:
                 self._queue.record(instance)
             instance.done.set()
+
+    def _wait_forwarder(self, instance: Instance, deadline: float, alive: Callable[[], bool]) -> None:
+        """Until ``deadline``: a DHCP lease, then the forwarder port accepting (TargetError why not)."""
+        address = None
+        while True:
+            address = address or lease_address(self.connection, self.libvirt, instance.name)
+            if address is not None and _accepts(address, FORWARDER_PORT, timeout=0.3):
+                return
+            tail = console.tail_of(instance.console)
+            if not alive():
+                raise TargetError(f"pod VM stopped before it was ready; console tail: {tail!r}")
+            if time.monotonic() > deadline:
+                missing = (
+                    "no DHCP lease on its network"
+                    if address is None
+                    else f"nothing accepted on {address}:{FORWARDER_PORT}"
+                )
+                within = f"{self.report_timeout:g} s"
+                raise TargetError(
+                    f"pod VM did not report within {within} ({missing}); console tail: {tail!r}"
+                )
+            time.sleep(READY_POLL_S)
 
     def active(self, name: str) -> bool:
         try:

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING
 from sim.errors import TargetError
 from sim.harness.targets.adaptorprocess.host import SILENT_GUESTS_NA
 from sim.harness.targets.adaptorprocess.remote import RemoteAdaptor
-from sim.harness.targets.base import Guests, LibvirtFaults, LparCheck, LparInspection, NotApplicable
+from sim.harness.targets.base import (
+    ForwarderProbe,
+    Guests,
+    LibvirtFaults,
+    LparCheck,
+    LparInspection,
+    NotApplicable,
+    PodVMNetwork,
+)
 from sim.harness.targets.inprocess import InProcessEnvironment
 from sim.peerpods.adaptorservice import SEAM_SILENT
 from sim.peerpods.providers import Provider
@@ -32,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["AdaptorEnvironment"]
 
 
-class AdaptorEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFaults):
+class AdaptorEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFaults, PodVMNetwork):
     """The reference cluster whose nodes' adaptors are processes under test."""
 
     def __init__(self, target: AdaptorTarget) -> None:
@@ -87,6 +95,9 @@ class AdaptorEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFa
         layer preloaded (their first pod VM meets it)."""
         self._fault = self._target.libvirt_fault(step)
         self.restart_adaptors()
+
+    def probe_forwarder(self, namespace: str, name: str) -> ForwarderProbe:
+        return self._observed.probe_forwarder(self._vm(namespace, name))
 
     # --- what libvirt holds -------------------------------------------------------------------
     def leftovers(self) -> list[str]:

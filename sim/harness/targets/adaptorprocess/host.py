@@ -34,6 +34,7 @@ from sim.harness.targets.adaptorprocess.observed import ObservedPodVMs
 from sim.harness.targets.base import NotApplicable
 from sim.harness.targets.lparhost import LparHost
 from sim.lpar import host, ibmz_host, libvirt_faults
+from sim.lpar.diskboot import FORWARDER_PORT
 from sim.lpar.diskimage import DiskImageMissing, find_disk_image
 from sim.lpar.isolated import IsolatedLpar
 from sim.peerpods.adaptor import AdaptorStartError
@@ -41,8 +42,6 @@ from sim.peerpods.providers.libvirt import LibvirtProvider
 from sim.processes import Process
 
 LPAR_HOSTS = ("ibmz", "native")
-#: The agent-protocol-forwarder's port in the pod VM (CAA's -forwarder-port default).
-FORWARDER_PORT = 15150
 #: Connect, read one line, print it (run inside the LPAR's network namespace).
 ASK_GUEST = (
     "import socket, sys\n"
@@ -105,7 +104,7 @@ class AdaptorHost(LparHost):
                 self._preload = ibmz_host.preload_environment(ibmz_host.ibmz_host_library(cache), {})
             #: The pod VMs' architecture: what the adaptor sees as the host's.
             self.podvm_arch = "s390x" if self._preload or host_model == "s390x" else host_model
-            self.podvm_image = self._upload_podvm_image(cache, required=binary is not None)
+            self.podvm_image = self._upload_podvm_image(cache)
             if self.simulated:
                 raise ConformanceInputError(
                     f"--libvirt-uri {uri}: the adaptor target needs a libvirt daemon that both the adaptor "
@@ -116,19 +115,16 @@ class AdaptorHost(LparHost):
             self._remove_lpar()
             raise
 
-    def _upload_podvm_image(self, cache: Path | None, *, required: bool) -> str:
+    def _upload_podvm_image(self, cache: Path | None) -> str:
         """Put the pod VM disk image of :attr:`podvm_arch` into the pool as LIBVIRT_VOL_NAME, what
-        an adaptor boots its pod VMs from (``lpar prepare --disk``). The reference adaptor boots
-        its kernel directly and needs none; a user's adaptor does."""
+        every adaptor boots its pod VMs from (``lpar prepare --disk``), the reference as CAA."""
         arch = {"x86_64": "amd64"}.get(self.podvm_arch, self.podvm_arch)
         try:
             image = find_disk_image(arch, cache)
         except (DiskImageMissing, ConformanceInputError) as exc:
-            if required:
-                raise ConformanceInputError(
-                    f"the adaptor under test boots pod VMs from a disk image: {exc}"
-                ) from None
-            return "none (the reference adaptor boots the pod VM kernel directly)"
+            raise ConformanceInputError(
+                f"the adaptor under test boots pod VMs from a disk image: {exc}"
+            ) from None
         pool = self._probe.storage.pool()
         name = self.settings.base_volume
         with contextlib.suppress(self.libvirt.libvirtError):

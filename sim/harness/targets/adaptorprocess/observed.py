@@ -8,17 +8,18 @@ report from the console the domain writes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sim.errors import TargetError
+from sim.harness.targets.base import ForwarderProbe
 from sim.lpar import console
-from sim.peerpods.diskreport import DiskGuestReport
+from sim.peerpods.diskreport import DiskGuestReport, report_of
 from sim.peerpods.podvm import GuestReport
 from sim.peerpods.providers import InstanceSpec
 from sim.peerpods.providers.libvirt import LibvirtProvider
+from sim.peerpods.providers.libvirt_boot import lease_address
 
 __all__ = ["ObservedPodVMs"]
 
@@ -51,7 +52,7 @@ class ObservedPodVMs:
             raw = console.wait_for_report(
                 Path(path), timeout=REPORT_TIMEOUT_S, alive=lambda: self.libvirt.boot.active(instance_id)
             )
-            return GuestReport.from_json(json.dumps(raw))
+            return report_of(raw)
         if self.ask_guest is None:
             raise TargetError(f"pod VM {instance_id} writes no console file, and its guest cannot be reached")
         address = self.address(instance_id)
@@ -62,14 +63,26 @@ class ObservedPodVMs:
 
     def address(self, instance_id: str) -> str:
         """The pod VM's address, from the libvirt network's DHCP leases (as CAA finds it)."""
-        libvirt = self.libvirt.libvirt
-        dom = self.libvirt.connection.lookupByName(instance_id)
-        found = dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0) or {}
-        for interface in found.values():
-            for entry in interface.get("addrs") or []:
-                if entry.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4:
-                    return str(entry["addr"])
-        raise TargetError(f"pod VM {instance_id} has no DHCP lease on its network")
+        found = self.lease(instance_id)
+        if found is None:
+            raise TargetError(f"pod VM {instance_id} has no DHCP lease on its network")
+        return found
+
+    def probe_forwarder(self, instance_id: str) -> ForwarderProbe:
+        """Its lease now, and what its forwarder port answers when asked once from the LPAR."""
+        address = self.lease(instance_id)
+        if address is None:
+            return ForwarderProbe(None, None, "no DHCP lease on its network")
+        if self.ask_guest is None:
+            return ForwarderProbe(address, None, "the LPAR's network cannot be entered")
+        try:
+            return ForwarderProbe(address, self.ask_guest(address).strip() or None)
+        except TargetError as exc:
+            return ForwarderProbe(address, None, str(exc))
+
+    def lease(self, instance_id: str) -> str | None:
+        """The pod VM's leased address now, or None."""
+        return lease_address(self.libvirt.connection, self.libvirt.libvirt, instance_id)
 
     def domains(self) -> set[str]:
         """The names of every domain that exists now."""

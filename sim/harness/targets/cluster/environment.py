@@ -22,6 +22,7 @@ from sim.errors import ConformanceInputError, TargetError
 from sim.harness.targets.base import (
     AdaptorProcess,
     Environment,
+    ForwarderProbe,
     Guests,
     LibvirtFaults,
     LparCheck,
@@ -30,6 +31,7 @@ from sim.harness.targets.base import (
     NotApplicable,
     PodOutcome,
     PodVMFacts,
+    PodVMNetwork,
     PodVMs,
     WebhookEnv,
 )
@@ -89,7 +91,15 @@ def _closed_port() -> int:
 
 
 class ApiServerEnvironment(
-    Environment, WebhookEnv, Nodes, PodVMs, Guests, LparInspection, LibvirtFaults, AdaptorProcess
+    Environment,
+    WebhookEnv,
+    Nodes,
+    PodVMs,
+    Guests,
+    LparInspection,
+    LibvirtFaults,
+    AdaptorProcess,
+    PodVMNetwork,
 ):
     """One scenario on a real API server."""
 
@@ -640,6 +650,14 @@ class ApiServerEnvironment(
     def guest_report(self, namespace: str, name: str) -> GuestReport:
         self._local_only("reading pod VMs")
         return self.provider.guest_report(self._vm(namespace, name))
+
+    def probe_forwarder(self, namespace: str, name: str) -> ForwarderProbe:
+        if self._observed is None:
+            raise NotApplicable(
+                "the pod VMs' own network is entered only where adaptor processes boot them in the run's "
+                "LPAR (--adaptor-binary); the in-process adaptors' pod VMs boot their kernel directly"
+            )
+        return cast(ForwarderProbe, self._observed.probe_forwarder(self._vm(namespace, name)))
 
     def leftovers(self) -> list[str]:
         """The pod VMs that still exist (what the node agents' adaptors hold); with adaptor
