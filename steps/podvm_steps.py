@@ -245,10 +245,14 @@ def forwarder_ready(env: Environment, world: World) -> None:
 def boots_its_image(env: Environment, world: World) -> None:
     facts = current_vm(env, world)
     assert facts["kernel"] is None, f"the domain is handed the kernel {facts['kernel']!r}"
-    vda = disk(facts, "vda")
-    orders = {d["dev"]: d["boot_order"] for d in facts["disks"] if d.get("boot_order") is not None}
-    assert orders and orders.get("vda") == min(orders.values()), (
-        f"the boot volume {vda['source']} is not first in the boot order: {orders or 'no boot order'}"
+    ordered = sorted(
+        (d for d in facts["disks"] if d.get("boot_order") is not None), key=lambda d: d["boot_order"]
+    )
+    assert ordered, f"no disk is in the boot order: {facts['disks']}"
+    first = ordered[0]
+    roots = [v for v in facts["volumes"] if v.endswith("-root.qcow2")]
+    assert first["format"] == "qcow2" and any(str(first["source"]).endswith("/" + v) for v in roots), (
+        f"the first boot disk {first['dev']} ({first['source']}) is not the pod VM's root volume {roots}"
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 S390_ARCH = "s390x"
 S390_MACHINE = "s390-ccw-virtio"
+X86_ARCH = "x86_64"
 LAUNCH_SECURITY_SE = "s390-pv"
 
 
@@ -51,6 +52,9 @@ class DomainSpec:
     cpu_mode: str | None = None
     #: Elements for the domain's ``<metadata>`` (each in its own XML namespace): the suite's owner.
     metadata: tuple[ET.Element, ...] = ()
+    #: The guest's architecture: s390x, or x86_64 where an adaptor finds an x86_64 host (CAA's
+    #: ``createDomainXML`` default branch, :func:`build_x86_domain_xml`).
+    arch: str = S390_ARCH
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -75,6 +79,8 @@ def _virtio_disk(
 
 def build_domain_xml(spec: DomainSpec) -> str:
     """The domain definition for ``spec`` (a string libvirt's defineXML accepts)."""
+    if spec.arch == X86_ARCH:
+        return build_x86_domain_xml(spec)
     domain = ET.Element("domain", type=spec.domain_type)
     _sub(domain, "name", spec.name)
     _sub(domain, "description", spec.description)
@@ -117,6 +123,52 @@ def build_domain_xml(spec: DomainSpec) -> str:
     _sub(balloon, "driver", iommu="on")
     if spec.launch_security is not None:
         _sub(domain, "launchSecurity", type=spec.launch_security)
+    ET.indent(domain)
+    return ET.tostring(domain, encoding="unicode")
+
+
+def build_x86_domain_xml(spec: DomainSpec) -> str:
+    """An x86_64 pod VM as CAA's ``createDomainXMLx86_64`` shapes it: ``kvm`` with the host's CPU
+    model, ACPI and APIC, the boot volume on SATA first in the boot order, the cidata ISO on an
+    IDE CD-ROM, a virtio NIC, a serial console (a file here, as on s390x). It always boots the
+    volume (SeaBIOS, then the image's bootloader) and has no launch security."""
+    domain = ET.Element("domain", type=spec.domain_type)
+    _sub(domain, "name", spec.name)
+    _sub(domain, "description", spec.description)
+    if spec.metadata:
+        _sub(domain, "metadata").extend(spec.metadata)
+    _sub(domain, "memory", str(spec.memory_mib), unit="MiB")
+    _sub(domain, "vcpu", str(spec.vcpus))
+    os_element = _sub(domain, "os")
+    _sub(os_element, "type", "hvm", arch=X86_ARCH)
+    features = _sub(domain, "features")
+    _sub(features, "acpi")
+    _sub(features, "apic")
+    _sub(features, "vmport", state="off")
+    _sub(domain, "cpu", mode=spec.cpu_mode or "host-model")
+    _sub(domain, "on_reboot", "restart")
+    devices = _sub(domain, "devices")
+    if spec.emulator:
+        _sub(devices, "emulator", spec.emulator)
+    for device, path, fmt, target, bus in (
+        ("disk", spec.boot_volume, "qcow2", "sda", "sata"),
+        ("cdrom", spec.cidata_volume, "raw", "hda", "ide"),
+    ):
+        disk = _sub(devices, "disk", type="file", device=device)
+        _sub(disk, "driver", name="qemu", type=fmt)
+        _sub(disk, "source", file=path)
+        _sub(disk, "target", dev=target, bus=bus)
+        if device == "disk":
+            _sub(disk, "boot", order="1")
+        else:
+            _sub(disk, "readonly")
+        _sub(disk, "address", type="drive", controller="0", bus="0", target="0", unit="0")
+    interface = _sub(devices, "interface", type="network")
+    _sub(interface, "source", network=spec.network)
+    _sub(interface, "model", type="virtio")
+    console = _sub(devices, "console", type="file")
+    _sub(console, "source", path=spec.console_path)
+    _sub(console, "target", type="serial")
     ET.indent(domain)
     return ET.tostring(domain, encoding="unicode")
 

@@ -163,3 +163,33 @@ def test_a_guest_that_stops_fails_at_once(tmp_path: Path) -> None:
     with pytest.raises(TargetError, match="stopped before it was ready; console tail: 'Kernel panic"):
         boot._wait_forwarder(instance, started + 30, lambda: False)
     assert time.monotonic() - started < 5
+
+
+def test_an_x86_64_pod_vm_is_shaped_as_createDomainXMLx86_64() -> None:
+    x86 = dataclasses.replace(spec(), arch="x86_64", domain_type="kvm", boot=None, emulator=None)
+    xml = domain.build_domain_xml(x86)
+    facts = domain.domain_facts(xml)
+    assert (facts["arch"], facts["type"], facts["kernel"], facts["console"]) == (
+        "x86_64",
+        "kvm",
+        None,
+        "serial",
+    )
+    assert [(d["dev"], d["bus"], d["format"], d["boot_order"], d["readonly"]) for d in facts["disks"]] == [
+        ("sda", "sata", "qcow2", 1, False),
+        ("hda", "ide", "raw", None, True),
+    ]
+    assert (facts["network"], facts["nic_model"], facts["launch_security"]) == ("default", "virtio", None)
+
+
+def test_libvirt_accepts_the_x86_64_domain() -> None:
+    libvirt = pytest.importorskip("libvirt")
+    connection = libvirt.open("test:///default")
+    try:
+        x86 = dataclasses.replace(spec(), arch="x86_64", domain_type="test", boot=None, emulator=None)
+        dom = connection.defineXML(domain.build_domain_xml(x86))
+        facts = domain.domain_facts(dom.XMLDesc(0))
+        assert [(d["dev"], d["boot_order"]) for d in facts["disks"]] == [("sda", 1), ("hda", None)]
+        dom.undefine()
+    finally:
+        connection.close()

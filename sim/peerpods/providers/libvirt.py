@@ -232,6 +232,22 @@ class LibvirtProvider:
         host_arch = str(self.connection.getInfo()[0])
         return domain.LAUNCH_SECURITY_SE if host_arch == "s390x" else None
 
+    def _domain_kind(self) -> tuple[str, str, str, str | None, str | None]:
+        """(arch, domain type, machine, emulator, CPU mode) of the pod VMs made here.
+
+        CAA decides by libvirt's node model (``createDomainXML`` in
+        src/cloud-providers/libvirt/libvirt.go): an IBM Z host gets ``createDomainXMLs390x``'s
+        kvm domain with the host's CPU model, any other host ``createDomainXMLx86_64``'s. So does
+        a provider that boots its pod VMs from their volume (the reference adaptor); the
+        ``lpar`` target's provider emulates s390x pod VMs on any host (that is its purpose)."""
+        model = "" if self.simulated else str(self.connection.getInfo()[0])
+        if self.boot.from_volume and model not in ("", domain.S390_ARCH):
+            return domain.X86_ARCH, "kvm", "", None, "host-model"
+        domain_type, machine, emulator = self.guest_caps()
+        if model == domain.S390_ARCH:
+            return domain.S390_ARCH, "kvm", machine, emulator, "host-model"
+        return domain.S390_ARCH, domain_type, machine, emulator, None
+
     def guest_caps(self) -> tuple[str, str, str | None]:
         """(domain type, machine, emulator) for s390x, from the host's capabilities: asked once
         per connection (the system libvirtd here takes 1.7 s per ``getCapabilities``, and serves
@@ -295,12 +311,7 @@ class LibvirtProvider:
                 existing = Instance(name, volumes, self.boot.console_path(name))
                 self._instances.setdefault(name, existing).done.set()
             return name
-        domain_type, machine, emulator = self.guest_caps()
-        cpu_mode = None
-        if not self.simulated and str(self.connection.getInfo()[0]) == domain.S390_ARCH:
-            # an IBM Z KVM host (libvirt's node model): CAA's createDomainXMLs390x writes a kvm
-            # domain with the host's CPU model (src/cloud-providers/libvirt/libvirt.go)
-            domain_type, cpu_mode = "kvm", "host-model"
+        arch, domain_type, machine, emulator, cpu_mode = self._domain_kind()
         storage = self.storage
         pool = storage.pool()
         base = storage.base_volume(pool)
@@ -326,8 +337,10 @@ class LibvirtProvider:
                 cidata_volume=iso_volume.path(),
                 network=self.settings.network,
                 console_path=str(console_path),
-                boot=self.boot.boot_assets(),
+                # the kernel handed over is s390x's (the lpar target's, or a silenced guest's)
+                boot=self.boot.boot_assets() if arch == domain.S390_ARCH else None,
                 launch_security=None,  # createDomainXMLs390x emits no <launchSecurity>
+                arch=arch,
                 cpu_mode=cpu_mode,
                 metadata=(self.ownership.owner.element(),) if self.ownership is not None else (),
             )

@@ -87,6 +87,11 @@ class AdaptorEnvironment(InProcessEnvironment, Guests, LparInspection, LibvirtFa
         (:data:`SILENT_GUESTS_NA`)."""
         if not self._target.launcher.reference:
             raise NotApplicable(SILENT_GUESTS_NA)
+        if self._target.podvm_arch != "s390x":
+            raise NotApplicable(
+                "the reference adaptor silences a guest through the s390x pod VM kernel's command line; "
+                f"its pod VMs here are {self._target.podvm_arch}"
+            )
         self._seams[SEAM_SILENT] = f"{timeout:g}"
         self.restart_adaptors()
 
