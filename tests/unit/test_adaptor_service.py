@@ -399,3 +399,31 @@ def test_adaptor_serve_refuses_a_socket_path_over_107_bytes(sockdir: Path) -> No
     assert "--socket" in err
     assert "Traceback" not in err
     assert not Path(long_path).exists()
+
+
+def test_adaptor_serve_refuses_an_unknown_boot(sockdir: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "sim",
+        "adaptor",
+        "serve",
+        "--boot",
+        "pxe",
+        "--socket",
+        str(sockdir / "s"),
+    ]
+    done = subprocess.run(command, env=serve_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "--boot" in done.stderr and "'pxe'" in done.stderr
+    assert not (sockdir / "s").exists()
+
+
+def test_the_reference_adaptors_command_says_how_it_boots(tmp_path: Path) -> None:
+    from sim.harness.targets.adaptorprocess.launcher import AdaptorLauncher
+
+    socket_path, pods = tmp_path / "h.sock", tmp_path / "pods"
+    volume = AdaptorLauncher(None, run_dir=tmp_path / "a")
+    kernel = AdaptorLauncher(None, run_dir=tmp_path / "b", boot="kernel")
+    assert "--boot" not in volume.argv({}, socket_path, pods)  # CAA's way is the default
+    assert kernel.argv({}, socket_path, pods)[-2:] == ["--boot", "kernel"]

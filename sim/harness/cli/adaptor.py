@@ -63,6 +63,14 @@ def register(subparsers: Any) -> None:
         "no VM: a test double for shim developers)",
     )
     serve.add_argument("--cache", type=Path, default=None, help="the pod VM image cache (libvirt provider)")
+    serve.add_argument(
+        "--boot",
+        choices=("volume", "kernel"),
+        default="volume",
+        help="libvirt provider: volume (default, as CAA: the image LIBVIRT_VOL_NAME through the firmware, "
+        "ready once the domain has a DHCP lease and its port 15150 accepts) or kernel (the pod VM kernel "
+        "handed to the domain, ready by its console report: nothing dials the pod VM)",
+    )
     serve.set_defaults(func=_serve)
 
 
@@ -140,7 +148,10 @@ def _provider(args: argparse.Namespace, environment: dict[str, str]) -> tuple[An
     # on an isolated LPAR, boot files and consoles go where its private libvirtd sees them; the
     # pod VMs boot LIBVIRT_VOL_NAME's image and are ready by lease and forwarder port, as CAA's
     provider = LibvirtProvider(
-        connection, assets=assets, host_dir=shared_dir_for(uri), boot_from_volume=assets is not None
+        connection,
+        assets=assets,
+        host_dir=shared_dir_for(uri),
+        boot_from_volume=assets is not None and args.boot == "volume",
     )
     provider.configure(environment)
     if environment.get(SEAM_SILENT):

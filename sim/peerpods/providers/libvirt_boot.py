@@ -39,6 +39,8 @@ __all__ = ["BootQueue", "BootRecord", "GuestBoot", "Instance", "lease_address", 
 
 #: How often the readiness of a pod VM booted from its volume is checked (CAA: every 3 s).
 READY_POLL_S = 0.1
+#: How long a pod VM that is ready (its forwarder accepts) has to show its report on the console.
+REPORT_AFTER_READY_S = 10.0
 
 
 @dataclass
@@ -229,12 +231,11 @@ class GuestBoot:
                     return
                 instance.started_at = time.monotonic()
             alive = lambda: self.active(instance.name) and not instance.cancelled.is_set()  # noqa: E731
-            deadline = instance.started_at + self.report_timeout
-            if self.from_volume:
-                self._wait_forwarder(instance, deadline, alive)
-            raw = console.wait_for_report(
-                instance.console, timeout=max(deadline - time.monotonic(), 1.0), alive=alive
-            )
+            timeout = self.report_timeout
+            if self.from_volume:  # ready as CAA sees it; the report is on the console by then
+                self._wait_forwarder(instance, instance.started_at + timeout, alive)
+                timeout = REPORT_AFTER_READY_S
+            raw = console.wait_for_report(instance.console, timeout=timeout, alive=alive)
             instance.report = report_of(raw)
             instance.reported_at = time.monotonic()
         except (TargetError, ConformanceInputError) as exc:

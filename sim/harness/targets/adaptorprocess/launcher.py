@@ -102,13 +102,16 @@ class AdaptorLauncher:
         cache: Path | None = None,
         spawn: Spawn | None = None,
         run_dir: Path | None = None,
+        boot: str = "volume",
     ) -> None:
+        """``boot``: how the reference adaptor boots its pod VMs (``adaptor serve --boot``)."""
         if binary is not None:
             binary = binary.resolve()
             if not binary.is_file() or not os.access(binary, os.X_OK):
                 raise ConformanceInputError(f"--adaptor-binary {binary}: not an executable file")
         self.binary = binary
         self.cache = cache
+        self.boot = boot
         #: How processes start: here, dying with the suite; or inside an isolated LPAR.
         self.spawn: Spawn = spawn or _spawn_here
         base = Path(run_dir or _short_base())
@@ -133,6 +136,8 @@ class AdaptorLauncher:
         argv += ["--pods-dir", str(pods_dir)]
         if self.cache is not None:
             argv += ["--cache", str(self.cache)]
+        if self.boot != "volume":
+            argv += ["--boot", self.boot]
         return argv
 
     def start(self, name: str, environment: Mapping[str, str], *, fresh: bool = True) -> RunningAdaptor:

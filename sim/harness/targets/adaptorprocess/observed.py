@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import TargetError
-from sim.harness.targets.base import ForwarderProbe
+from sim.harness.targets.base import ForwarderProbe, NotApplicable
 from sim.lpar import console
 from sim.peerpods.diskreport import DiskGuestReport, report_of
 from sim.peerpods.podvm import GuestReport
@@ -70,11 +70,14 @@ class ObservedPodVMs:
 
     def probe_forwarder(self, instance_id: str) -> ForwarderProbe:
         """Its lease now, and what its forwarder port answers when asked once from the LPAR."""
+        if self.ask_guest is None:
+            raise NotApplicable(
+                "the pod VMs' network is that of the libvirt given with --libvirt-uri; the suite enters "
+                "only networks in namespaces the run made (the adaptor target without --libvirt-uri)"
+            )
         address = self.lease(instance_id)
         if address is None:
             return ForwarderProbe(None, None, "no DHCP lease on its network")
-        if self.ask_guest is None:
-            return ForwarderProbe(address, None, "the LPAR's network cannot be entered")
         try:
             return ForwarderProbe(address, self.ask_guest(address).strip() or None)
         except TargetError as exc:
