@@ -77,16 +77,22 @@ def _virtio_disk(
         _sub(disk, "readonly")
 
 
-def build_domain_xml(spec: DomainSpec) -> str:
-    """The domain definition for ``spec`` (a string libvirt's defineXML accepts)."""
-    if spec.arch == X86_ARCH:
-        return build_x86_domain_xml(spec)
+def _domain_head(spec: DomainSpec) -> ET.Element:
+    """The domain element with its name, description, the suite's metadata and its memory."""
     domain = ET.Element("domain", type=spec.domain_type)
     _sub(domain, "name", spec.name)
     _sub(domain, "description", spec.description)
     if spec.metadata:
         _sub(domain, "metadata").extend(spec.metadata)
     _sub(domain, "memory", str(spec.memory_mib), unit="MiB")
+    return domain
+
+
+def build_domain_xml(spec: DomainSpec) -> str:
+    """The domain definition for ``spec`` (a string libvirt's defineXML accepts)."""
+    if spec.arch == X86_ARCH:
+        return build_x86_domain_xml(spec)
+    domain = _domain_head(spec)
     _sub(domain, "currentMemory", str(spec.memory_mib), unit="MiB")
     _sub(domain, "vcpu", str(spec.vcpus))
     os_element = _sub(domain, "os")
@@ -132,12 +138,7 @@ def build_x86_domain_xml(spec: DomainSpec) -> str:
     model, ACPI and APIC, the boot volume on SATA first in the boot order, the cidata ISO on an
     IDE CD-ROM, a virtio NIC, a serial console (a file here, as on s390x). It always boots the
     volume (SeaBIOS, then the image's bootloader) and has no launch security."""
-    domain = ET.Element("domain", type=spec.domain_type)
-    _sub(domain, "name", spec.name)
-    _sub(domain, "description", spec.description)
-    if spec.metadata:
-        _sub(domain, "metadata").extend(spec.metadata)
-    _sub(domain, "memory", str(spec.memory_mib), unit="MiB")
+    domain = _domain_head(spec)
     _sub(domain, "vcpu", str(spec.vcpus))
     os_element = _sub(domain, "os")
     _sub(os_element, "type", "hvm", arch=X86_ARCH)
