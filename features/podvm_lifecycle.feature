@@ -121,7 +121,7 @@ Feature: Pod VMs are libvirt domains on the LPAR, made and removed with their po
     Then the pod is Running
     And pod "earlier" in namespace "confidential" is Running
 
-  @VM-014 @needs-guest
+  @VM-014 @needs-guest @needs-podvm-network
   Scenario: The pod VM boots its image from the boot volume, and its pod runs once the forwarder answers
     When a peer pod "booted" is created in namespace "confidential"
     Then the pod is Running

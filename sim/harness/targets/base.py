@@ -39,6 +39,9 @@ CAPABILITIES: dict[str, str] = {
     "podvm": "pod VMs are created for scheduled peer pods and what they received can be read",
     "guest": "pod VMs really boot and their own agent reports what it did",
     "lpar-host": "the LPAR (KVM host) the pod VMs run on can be inspected",
+    "podvm-network": "pod VMs boot their image from the boot volume and are reached on the address their "
+    "network leased (an adaptor's pod VMs in the run's own LPAR; the lpar target's boot their kernel on the "
+    "host's network, which the suite does not enter)",
 }
 
 
@@ -276,7 +279,7 @@ class LibvirtFaults(Protocol):
         """Make the pod VM provider's libvirt fail at one creation step."""
 
 
-#: Capability -> the protocol that provides it. The first six are ``@needs-<name>`` tags.
+#: Capability -> the protocol that provides it. Those in :data:`CAPABILITIES` are ``@needs-<name>`` tags.
 INTERFACES: dict[str, type] = {
     "mutation": Environment,
     "webhook-settings": WebhookEnv,
@@ -284,19 +287,16 @@ INTERFACES: dict[str, type] = {
     "podvm": PodVMs,
     "guest": Guests,
     "lpar-host": LparInspection,
+    "podvm-network": PodVMNetwork,
     "webhook-calls": WebhookCalls,
     "adaptor-process": AdaptorProcess,
     "libvirt-faults": LibvirtFaults,
-    "podvm-network": PodVMNetwork,
 }
 INTERFACE_MEANINGS: dict[str, str] = {
     **CAPABILITIES,
     "webhook-calls": "the suite plays kube-apiserver: it registers another webhook and sees what was sent",
     "adaptor-process": "the cloud-api-adaptor's process and its peer-pods-secret can be observed and set",
     "libvirt-faults": "the pod VM provider's libvirt can be made to fail at one creation step",
-    "podvm-network": "pod VMs boot their image from the boot volume and are reached on the address their "
-    "network leased (the pod VMs of an adaptor run in the run's own LPAR; the lpar target's boot their "
-    "kernel on the host's network, which the suite does not enter)",
 }
 _CAPABILITY_OF: dict[type, str] = {protocol: name for name, protocol in INTERFACES.items()}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sim.harness.targets.adaptor.environment import AdaptorEnvironment
 from sim.harness.targets.adaptorprocess.host import AdaptorHost
-from sim.harness.targets.base import Target, TargetOptions
+from sim.harness.targets.base import Target, TargetOptions, provided_by
 
 __all__ = ["AdaptorTarget"]
 
@@ -26,6 +26,13 @@ class AdaptorTarget(AdaptorHost, Target):
     environment_class = AdaptorEnvironment
     #: A scenario is judged here only if it needs one of these: the pod VMs are the adaptor's.
     reaches = frozenset({"podvm", "guest"})
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """Every capability of its environment; the pod VMs' own network only in the run's LPAR
+        (beside the suite on a given libvirt, that libvirt's network is not entered)."""
+        offered = provided_by(self.environment_class)
+        return offered if self.isolated is not None else offered - {"podvm-network"}
 
     @classmethod
     def from_options(cls, options: TargetOptions) -> AdaptorTarget:

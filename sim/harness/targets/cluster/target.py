@@ -164,8 +164,8 @@ class ClusterTarget(Target):
         offered = set(provided_by(self.environment_class))
         if not self.local:
             offered -= {"webhook-settings", "cluster", "podvm"}
-        if self.adaptors is None:  # the in-process reference adaptors run no process
-            offered.discard("adaptor-process")
+        if self.adaptors is None:  # the in-process reference adaptors run no process, and boot directly
+            offered -= {"adaptor-process", "podvm-network"}
         if self.lpar is None:
             offered -= {"lpar-host", "guest"}
         elif self.lpar.simulated:
