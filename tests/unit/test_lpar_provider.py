@@ -199,13 +199,13 @@ def test_lpar_target_on_the_simulator_leaves_nothing() -> None:
 
 
 class FakeX86OnlyConnection:
-    """Fake: a QEMU host connection whose capabilities offer no s390x guest (no emulator)."""
+    """Fake: a QEMU host connection that offers no s390x guest (no emulator)."""
 
     def __init__(self, real: Any) -> None:
         self._real = real
 
-    def getCapabilities(self) -> str:  # libvirt's name
-        return "<capabilities><guest><os_type>hvm</os_type><arch name='x86_64'/></guest></capabilities>"
+    def getDomainCapabilities(self, *args: Any) -> str:  # libvirt's name
+        raise host.import_libvirt().libvirtError("unable to find any emulator to serve 's390x' architecture")
 
     def getURI(self) -> str:
         return "qemu:///system"
