@@ -254,10 +254,11 @@ class GuestBoot:
             address = address or lease_address(self.connection, self.libvirt, instance.name)
             if address is not None and _accepts(address, FORWARDER_PORT, timeout=0.3):
                 return
-            tail = console.tail_of(instance.console)
             if not alive():
+                tail = console.tail_of(instance.console)
                 raise TargetError(f"pod VM stopped before it was ready; console tail: {tail!r}")
             if time.monotonic() > deadline:
+                tail = console.tail_of(instance.console)
                 missing = (
                     "no DHCP lease on its network"
                     if address is None
