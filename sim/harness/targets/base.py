@@ -254,8 +254,8 @@ class AdaptorProcess(Protocol):
 @dataclass(frozen=True)
 class ForwarderProbe:
     """The pod VM asked once over its own network: the address its network leased to it (None:
-    no lease), the line its agent-protocol-forwarder port answered (None: nothing accepted), and
-    why nothing did."""
+    no lease), the line its agent-protocol-forwarder port answered once it accepted (empty when
+    it said nothing; None: nothing accepted), and why nothing did."""
 
     address: str | None
     answer: str | None

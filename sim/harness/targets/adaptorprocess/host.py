@@ -42,11 +42,16 @@ from sim.peerpods.providers.libvirt import LibvirtProvider
 from sim.processes import Process
 
 LPAR_HOSTS = ("ibmz", "native")
-#: Connect, read one line, print it (run inside the LPAR's network namespace).
+#: Connect, read one line, print it (run inside the LPAR's network namespace); a port that
+#: accepts and says nothing within 5 s prints an empty line (a refused connection fails).
 ASK_GUEST = (
     "import socket, sys\n"
     "with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10) as s:\n"
-    "    print(s.makefile().readline().strip())\n"
+    "    s.settimeout(5)\n"
+    "    try:\n"
+    "        print(s.makefile().readline().strip())\n"
+    "    except TimeoutError:\n"
+    "        print()\n"
 )
 #: What CAA answers to Version: the protocol constant ``cloud.Version`` (pkg/adaptor/cloud/cloud.go).
 PROTOCOL_VERSION = "0.0.0"

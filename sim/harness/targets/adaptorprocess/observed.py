@@ -79,7 +79,8 @@ class ObservedPodVMs:
         if address is None:
             return ForwarderProbe(None, None, "no DHCP lease on its network")
         try:
-            return ForwarderProbe(address, self.ask_guest(address).strip() or None)
+            # it accepted: its answer, empty when it said nothing
+            return ForwarderProbe(address, self.ask_guest(address).strip())
         except TargetError as exc:
             return ForwarderProbe(address, None, str(exc))
 
