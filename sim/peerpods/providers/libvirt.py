@@ -339,8 +339,7 @@ class LibvirtProvider:
                 cidata_volume=iso_volume.path(),
                 network=self.settings.network,
                 console_path=str(console_path),
-                # the kernel handed over is s390x's (the lpar target's, or a silenced guest's)
-                boot=self.boot.boot_assets() if arch == domain.S390_ARCH else None,
+                boot=self.boot.boot_assets(),  # an x86_64 domain boots its volume whatever it is given
                 launch_security=None,  # createDomainXMLs390x emits no <launchSecurity>
                 arch=arch,
                 cpu_mode=cpu_mode,

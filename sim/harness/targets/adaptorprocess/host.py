@@ -116,9 +116,7 @@ class AdaptorHost(LparHost):
                 self._preload = ibmz_host.preload_environment(ibmz_host.ibmz_host_library(cache), {})
             #: The pod VMs' architecture: what the adaptor sees as the host's.
             self.podvm_arch = "s390x" if self._preload or host_model == "s390x" else host_model
-            self.podvm_image = self._upload_podvm_image(
-                cache, required=binary is not None or self.launcher.boot == "volume"
-            )
+            self.podvm_image = self._upload_podvm_image(cache, required=self.launcher.boots_volume)
             if self.simulated:
                 raise ConformanceInputError(
                     f"--libvirt-uri {uri}: the adaptor target needs a libvirt daemon that both the adaptor "
@@ -241,7 +239,7 @@ class AdaptorHost(LparHost):
         facts["pod VM image"] = self.podvm_image
         facts["pod VM boot"] = (
             "the image on the boot volume, ready by DHCP lease and port 15150 (as CAA)"
-            if self.launcher.binary is not None or self.launcher.boot == "volume"
+            if self.launcher.boots_volume
             else "the kernel handed to the domain, ready by its console report (the reference adaptor beside "
             "the suite on a given libvirt, whose network the suite does not enter)"
         )

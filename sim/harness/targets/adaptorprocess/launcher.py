@@ -129,6 +129,12 @@ class AdaptorLauncher:
     def reference(self) -> bool:
         return self.binary is None
 
+    @property
+    def boots_volume(self) -> bool:
+        """Whether the adaptor boots its pod VMs from the image on their volume (a user's build
+        always does; the reference unless told ``--boot kernel``)."""
+        return self.binary is not None or self.boot == "volume"
+
     def argv(self, environment: Mapping[str, str], socket: Path, pods_dir: Path) -> list[str]:
         if self.binary is not None:
             return [str(self.binary), *caa_arguments(environment, socket, pods_dir)]
