@@ -8,7 +8,10 @@ Prints, from one run on this machine (and the load it ran under):
   s390x pod VMs): serial beside ``--workers 2``; ``--whole-run`` adds the whole catalogue;
 * with ``--two-daemons``: the same guest features on two LPARs, qemu:///system and a private
   libvirtd of the suite's (:class:`~sim.lpar.isolated.IsolatedLpar`), one worker each;
-* the memory of each process (controller, each worker): peak RSS, sampled every 0.2 s.
+* the memory of each process (controller, each worker): peak RSS, sampled every 0.2 s;
+* the CPU time the whole machine spent during each run (every process: the suite, libvirtd, the
+  QEMUs), and from it the floor no run on these cores can go below (CPU seconds / cores) and
+  the largest speed-up it leaves (serial wall time / that floor).
 
 Each scenario's cost is the serial wall time over the scenarios run. Usage:
 ``python benchmarks/bench_scale.py [--whole-run] [--two-daemons] [--skip-lpar]``
@@ -46,6 +49,14 @@ class Measured:
     counts: dict[str, int]
     #: process label -> peak RSS in MiB
     rss: dict[str, float] = field(default_factory=dict)
+    #: CPU seconds the whole machine spent (not idle) while the run ran
+    cpu_seconds: float = 0.0
+
+
+def _busy_seconds() -> float:
+    """CPU seconds this machine has spent busy since boot, all cores (/proc/stat: all but idle, iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
@@ -83,6 +94,7 @@ def _label(pid: int, root: int) -> str | None:
 def run(label: str, report_dir: Path, *args: str) -> Measured:
     """One ``peerpods-conformance run``, timed, its processes' memory sampled."""
     argv = [sys.executable, "-m", "sim", "run", "--report-dir", str(report_dir), *args]
+    busy_before = _busy_seconds()
     start = time.perf_counter()
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peaks: dict[int, tuple[str, float]] = {}
@@ -107,6 +119,7 @@ def run(label: str, report_dir: Path, *args: str) -> Measured:
     sampler.start()
     output, _ = process.communicate(timeout=3600)
     seconds = time.perf_counter() - start
+    cpu_seconds = _busy_seconds() - busy_before
     done.set()
     sampler.join()
     if process.returncode not in (0, 1, 3):
@@ -119,16 +132,29 @@ def run(label: str, report_dir: Path, *args: str) -> Measured:
         counts = summary["counts"]["scenarios"]
         scenarios = len(summary["scenarios"])
     rss = {name: mib for name, mib in sorted(peaks.values()) if mib > 0}
-    return Measured(label, seconds, process.returncode, scenarios, counts, rss)
+    return Measured(label, seconds, process.returncode, scenarios, counts, rss, cpu_seconds)
 
 
-def show(serial: Measured, parallel: Measured) -> None:
-    for measured in (serial, parallel):
+def show(serial: Measured, parallel: Measured, *more: Measured) -> None:
+    cores = os.cpu_count() or 1
+    for measured in (serial, parallel, *more):
         counts = ", ".join(f"{n} {word}" for word, n in measured.counts.items() if n)
-        print(f"  {measured.label:34} {measured.seconds:7.1f} s  exit {measured.exit}  ({counts})")
+        used = measured.cpu_seconds / (measured.seconds * cores) if measured.seconds else 0.0
+        print(
+            f"  {measured.label:34} {measured.seconds:7.1f} s  exit {measured.exit}  ({counts}); "
+            f"CPU {measured.cpu_seconds:.1f} s, {used:.0%} of {cores} cores"
+        )
     ratio = serial.seconds / parallel.seconds if parallel.seconds else 0.0
     per = serial.seconds / serial.scenarios if serial.scenarios else 0.0
     print(f"  speed-up {ratio:.2f}x; serial cost per scenario {per:.2f} s")
+    floor = parallel.cpu_seconds / cores
+    if floor:
+        print(
+            f"  CPU floor of the parallel run on {cores} cores: {floor:.1f} s "
+            f"(its CPU time / cores), so at most {serial.seconds / floor:.2f}x"
+        )
+    for measured in more:
+        print(f"  {measured.label}: {serial.seconds / measured.seconds:.2f}x against serial")
     workers = [mib for name, mib in parallel.rss.items() if name != "controller"]
     if workers:
         print(
@@ -165,7 +191,10 @@ def main() -> int:
                 parallel = run(
                     "--workers 2", base / f"lpar-par-{len(name)}", *lpar, "--workers", "2", *selection
                 )
-                show(serial, parallel)
+                three = run(  # one worker more than cores: fills the waits (libvirt, the guests' I/O)
+                    "--workers 3", base / f"lpar-par3-{len(name)}", *lpar, "--workers", "3", *selection
+                )
+                show(serial, parallel, three)
                 if args.two_daemons:
                     alone, alone_two, two = two_daemons(base, selection)
                     print("  the private libvirtd alone (is it the daemon, or the parallelism?):")

@@ -176,8 +176,33 @@ def ensure_pool(connection: Any, name: str, path: Path | None = None) -> Any:
         )
     if not pool.isActive():
         pool.create()
-    pool.refresh(0)
+    refresh_pool(pool)
     return pool
+
+
+#: libvirt refuses to refresh a pool while a volume in it is being built (``virStorageVolCreateXML``
+#: and ``CreateXMLFrom`` hold an asynchronous job on the pool: "pool 'default' has asynchronous
+#: jobs running."). Another worker, another run or an adaptor under test may be building one; a pod
+#: VM's volumes take milliseconds, a clone of a large image seconds.
+POOL_BUSY_WAIT_S = 30.0
+POOL_BUSY = "has asynchronous jobs running"
+
+
+def refresh_pool(pool: Any, *, wait: float = POOL_BUSY_WAIT_S) -> None:
+    """``pool.refresh()``, waiting up to ``wait`` seconds while another client builds a volume in it;
+    any other failure, or a pool still busy after ``wait``, raises libvirt's error."""
+    libvirt = import_libvirt()
+    deadline = time.monotonic() + wait
+    delay = 0.01
+    while True:
+        try:
+            pool.refresh(0)
+            return
+        except libvirt.libvirtError as exc:
+            if POOL_BUSY not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
 
 
 def ensure_base_volume(pool: Any, name: str, *, capacity_mib: int = 256) -> Any:

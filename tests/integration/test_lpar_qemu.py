@@ -152,6 +152,17 @@ def test_independent_pod_vms_boot_in_parallel(provider: LibvirtProvider) -> None
     assert len({report.digest for report in reports}) == 2
 
 
+def test_the_lpar_names_the_emulator_pod_vms_run_in_as_its_hypervisor(target: LparTarget) -> None:
+    """The hypervisor's version is the s390x emulator's, not libvirt's answer for the host-arch
+    QEMU (virConnectGetVersion), which costs 0.6 s a call where /dev/kvm is PVM."""
+    emulator = target.provider().guest_caps()[2]
+    assert emulator is not None
+    said = subprocess.run([emulator, "--version"], capture_output=True, text=True, check=True).stdout
+    facts = target.identity()
+    assert facts["emulator"] == said.splitlines()[0]
+    assert facts["hypervisor"] == f"QEMU {said.split('version ', 1)[1].split()[0]}"
+
+
 def test_missing_assets_say_lpar_prepare(tmp_path: Path) -> None:
     with pytest.raises(AssetsMissing, match="lpar prepare"):
         LparTarget(host.SYSTEM_URI, cache=tmp_path)

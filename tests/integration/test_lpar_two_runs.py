@@ -9,10 +9,13 @@ skipped (with the reason) where the emulated LPAR is missing.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +109,49 @@ def test_two_runs_at_once_both_pass_and_keep_each_others_pod_vms(
         f"volume {kept}-root.qcow2",
     ]
     bystander.provider(ownership=bystander.ownership).delete_instance(kept)
+
+
+def test_a_run_starts_while_another_client_builds_a_volume_in_the_pool(tmp_path: Path) -> None:
+    """libvirt refuses to refresh a pool while a volume build holds an asynchronous job on it. A
+    run (or a worker of one) that started then failed every scenario (sim.lpar.host.refresh_pool)."""
+    connection = host.connect(host.SYSTEM_URI)
+    libvirt = host.import_libvirt()
+    pool = host.ensure_pool(connection, "default", host.DEFAULT_POOL_PATH)
+    name = f"peerpods-test-busy-{uuid.uuid4().hex[:8]}"
+    source = pool.createXML(
+        f"<volume><name>{name}-src.raw</name><capacity unit='MiB'>1024</capacity>"
+        "<target><format type='raw'/></target></volume>",
+        0,
+    )
+    clone = threading.Thread(
+        target=pool.createXMLFrom,
+        args=(
+            f"<volume><name>{name}-copy.raw</name><capacity unit='MiB'>1024</capacity>"
+            "<target><format type='raw'/></target></volume>",
+            source,
+            0,
+        ),
+    )
+    try:
+        clone.start()
+        deadline = time.monotonic() + 5
+        while True:  # the race is real here: a plain refresh is refused while the copy runs
+            try:
+                pool.refresh(0)
+            except libvirt.libvirtError as exc:
+                assert host.POOL_BUSY in str(exc)
+                break
+            assert clone.is_alive() and time.monotonic() < deadline, "the clone never held the pool"
+            time.sleep(0.01)
+        target = LparTarget(host.SYSTEM_URI, run_id=f"busy-{uuid.uuid4().hex[:8]}")
+        try:
+            assert target.provider(ownership=target.ownership).leftovers() == []
+        finally:
+            target.close()
+        assert not clone.is_alive()  # the run waited for the build, it did not race past it
+    finally:
+        clone.join()
+        for volume in (f"{name}-copy.raw", f"{name}-src.raw"):
+            with contextlib.suppress(libvirt.libvirtError):
+                pool.storageVolLookupByName(volume).delete(0)
+        connection.close()

@@ -6,7 +6,9 @@ its node agents' pod VMs when given ``--libvirt-uri``.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -168,15 +170,17 @@ class LparHost:
             "version": __version__,
             "libvirt URI": self.uri,
             "libvirt version": libvirt_version,
-            "hypervisor": f"{self.connection.getType()} {self._hypervisor_version()}",
             "KVM host": self._host_machine(),
         }
         if self.simulated:
+            facts["hypervisor"] = f"{self.connection.getType()} {_dotted(int(self.connection.getVersion()))}"
             facts["pod VMs"] = (
                 "libvirt test driver (in-memory simulator); guest side by the reference pod VM logic"
             )
         else:
-            facts["emulator"] = _emulator_version(self._probe.guest_caps()[2])
+            emulator = _emulator_version(self._probe.guest_caps()[2])
+            facts["hypervisor"] = f"{self.connection.getType()} {_version_number(emulator)}"
+            facts["emulator"] = emulator
             facts["pod VMs"] = "real s390x guests; report from the guest's own agent"
             facts["emulated LPAR limits"] = EMULATION_LIMITS
         if self.assets is not None:
@@ -194,13 +198,6 @@ class LparHost:
         """The LPAR's architecture, CPUs and memory, as its libvirt reports them (virNodeGetInfo)."""
         model, memory_mib, cpus, *_ = self.connection.getInfo()
         return f"{model}, {cpus} CPUs, {memory_mib} MiB"
-
-    def _hypervisor_version(self) -> str:
-        # qemu:///system answers from the host-arch emulator, which an s390x-only host lacks.
-        try:
-            return _dotted(int(self.connection.getVersion()))
-        except self.libvirt.libvirtError:
-            return "(no host-arch emulator; see emulator)"
 
     # --- LPAR prerequisites -----------------------------------------------------------------
     def lpar_checks(self, description: Path | None) -> list[LparCheck]:
@@ -275,7 +272,13 @@ def _dotted(version: int) -> str:
     return f"{version // 1000000}.{version // 1000 % 1000}.{version % 1000}"
 
 
+@functools.cache
 def _emulator_version(emulator: str | None) -> str:
+    """The first line of ``emulator --version`` (asked once per process).
+
+    It is also the hypervisor's version: libvirt's own answer (``virConnectGetVersion``) is the
+    version of the host-arch emulator, not of the one pod VMs run in, and on a host whose
+    ``/dev/kvm`` QEMU cannot use (PVM) libvirt re-probes that emulator at every call (0.6 s)."""
     if not emulator:
         return "none"
     try:
@@ -283,3 +286,10 @@ def _emulator_version(emulator: str | None) -> str:
     except (OSError, ProcessTimedOut, CommandNotFound) as exc:
         return f"{emulator} (version unknown: {exc})"
     return stdout.splitlines()[0] if stdout else emulator
+
+
+def _version_number(emulator_line: str) -> str:
+    """The version in an emulator's ``--version`` line (7.2.22 in "QEMU emulator version 7.2.22
+    (Debian ...)"); the whole line when it has none."""
+    found = re.search(r"version (\S+)", emulator_line)
+    return found.group(1) if found else emulator_line

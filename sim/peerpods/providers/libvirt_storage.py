@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sim.errors import TargetError
+from sim.lpar import host
 
 if TYPE_CHECKING:
     from sim.peerpods.providers.libvirt import LibvirtSettings
@@ -166,8 +167,14 @@ class LibvirtStorage:
         settings = self._settings()
         try:
             pool = self.connection.storagePoolLookupByName(settings.pool)
-            pool.refresh(0)
-            names = pool.listVolumes()
-            return [f"volume {v}" for v in names if v.startswith(prefix) and v != settings.base_volume]
         except self.libvirt.libvirtError:
-            return []
+            return []  # no pool, no volume in it
+        try:
+            host.refresh_pool(pool)  # volumes written beside libvirt's API count too
+            names = pool.listVolumes()
+        except self.libvirt.libvirtError as exc:  # not "none left": that would pass a leftover check
+            raise TargetError(
+                f"cannot list the volumes of pool {settings.pool!r} at {self.connection.getURI()}: "
+                f"{exc.get_error_message() or exc}"
+            ) from None
+        return [f"volume {v}" for v in names if v.startswith(prefix) and v != settings.base_volume]

@@ -151,7 +151,7 @@ class AdaptorHost(LparHost):
             0,
         )
         self._probe.storage.upload(volume, data)
-        pool.refresh(0)
+        host.refresh_pool(pool)
         return f"{image.volume} ({arch}, SHA-256 {image.sha256[:16]}, {image.flavour} kernel) as {name}"
 
     def ask_guest(self, address: str) -> str:
