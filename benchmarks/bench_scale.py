@@ -9,19 +9,26 @@ Prints, from one run on this machine (and the load it ran under):
 * with ``--two-daemons``: the same guest features on two LPARs, qemu:///system and a private
   libvirtd of the suite's (:class:`~sim.lpar.isolated.IsolatedLpar`), one worker each;
 * the memory of each process (controller, each worker): peak RSS, sampled every 0.2 s;
+* with ``--one-core-lpar``: a slower LPAR, where two boots at once take as long as two in a row
+  (qemu:///system's pod VMs confined to one core through the cgroup v1 cpuset of libvirt's
+  ``machine`` partition, restored afterwards): the guest features serially with two boots at
+  once, against the measured default, and the whole run against its pod VMs' serial boot time
+  (the sum of their boots, one at a time);
 * the CPU time the whole machine spent during each run (every process: the suite, libvirtd, the
   QEMUs), and from it the floor no run on these cores can go below (CPU seconds / cores) and
   the largest speed-up it leaves (serial wall time / that floor).
 
 Each scenario's cost is the serial wall time over the scenarios run. Usage:
-``python benchmarks/bench_scale.py [--whole-run] [--two-daemons] [--skip-lpar]``
+``python benchmarks/bench_scale.py [--whole-run] [--two-daemons] [--one-core-lpar] [--skip-lpar]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,12 +36,15 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sim.harness.catalogue import load_catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The serial lpar baseline's boot concurrency: one per core, given rather than measured.
+FAIR_SERIAL = ("--boot-concurrency", str(os.cpu_count() or 1))
 GUEST_MARKERS = " or ".join(
     r.id for r in load_catalogue().requirements if r.id.startswith(("LP-", "VM-", "GI-"))
 )
@@ -51,6 +61,13 @@ class Measured:
     rss: dict[str, float] = field(default_factory=dict)
     #: CPU seconds the whole machine spent (not idle) while the run ran
     cpu_seconds: float = 0.0
+    #: what the run said of its LPARs' pod VM boots (one line per LPAR and worker)
+    boots: list[str] = field(default_factory=list)
+
+    def booting_seconds(self) -> float:
+        """The run's pod VMs' boot time summed (each line's "N s in all")."""
+        found = (re.search(r"([0-9.]+) s in all", line) for line in self.boots)
+        return sum(float(m.group(1)) for m in found if m)
 
 
 def _busy_seconds() -> float:
@@ -132,7 +149,9 @@ def run(label: str, report_dir: Path, *args: str) -> Measured:
         counts = summary["counts"]["scenarios"]
         scenarios = len(summary["scenarios"])
     rss = {name: mib for name, mib in sorted(peaks.values()) if mib > 0}
-    return Measured(label, seconds, process.returncode, scenarios, counts, rss, cpu_seconds)
+    said = (line.split("peerpods-conformance: ", 1)[-1] for line in output.splitlines())
+    boots = [line for line in said if "pod VM boots on" in line]
+    return Measured(label, seconds, process.returncode, scenarios, counts, rss, cpu_seconds, boots)
 
 
 def show(serial: Measured, parallel: Measured, *more: Measured) -> None:
@@ -170,6 +189,11 @@ def main() -> int:
     parser.add_argument(
         "--two-daemons", action="store_true", help="also two LPARs: system + a private libvirtd"
     )
+    parser.add_argument(
+        "--one-core-lpar",
+        action="store_true",
+        help="also a slower LPAR: qemu:///system's pod VMs on one core (needs root and cgroup v1 cpuset)",
+    )
     parser.add_argument("--skip-lpar", action="store_true", help="only the reference target")
     args = parser.parse_args()
     print(f"cores {os.cpu_count()}; load average before {os.getloadavg()[0]:.2f}")
@@ -187,7 +211,10 @@ def main() -> int:
             lpar = ["--target", "lpar", "--libvirt-uri", "qemu:///system"]
             for name, selection in selections:
                 print(f"lpar target on qemu:///system, {name}:")
-                serial = run("serial", base / f"lpar-serial-{len(name)}", *lpar, *selection)
+                # the serial baseline skips the measurement at its first boot (two probe boots,
+                # 2-3 s) and boots two at once, which the measurement chooses on these 2 cores;
+                # a worker with one core to itself measures nothing, so both sides pay the same
+                serial = run("serial", base / f"lpar-serial-{len(name)}", *lpar, *selection, *FAIR_SERIAL)
                 parallel = run(
                     "--workers 2", base / f"lpar-par-{len(name)}", *lpar, "--workers", "2", *selection
                 )
@@ -205,8 +232,54 @@ def main() -> int:
                             f"  {measured.label:34} {measured.seconds:7.1f} s  exit {measured.exit}; "
                             f"{ratio:.2f}x against {against.label}"
                         )
+            if args.one_core_lpar:
+                one_core_lpar(base, lpar, selections[0][1])
     print(f"load average after {os.getloadavg()[0]:.2f}")
     return 0
+
+
+#: libvirt's cgroup v1 cpuset partition for the domains of qemu:///system (no systemd here)
+MACHINE_CPUSET = Path("/sys/fs/cgroup/cpuset/machine/cpuset.cpus")
+
+
+@contextlib.contextmanager
+def pod_vms_on_one_core() -> Iterator[str | None]:
+    """Confine qemu:///system's domains to the first core for the block; yields None, or why not."""
+    if not MACHINE_CPUSET.is_file() or not os.access(MACHINE_CPUSET, os.W_OK):
+        yield f"{MACHINE_CPUSET} is missing or not writable (needs root and libvirt's cgroup v1 cpuset)"
+        return
+    before = MACHINE_CPUSET.read_text().strip()
+    MACHINE_CPUSET.write_text(before.split(",")[0].split("-")[0])
+    try:
+        yield None
+    finally:
+        MACHINE_CPUSET.write_text(before)
+
+
+def one_core_lpar(base: Path, lpar: list[str], selection: list[str]) -> None:
+    """The guest features serially on an LPAR whose pod VMs share one core: two boots at once
+    (one per core of the machine, the default before measuring) against the measured default."""
+    print("a slower LPAR: qemu:///system's pod VMs on one core, guest features, serial:")
+    with pod_vms_on_one_core() as why_not:
+        if why_not is not None:
+            print(f"  not measured: {why_not}")
+            return
+        runs = [
+            run("--boot-concurrency 2", base / "one-core-2", *lpar, "--boot-concurrency", "2", *selection),
+            run("measured (the default)", base / "one-core-m", *lpar, *selection),
+        ]
+    for measured in runs:
+        counts = ", ".join(f"{n} {word}" for word, n in measured.counts.items() if n)
+        print(f"  {measured.label:34} {measured.seconds:7.1f} s  exit {measured.exit}  ({counts})")
+        for line in measured.boots:
+            print(f"    {line}")
+    serial_boots = runs[1].booting_seconds()
+    if serial_boots:
+        print(
+            f"  its pod VMs' serial boot time {serial_boots:.1f} s (the measured run's boots, one at a "
+            f"time); the whole run took {runs[1].seconds / serial_boots:.2f}x that, "
+            f"with two at once {runs[0].seconds / serial_boots:.2f}x"
+        )
 
 
 def two_daemons(base: Path, selection: list[str]) -> tuple[Measured, Measured, Measured]:
@@ -220,7 +293,7 @@ def two_daemons(base: Path, selection: list[str]) -> tuple[Measured, Measured, M
         with IsolatedLpar(base=lpar_base) as private:
             alone = ["--target", "lpar", "--libvirt-uri", private.uri, *selection]
             return (
-                run("private libvirtd, serial", base / f"alone-{uuid.uuid4().hex[:4]}", *alone),
+                run("private libvirtd, serial", base / f"alone-{uuid.uuid4().hex[:4]}", *alone, *FAIR_SERIAL),
                 run(
                     "private, --workers 2", base / f"alone2-{uuid.uuid4().hex[:4]}", *alone, "--workers", "2"
                 ),

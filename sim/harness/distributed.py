@@ -38,7 +38,6 @@ from xdist.workermanage import WorkerController
 from sim.harness.catalogue import requirement_tags
 from sim.harness.report.junit import junit_address
 from sim.harness.report.results import (
-    CURRENT_LPAR,
     FAILED,
     FeatureInfo,
     ResultRecorder,
@@ -58,7 +57,7 @@ SCENARIO_ATTR, FEATURE_ATTR, COLLECTION_ATTR = "peerpods_scenario", "peerpods_fe
 #: The workeroutput key of a worker's LPAR and its per-LPAR facts: {"lpar": uri, "facts": {...}}.
 FACTS_KEY = "peerpods_lpar_facts"
 #: A worker's target's per-LPAR facts, taken at the end of its session, before the target closes.
-FACTS_STASH = pytest.StashKey[dict[str, str]]()
+FACTS_STASH = pytest.StashKey[tuple[str, dict[str, str]]]()
 #: The tag of a scenario that judges the LPAR itself: with several LPARs it runs once on each.
 EACH_LPAR = "each-lpar"
 
@@ -221,14 +220,15 @@ class WorkerRecorder(ResultRecorder):
             setattr(report, FEATURE_ATTR, asdict(feature))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """After the target closed: its notes (boots per LPAR) and, with several LPARs, its LPAR's
-        facts go back with the worker's output."""
+        """After the target closed: its notes (boots per LPAR) and its LPAR's facts go back with
+        the worker's output."""
         workeroutput: dict[str, Any] | None = getattr(session.config, "workeroutput", None)
         if workeroutput is not None:
             workeroutput[NOTES_KEY] = list(bootconcurrency.NOTES)
-            facts = session.config.stash.get(FACTS_STASH, None)
-            if facts is not None and CURRENT_LPAR["uri"] is not None:
-                workeroutput[FACTS_KEY] = {"lpar": CURRENT_LPAR["uri"], "facts": dict(facts)}
+            stashed = session.config.stash.get(FACTS_STASH, None)
+            if stashed is not None:
+                uri, facts = stashed
+                workeroutput[FACTS_KEY] = {"lpar": uri, "facts": dict(facts)}
 
 
 def result_from_dict(data: dict[str, Any]) -> ScenarioResult:

@@ -147,8 +147,8 @@ def several_lpars(config: pytest.Config) -> list[str]:
 def target(pytestconfig: pytest.Config) -> Iterator[Target]:
     """The system under test: the caller's, or built once per session from the command-line options.
 
-    A worker of a run over several LPARs keeps its target's per-LPAR facts before closing it
-    (as they are at the end: the boot concurrency chosen); they go back with its workeroutput."""
+    A worker on an LPAR keeps its target's per-LPAR facts before closing it (as they are at the
+    end: the boot concurrency chosen at the first boot); they go back with its workeroutput."""
     chosen = pytestconfig.stash.get(TARGET_KEY, None)
     if chosen is not None:
         yield chosen.target
@@ -157,8 +157,9 @@ def target(pytestconfig: pytest.Config) -> Iterator[Target]:
     built = create_target(pytestconfig.getoption("target"), options)
     try:
         yield built
-        if several_lpars(pytestconfig):
-            pytestconfig.stash[FACTS_STASH] = lpar_facts(built)
+        lpars = repeated(pytestconfig.getoption, "libvirt-uri")
+        if worker_id(pytestconfig) is not None and lpars and built.per_lpar_facts:
+            pytestconfig.stash[FACTS_STASH] = (CURRENT_LPAR["uri"] or lpars[0], lpar_facts(built))
     finally:
         built.close()
 

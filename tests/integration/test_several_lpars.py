@@ -168,3 +168,18 @@ def test_one_lpar_runs_the_lpar_judging_scenario_once_under_its_own_name(tmp_pat
     assert "lpars" not in summary and summary["target"]["libvirt URI"] == host.TEST_URI
     assert [s["scenario"] for s in summary["scenarios"]] == [EACH_LPAR_SCENARIO]
     assert not re.search(r"\[lpar\d+\]", summary["scenarios"][0]["nodeid"])
+
+
+@pytest.mark.skipif(_why_not() is not None, reason=f"no emulated LPAR here: {_why_not()}")
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["serial", "2-workers"])
+def test_one_lpars_boot_concurrency_is_in_its_certificate(tmp_path: Path, workers: list[str]) -> None:
+    """Chosen at the first boot, so known only at the end: a serial run asks its target then, a
+    parallel one takes it from its workers. Real pod VMs (libvirt's simulator boots none)."""
+    done = run(tmp_path / "r", "--libvirt-uri", host.SYSTEM_URI, "--tags", "GI-001 or VM-001", *workers)
+    assert done.returncode == 3, done.stdout + done.stderr  # PARTIAL: a selection that passed
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert "lpars" not in summary  # one LPAR: its facts are the target's
+    chosen = summary["target"]["boot concurrency"]
+    assert re.fullmatch(r"\d+ at once: (measured: .+|one core for this process .+)", chosen), chosen
+    assert chosen in done.stderr  # the line each LPAR prints at the end says the same
+    assert "boot concurrency" in (tmp_path / "r" / "report.html").read_text()

@@ -25,11 +25,30 @@ def test_a_given_number_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (chosen.count, chosen.reason) == (3, "--boot-concurrency 3")
 
 
-def test_by_default_one_per_core_shared_by_the_workers_on_the_lpar(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_by_default_it_measures_one_per_core_of_the_workers_share(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     monkeypatch.setenv(bootconcurrency.SHARE_ENV, "2")
+    asked: list[int] = []
+    timings = {1: 1.0, 4: 1.5}
+
+    def boot_together(lpar: object, count: int) -> float:
+        asked.append(count)
+        return timings[count]
+
+    monkeypatch.setattr(bootconcurrency, "boot_together", boot_together)
     chosen = bootconcurrency.choose(SimpleNamespace(simulated=False), None)  # type: ignore[arg-type]
-    assert chosen.count == 4 and "shared by 2 workers" in chosen.reason
+    assert asked == [1, 4] and chosen.count == 4
+    assert chosen.reason.startswith("measured: 4 probe pod VMs at once took 1.50 s, one alone 1.00 s")
+
+
+def test_a_worker_with_one_core_to_itself_measures_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setenv(bootconcurrency.SHARE_ENV, "2")
+    monkeypatch.setattr(bootconcurrency, "boot_together", lambda lpar, count: pytest.fail("measured"))
+    chosen = bootconcurrency.choose(SimpleNamespace(simulated=False), None)  # type: ignore[arg-type]
+    assert (
+        chosen.count == 1 and "shared by 2 workers" in chosen.reason and "nothing to measure" in chosen.reason
+    )
 
 
 @pytest.mark.parametrize(("alone", "together", "expected"), [(2.0, 2.4, 2), (2.3, 6.2, 1)])
@@ -87,7 +106,8 @@ def test_the_lpar_says_how_its_boots_went() -> None:
     line = LparHost.boot_summary(lpar)
     assert line is not None
     assert "2 reported, 1 failed" in line and "queued median 0.20 s, max 1.50 s" in line
-    assert "booting median 2.50 s, max 2.50 s" in line and "2 at once: measured: it pays" in line
+    assert "booting median 2.50 s, max 2.50 s, 4.5 s in all" in line
+    assert "2 at once: measured: it pays" in line
 
 
 def bootconcurrency_record(name: str, queued: float, booting: float | None, outcome: str) -> Any:

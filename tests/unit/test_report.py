@@ -285,3 +285,13 @@ def test_the_console_line_gives_musts_and_advisories_in_the_suites_words(tmp_pat
     assert "advisories (SHOULD requirements): 0 passed, 1 failed, 0 not applicable, 0 not run" in text
     assert "not run: 0 scenario(s), 1 requirement(s): NL-001" in text
     assert "skipped" not in text and "run-1" in text
+
+
+def test_facts_known_only_at_the_end_join_the_identity_without_replacing_any() -> None:
+    from sim.harness.cli.run import with_late_facts
+
+    start = {"libvirt URI": "qemu:///system", "pod VMs": "real s390x guests"}
+    late = {"pod VMs": "changed", "boot concurrency": "2 at once: measured: it pays"}
+    assert with_late_facts(start, late) == {**start, "boot concurrency": "2 at once: measured: it pays"}
+    not_reported = {"facts": "not reported: no worker bound to this LPAR ran a scenario there and finished"}
+    assert with_late_facts(start, not_reported) == start

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from sim.harness.cli import signals
 from sim.harness.console import ConsolePlugin
 from sim.harness.distributed import ControllerRecorder, lpar_identities, order_testcases, worker_count
 from sim.harness.needs import require_target
-from sim.harness.pytest_plugin import PresetTarget
+from sim.harness.pytest_plugin import PresetTarget, lpar_facts
 from sim.harness.report.bundle import BUNDLE, CONSOLE_LOG, write_bundle
 from sim.harness.report.cucumber import cucumber_report
 from sim.harness.report.html import render_report
@@ -320,11 +321,13 @@ def _run_into(
     if signals.received() is not None or recorder.keyboard_interrupt:
         raise KeyboardInterrupt  # the run stopped; main says "interrupted" and exits 130/143
     broken = _exit_for_pytest(status)
-    lpar_facts = None
+    each_lpar = None
     if isinstance(recorder, ControllerRecorder):
         recorder.finish()
         if len(lpars) > 1:
-            lpar_facts = lpar_identities(lpars, recorder.lpar_facts)
+            each_lpar = lpar_identities(lpars, recorder.lpar_facts)
+        elif lpars and recorder.lpar_facts:  # one LPAR: its workers' facts, as the run ended
+            identity = with_late_facts(identity, lpar_identities(lpars, recorder.lpar_facts)[lpars[0]])
         for worker, lines in sorted(recorder.notes.items()):
             for line in lines:
                 print(f"peerpods-conformance: [{worker}] {line}", file=sys.stderr)
@@ -337,6 +340,8 @@ def _run_into(
             )
             if broken == EXIT_BROKEN and recorder.selected:  # xdist gave up on its workers: judge what ran
                 broken = None
+    else:
+        identity = with_late_facts(identity, lpar_facts(target))
     if broken is not None:
         print(
             f"peerpods-conformance: the run did not finish (pytest exit {int(status)}); "
@@ -365,7 +370,7 @@ def _run_into(
         not_run=recorder.not_run(),
         narrowed=bool(args.tags) or bool(recorder.deselected),
         product=product,
-        lpars=lpar_facts,
+        lpars=each_lpar,
     )
     if "junit.xml" in artifacts:
         if parallel:
@@ -387,6 +392,14 @@ def _run_into(
     output.publish()
     print(closing)
     return EXIT_CODES[summary["verdict"]]
+
+
+def with_late_facts(identity: dict[str, str], late: Mapping[str, str]) -> dict[str, str]:
+    """``identity`` with the facts a target knows only once it ran (the boot concurrency its LPAR
+    chose at the first boot), as ``late`` gives them; a fact it gave at the start stays."""
+    if "facts" in late:  # "not reported": no worker on the LPAR finished
+        return identity
+    return {**identity, **{key: value for key, value in late.items() if key not in identity}}
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -2,10 +2,11 @@
 
 One boot per core does not pay on every machine: emulated s390x guests are CPU-bound (QEMU
 TCG, one host thread per vCPU), and on a small or shared host two boots at once can take
-longer than two in a row. ``--boot-concurrency measure`` boots one probe pod VM alone, then
-as many at once as this process's share of the cores, and keeps the concurrency only if it
-paid (together faster than :data:`PAYS` of the same boots in a row). Without the flag: one
-per core, shared by the workers bound to the same LPAR. The choice is printed with its reason.
+longer than two in a row. So by default (or ``--boot-concurrency measure``) the first boot
+boots one probe pod VM alone, then as many at once as this process's share of the cores (the
+cores shared by the workers bound to the same LPAR), and keeps that concurrency only if it
+paid (together faster than :data:`PAYS` of the same boots in a row). A process with one core
+to itself measures nothing. The choice is printed with its reason.
 """
 
 from __future__ import annotations
@@ -53,15 +54,14 @@ def workers_sharing() -> int:
 
 
 def choose(lpar: LparHost, setting: str | None) -> Concurrency:
-    """The concurrency for ``lpar`` (see the module docstring); printed by the caller."""
+    """The concurrency for ``lpar`` (see the module docstring): ``setting`` None measures, as
+    ``measure`` does; printed by the caller."""
     cores = os.cpu_count() or 1
     share = workers_sharing()
     mine = max(1, cores // share)
     shared = f", shared by {share} workers on this LPAR" if share > 1 else ""
     if setting is not None and setting != MEASURE:
         return Concurrency(int(setting), f"--boot-concurrency {setting}")
-    if setting is None:
-        return Concurrency(mine, f"one per core ({cores} cores{shared}; not measured)")
     if lpar.simulated:
         return Concurrency(mine, "the libvirt simulator boots nothing to measure: one per core")
     if mine == 1:

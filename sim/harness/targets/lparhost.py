@@ -138,8 +138,8 @@ class LparHost:
         concurrency = f"{chosen.count} at once: {chosen.reason}" if chosen else "?"
         counted = ", ".join(f"{n} {o}" for o, n in outcomes.items() if n)
         return (
-            f"pod VM boots on {self.uri}: {counted}; queued {spread(queued)}; booting {spread(booting)}; "
-            f"boot concurrency {concurrency}"
+            f"pod VM boots on {self.uri}: {counted}; queued {spread(queued)}; booting {spread(booting)}, "
+            f"{sum(booting):.1f} s in all; boot concurrency {concurrency}"
         )
 
     def log_files(self) -> dict[str, Path]:

@@ -74,8 +74,9 @@ TARGET_OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "boot-concurrency",
-        "lpar target: pod VMs booting at once on each LPAR: a number, or 'measure' (a short measurement at "
-        "the first boot); default one per core, shared by the workers on the LPAR",
+        "lpar target: pod VMs booting at once on each LPAR: a number, or 'measure' (the default: at the "
+        "first boot, one probe pod VM alone, then one per core of the cores the workers on the LPAR "
+        "share; kept only if that is faster)",
     ),
     OptionSpec("webhook-url", "AdmissionReview endpoint for the webhook target"),
     OptionSpec("webhook-ca", "CA bundle (PEM) that signed the webhook's certificate", type=Path),
