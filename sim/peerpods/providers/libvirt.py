@@ -260,8 +260,9 @@ class LibvirtProvider:
     def _read_guest_caps(self) -> tuple[str, str, str | None]:
         """From libvirt's domain capabilities for an s390x ``s390-ccw-virtio`` guest: ``kvm`` where
         the host runs it, else ``qemu`` (TCG); the canonical machine; the emulator. (The host's
-        whole ``getCapabilities`` says the same, but the system libvirtd here takes 1.3 s per call
-        and serves one at a time, against 1 ms for this.)"""
+        whole ``getCapabilities`` says the same, but takes the system libvirtd here 1.3 s per call,
+        one caller at a time, against 1 ms for this: like ``virConnectGetVersion``, it has libvirt
+        probe the host-arch QEMU again, whose KVM this PVM host cannot offer; see lparhost.)"""
         import xml.etree.ElementTree as ET
 
         problem = ""
